@@ -1,0 +1,20 @@
+"""steadygan: train GANs that do not fall apart, and measure which stabiliser works."""
+
+from .clipping import CLIPPERS, Clipper, ClipStats, build_clipper
+from .config import Config, load_config
+from .data import DATASETS, InMemoryData, load_dataset
+from .losses import LOSSES, AdversarialLoss, build_loss
+from .models import MODELS, build_models
+from .penalties import PENALTIES, Penalty, PenaltyInputs, build_penalty
+from .registry import ConfigError
+from .step import Player, d_step, g_step
+from .trainer import Trainer, TrainResult, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdversarialLoss", "CLIPPERS", "ClipStats", "Clipper", "Config", "ConfigError", "DATASETS",
+    "InMemoryData", "LOSSES", "MODELS", "PENALTIES", "Penalty", "PenaltyInputs", "Player",
+    "TrainResult", "Trainer", "build_clipper", "build_loss", "build_models", "build_penalty",
+    "d_step", "g_step", "load_config", "load_dataset", "train",
+]

@@ -1,0 +1,204 @@
+"""Command line: ``steadygan train | sample | methods`` (also ``python -m steadygan``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from .config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, from_dict, load_config
+from .data import DataError
+from .registry import ConfigError
+
+TRAIN_EXAMPLES = """\
+examples:
+  steadygan train --config configs/demo-fashion-mnist.yaml
+  steadygan train --config configs/r1.yaml --set d.penalties=[r1:gamma=10,every=16]
+  steadygan train --set loss=wasserstein --set d.penalties=[wgan-gp] --set train.n_critic=5
+  steadygan train --config configs/gc-gan.yaml --set d.clip=value:eps=0.05 --time 600
+  steadygan train --config configs/ring8.yaml --steps 5000
+  steadygan train --resume runs/00003-demo --steps 20000     # continue to 20k steps
+
+Penalties and clippers are specs: 'name' or 'name:key=value,...', e.g. r1:gamma=10,every=16,
+seed-param:lambda=0.1,target=output, value:eps=0.01, norm:max_norm=1, agc:clipping=0.02.
+`steadygan methods` lists every name; unknown keys and names are errors that list the choices.
+"""
+
+
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    sets = list(args.set or [])
+    for flag, key in (("data_dir", "data.root"), ("steps", "train.steps"), ("time", "train.time"),
+                      ("out", "train.out_dir"), ("name", "train.name"), ("device", "train.device"),
+                      ("seed", "train.seed")):
+        value = getattr(args, flag)
+        if value is not None:
+            sets.append(f"{key}={value}")
+    if args.no_progress:
+        sets.append("train.progress=false")
+    return sets
+
+
+def _resume_config(args: argparse.Namespace, overrides: list[str]) -> tuple[Config, dict, Path]:
+    run_dir = Path(args.resume)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise ConfigError(f"{run_dir}: no checkpoint to resume from (expected {run_dir}/checkpoints/ckpt-*.pt)")
+    payload = load_checkpoint(ckpt)
+    saved = payload["config"]
+    import copy
+
+    import yaml
+
+    data = yaml.safe_load(Path(args.config).read_text()) if args.config else copy.deepcopy(saved)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    cfg = from_dict(data)
+    changed = [k for k in diff_configs(saved, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    if changed and not args.allow_config_change:
+        raise ConfigError(
+            f"refusing to resume {run_dir}: the config changed in {', '.join(changed)} "
+            "(a resumed run would no longer be the run it claims to be). Pass "
+            "--allow-config-change to resume anyway, or start a new run."
+        )
+    print(f"resuming {run_dir} from {ckpt.name} (step {payload['step']})", file=sys.stderr)
+    return cfg, payload, run_dir
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .trainer import TrainingDiverged, train
+
+    overrides = _train_overrides(args)
+    if args.resume:
+        cfg, payload, run_dir = _resume_config(args, overrides)
+        result = train(cfg, run_dir=run_dir, resume=payload)
+    else:
+        cfg = load_config(args.config, overrides)
+        try:
+            result = train(cfg)
+        except TrainingDiverged:
+            raise
+    print(f"run directory: {result.run_dir}")
+    print(f"stopped after {result.step} steps ({result.stopped}); checkpoint: {result.checkpoint}")
+    print(f"samples: {result.samples}")
+    if result.stopped == "interrupted":
+        print(f"resume with: steadygan train --resume {result.run_dir}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .data.toy import TOY_MIXTURES
+    from .images import save_grid, save_scatter
+    from .sampling import load_generator
+
+    loaded = load_generator(args.run_dir, args.checkpoint, use_ema=not args.raw)
+    fake = loaded.sample(args.n, seed=args.seed)
+    out = Path(args.output)
+    if loaded.is_toy:
+        modes = TOY_MIXTURES[loaded.config.data.name][0]()
+        save_scatter(fake, modes, out, title=f"{Path(args.run_dir).name} step {loaded.step}")
+    else:
+        save_grid(fake, out, scale=args.scale)
+    print(f"wrote {out} ({args.n} samples from {loaded.checkpoint.name}, "
+          f"{'EMA' if loaded.ema else 'raw'} generator)")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .clipping import CLIPPERS
+    from .data import DATASETS
+    from .losses import LOSSES
+    from .models import MODELS
+    from .optim import OPTIMIZERS
+    from .penalties import PENALTIES
+
+    for title, registry in (("losses (loss=NAME)", LOSSES),
+                            ("gradient penalties (d.penalties / g.penalties)", PENALTIES),
+                            ("clippers (d.clip / g.clip)", CLIPPERS), ("models (model.arch)", MODELS),
+                            ("optimisers (d.optimizer / g.optimizer)", OPTIMIZERS), ("datasets (data.name)", DATASETS)):
+        print(f"{title}:")
+        for e in registry.entries():
+            opts = {k: v for k, v in e.parameters().items() if k not in ("sample_shape", "z_dim", "params", "root",
+                                                                          "split", "resolution", "channels")}
+            extra = ""
+            if registry is PENALTIES:
+                cls = e.factory
+                extra = f" [players: {','.join(cls.players)}; weight alias: {cls.weight_alias}; default weight {cls.default_weight}]"
+                opts = {k: v for k, v in opts.items() if k != "weight"}
+            print(f"  {e.name:<16} {e.summary}{extra}")
+            if opts and registry in (PENALTIES, CLIPPERS):
+                print(f"  {'':<16} options: {', '.join(f'{k}={v}' for k, v in opts.items())}")
+            if e.paper:
+                print(f"  {'':<16} ({e.paper})")
+        print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="steadygan",
+        description="Train image GANs with gradient penalties or gradient clipping, and measure which stabiliser works.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `steadygan COMMAND --help` for each command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a GAN (or resume one)", epilog=TRAIN_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a GAN from a YAML config plus --set overrides. Writes a numbered run "
+                                   "directory (config.yaml, stats.jsonl, tensorboard/, samples/, checkpoints/).")
+    p.add_argument("--config", "-c", help="YAML config file (see configs/); defaults apply to missing keys")
+    p.add_argument("--set", "-s", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set d.lr=1e-4 (repeatable; values are YAML)")
+    p.add_argument("--data-dir", help="dataset folder (same as --set data.root=...)")
+    p.add_argument("--steps", type=int, help="generator steps to train (train.steps)")
+    p.add_argument("--time", type=float, help="wall-clock budget in seconds (train.time)")
+    p.add_argument("--out", help="parent folder of run directories (train.out_dir, default runs/)")
+    p.add_argument("--name", help="suffix of the run directory name (train.name)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
+    p.add_argument("--seed", type=int, help="random seed (train.seed)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its newest checkpoint, exactly")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: accept a config that differs from the checkpoint's")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="write a grid of samples from a trained run",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  steadygan sample runs/00000-demo -n 64 -o grid.png")
+    p.add_argument("run_dir", help="a run directory written by `steadygan train`")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("-o", "--output", default="samples.png", help="output PNG (default samples.png)")
+    p.add_argument("--checkpoint", help="a specific checkpoint file (default: the run's newest)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--raw", action="store_true", help="use the raw generator even if the run kept an EMA")
+    p.add_argument("--scale", type=int, default=2, help="pixel upscaling of the grid (default 2)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("methods", help="list losses, penalties, clippers, models, optimisers and datasets")
+    p.set_defaults(func=cmd_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, CheckpointError) as exc:
+        print(f"steadygan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        from .trainer import TrainingDiverged
+
+        if isinstance(exc, TrainingDiverged):
+            print(f"steadygan {args.command}: {textwrap.fill(str(exc), 100)}", file=sys.stderr)
+            return 3
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

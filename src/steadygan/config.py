@@ -1,0 +1,285 @@
+"""Run configuration: dataclasses, a YAML file, and ``a.b=value`` overrides.
+
+Unknown keys are errors (with the valid keys listed), values are checked against their
+declared types, and names are checked against the registries, so a typo fails before any
+data is loaded. Penalty and clipper specs may be written as mappings
+(``{name: r1, gamma: 10}``) or as compact strings (``"r1:gamma=10,every=16"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .registry import ConfigError
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"      # registry name (see `steadygan methods`)
+    root: str | None = None          # folder with the files; default per dataset
+    split: str = "train"             # train | test
+    resolution: int = 28             # images are resized to resolution x resolution
+    channels: int = 1                # 1 (grayscale) or 3 (RGB)
+    batch_size: int = 64
+    limit: int | None = None         # keep only the first N samples (quick runs)
+    toy_samples: int = 100_000       # size of a generated 2-D mixture
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "dcgan"
+    z_dim: int = 100
+    width: int = 64                  # base channels (conv) or hidden units (mlp)
+    depth: int = 3                   # hidden layers (mlp only)
+    g_norm: str | None = None        # none|batch|layer|instance; None = the architecture's default
+    d_norm: str | None = None
+    spectral_norm: bool = False      # on every D layer
+
+
+@dataclass
+class PlayerConfig:
+    optimizer: str = "adam"          # adam | sgd | rmsprop
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # adam
+    momentum: float = 0.0            # sgd, rmsprop
+    nesterov: bool = False           # sgd
+    alpha: float = 0.99              # rmsprop smoothing
+    penalties: list[Any] = field(default_factory=list)  # specs, see module docstring
+    clip: Any = None                 # clipper spec or None
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 5000                # generator updates
+    time: float | None = None        # wall-clock budget in seconds (whichever comes first)
+    n_critic: int = 1                # D updates per G update
+    seed: int = 0
+    device: str = "auto"             # auto | cpu | cuda | cuda:N
+    amp: str = "none"                # none | bf16 (autocast on CUDA; penalties stay fp32-accurate)
+    ema: float = 0.0                 # EMA decay of G's weights; 0 disables
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 10              # flush stats to stats.jsonl / TensorBoard every N steps
+    samples: int = 64                # images in each sample grid
+    out_dir: str = "runs"
+    name: str = ""                   # suffix of the run directory
+    progress: bool = True            # tqdm bar
+    threads: int | None = None       # torch CPU threads; None = torch's default
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: str = "non-saturating"
+    d: PlayerConfig = field(default_factory=PlayerConfig)
+    g: PlayerConfig = field(default_factory=PlayerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Keys that may change when a run is resumed: they set how long and how loudly it runs,
+# not what it computes.
+RESUMABLE_CHANGES = {"train.steps", "train.time", "train.sample_every", "train.checkpoint_every",
+                     "train.keep_checkpoints", "train.log_every", "train.progress", "train.samples",
+                     "train.threads"}
+
+
+# --- specs -----------------------------------------------------------------------------------
+
+def parse_spec(spec: Any, what: str) -> dict[str, Any] | None:
+    """``"r1:gamma=10,every=16"`` or ``{name: r1, gamma: 10}`` -> ``{"name": "r1", "gamma": 10}``."""
+    if spec is None or spec == "none" and what == "clipper":
+        return None
+    if isinstance(spec, dict):
+        if "name" not in spec:
+            raise ConfigError(f"{what} spec {spec} has no 'name'")
+        return dict(spec)
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"a {what} spec must be a name, 'name:key=value,...' or a mapping (got {spec!r})")
+    name, _, rest = spec.partition(":")
+    out: dict[str, Any] = {"name": name.strip()}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"{what} spec '{spec}': '{item}' is not key=value")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+# --- dict -> dataclass with checking -----------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp} for {key}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        where = f"section '{prefix}'" if prefix else "the top level"
+        raise ConfigError(f"unknown key {', '.join(repr(f'{prefix}.{k}' if prefix else k) for k in unknown)} "
+                          f"in {where}; valid keys: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value or {}, key)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    cfg = _build(Config, data, "")
+    validate(cfg)
+    return cfg
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b=value`` (value parsed as YAML) to a nested dict in place."""
+    key, eq, raw = assignment.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"--set expects key=value (e.g. train.steps=2000), got {assignment!r}")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: '{part}' is not a section")
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({exc})") from exc
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults <- YAML file <- overrides, validated."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return from_dict(data)
+
+
+def validate(cfg: Config) -> None:
+    """Check names and ranges against the registries; normalise specs in place."""
+    from .clipping import build_clipper
+    from .data import DATASETS
+    from .losses import LOSSES
+    from .models import MODELS
+    from .optim import OPTIMIZERS
+    from .penalties import build_penalty
+
+    DATASETS.get(cfg.data.name)
+    MODELS.get(cfg.model.arch)
+    LOSSES.get(cfg.loss)
+    if cfg.data.split not in ("train", "test"):
+        raise ConfigError(f"data.split must be 'train' or 'test' (got {cfg.data.split!r})")
+    if cfg.data.channels not in (1, 3):
+        raise ConfigError(f"data.channels must be 1 or 3 (got {cfg.data.channels})")
+    if cfg.data.batch_size < 1:
+        raise ConfigError(f"data.batch_size must be >= 1 (got {cfg.data.batch_size})")
+    for player in ("d", "g"):
+        pc: PlayerConfig = getattr(cfg, player)
+        OPTIMIZERS.get(pc.optimizer)
+        if not pc.lr > 0:
+            raise ConfigError(f"{player}.lr must be > 0 (got {pc.lr})")
+        if len(pc.betas) != 2 or not all(0 <= b < 1 for b in pc.betas):
+            raise ConfigError(f"{player}.betas must be two numbers in [0, 1) (got {pc.betas})")
+        pc.penalties = [parse_spec(s, "penalty") for s in pc.penalties]
+        names = [s["name"] for s in pc.penalties]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{player}.penalties lists a penalty twice: {names}")
+        for spec in pc.penalties:
+            build_penalty(spec, player)
+        pc.clip = parse_spec(pc.clip, "clipper")
+        build_clipper(pc.clip)
+    t = cfg.train
+    for key in ("steps", "n_critic", "sample_every", "checkpoint_every", "keep_checkpoints", "log_every", "samples"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key} must be >= 1 (got {getattr(t, key)})")
+    if t.time is not None and not t.time > 0:
+        raise ConfigError(f"train.time must be > 0 seconds (got {t.time})")
+    if not 0 <= t.ema < 1:
+        raise ConfigError(f"train.ema must be in [0, 1) (got {t.ema}); 0 disables the EMA")
+    if t.amp not in ("none", "bf16"):
+        raise ConfigError(f"train.amp must be 'none' or 'bf16' (got {t.amp!r})")
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def diff_configs(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        dotted = f"{prefix}.{key}" if prefix else key
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff_configs(a, b, dotted)
+        elif a != b:
+            out.append(dotted)
+    return out

@@ -1,0 +1,94 @@
+"""Datasets by name: each loader returns an :class:`InMemoryData` ready for the sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..registry import ConfigError, Registry
+from .base import BatchSampler, DataError, InMemoryData, fit_images, to_float_images, to_uint8_images
+from .cifar import load_cifar10
+from .folder import load_image_folder
+from .idx import load_idx_dataset, read_idx, write_idx
+from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
+
+__all__ = ["BatchSampler", "DataError", "InMemoryData", "DATASETS", "load_dataset", "fit_images",
+           "to_float_images", "to_uint8_images", "read_idx", "write_idx", "sample_mixture",
+           "ring8_modes", "grid25_modes", "TOY_MIXTURES"]
+
+DATASETS: Registry[Callable[..., InMemoryData]] = Registry("dataset")
+
+DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
+
+
+def _root(name: str, root: str | None) -> Path:
+    if root:
+        return Path(root).expanduser()
+    if name in DEFAULT_ROOTS:
+        return Path(DEFAULT_ROOTS[name])
+    raise DataError(f"dataset '{name}' has no default location; set data.root (or --data-dir) to its folder")
+
+
+def _idx_loader(name: str, transpose: bool = False):
+    def load(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+        images, labels = load_idx_dataset(_root(name, root), split, transpose=transpose)
+        return InMemoryData(fit_images(images, resolution, channels), labels, name)
+    return load
+
+
+for _name, _summary, _transpose in [
+    ("fashion-mnist", "Fashion-MNIST IDX files (default folder: Debian's dataset-fashion-mnist)", False),
+    ("mnist", "MNIST IDX files from data.root", False),
+    ("kmnist", "Kuzushiji-MNIST IDX files from data.root", False),
+    ("emnist", "EMNIST IDX files from data.root (stored transposed; fixed on load)", True),
+    ("idx", "any MNIST-format IDX folder from data.root", False),
+]:
+    DATASETS.register(_name, summary=_summary)(_idx_loader(_name, _transpose))
+
+
+@DATASETS.register("cifar10", summary="CIFAR-10 python batches from data.root")
+def _cifar(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+    images, labels = load_cifar10(_root("cifar10", root), split)
+    return InMemoryData(fit_images(images, resolution, channels), labels, "cifar10")
+
+
+@DATASETS.register("folder", summary="a folder of images (recursive), centre-cropped and resized")
+def _folder(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+    images, labels = load_image_folder(_root("folder", root), resolution, channels)
+    return InMemoryData(images, labels, "folder")
+
+
+def _toy_loader(name: str):
+    def load(root: str | None, split: str, resolution: int, channels: int, n: int = 100_000,
+             seed: int = 0) -> InMemoryData:
+        # The test split is a different draw of the same mixture.
+        points, modes = sample_mixture(name, n, seed + (1 if split == "test" else 0))
+        return InMemoryData(points, modes, name)
+    return load
+
+
+DATASETS.register("ring8", summary="8 Gaussians on the unit circle, std 0.01 (2-D)",
+                  paper="Metz et al. 2017; Srivastava et al. 2017 (VEEGAN)")(_toy_loader("ring8"))
+DATASETS.register("grid25", summary="25 Gaussians on {-4,-2,0,2,4}^2, std 0.05 (2-D)",
+                  paper="Lin et al. 2018 (PacGAN)")(_toy_loader("grid25"))
+
+TOY_DATASETS = tuple(TOY_MIXTURES)
+
+
+def load_dataset(name: str, root: str | None = None, split: str = "train", resolution: int = 28,
+                 channels: int = 1, limit: int | None = None, toy_samples: int = 100_000,
+                 seed: int = 0) -> InMemoryData:
+    """Load a dataset by registry name; ``limit`` keeps the first ``limit`` samples."""
+    if resolution < 8:
+        raise ConfigError(f"data.resolution must be >= 8 (got {resolution})")
+    entry = DATASETS.get(name)
+    kwargs = dict(root=root, split=split, resolution=resolution, channels=channels)
+    if name in TOY_DATASETS:
+        kwargs.update(n=toy_samples, seed=seed)
+    data = entry.factory(**kwargs)
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError(f"data.limit must be >= 1 (got {limit})")
+        labels = None if data.labels is None else data.labels[:limit]
+        data = InMemoryData(data.samples[:limit], labels, data.name)
+    return data

@@ -1,0 +1,137 @@
+"""In-memory datasets and the shuffling batch sampler the trainer draws from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import ConfigError
+
+
+class DataError(ValueError):
+    """A dataset file or folder that cannot be used; the message names it and the fix."""
+
+
+@dataclass
+class InMemoryData:
+    """Samples held in one tensor.
+
+    Images are uint8 (N, C, H, W) and are scaled to [-1, 1] per batch, so a 60k MNIST set
+    costs 47 MB instead of 188 MB; 2-D toy points are float32 (N, 2) and used as they are.
+    """
+
+    samples: torch.Tensor
+    labels: torch.Tensor | None
+    name: str
+
+    def __post_init__(self) -> None:
+        if len(self.samples) == 0:
+            raise DataError(f"dataset '{self.name}' is empty")
+        if self.labels is not None and len(self.labels) != len(self.samples):
+            raise DataError(
+                f"dataset '{self.name}': {len(self.samples)} samples but {len(self.labels)} labels"
+            )
+
+    @property
+    def is_image(self) -> bool:
+        return self.samples.dtype == torch.uint8
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.samples.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def to(self, device: torch.device) -> "InMemoryData":
+        labels = None if self.labels is None else self.labels.to(device)
+        return InMemoryData(self.samples.to(device), labels, self.name)
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        """Float batch for these indices: images in [-1, 1], points unchanged."""
+        x = self.samples[index.to(self.samples.device)]
+        if self.is_image:
+            return x.float().div_(127.5).sub_(1.0)
+        return x
+
+
+def to_float_images(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div(127.5).sub(1.0)
+
+
+def to_uint8_images(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images to uint8, rounding to nearest."""
+    return x.detach().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def fit_images(images: torch.Tensor, resolution: int, channels: int) -> torch.Tensor:
+    """Resize a uint8 (N, C, H, W) stack to (N, channels, resolution, resolution).
+
+    Square inputs are resized (antialiased when shrinking); channel count 1 <-> 3 by
+    repetition or ITU-R 601 luminance. Done once at load time, in chunks to bound memory.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise TypeError("fit_images expects a uint8 (N, C, H, W) tensor")
+    n, c, h, w = images.shape
+    if c not in (1, 3) or channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 or 3 (got data {c}, requested {channels})")
+    out = []
+    for chunk in images.split(4096):
+        x = chunk
+        if c != channels:
+            if channels == 3:
+                x = x.expand(-1, 3, -1, -1)
+            else:
+                weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+                x = (x.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+        if (h, w) != (resolution, resolution):
+            y = F.interpolate(x.float(), size=(resolution, resolution), mode="bilinear",
+                              align_corners=False, antialias=resolution < max(h, w))
+            x = y.round().clamp(0, 255).to(torch.uint8)
+        out.append(x.contiguous())
+    return torch.cat(out)
+
+
+class BatchSampler:
+    """Draws batches without replacement, reshuffling each epoch from its own generator.
+
+    Its state (generator, permutation, cursor) is part of every checkpoint, so a resumed
+    run sees exactly the batches the uninterrupted run would have seen.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, dataset_name: str = "dataset") -> None:
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1 (got {batch_size})")
+        if batch_size > n:
+            raise DataError(
+                f"batch size {batch_size} is larger than {dataset_name} ({n} samples); "
+                f"lower data.batch_size or use more data"
+            )
+        self.n, self.batch_size = n, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(n, generator=self.generator)
+        self.cursor = 0
+        self.epoch = 0
+
+    def next_index(self) -> torch.Tensor:
+        # Drop the ragged tail of an epoch: every batch has the same size (BatchNorm and
+        # per-batch statistics behave the same on every step).
+        if self.cursor + self.batch_size > self.n:
+            self.perm = torch.randperm(self.n, generator=self.generator)
+            self.cursor = 0
+            self.epoch += 1
+        idx = self.perm[self.cursor:self.cursor + self.batch_size]
+        self.cursor += self.batch_size
+        return idx
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "perm": self.perm.clone(),
+                "cursor": self.cursor, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.perm = state["perm"].clone()
+        self.cursor = int(state["cursor"])
+        self.epoch = int(state["epoch"])

@@ -1,0 +1,50 @@
+"""A folder of images (PNG/JPEG/BMP/WebP, searched recursively), made square and resized.
+
+Labels are the index of each image's first-level sub-folder (sorted), or all zero when
+the images lie directly in the folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .base import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+def _square(img: Image.Image, resolution: int) -> Image.Image:
+    """Centre-crop to a square, then resize (Lanczos) to resolution x resolution."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    return img.resize((resolution, resolution), Image.Resampling.LANCZOS) if side != resolution else img
+
+
+def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; set data.root to a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, recursively)")
+    classes = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
+    class_index = {c: i for i, c in enumerate(classes)}
+    mode = "L" if channels == 1 else "RGB"
+    images = np.empty((len(files), resolution, resolution, channels), dtype=np.uint8)
+    labels = np.zeros(len(files), dtype=np.int64)
+    for i, path in enumerate(files):
+        try:
+            with Image.open(path) as img:
+                img = _square(img.convert(mode), resolution)
+                images[i] = np.asarray(img).reshape(resolution, resolution, channels)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise DataError(f"{path}: unreadable image ({exc}); remove or replace it") from exc
+        parts = path.relative_to(root).parts
+        labels[i] = class_index[parts[0]] if len(parts) > 1 else 0
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)

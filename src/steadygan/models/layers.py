@@ -1,0 +1,60 @@
+"""Shared building blocks: normalisation by name, spectral norm, DCGAN initialisation."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..registry import ConfigError
+
+NORMS = ("none", "batch", "layer", "instance")
+
+
+def norm2d(kind: str, channels: int) -> nn.Module:
+    """Normalisation for (N, C, H, W) features."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)  # one group = LayerNorm over (C, H, W)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    raise ConfigError(f"unknown normalisation '{kind}'; choose from: {', '.join(NORMS)}")
+
+
+def norm1d(kind: str, features: int) -> nn.Module:
+    """Normalisation for (N, F) features; instance norm has no meaning there."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm1d(features)
+    if kind == "layer":
+        return nn.LayerNorm(features)
+    raise ConfigError(f"normalisation '{kind}' does not apply to dense layers; choose from: none, batch, layer")
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every conv and linear weight."""
+    for child in list(module.modules()):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(child)
+    return module
+
+
+def has_batch_coupling(module: nn.Module) -> bool:
+    """True if some layer mixes samples of a batch (BatchNorm), which makes per-sample
+    input gradients depend on the rest of the batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def dcgan_init_(module: nn.Module) -> None:
+    """Radford et al. 2016: conv/linear weights ~ N(0, 0.02), norm gains ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)):
+            if getattr(m, "weight", None) is not None:
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)

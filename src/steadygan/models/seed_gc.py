@@ -1,0 +1,72 @@
+"""The networks of the GC-GAN document (section 4), made consistent for 28, 32 and 64 px.
+
+Generator: Dense 128 -> 1024 -> 1024 (LeakyReLU 0.2, then BatchNorm, as written), Dense to
+a 4x4x512 map, then stride-2 transposed convolutions (ReLU, then BatchNorm) to the image,
+tanh out. The document lists three such convolutions, which reach 32 px, not the 64 px it
+trains on; we use the number the resolution needs: 4->8->16->32 (32 px), one more
+256->128 layer for 64 px, and 4->7->14->28 for 28 px (the first with a 3x3 kernel).
+
+Discriminator: three stride-2 4x4 convolutions (64, 128, 256 channels; LeakyReLU 0.2, then
+BatchNorm) and one dense unit. The document ends in a sigmoid; here the unit outputs a
+logit and the loss applies the sigmoid (numerically stable, same model).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..registry import ConfigError
+from .layers import dcgan_init_, norm1d, norm2d
+
+RESOLUTIONS = (28, 32, 64)
+
+
+def _check(resolution: int) -> None:
+    if resolution not in RESOLUTIONS:
+        raise ConfigError(f"seed-gc supports resolutions {RESOLUTIONS}; got {resolution}")
+
+
+class SeedGcGenerator(nn.Module):
+    def __init__(self, z_dim: int, channels: int, resolution: int, norm: str = "batch") -> None:
+        super().__init__()
+        _check(resolution)
+        self.z_dim = z_dim
+        dense: list[nn.Module] = []
+        for i, (a, b) in enumerate([(z_dim, 128), (128, 1024), (1024, 1024)]):
+            dense += [nn.Linear(a, b), nn.LeakyReLU(0.2, inplace=True), norm1d(norm, b)]
+        dense += [nn.Linear(1024, 4 * 4 * 512, bias=False)]
+        self.dense = nn.Sequential(*dense)
+        if resolution == 28:
+            plan = [(512, 256, 3), (256, 256, 4), (256, channels, 4)]
+        elif resolution == 32:
+            plan = [(512, 256, 4), (256, 256, 4), (256, channels, 4)]
+        else:
+            plan = [(512, 256, 4), (256, 256, 4), (256, 128, 4), (128, channels, 4)]
+        convs: list[nn.Module] = []
+        for i, (a, b, kernel) in enumerate(plan):
+            convs.append(nn.ConvTranspose2d(a, b, kernel, 2, 1))
+            if i < len(plan) - 1:
+                convs += [nn.ReLU(inplace=True), norm2d(norm, b)]
+        convs.append(nn.Tanh())
+        self.convs = nn.Sequential(*convs)
+        dcgan_init_(self)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.convs(self.dense(z).view(-1, 512, 4, 4))
+
+
+class SeedGcDiscriminator(nn.Module):
+    def __init__(self, channels: int, resolution: int, norm: str = "batch") -> None:
+        super().__init__()
+        _check(resolution)
+        layers: list[nn.Module] = []
+        size, ch = resolution, channels
+        for out in (64, 128, 256):
+            layers += [nn.Conv2d(ch, out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True), norm2d(norm, out)]
+            size, ch = (size + 2 - 4) // 2 + 1, out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(ch * size * size, 1)
+        dcgan_init_(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)

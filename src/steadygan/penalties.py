@@ -1,0 +1,294 @@
+"""Gradient penalties: regularisers built from a gradient of the discriminator.
+
+Two families:
+
+* input-gradient penalties (``r1``, ``r2``, ``wgan-gp``, ``zero-gp``, ``dragan``) act on
+  grad_x D(x) at some points x, one norm per sample (each sample flattened first);
+* parameter-gradient penalties (``seed-param``, ``consensus``, ``nk``) act on the
+  gradient of a loss with respect to network parameters, through a double backward.
+
+Each penalty is a small object with ``weight`` and ``every``. The step adds
+``weight * every * value`` on the steps where ``due(step)`` holds: lazy regularisation
+(Karras et al. 2020, StyleGAN2) applies the term every k steps with gain k, so its
+expected contribution per step is unchanged.
+
+A penalty returns its *unweighted* value; the step owns weighting and the lazy gain.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .registry import ConfigError, Registry
+
+# Capabilities a penalty may ask the step for (``Penalty.needs``).
+REAL_GRAD = "real_grad"  # real batch is a leaf requiring grad; real_logits built from it
+FAKE_GRAD = "fake_grad"  # fake batch is a leaf requiring grad (d step)
+D_LOSS = "d_loss"        # the discriminator's loss, with its graph, in either step
+G_LOSS = "g_loss"        # the generator's loss with a graph through G, in either step
+
+
+@dataclass
+class PenaltyInputs:
+    """What a penalty may read during one player's step (built by ``steadygan.step``)."""
+
+    player: str                 # "d" or "g": whose update this is
+    discriminator: nn.Module
+    d_params: list[Tensor]
+    g_params: list[Tensor]
+    real: Tensor
+    fake: Tensor
+    real_logits: Tensor | None
+    fake_logits: Tensor
+    d_loss: Tensor | None
+    g_loss: Tensor | None
+
+    @property
+    def own_loss(self) -> Tensor:
+        loss = self.d_loss if self.player == "d" else self.g_loss
+        assert loss is not None, "the step always computes the updating player's loss"
+        return loss
+
+    @property
+    def own_params(self) -> list[Tensor]:
+        return self.d_params if self.player == "d" else self.g_params
+
+
+class Penalty(ABC):
+    """Base class: validated ``weight`` and ``every``; subclasses define ``value``."""
+
+    name: ClassVar[str]
+    players: ClassVar[tuple[str, ...]] = ("d",)
+    needs: ClassVar[frozenset[str]] = frozenset()
+    weight_alias: ClassVar[str] = "weight"  # the paper's name for the weight, accepted in specs
+    default_weight: ClassVar[float] = 10.0
+
+    def __init__(self, weight: float | None = None, every: int = 1) -> None:
+        weight = self.default_weight if weight is None else float(weight)
+        if not weight >= 0 or weight == float("inf"):
+            raise ConfigError(f"penalty '{self.name}': weight must be a finite number >= 0 (got {weight})")
+        if int(every) != every or every < 1:
+            raise ConfigError(f"penalty '{self.name}': every must be an integer >= 1 (got {every})")
+        self.weight, self.every = weight, int(every)
+
+    def due(self, step: int) -> bool:
+        """Lazy regularisation: apply on steps 0, k, 2k, ..."""
+        return step % self.every == 0
+
+    @property
+    def gain(self) -> int:
+        return self.every
+
+    @abstractmethod
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        """The unweighted penalty for this step (a scalar with a graph)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(weight={self.weight}, every={self.every})"
+
+
+PENALTIES: Registry[Penalty] = Registry("penalty")
+
+
+# --- input-gradient penalties --------------------------------------------------------------
+
+def per_sample_sq_grad_norm(outputs: Tensor, points: Tensor) -> Tensor:
+    """||grad_x D(x_i)||^2 for each sample i, with the graph kept for the outer backward.
+
+    Each sample's gradient is flattened before the norm (over C, H, W together), never
+    taken over one axis. Summing the outputs gives every sample's own gradient because a
+    D without batch coupling makes D(x_i) depend on x_i alone.
+    """
+    (grad,) = torch.autograd.grad(outputs.sum(), points, create_graph=True)
+    return grad.float().flatten(1).square().sum(1)
+
+
+def per_sample_mix(a: Tensor, b: Tensor) -> Tensor:
+    """alpha * a + (1 - alpha) * b with one alpha ~ U(0, 1) per sample (not per element)."""
+    alpha = torch.rand((a.shape[0],) + (1,) * (a.ndim - 1), device=a.device, dtype=a.dtype)
+    return (alpha * a + (1 - alpha) * b).detach().requires_grad_(True)
+
+
+def _norm(sq: Tensor) -> Tensor:
+    # sqrt has an infinite derivative at 0; the epsilon keeps the backward finite.
+    return torch.sqrt(sq + 1e-12)
+
+
+@PENALTIES.register("r1", summary="(gamma/2) E||grad D(x_real)||^2, zero-centred at real data",
+                    paper="Mescheder et al. 2018, Which training methods for GANs do actually converge?")
+class R1Penalty(Penalty):
+    name = "r1"
+    needs = frozenset({REAL_GRAD})
+    weight_alias = "gamma"
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        assert inputs.real_logits is not None
+        return 0.5 * per_sample_sq_grad_norm(inputs.real_logits, inputs.real).mean()
+
+
+@PENALTIES.register("r2", summary="(gamma/2) E||grad D(x_fake)||^2, zero-centred at generated data",
+                    paper="Mescheder et al. 2018")
+class R2Penalty(Penalty):
+    name = "r2"
+    needs = frozenset({FAKE_GRAD})
+    weight_alias = "gamma"
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        return 0.5 * per_sample_sq_grad_norm(inputs.fake_logits, inputs.fake).mean()
+
+
+@PENALTIES.register("wgan-gp", summary="lambda E(||grad D(x_hat)|| - 1)^2 at per-sample real/fake interpolates",
+                    paper="Gulrajani et al. 2017, Improved Training of Wasserstein GANs")
+class WganGpPenalty(Penalty):
+    name = "wgan-gp"
+    weight_alias = "lambda"
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        points = per_sample_mix(inputs.real.detach(), inputs.fake.detach())
+        sq = per_sample_sq_grad_norm(inputs.discriminator(points), points)
+        return (_norm(sq) - 1).square().mean()
+
+
+@PENALTIES.register("zero-gp", summary="lambda E||grad D(x_hat)||^2 at interpolates (zero-centred GP)",
+                    paper="Thanh-Tung et al. 2019, Improving Generalization and Stability of GANs")
+class ZeroGpPenalty(Penalty):
+    name = "zero-gp"
+    weight_alias = "lambda"
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        points = per_sample_mix(inputs.real.detach(), inputs.fake.detach())
+        return per_sample_sq_grad_norm(inputs.discriminator(points), points).mean()
+
+
+@PENALTIES.register("dragan", summary="lambda E(||grad D(x + delta)|| - 1)^2 around perturbed real data",
+                    paper="Kodali et al. 2017, On Convergence and Stability of GANs")
+class DraganPenalty(Penalty):
+    name = "dragan"
+    weight_alias = "lambda"
+
+    def __init__(self, weight: float | None = None, every: int = 1, scale: float = 0.5) -> None:
+        super().__init__(weight, every)
+        if not scale > 0:
+            raise ConfigError(f"penalty 'dragan': scale must be > 0 (got {scale})")
+        self.scale = float(scale)
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        real = inputs.real.detach()
+        # Perturb by up to `scale` standard deviations of the batch, then pick a random
+        # point on the segment to the perturbed sample (as the authors' code does).
+        perturbed = real + self.scale * real.std() * torch.rand_like(real)
+        points = per_sample_mix(real, perturbed)
+        sq = per_sample_sq_grad_norm(inputs.discriminator(points), points)
+        return (_norm(sq) - 1).square().mean()
+
+
+INPUT_GRADIENT_PENALTIES = ("r1", "r2", "wgan-gp", "zero-gp", "dragan")
+
+
+# --- parameter-gradient penalties ----------------------------------------------------------
+
+def sq_param_grad_norm(loss: Tensor, params: list[Tensor]) -> Tensor:
+    """||grad_params loss||^2 over all parameters, keeping the graph (double backward)."""
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    return sum((g.float().square().sum() for g in grads if g is not None), torch.zeros((), device=loss.device))
+
+
+@PENALTIES.register("seed-param",
+                    summary="the GP-GAN document's term: lambda ||grad_theta L||^2 of each player's own loss",
+                    paper="GP-GAN source document, sec. 3.4 (cf. gradient-norm regularisation, Drucker & LeCun 1992)")
+class SeedParamPenalty(Penalty):
+    """The GP-GAN document's penalty, lambda * ||grad||^2 on the player's own parameters.
+
+    Section 3.4 adds lambda ||grad G||^2 to the generator's loss and subtracts
+    lambda ||grad D||^2 from the discriminator's *maximised* objective, i.e. both players
+    minimise ``loss + lambda ||grad_theta loss||^2``. ``target="loss"`` (default) follows
+    that formula. ``target="output"`` follows the document's code sketch instead, which
+    differentiates the discriminator's mean output (on real data for D, on generated
+    data for G) with respect to the updating player's parameters.
+    """
+
+    name = "seed-param"
+    players = ("d", "g")
+    weight_alias = "lambda"
+    default_weight = 1.0
+
+    def __init__(self, weight: float | None = None, every: int = 1, target: str = "loss") -> None:
+        super().__init__(weight, every)
+        if target not in ("loss", "output"):
+            raise ConfigError(f"penalty 'seed-param': target must be 'loss' or 'output' (got {target!r})")
+        self.target = target
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        if self.target == "loss":
+            differentiated = inputs.own_loss
+        elif inputs.player == "d":
+            assert inputs.real_logits is not None
+            differentiated = inputs.real_logits.mean()
+        else:
+            differentiated = inputs.fake_logits.mean()
+        return sq_param_grad_norm(differentiated, inputs.own_params)
+
+
+@PENALTIES.register("consensus", summary="(gamma/2)(||grad_D L_D||^2 + ||grad_G L_G||^2) added to both players",
+                    paper="Mescheder et al. 2017, The Numerics of GANs")
+class ConsensusPenalty(Penalty):
+    """Consensus optimisation: both players also descend on L = 1/2 ||v||^2.
+
+    v is the joint vector field (each player's loss gradient on its own parameters). With
+    alternating updates each player differentiates L with respect to its own parameters
+    only, so the cross terms (how D's parameters move G's gradient) are what it adds.
+    """
+
+    name = "consensus"
+    players = ("d", "g")
+    needs = frozenset({D_LOSS, G_LOSS})
+    weight_alias = "gamma"
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        assert inputs.d_loss is not None and inputs.g_loss is not None
+        return 0.5 * (sq_param_grad_norm(inputs.d_loss, inputs.d_params)
+                      + sq_param_grad_norm(inputs.g_loss, inputs.g_params))
+
+
+@PENALTIES.register("nk", summary="generator loss + eta ||grad_D V||^2 (G sees how D's gradient moves)",
+                    paper="Nagarajan & Kolter 2017, Gradient descent GAN optimization is locally stable")
+class NagarajanKolterPenalty(Penalty):
+    name = "nk"
+    players = ("g",)
+    needs = frozenset({D_LOSS})
+    weight_alias = "eta"
+    default_weight = 0.5
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        assert inputs.d_loss is not None
+        return sq_param_grad_norm(inputs.d_loss, inputs.d_params)
+
+
+PARAMETER_GRADIENT_PENALTIES = ("seed-param", "consensus", "nk")
+
+
+def build_penalty(spec: dict, player: str) -> Penalty:
+    """Build one penalty from ``{"name": ..., **options}`` for player "d" or "g"."""
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    if name is None:
+        raise ConfigError(f"a {player} penalty needs a name; choose from: {', '.join(PENALTIES.names())}")
+    cls = PENALTIES.get(name).factory
+    alias = getattr(cls, "weight_alias", "weight")
+    if alias != "weight" and alias in spec:
+        if "weight" in spec:
+            raise ConfigError(f"penalty '{name}': give either weight or {alias}, not both")
+        spec["weight"] = spec.pop(alias)
+    penalty = PENALTIES.build(name, **spec)
+    if player not in penalty.players:
+        who = {"d": "the discriminator", "g": "the generator"}
+        raise ConfigError(
+            f"penalty '{name}' cannot be attached to {who[player]}; it applies to "
+            f"{' and '.join(who[p] for p in penalty.players)}"
+        )
+    return penalty

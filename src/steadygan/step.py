@@ -1,0 +1,125 @@
+"""One discriminator update and one generator update: the whole algorithm, no I/O.
+
+    d_step: D(real), D(G(z)) -> D loss + due penalties -> backward into D only
+            -> sync point -> clip -> optimiser step -> weight clip
+    g_step: D(G(z)) -> G loss + due penalties -> backward into G only -> (same tail)
+
+Each update back-propagates into the updating player's parameters only
+(``backward(inputs=...)``), which is how the idle network is frozen: its gradients are
+neither computed nor accumulated, and no ``requires_grad`` flags are toggled.
+Returned stats are detached tensors; the trainer converts them to numbers in batches, so
+there is no host sync per step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .clipping import Clipper
+from .losses import AdversarialLoss
+from .penalties import D_LOSS, FAKE_GRAD, G_LOSS, REAL_GRAD, Penalty, PenaltyInputs
+
+Stats = dict[str, Tensor]
+
+
+@dataclass
+class Player:
+    """One side of the game: its network and everything that updates it."""
+
+    tag: str                       # "D" or "G", used in stat names
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    penalties: list[Penalty]
+    clipper: Clipper
+
+    @property
+    def params(self) -> list[Tensor]:
+        return [p for p in self.net.parameters() if p.requires_grad]
+
+
+def sync_gradients(params: list[Tensor]) -> None:
+    """The point where gradients are final: average them across processes.
+
+    Parameter-gradient penalties need the full double backward on each process before
+    averaging, which a DDP wrapper's bucketed hooks would not see; doing the all-reduce
+    here, after ``backward`` and before clipping, keeps every method correct. A no-op in a
+    single process.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        world = dist.get_world_size()
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad.div_(world)
+
+
+def _penalty_terms(due: list[Penalty], inputs: PenaltyInputs, stats: Stats, tag: str) -> Tensor | float:
+    total: Tensor | float = 0.0
+    for penalty in due:
+        value = penalty.value(inputs)
+        stats[f"Penalty/{tag}/{penalty.name}"] = value.detach()
+        total = total + (penalty.weight * penalty.gain) * value  # lazy: gain = every
+    return total
+
+
+def _update(player: Player, objective: Tensor, stats: Stats) -> Stats:
+    params = player.params
+    player.optimizer.zero_grad(set_to_none=True)
+    objective.backward(inputs=params)
+    sync_gradients(params)
+    clip = player.clipper.clip_(params)
+    player.optimizer.step()
+    weights_clipped = player.clipper.after_step_(params)
+    stats[f"Grad/{player.tag}/norm"] = clip.grad_norm.detach()
+    stats[f"Grad/{player.tag}/clipped"] = clip.clipped if weights_clipped is None else weights_clipped
+    return stats
+
+
+def d_step(d: Player, g: Player, loss: AdversarialLoss, real: Tensor, z: Tensor, step: int,
+           autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> Stats:
+    """One discriminator update; ``step`` counts D updates (for lazy penalties)."""
+    due = [p for p in d.penalties if p.due(step)]
+    needs = frozenset().union(*(p.needs for p in due))
+    with autocast():
+        if G_LOSS in needs:  # consensus differentiates G's gradient too: keep G's graph
+            fake = g.net(z)
+        else:
+            with torch.no_grad():
+                fake = g.net(z)
+            if FAKE_GRAD in needs:
+                fake.requires_grad_(True)
+        if REAL_GRAD in needs:  # share this forward with R1 instead of a second pass
+            real = real.detach().requires_grad_(True)
+        real_logits, fake_logits = d.net(real).float(), d.net(fake).float()
+        d_loss = loss.d_loss(real_logits, fake_logits)
+        g_loss = loss.g_loss(fake_logits) if G_LOSS in needs else None
+        stats: Stats = {"Loss/D": d_loss.detach(), "Logits/real": real_logits.detach().mean(),
+                        "Logits/fake": fake_logits.detach().mean()}
+        inputs = PenaltyInputs("d", d.net, d.params, g.params, real, fake, real_logits, fake_logits, d_loss, g_loss)
+        objective = d_loss + _penalty_terms(due, inputs, stats, d.tag)
+    return _update(d, objective, stats)
+
+
+def g_step(g: Player, d: Player, loss: AdversarialLoss, real: Tensor, z: Tensor, step: int,
+           autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> Stats:
+    """One generator update; ``real`` is used only by penalties that need D's loss."""
+    due = [p for p in g.penalties if p.due(step)]
+    needs = frozenset().union(*(p.needs for p in due))
+    with autocast():
+        fake = g.net(z)
+        fake_logits = d.net(fake).float()
+        g_loss = loss.g_loss(fake_logits)
+        real_logits = d_loss = None
+        if D_LOSS in needs:  # nk, consensus: the discriminator's loss at this G
+            real_logits = d.net(real).float()
+            d_loss = loss.d_loss(real_logits, fake_logits)
+        stats: Stats = {"Loss/G": g_loss.detach()}
+        inputs = PenaltyInputs("g", d.net, d.params, g.params, real, fake, real_logits, fake_logits, d_loss, g_loss)
+        objective = g_loss + _penalty_terms(due, inputs, stats, g.tag)
+    return _update(g, objective, stats)

@@ -1,0 +1,97 @@
+"""Run statistics: every step's numbers to stats.jsonl and TensorBoard, plus a progress bar.
+
+Steps hand over detached tensors; ``flush`` stacks a whole interval's values and moves
+them to the host in one transfer, so logging every step costs one sync per interval.
+Non-finite values are detected at flush time (the trainer flushes before every
+checkpoint, so a checkpoint never holds a diverged model).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+
+class Diverged(RuntimeError):
+    def __init__(self, step: int, key: str, value: float) -> None:
+        super().__init__(f"training diverged at step {step}: {key} = {value}")
+        self.step, self.key, self.value = step, key, value
+
+
+class Tracker:
+    def __init__(self, run_dir: Path, start_step: int, total_steps: int, progress: bool = True,
+                 tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self._stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")
+        self._pending: list[tuple[int, float, dict[str, torch.Tensor]]] = []
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=start_step)
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step",
+                        dynamic_ncols=True, desc=self.run_dir.name)
+
+    def record(self, step: int, elapsed: float, stats: dict[str, torch.Tensor]) -> None:
+        self._pending.append((step, elapsed, stats))
+        self.bar.update(1)
+
+    def flush(self) -> dict[str, float] | None:
+        """Write pending rows; raise Diverged on a non-finite value. Returns the last row."""
+        if not self._pending:
+            return None
+        keys = sorted({k for _, _, s in self._pending for k in s})
+        rows = []
+        # One stacked host transfer per key for the whole interval.
+        columns = {}
+        for key in keys:
+            values = [s.get(key) for _, _, s in self._pending]
+            present = [torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in values if v is not None]
+            flat = torch.stack([t.cpu() for t in present]).tolist() if present else []
+            it = iter(flat)
+            columns[key] = [next(it) if v is not None else None for v in values]
+        for i, (step, elapsed, _) in enumerate(self._pending):
+            row: dict[str, Any] = {"step": step, "elapsed_s": round(elapsed, 4)}
+            row.update({k: columns[k][i] for k in keys if columns[k][i] is not None})
+            rows.append(row)
+        self._pending.clear()
+        for row in rows:
+            self._stats_file.write(json.dumps(row) + "\n")
+            if self._writer is not None:
+                for k, v in row.items():
+                    if k != "step" and math.isfinite(v):
+                        self._writer.add_scalar(k, v, row["step"])
+        self._stats_file.flush()
+        last = rows[-1]
+        self.bar.set_postfix({k.split("/", 1)[1] if k.startswith("Loss/") else k: f"{last[k]:.3g}"
+                              for k in ("Loss/D", "Loss/G") if k in last}, refresh=False)
+        for row in rows:
+            for k, v in row.items():
+                if not math.isfinite(v):
+                    raise Diverged(row["step"], k, v)
+        return last
+
+    def log_values(self, step: int, values: dict[str, float]) -> None:
+        """Rows outside the per-step stream (e.g. evaluation results)."""
+        self._stats_file.write(json.dumps({"step": step, **values}) + "\n")
+        self._stats_file.flush()
+        if self._writer is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    self._writer.add_scalar(k, v, step)
+
+    def image(self, tag: str, image_hwc: np.ndarray, step: int) -> None:
+        if self._writer is not None:
+            self._writer.add_image(tag, image_hwc, step, dataformats="HWC")
+
+    def close(self) -> None:
+        self.bar.close()
+        self._stats_file.close()
+        if self._writer is not None:
+            self._writer.close()

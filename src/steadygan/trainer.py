@@ -1,0 +1,291 @@
+"""The training loop and its bookkeeping: n_critic, EMA, sample grids, checkpoints, resume.
+
+The algorithm itself lives in ``steadygan.step``; this module decides *when* things
+happen and keeps a run directory:
+
+    runs/00007-name/
+      config.yaml          the resolved config
+      stats.jsonl          one row per step (losses, penalties, grad norms, clip fractions)
+      tensorboard/         the same scalars, plus sample grids
+      samples/             fixed-noise grids (PNG) every train.sample_every steps
+      checkpoints/         ckpt-XXXXXXXX.pt, the newest train.keep_checkpoints kept
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import capture_rng, checkpoint_path, latest_checkpoint, restore_rng, save_checkpoint
+from .clipping import build_clipper
+from .config import Config, dump_config
+from .data import BatchSampler, InMemoryData, load_dataset
+from .data.toy import TOY_MIXTURES
+from .ema import Ema
+from .images import figure_to_array, save_grid, save_scatter, scatter_figure, make_grid
+from .losses import build_loss
+from .models import build_models, has_batch_coupling
+from .optim import build_optimizer
+from .penalties import INPUT_GRADIENT_PENALTIES, build_penalty
+from .registry import ConfigError
+from .step import Player, d_step, g_step
+from .tracking import Diverged, Tracker
+
+TOY_GRID_POINTS = 2500  # the PacGAN/VEEGAN evaluation sample size
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or statistic became NaN/inf; the message says which and where the last good checkpoint is."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    stopped: str                  # "steps", "time" or "interrupted"
+    checkpoint: Path | None
+    samples: Path | None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
+    return device
+
+
+def new_run_dir(out_dir: str | Path, name: str = "") -> Path:
+    """Next numbered run directory: 00000-name, 00001-name, ..."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"^(\d{5})", p.name))]
+    suffix = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+    run = out / (f"{max(numbers, default=-1) + 1:05d}" + (f"-{suffix}" if suffix else ""))
+    run.mkdir()
+    return run
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Turn the first Ctrl-C into a flag the loop checks between steps, so the run stops
+    at a step boundary and its final checkpoint resumes exactly; a second Ctrl-C aborts."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Builds data, models and players from a config; trains into ``run_dir``."""
+
+    def __init__(self, cfg: Config, run_dir: Path, data: InMemoryData | None = None) -> None:
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        seed_everything(t.seed)
+        self.device = resolve_device(t.device)
+        if data is None:
+            d = cfg.data
+            data = load_dataset(d.name, d.root, d.split, d.resolution, d.channels, d.limit, d.toy_samples, t.seed)
+        self.data = data.to(self.device)
+        self.sampler = BatchSampler(len(data), cfg.data.batch_size, t.seed, data.name)
+
+        m = cfg.model
+        pair = build_models(m.arch, data.sample_shape, m.z_dim, m.width, m.depth, m.g_norm, m.d_norm, m.spectral_norm)
+        self.G, self.D = pair.generator.to(self.device), pair.discriminator.to(self.device)
+        self.loss = build_loss(cfg.loss)
+        self.d = self._player("D", self.D, cfg.d, "d")
+        self.g = self._player("G", self.G, cfg.g, "g")
+        self._warn_batch_coupling()
+        self.ema = Ema(self.G, t.ema) if t.ema > 0 else None
+
+        # Fixed noise for sample grids, from its own generator so that sampling never
+        # moves the training RNG (resume stays exact whatever the sample schedule).
+        n_fixed = TOY_GRID_POINTS if not data.is_image else t.samples
+        self.fixed_z = torch.randn(n_fixed, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)).to(self.device)
+        self.step = 0          # generator updates done
+        self.d_updates = 0     # discriminator updates done (lazy D penalties count these)
+        self.elapsed = 0.0     # training seconds, summed over resumes
+        amp = t.amp == "bf16"
+        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+
+    def _player(self, tag: str, net: torch.nn.Module, pc, role: str) -> Player:
+        penalties = [build_penalty(spec, role) for spec in pc.penalties]
+        params = [p for p in net.parameters() if p.requires_grad]
+        return Player(tag, net, build_optimizer(params, pc), penalties, build_clipper(pc.clip))
+
+    def _warn_batch_coupling(self) -> None:
+        gp = [p.name for p in self.d.penalties if p.name in INPUT_GRADIENT_PENALTIES]
+        if gp and has_batch_coupling(self.D):
+            warnings.warn(
+                f"the discriminator uses BatchNorm while {', '.join(gp)} penalises per-sample input "
+                "gradients: each sample's gradient then depends on the rest of the batch, which the "
+                "penalty assumes it does not (Gulrajani et al. 2017). Prefer model.d_norm=layer, "
+                "instance or none.", stacklevel=2)
+
+    # --- state ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(), "step": self.step, "d_updates": self.d_updates, "elapsed": self.elapsed,
+            "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+            "ema": self.ema.model.state_dict() if self.ema else None,
+            "opt_g": self.g.optimizer.state_dict(), "opt_d": self.d.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(), "rng": capture_rng(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        if self.ema is not None:
+            if state["ema"] is None:
+                raise ConfigError("this checkpoint has no EMA generator; resume with train.ema=0")
+            self.ema.model.load_state_dict(state["ema"])
+        self.g.optimizer.load_state_dict(state["opt_g"])
+        self.d.optimizer.load_state_dict(state["opt_d"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step, self.d_updates, self.elapsed = state["step"], state["d_updates"], state["elapsed"]
+        restore_rng(state["rng"])
+
+    def save(self) -> Path:
+        return save_checkpoint(self.state_dict(), checkpoint_path(self.run_dir, self.step), self.cfg.train.keep_checkpoints)
+
+    # --- sampling ---------------------------------------------------------------------------
+
+    @property
+    def sampling_generator(self) -> torch.nn.Module:
+        return self.ema.model if self.ema is not None else self.G
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        G = self.sampling_generator
+        was_training = G.training
+        G.eval()  # BatchNorm uses running statistics: samples do not depend on the batch
+        try:
+            return torch.cat([G(chunk) for chunk in z.split(256)])
+        finally:
+            G.train(was_training)
+
+    def write_samples(self, tracker: Tracker | None = None) -> Path:
+        fake = self.generate(self.fixed_z)
+        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        if self.data.is_image:
+            save_grid(fake, path, scale=2 if fake.shape[-1] <= 32 else 1)
+            image = make_grid(fake)
+        else:
+            modes = TOY_MIXTURES[self.data.name][0]() if self.data.name in TOY_MIXTURES else None
+            save_scatter(fake, modes, path, title=f"{self.run_dir.name} step {self.step}")
+            fig = scatter_figure(fake, modes)
+            image = figure_to_array(fig)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        if tracker is not None:
+            tracker.image("Samples", image if image.shape[2] == 3 else image.repeat(3, 2), self.step)
+        return path
+
+    # --- loop -------------------------------------------------------------------------------
+
+    def _real_batch(self) -> torch.Tensor:
+        return self.data.batch(self.sampler.next_index())
+
+    def _noise(self) -> torch.Tensor:
+        return torch.randn(self.cfg.data.batch_size, self.cfg.model.z_dim, device=self.device)
+
+    def train(self) -> TrainResult:
+        t = self.cfg.train
+        (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))
+        tracker = Tracker(self.run_dir, self.step, t.steps, t.progress)
+        self._last_ckpt, self._last_samples = latest_checkpoint(self.run_dir), None
+        try:
+            with deferred_interrupt() as interrupted:
+                stopped = self._loop(tracker, interrupted)
+            tracker.flush()
+        except Diverged as exc:
+            tracker.close()
+            where = (f"the last good checkpoint is {self._last_ckpt}" if self._last_ckpt
+                     else "no checkpoint was written")
+            raise TrainingDiverged(f"{exc}; stopping ({where}). Lower the learning rate or add a "
+                                   "stabiliser (see `steadygan methods`).") from exc
+        if self._last_ckpt != checkpoint_path(self.run_dir, self.step):
+            self._last_ckpt = self.save()
+        if self._last_samples is None or self.step % t.sample_every != 0:
+            self._last_samples = self.write_samples(tracker)
+        tracker.close()
+        return TrainResult(self.run_dir, self.step, stopped, self._last_ckpt, self._last_samples)
+
+    def _loop(self, tracker: Tracker, interrupted: threading.Event) -> str:
+        """Train until the step or time budget is spent; returns why it stopped."""
+        t = self.cfg.train
+        started = time.perf_counter() - self.elapsed
+        while self.step < t.steps:
+            if t.time is not None and self.elapsed >= t.time:
+                return "time"
+            if interrupted.is_set():
+                return "interrupted"
+            stats = self._one_step()
+            self.elapsed = time.perf_counter() - started
+            tracker.record(self.step, self.elapsed, stats)
+            if self.step % t.log_every == 0:
+                tracker.flush()
+            if self.step % t.sample_every == 0:
+                self._last_samples = self.write_samples(tracker)
+            if self.step % t.checkpoint_every == 0:
+                tracker.flush()  # raises on a non-finite value: never checkpoint a diverged model
+                self._last_ckpt = self.save()
+        return "steps"
+
+    def _one_step(self) -> dict[str, torch.Tensor]:
+        stats: dict[str, torch.Tensor] = {}
+        for _ in range(self.cfg.train.n_critic):
+            real = self._real_batch()
+            stats.update(d_step(self.d, self.g, self.loss, real, self._noise(), self.d_updates, self._autocast))
+            self.d_updates += 1
+        # The G step reuses the last real batch: only penalties that need D's loss read it.
+        stats.update(g_step(self.g, self.d, self.loss, real, self._noise(), self.step, self._autocast))
+        if self.ema is not None:
+            self.ema.update(self.G)
+        self.step += 1
+        return stats
+
+
+def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | None = None,
+          data: InMemoryData | None = None) -> TrainResult:
+    """Train a new run (numbered directory under train.out_dir) or resume one from its state."""
+    run_dir = run_dir or new_run_dir(cfg.train.out_dir, cfg.train.name)
+    trainer = Trainer(cfg, run_dir, data)
+    if resume is not None:
+        trainer.load_state_dict(resume)
+    return trainer.train()
