@@ -104,7 +104,7 @@ def unitwise_norm(x: Tensor) -> Tensor:
     """L2 norm per output unit (dim 0 row), broadcastable to x; biases are per element."""
     if x.ndim <= 1:
         return x.abs()
-    return x.norm(dim=tuple(range(1, x.ndim)), keepdim=True)
+    return torch.linalg.vector_norm(x, dim=tuple(range(1, x.ndim)), keepdim=True)
 
 
 @CLIPPERS.register("agc", summary="adaptive: clip each unit's gradient to clipping * its weight norm",

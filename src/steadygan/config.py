@@ -117,6 +117,22 @@ def parse_spec(spec: Any, what: str) -> dict[str, Any] | None:
     return out
 
 
+def merge_spec_fragments(items: list[Any]) -> list[Any]:
+    """Rejoin specs that YAML's flow syntax split at commas.
+
+    ``--set d.penalties=[r1:gamma=1,every=4]`` reaches us as ``["r1:gamma=1", "every=4"]``;
+    an item with ``=`` but no ``:`` cannot start a spec (names hold no ``=``), so it continues
+    the previous one.
+    """
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, str) and "=" in item and ":" not in item and out and isinstance(out[-1], str):
+            out[-1] = f"{out[-1]},{item}"
+        else:
+            out.append(item)
+    return out
+
+
 # --- dict -> dataclass with checking -----------------------------------------------------------
 
 def _type_name(tp: Any) -> str:
@@ -248,7 +264,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{player}.lr must be > 0 (got {pc.lr})")
         if len(pc.betas) != 2 or not all(0 <= b < 1 for b in pc.betas):
             raise ConfigError(f"{player}.betas must be two numbers in [0, 1) (got {pc.betas})")
-        pc.penalties = [parse_spec(s, "penalty") for s in pc.penalties]
+        pc.penalties = [parse_spec(s, "penalty") for s in merge_spec_fragments(pc.penalties)]
         names = [s["name"] for s in pc.penalties]
         if len(set(names)) != len(names):
             raise ConfigError(f"{player}.penalties lists a penalty twice: {names}")

@@ -7,16 +7,50 @@ import copy
 import torch
 from torch import nn
 
+from .models import has_batch_coupling
+
 
 class Ema:
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
+    def __init__(self, model: nn.Module, decay: float, z_dim: int) -> None:
+        self.decay, self.z_dim = decay, z_dim
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def decay_at(self, step: int) -> float:
+        """Warm-up: early on the average would be dominated by the random initial weights,
+        so the decay ramps up as (1 + step) / (10 + step) until it reaches ``decay``."""
+        return min(self.decay, (1.0 + step) / (10.0 + step))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int) -> None:
+        """Fold in ``model``'s weights after generator update number ``step`` (0-based)."""
         ema_params = list(self.model.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - self.decay)
+        weight = 1.0 - self.decay_at(step)
+        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], weight)
         # Buffers (BatchNorm statistics) are copied, not averaged.
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
+
+    @torch.no_grad()
+    def refresh_batch_stats(self, batches: int = 16, batch_size: int = 128, seed: int = 0) -> None:
+        """Recompute BatchNorm running statistics for the averaged weights.
+
+        Statistics copied from the raw generator do not match the EMA's weights, and samples
+        in eval mode then come out washed out; averaging the batch statistics of a few
+        forward passes of the EMA itself fixes that ("standing statistics", Brock et al.
+        2019). Noise comes from its own generator: the training RNG is not touched.
+        """
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms or not has_batch_coupling(self.model):
+            return
+        device = next(self.model.parameters()).device
+        g = torch.Generator().manual_seed(seed)
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the passes below
+        self.model.train()
+        for _ in range(batches):
+            self.model(torch.randn(batch_size, self.z_dim, generator=g).to(device))
+        self.model.eval()
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum

@@ -129,7 +129,7 @@ class Trainer:
         self.d = self._player("D", self.D, cfg.d, "d")
         self.g = self._player("G", self.G, cfg.g, "g")
         self._warn_batch_coupling()
-        self.ema = Ema(self.G, t.ema) if t.ema > 0 else None
+        self.ema = Ema(self.G, t.ema, m.z_dim) if t.ema > 0 else None
 
         # Fixed noise for sample grids, from its own generator so that sampling never
         # moves the training RNG (resume stays exact whatever the sample schedule).
@@ -180,6 +180,8 @@ class Trainer:
         restore_rng(state["rng"])
 
     def save(self) -> Path:
+        if self.ema is not None:
+            self.ema.refresh_batch_stats()  # the saved EMA samples well in eval mode
         return save_checkpoint(self.state_dict(), checkpoint_path(self.run_dir, self.step), self.cfg.train.keep_checkpoints)
 
     # --- sampling ---------------------------------------------------------------------------
@@ -199,6 +201,8 @@ class Trainer:
             G.train(was_training)
 
     def write_samples(self, tracker: Tracker | None = None) -> Path:
+        if self.ema is not None:
+            self.ema.refresh_batch_stats()
         fake = self.generate(self.fixed_z)
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         if self.data.is_image:
@@ -276,7 +280,7 @@ class Trainer:
         # The G step reuses the last real batch: only penalties that need D's loss read it.
         stats.update(g_step(self.g, self.d, self.loss, real, self._noise(), self.step, self._autocast))
         if self.ema is not None:
-            self.ema.update(self.G)
+            self.ema.update(self.G, self.step)
         self.step += 1
         return stats
 

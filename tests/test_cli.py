@@ -1,0 +1,126 @@
+"""The command line end to end on tiny data: train, resume, sample, methods, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from steadygan.cli import main
+from steadygan.clipping import CLIPPERS
+from steadygan.losses import LOSSES
+from steadygan.models import MODELS
+from steadygan.penalties import PENALTIES
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+TOY = ["--set", "data.toy_samples=1000", "--set", "data.batch_size=32", "--set", "model.width=16",
+       "--set", "model.depth=2", "--no-progress"]
+
+
+def only_run(out: Path) -> Path:
+    (run,) = sorted(out.iterdir())
+    return run
+
+
+def assert_run_outputs(run: Path, steps: int) -> None:
+    assert (run / "checkpoints" / f"ckpt-{steps:08d}.pt").exists()
+    rows = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == steps and "Loss/D" in rows[-1]
+    assert (run / "samples" / f"step-{steps:08d}.png").exists()
+
+
+def test_train_on_tiny_idx_then_sample(tmp_path, idx_dir, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", "--set", "data.name=idx", "--data-dir", str(idx_dir), "--steps", "3",
+                 "--out", str(out), "--set", "data.batch_size=16", "--set", "model.width=8",
+                 "--set", "train.ema=0.9", "--no-progress"]) == 0
+    run = only_run(out)
+    assert_run_outputs(run, 3)
+    printed = capsys.readouterr().out
+    assert f"samples: {run}/samples/step-00000003.png" in printed
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(run), "-n", "16", "-o", str(grid)]) == 0
+    from PIL import Image
+    with Image.open(grid) as img:
+        assert img.size == (2 * (4 * 30 + 2), 2 * (4 * 30 + 2))  # 4x4 grid of 28 px + 2 px gaps, x2
+    assert "EMA generator" in capsys.readouterr().out
+
+
+def test_train_on_ring8_and_sample_scatter(tmp_path):
+    out = tmp_path / "runs"
+    assert main(["train", "--config", "configs/ring8.yaml", "--steps", "4", "--out", str(out), *TOY]) == 0
+    run = only_run(out)
+    assert_run_outputs(run, 4)
+    assert main(["sample", str(run), "-n", "100", "-o", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("penalty", PENALTIES.names())
+def test_every_penalty_runs_by_name(tmp_path, penalty):
+    player = "d" if "d" in PENALTIES.get(penalty).factory.players else "g"
+    assert main(["train", "--config", "configs/ring8.yaml", "--steps", "2", "--out", str(tmp_path),
+                 "--set", f"{player}.penalties=[{penalty}]", *TOY]) == 0
+
+
+@pytest.mark.parametrize("clipper", CLIPPERS.names())
+def test_every_clipper_runs_by_name(tmp_path, clipper):
+    assert main(["train", "--config", "configs/ring8.yaml", "--steps", "2", "--out", str(tmp_path),
+                 "--set", f"d.clip={clipper}", "--set", f"g.clip={clipper}", *TOY]) == 0
+
+
+@pytest.mark.parametrize("loss", LOSSES.names())
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_every_loss_and_optimizer_runs(tmp_path, loss, optimizer):
+    assert main(["train", "--config", "configs/ring8.yaml", "--steps", "2", "--out", str(tmp_path),
+                 "--set", f"loss={loss}", "--set", f"d.optimizer={optimizer}", *TOY]) == 0
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if "ring8" not in p.name], ids=lambda p: p.stem)
+def test_every_shipped_config_runs_two_steps(tmp_path, idx_dir, path):
+    image = "grid25" not in path.name
+    data = ["--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "data.batch_size=8"] if image else TOY
+    assert main(["train", "--config", str(path), "--steps", "2", "--out", str(tmp_path), "--time", "600",
+                 "--set", "train.sample_every=1000", "--no-progress", *data]) == 0
+
+
+def test_every_model_listed_by_methods(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in [*LOSSES.names(), *PENALTIES.names(), *CLIPPERS.names(), *MODELS.names(), "fashion-mnist", "ring8"]:
+        assert f"  {name} " in out
+
+
+def test_resume_refuses_changed_config_then_continues(tmp_path):
+    out = tmp_path / "runs"
+    assert main(["train", "--config", "configs/ring8.yaml", "--steps", "3", "--out", str(out), *TOY]) == 0
+    run = only_run(out)
+    assert main(["train", "--resume", str(run), "--set", "loss=hinge", "--no-progress"]) == 2
+    assert main(["train", "--resume", str(run), "--steps", "5", "--no-progress"]) == 0
+    assert_run_outputs(run, 5)
+    rows = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    assert main(["train", "--set", "train.stepz=3"]) == 2
+    assert main(["train", "--set", "data.name=idx", "--data-dir", str(tmp_path / "none"), "--no-progress"]) == 2
+    assert main(["sample", str(tmp_path)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(e.startswith("steadygan ") for e in errors)
+    assert "valid keys" in errors[0] and "no such folder" in errors[1] and "no checkpoint" in errors[2]
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
+    ckpt = tmp_path / "checkpoints" / "ckpt-00000001.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"not a checkpoint")
+    assert main(["sample", str(tmp_path)]) == 2
+    assert "not a loadable steadygan checkpoint" in capsys.readouterr().err
+
+
+def test_python_dash_m_help():
+    result = subprocess.run([sys.executable, "-m", "steadygan", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "examples:" in result.stdout and "--resume" in result.stdout

@@ -1,0 +1,120 @@
+"""Clippers against direct computations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from steadygan.clipping import CLIPPERS, build_clipper, unitwise_norm
+from steadygan.registry import ConfigError
+
+
+def params_with_grads(seed=0, scale=1.0):
+    torch.manual_seed(seed)
+    conv, lin = nn.Conv2d(3, 4, 3), nn.Linear(5, 2)
+    params = list(conv.parameters()) + list(lin.parameters())
+    for p in params:
+        p.grad = scale * torch.randn_like(p)
+    return params
+
+
+def total_norm(tensors):
+    return torch.sqrt(sum(t.square().sum() for t in tensors))
+
+
+def test_value_clipper_bounds_every_element_and_reports_fraction():
+    params = params_with_grads(scale=0.05)
+    before = [p.grad.clone() for p in params]
+    stats = build_clipper({"name": "value", "eps": 0.03}).clip_(params)
+    flat = torch.cat([g.flatten() for g in before])
+    assert stats.grad_norm.item() == pytest.approx(total_norm(before).item(), rel=1e-6)
+    assert stats.clipped.item() == pytest.approx((flat.abs() > 0.03).float().mean().item())
+    for p, g in zip(params, before):
+        assert p.grad.abs().max() <= 0.03
+        assert torch.equal(p.grad, g.clamp(-0.03, 0.03))
+
+
+def test_norm_clipper_bounds_global_norm_and_returns_preclip_norm():
+    params = params_with_grads(scale=1.0)
+    before = total_norm([p.grad for p in params]).item()
+    stats = build_clipper({"name": "norm", "max_norm": 0.5}).clip_(params)
+    assert stats.grad_norm.item() == pytest.approx(before, rel=1e-6)
+    assert total_norm([p.grad for p in params]).item() == pytest.approx(0.5, rel=1e-4)
+    assert stats.clipped.item() == 1.0
+
+
+def test_norm_clipper_leaves_small_gradients_alone():
+    params = params_with_grads(scale=1e-4)
+    before = [p.grad.clone() for p in params]
+    stats = build_clipper({"name": "norm", "max_norm": 10.0}).clip_(params)
+    assert stats.clipped.item() == 0.0
+    assert all(torch.equal(p.grad, g) for p, g in zip(params, before))
+
+
+def test_agc_matches_hand_computation():
+    torch.manual_seed(3)
+    w = nn.Parameter(torch.randn(3, 4))
+    b = nn.Parameter(torch.tensor([0.0, 2.0, -1.0]))
+    w.grad = torch.randn(3, 4)
+    w.grad[1] *= 1e-4  # row 1 stays under the threshold
+    b.grad = torch.tensor([0.5, 0.01, 0.3])
+    gw, gb = w.grad.clone(), b.grad.clone()
+    clip, eps = 0.1, 1e-3
+    stats = build_clipper({"name": "agc", "clipping": clip, "eps": eps}).clip_([w, b])
+
+    expected_w, changed = gw.clone(), 0
+    for i in range(3):
+        limit = clip * max(w.data[i].norm().item(), eps)
+        if gw[i].norm() > limit:
+            expected_w[i] = gw[i] * limit / gw[i].norm()
+            changed += 4
+    expected_b = gb.clone()
+    for i in range(3):
+        limit = clip * max(abs(b.data[i].item()), eps)
+        if abs(gb[i]) > limit:
+            expected_b[i] = gb[i] * limit / abs(gb[i])
+            changed += 1
+    assert torch.allclose(w.grad, expected_w, rtol=1e-5) and torch.allclose(b.grad, expected_b, rtol=1e-5)
+    assert stats.clipped.item() == pytest.approx(changed / 15)
+    assert 0 < changed < 15  # the case exercises both branches
+
+
+def test_unitwise_norm_shapes():
+    x = torch.randn(4, 3, 2, 2)
+    assert unitwise_norm(x).shape == (4, 1, 1, 1)
+    assert torch.allclose(unitwise_norm(x).flatten(), x.flatten(1).norm(dim=1))
+
+
+def test_weight_clip_bounds_weights_after_step():
+    params = params_with_grads()
+    with torch.no_grad():
+        params[0].mul_(10)
+    clipper = build_clipper({"name": "weight-clip", "c": 0.05})
+    over = torch.cat([p.detach().flatten() for p in params]).abs().gt(0.05).float().mean()
+    frac = clipper.after_step_(params)
+    assert all(p.abs().max() <= 0.05 for p in params)
+    assert frac.item() == pytest.approx(over.item())
+
+
+def test_none_clipper_changes_nothing_and_reports_norm():
+    params = params_with_grads()
+    before = [p.grad.clone() for p in params]
+    stats = build_clipper(None).clip_(params)
+    assert stats.grad_norm.item() == pytest.approx(total_norm(before).item(), rel=1e-6)
+    assert all(torch.equal(p.grad, g) for p, g in zip(params, before))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "value", "eps": 0}, "> 0"),
+    ({"name": "value", "epsilon": 0.1}, "valid options: eps"),
+    ({"name": "norm", "max_norm": -1}, "> 0"),
+    ({"name": "clip"}, "choose from"),
+])
+def test_bad_clipper_specs(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        build_clipper(spec)
+
+
+def test_all_clippers_registered():
+    assert set(CLIPPERS.names()) == {"none", "value", "norm", "agc", "weight-clip"}

@@ -1,0 +1,187 @@
+"""Data readers round-trip files the tests write, and every bad input is a one-line error."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from steadygan.data import (BatchSampler, DataError, fit_images, load_dataset, read_idx, sample_mixture,
+                            to_float_images, to_uint8_images, write_idx)
+from steadygan.data.cifar import load_cifar10
+from steadygan.data.folder import load_image_folder
+
+from conftest import make_idx_dir
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_round_trip(tmp_path, gz):
+    arr = np.random.default_rng(0).integers(0, 256, (7, 5, 4), dtype=np.uint8)
+    path = tmp_path / ("x.idx3" + (".gz" if gz else ""))
+    write_idx(path, arr)
+    assert np.array_equal(read_idx(path, 3), arr)
+
+
+def test_idx_dataset_loads_images_and_labels(idx_dir):
+    data = load_dataset("idx", root=str(idx_dir), resolution=28, channels=1)
+    assert data.samples.shape == (96, 1, 28, 28) and data.samples.dtype == torch.uint8
+    assert data.labels.shape == (96,) and data.is_image
+    test = load_dataset("idx", root=str(idx_dir), split="test")
+    assert len(test) == 48
+
+
+def test_idx_resize_and_channels(idx_dir):
+    data = load_dataset("idx", root=str(idx_dir), resolution=64, channels=3)
+    assert data.samples.shape == (96, 3, 64, 64)
+    assert torch.equal(data.samples[:, 0], data.samples[:, 2])
+
+
+def test_emnist_transpose(tmp_path):
+    arr = np.arange(2 * 28 * 28, dtype=np.uint64).reshape(2, 28, 28).astype(np.uint8)
+    write_idx(tmp_path / "emnist-letters-train-images-idx3-ubyte.gz", arr)
+    write_idx(tmp_path / "emnist-letters-train-labels-idx1-ubyte.gz", np.array([1, 2], np.uint8))
+    data = load_dataset("emnist", root=str(tmp_path))
+    assert np.array_equal(data.samples[:, 0].numpy(), arr.transpose(0, 2, 1))
+
+
+def _corrupt(path: Path, new: bytes) -> None:
+    path.write_bytes(gzip.compress(new))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("magic", "not a uint8 IDX file"),
+    ("truncated", "truncated"),
+    ("count", "do not belong together"),
+    ("garbage_gz", "cannot read"),
+    ("missing", "no train images file"),
+])
+def test_bad_idx_inputs_are_clear_errors(idx_dir, case, message):
+    images = idx_dir / "train-images-idx3-ubyte.gz"
+    raw = gzip.decompress(images.read_bytes())
+    if case == "magic":
+        _corrupt(images, b"\x00\x00\x08\x02" + raw[4:])
+    elif case == "truncated":
+        _corrupt(images, raw[:-100])
+    elif case == "count":
+        write_idx(idx_dir / "train-labels-idx1-ubyte.gz", np.zeros(95, np.uint8))
+    elif case == "garbage_gz":
+        images.write_bytes(b"\x1f\x8b\x08garbage")
+    elif case == "missing":
+        images.unlink()
+    with pytest.raises(DataError, match=message) as err:
+        load_dataset("idx", root=str(idx_dir))
+    assert "\n" not in str(err.value)
+    if case != "missing":
+        assert "train-" in str(err.value)  # names the file
+
+
+def test_missing_folder_and_no_default_root(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        load_dataset("idx", root=str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="set data.root"):
+        load_dataset("mnist")
+
+
+def _write_cifar(root: Path, n=10):
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = list(rng.integers(0, 10, n))
+    with open(root / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": data, b"labels": [int(l) for l in labels]}, f)
+    return data, labels
+
+
+def test_cifar_round_trip(tmp_path):
+    data, labels = _write_cifar(tmp_path / "cifar")
+    images, got_labels = load_cifar10(tmp_path / "cifar")
+    assert images.shape == (10, 3, 32, 32)
+    assert np.array_equal(images.numpy().reshape(10, -1), data)
+    assert got_labels.tolist() == labels
+
+
+def test_cifar_refuses_code_in_pickle(tmp_path):
+    root = tmp_path / "evil"
+    root.mkdir()
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with open(root / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": Evil(), b"labels": []}, f)
+    with pytest.raises(DataError, match="refusing to load builtins.print"):
+        load_cifar10(root)
+
+
+def test_cifar_missing(tmp_path):
+    with pytest.raises(DataError, match="no CIFAR-10 batches"):
+        load_cifar10(tmp_path)
+
+
+def test_image_folder(tmp_path):
+    for cls in ("cats", "dogs"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.new("RGB", (40, 30), (i * 80, 10, 200)).save(tmp_path / cls / f"{i}.png")
+    images, labels = load_image_folder(tmp_path, 16, 3)
+    assert images.shape == (6, 3, 16, 16) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    gray, _ = load_image_folder(tmp_path, 16, 1)
+    assert gray.shape == (6, 1, 16, 16)
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="no images found"):
+        load_image_folder(tmp_path, 16, 3)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="broken.png: unreadable image"):
+        load_image_folder(tmp_path, 16, 3)
+
+
+def test_batch_larger_than_dataset():
+    with pytest.raises(DataError, match="larger than"):
+        BatchSampler(10, 64, seed=0)
+
+
+def test_sampler_covers_epoch_without_replacement_and_restores():
+    s = BatchSampler(10, 3, seed=0)
+    first_epoch = torch.cat([s.next_index() for _ in range(3)])
+    assert first_epoch.unique().numel() == 9
+    state = s.state_dict()
+    a = [s.next_index() for _ in range(5)]
+    s2 = BatchSampler(10, 3, seed=99)
+    s2.load_state_dict(state)
+    b = [s2.next_index() for _ in range(5)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_scaling_round_trip():
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    f = to_float_images(x)
+    assert f.min() == -1 and f.max() == 1
+    assert torch.equal(to_uint8_images(f), x)
+
+
+def test_fit_images_luminance():
+    rgb = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    rgb[:, 1] = 100
+    assert fit_images(rgb, 8, 1).unique().tolist() == [59]  # round(0.587 * 100)
+
+
+@pytest.mark.parametrize("name, n_modes, std", [("ring8", 8, 0.01), ("grid25", 25, 0.05)])
+def test_toy_mixtures(name, n_modes, std):
+    points, which = sample_mixture(name, 20000, seed=0)
+    assert which.unique().numel() == n_modes
+    from steadygan.data.toy import TOY_MIXTURES
+    modes = TOY_MIXTURES[name][0]()
+    residual = points - modes[which]
+    assert residual.std().item() == pytest.approx(std, rel=0.05)
+    if name == "ring8":
+        assert torch.allclose(modes.norm(dim=1), torch.ones(8))
+    else:
+        assert set(modes.flatten().tolist()) == {-4.0, -2.0, 0.0, 2.0, 4.0}

@@ -1,0 +1,237 @@
+"""Penalties against closed forms: linear and quadratic critics, a hand-derived
+double backward for the parameter-gradient penalties, and the Dirac game."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from steadygan.losses import build_loss
+from steadygan.penalties import (PENALTIES, PenaltyInputs, build_penalty, per_sample_mix,
+                                 per_sample_sq_grad_norm)
+from steadygan.registry import ConfigError
+
+
+class LinearCritic(nn.Module):
+    """D(x) = w . flatten(x) + b."""
+
+    def __init__(self, w: torch.Tensor, b: float = 0.0) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w.clone())
+        self.b = nn.Parameter(torch.tensor(b))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w + self.b
+
+
+class QuadraticCritic(nn.Module):
+    """D(x) = sum(x^2) per sample: grad = 2x, so ||grad||^2 = 4 ||x_i||^2 per sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x.flatten(1).square().sum(1) + self.dummy
+
+
+def d_inputs(D, real, fake, loss_name="non-saturating"):
+    real = real.clone().requires_grad_(True)
+    fake = fake.clone().requires_grad_(True)
+    loss = build_loss(loss_name)
+    rl, fl = D(real), D(fake)
+    return PenaltyInputs("d", D, list(D.parameters()), [], real, fake, rl, fl, loss.d_loss(rl, fl), None)
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 4, 4), (5, 1, 6, 6), (5, 2)])
+@pytest.mark.parametrize("name", ["r1", "r2"])
+def test_r1_r2_linear_critic_closed_form(shape, name):
+    torch.manual_seed(0)
+    dim = torch.Size(shape[1:]).numel()
+    w = torch.randn(dim)
+    D = LinearCritic(w)
+    inputs = d_inputs(D, torch.randn(shape), torch.randn(shape))
+    gamma = 7.0
+    penalty = build_penalty({"name": name, "gamma": gamma}, "d")
+    got = penalty.weight * penalty.value(inputs)
+    assert torch.allclose(got, gamma / 2 * w.square().sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 5, 5), (6, 1, 5, 5)])
+def test_per_sample_norm_flattens_each_sample(shape):
+    torch.manual_seed(1)
+    x = torch.randn(shape)
+    inputs = d_inputs(QuadraticCritic(), x, torch.randn(shape))
+    r1 = build_penalty({"name": "r1"}, "d").value(inputs)
+    # Independent reference: per-sample squared norm of 2x over C, H, W together.
+    expected = 0.5 * torch.stack([(2 * xi).square().sum() for xi in x]).mean()
+    assert torch.allclose(r1, expected, rtol=1e-5)
+    # A norm over the channel axis alone would give a different number.
+    wrong = 0.5 * (2 * x).square().sum(1).mean()
+    assert not torch.allclose(r1, wrong)
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 4, 4), (8, 1, 4, 4)])
+def test_wgan_gp_zero_for_unit_norm_linear_critic(shape):
+    torch.manual_seed(2)
+    w = torch.randn(torch.Size(shape[1:]).numel())
+    inputs = d_inputs(LinearCritic(w / w.norm()), torch.randn(shape), torch.randn(shape))
+    assert build_penalty({"name": "wgan-gp"}, "d").value(inputs).item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_wgan_gp_and_zero_gp_closed_form_for_linear_critic():
+    torch.manual_seed(3)
+    w = 3.0 * torch.randn(12) / torch.randn(12).norm()
+    inputs = d_inputs(LinearCritic(w), torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2))
+    norm = w.norm()
+    assert build_penalty({"name": "wgan-gp"}, "d").value(inputs).item() == pytest.approx(((norm - 1) ** 2).item(), rel=1e-5)
+    assert build_penalty({"name": "zero-gp"}, "d").value(inputs).item() == pytest.approx((norm ** 2).item(), rel=1e-5)
+    assert build_penalty({"name": "dragan"}, "d").value(inputs).item() == pytest.approx(((norm - 1) ** 2).item(), rel=1e-5)
+
+
+def test_interpolation_weight_is_per_sample():
+    a, b = torch.zeros(64, 3, 4, 4), torch.ones(64, 3, 4, 4)
+    mixed = per_sample_mix(a, b)
+    per_sample = mixed.flatten(1)
+    # Every element of a sample shares one alpha, and alphas differ across samples.
+    assert torch.equal(per_sample.min(1).values, per_sample.max(1).values)
+    assert per_sample[:, 0].unique().numel() > 32
+
+
+def test_interpolated_penalties_use_points_between_real_and_fake():
+    seen = []
+
+    class Spy(QuadraticCritic):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    real, fake = torch.zeros(16, 2), torch.ones(16, 2)
+    inputs = d_inputs(Spy(), real, fake)
+    seen.clear()
+    build_penalty({"name": "wgan-gp"}, "d").value(inputs)
+    (points,) = seen
+    assert points.min() >= 0 and points.max() <= 1 and torch.equal(points[:, 0], points[:, 1])
+
+
+def test_gradient_norm_is_finite_at_zero_gradient():
+    """A critic that is flat at the sample points: the sqrt in WGAN-GP must not give NaN."""
+    D = LinearCritic(torch.zeros(4))
+    inputs = d_inputs(D, torch.randn(3, 4), torch.randn(3, 4))
+    value = build_penalty({"name": "wgan-gp"}, "d").value(inputs)
+    value.backward()
+    # The epsilon inside the sqrt makes the norm 1e-6 here, so the value is (1 - 1e-6)^2.
+    assert value.item() == pytest.approx((1 - 1e-6) ** 2, rel=1e-6) and torch.isfinite(D.w.grad).all()
+
+
+# --- parameter-gradient penalties -------------------------------------------------------------
+
+def test_seed_param_matches_hand_derived_double_backward():
+    """D(x) = w.x + b with the non-saturating loss; grad_w L_D has the closed form
+    -sigmoid(-D(x_r)) x_r + sigmoid(D(x_f)) x_f (means over the batch)."""
+    torch.manual_seed(4)
+    w0 = torch.randn(3)
+    xr, xf = torch.randn(5, 3), torch.randn(5, 3)
+    D = LinearCritic(w0, 0.3)
+    inputs = d_inputs(D, xr, xf)
+    got = build_penalty({"name": "seed-param"}, "d").value(inputs)
+    got.backward()
+
+    w = w0.clone().requires_grad_(True)
+    b = torch.tensor(0.3, requires_grad=True)
+    r, f = xr @ w + b, xf @ w + b
+    gw = (-torch.sigmoid(-r)[:, None] * xr + torch.sigmoid(f)[:, None] * xf).mean(0)
+    gb = (-torch.sigmoid(-r) + torch.sigmoid(f)).mean()
+    expected = gw.square().sum() + gb.square()
+    expected.backward()
+    assert torch.allclose(got, expected, rtol=1e-5)
+    assert torch.allclose(D.w.grad, w.grad, rtol=1e-4) and torch.allclose(D.b.grad, b.grad, rtol=1e-4)
+
+
+def test_seed_param_output_target_differentiates_mean_real_output():
+    torch.manual_seed(5)
+    xr = torch.randn(6, 3)
+    inputs = d_inputs(LinearCritic(torch.randn(3), 0.0), xr, torch.randn(6, 3))
+    got = build_penalty({"name": "seed-param", "target": "output"}, "d").value(inputs)
+    # d mean(w.x + b)/dw = mean(x), d/db = 1
+    assert torch.allclose(got, xr.mean(0).square().sum() + 1.0, rtol=1e-5)
+
+
+class Theta(nn.Module):
+    def __init__(self, v):
+        super().__init__()
+        self.theta = nn.Parameter(torch.tensor(v))
+
+    def forward(self, z):
+        return self.theta.expand(z.shape[0], 1)
+
+
+class Psi(nn.Module):
+    def __init__(self, v):
+        super().__init__()
+        self.psi = nn.Parameter(torch.tensor(v))
+
+    def forward(self, x):
+        return (self.psi * x).squeeze(1)
+
+
+def dirac_inputs(player, theta=0.7, psi=-1.3):
+    """Dirac GAN (Mescheder et al. 2018) with the Wasserstein loss: L_D = psi*theta,
+    L_G = -psi*theta, so grad_psi L_D = theta and grad_theta L_G = -psi."""
+    G, D = Theta(theta), Psi(psi)
+    loss = build_loss("wasserstein")
+    real, fake = torch.zeros(1, 1), G(torch.zeros(1, 1))
+    rl, fl = D(real), D(fake)
+    return PenaltyInputs(player, D, list(D.parameters()), list(G.parameters()), real, fake, rl, fl,
+                         loss.d_loss(rl, fl), loss.g_loss(fl))
+
+
+@pytest.mark.parametrize("player", ["d", "g"])
+def test_consensus_closed_form_on_dirac_game(player):
+    value = build_penalty({"name": "consensus"}, player).value(dirac_inputs(player))
+    assert value.item() == pytest.approx(0.5 * (0.7 ** 2 + 1.3 ** 2), rel=1e-6)
+
+
+def test_nk_closed_form_on_dirac_game():
+    inputs = dirac_inputs("g")
+    value = build_penalty({"name": "nk"}, "g").value(inputs)
+    assert value.item() == pytest.approx(0.7 ** 2, rel=1e-6)
+    value.backward()  # d(theta^2)/dtheta = 2 theta reaches the generator
+    assert inputs.g_params[0].grad.item() == pytest.approx(1.4, rel=1e-6)
+
+
+# --- construction --------------------------------------------------------------------------------
+
+def test_every_registered_penalty_builds_with_defaults():
+    for name in PENALTIES.names():
+        cls = PENALTIES.get(name).factory
+        p = build_penalty({"name": name}, cls.players[0])
+        assert p.weight == cls.default_weight and p.every == 1
+
+
+@pytest.mark.parametrize("spec, player, message", [
+    ({"name": "r3"}, "d", "choose from"),
+    ({"name": "r1", "gama": 1}, "d", "valid options"),
+    ({"name": "r1", "weight": -1}, "d", ">= 0"),
+    ({"name": "r1", "every": 0}, "d", "integer >= 1"),
+    ({"name": "r1"}, "g", "cannot be attached to the generator"),
+    ({"name": "nk"}, "d", "cannot be attached to the discriminator"),
+    ({"name": "r1", "gamma": 1, "weight": 2}, "d", "either"),
+    ({"name": "seed-param", "target": "params"}, "d", "target"),
+])
+def test_bad_penalty_specs_are_clear_errors(spec, player, message):
+    with pytest.raises(ConfigError, match=message):
+        build_penalty(spec, player)
+
+
+def test_lazy_schedule():
+    p = build_penalty({"name": "r1", "every": 4}, "d")
+    assert [s for s in range(13) if p.due(s)] == [0, 4, 8, 12] and p.gain == 4
+
+
+def test_per_sample_sq_grad_norm_keeps_graph():
+    x = torch.randn(3, 2, requires_grad=True)
+    sq = per_sample_sq_grad_norm(F.softplus(x).sum(1), x)
+    assert sq.requires_grad and sq.shape == (3,)

@@ -1,0 +1,117 @@
+"""d_step / g_step: who gets updated, and lazy penalties applied every k steps with gain k."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from steadygan.clipping import build_clipper
+from steadygan.losses import build_loss
+from steadygan.models import build_models
+from steadygan.penalties import build_penalty
+from steadygan.step import Player, d_step, g_step
+
+
+def players(d_pen=(), g_pen=(), d_clip=None, g_clip=None, arch="mlp", lr=1e-2, seed=0):
+    torch.manual_seed(seed)
+    shape = (2,) if arch == "mlp" else (1, 28, 28)
+    pair = build_models(arch, shape, z_dim=4, width=8, depth=2, g_norm=None, d_norm=None, spectral_norm=False)
+    G, D = pair.generator, pair.discriminator
+
+    def make(tag, net, pens, clip, role):
+        return Player(tag, net, torch.optim.SGD(net.parameters(), lr=lr),
+                      [build_penalty(p, role) for p in pens], build_clipper(clip))
+
+    return make("D", D, d_pen, d_clip, "d"), make("G", G, g_pen, g_clip, "g")
+
+
+def batch(arch="mlp", seed=1):
+    g = torch.Generator().manual_seed(seed)
+    shape = (8, 2) if arch == "mlp" else (8, 1, 28, 28)
+    return torch.randn(shape, generator=g), torch.randn(8, 4, generator=g)
+
+
+def snapshot(net):
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+D_PENALTIES = [[], ["r1"], ["r2"], ["wgan-gp"], ["zero-gp"], ["dragan"], ["seed-param"], ["consensus"],
+               ["r1", "r2"]]
+
+
+@pytest.mark.parametrize("pens", D_PENALTIES)
+def test_d_step_changes_only_the_discriminator(pens):
+    d, g = players(d_pen=[{"name": p} for p in pens])
+    g_before, d_before = snapshot(g.net), snapshot(d.net)
+    real, z = batch()
+    stats = d_step(d, g, build_loss("non-saturating"), real, z, step=0)
+    assert same(snapshot(g.net), g_before)
+    assert not same(snapshot(d.net), d_before)
+    assert all(p.grad is None for p in g.net.parameters())
+    for p in pens:
+        assert f"Penalty/D/{p}" in stats
+
+
+@pytest.mark.parametrize("pens", [[], ["seed-param"], ["consensus"], ["nk"]])
+def test_g_step_changes_only_the_generator(pens):
+    d, g = players(g_pen=[{"name": p} for p in pens])
+    g_before, d_before = snapshot(g.net), snapshot(d.net)
+    real, z = batch()
+    g_step(g, d, build_loss("non-saturating"), real, z, step=0)
+    assert same(snapshot(d.net), d_before)
+    assert not same(snapshot(g.net), g_before)
+    assert all(p.grad is None for p in d.net.parameters())
+
+
+def test_conv_models_step_with_penalties():
+    d, g = players(d_pen=[{"name": "r1"}, {"name": "wgan-gp"}], arch="dcgan")
+    real, z = batch("dcgan")
+    stats = d_step(d, g, build_loss("hinge"), real, z, 0)
+    stats.update(g_step(g, d, build_loss("hinge"), real, z, 0))
+    assert all(torch.isfinite(v) for v in stats.values())
+
+
+def run_d_step(pen, step):
+    d, g = players(d_pen=pen)
+    real, z = batch()
+    torch.manual_seed(123)  # same interpolation noise in every variant
+    stats = d_step(d, g, build_loss("non-saturating"), real, z, step)
+    return snapshot(d.net), stats
+
+
+@pytest.mark.parametrize("name", ["r1", "wgan-gp"])
+def test_lazy_penalty_applies_every_k_steps_with_gain_k(name):
+    k = 4
+    lazy_due, stats = run_d_step([{"name": name, "weight": 2.0, "every": k}], step=8)
+    eager, _ = run_d_step([{"name": name, "weight": 2.0 * k}], step=8)
+    none, _ = run_d_step([], step=8)
+    assert f"Penalty/D/{name}" in stats
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(lazy_due, eager))
+    assert not same(lazy_due, none)
+    for off_step in (5, 6, 7):
+        lazy_off, stats = run_d_step([{"name": name, "weight": 2.0, "every": k}], step=off_step)
+        assert same(lazy_off, none) and f"Penalty/D/{name}" not in stats
+
+
+def test_clip_stats_reported_and_applied():
+    d, g = players(d_clip={"name": "value", "eps": 1e-4}, lr=1.0)
+    before = snapshot(d.net)
+    real, z = batch()
+    stats = d_step(d, g, build_loss("non-saturating"), real, z, 0)
+    assert stats["Grad/D/clipped"].item() > 0.5 and stats["Grad/D/norm"].item() > 0
+    # SGD with lr 1: no parameter moves by more than eps.
+    assert all((a - b).abs().max() <= 1e-4 + 1e-7 for a, b in zip(snapshot(d.net), before))
+
+
+def test_weight_clip_bounds_d_after_step():
+    d, g = players(d_clip={"name": "weight-clip", "c": 0.01}, lr=1.0)
+    real, z = batch()
+    stats = d_step(d, g, build_loss("wasserstein"), real, z, 0)
+    assert all(p.abs().max() <= 0.01 for p in d.net.parameters())
+    assert stats["Grad/D/clipped"].item() > 0

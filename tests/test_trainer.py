@@ -1,0 +1,153 @@
+"""The loop: exact resume, the NaN guard, budgets, run directories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from steadygan.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from steadygan.config import load_config
+from steadygan.trainer import Trainer, TrainingDiverged, new_run_dir, train
+
+
+def toy_cfg(tmp_path, *sets):
+    return load_config(None, [
+        "data.name=ring8", "data.toy_samples=2000", "data.batch_size=32", "model.arch=mlp", "model.z_dim=4",
+        "model.width=16", "model.depth=2", "train.steps=12", "train.sample_every=6", "train.checkpoint_every=6",
+        "train.log_every=4", "train.progress=false", f"train.out_dir={tmp_path / 'runs'}", *sets])
+
+
+def image_cfg(tmp_path, idx_dir, *sets):
+    return load_config(None, [
+        "data.name=idx", f"data.root={idx_dir}", "data.batch_size=16", "model.width=8", "model.z_dim=8",
+        "model.d_norm=batch", "train.steps=6", "train.sample_every=3", "train.checkpoint_every=3",
+        "train.progress=false", f"train.out_dir={tmp_path / 'runs'}", *sets])
+
+
+def final_state(run_dir):
+    return load_checkpoint(latest_checkpoint(run_dir))
+
+
+def assert_same_state(a, b):
+    for key in ("generator", "discriminator", "ema"):
+        if a[key] is None:
+            assert b[key] is None
+            continue
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs"
+    for key in ("opt_g", "opt_d"):
+        for pid, st in a[key]["state"].items():
+            for name, tensor in st.items():
+                assert torch.equal(torch.as_tensor(tensor), torch.as_tensor(b[key]["state"][pid][name]))
+    assert a["step"] == b["step"] and a["d_updates"] == b["d_updates"]
+
+
+def resume_matches_straight(cfg_straight, cfg_half):
+    straight = train(cfg_straight)
+    half = train(cfg_half)
+    assert half.step == cfg_half.train.steps
+    payload = load_checkpoint(half.checkpoint)
+    resumed = train(cfg_straight, run_dir=half.run_dir, resume=payload)
+    assert resumed.step == straight.step
+    assert_same_state(final_state(straight.run_dir), final_state(resumed.run_dir))
+
+
+def test_resume_is_bit_exact_toy(tmp_path):
+    sets = ["loss=wasserstein", "d.penalties=[wgan-gp]", "train.n_critic=2", "train.ema=0.9",
+            "g.penalties=[nk:eta=0.1]", "d.clip=norm:max_norm=5"]
+    resume_matches_straight(toy_cfg(tmp_path, *sets), toy_cfg(tmp_path, *sets, "train.steps=6"))
+
+
+def test_resume_is_bit_exact_images_with_batchnorm_lazy_r1(tmp_path, idx_dir):
+    # 96 samples / batch 16: an epoch boundary falls inside the run, so the sampler's state matters.
+    sets = ["d.penalties=[r1:gamma=1,every=2]", "train.ema=0.5", "train.steps=8", "d.clip=agc:clipping=0.05"]
+    with pytest.warns(UserWarning, match="BatchNorm"):
+        resume_matches_straight(image_cfg(tmp_path, idx_dir, *sets), image_cfg(tmp_path, idx_dir, *sets[:-2], "train.steps=4", "train.ema=0.5", "d.clip=agc:clipping=0.05"))
+
+
+def test_resume_differs_without_rng_state(tmp_path):
+    """Guard on the test above: dropping the RNG/sampler state must break exactness."""
+    sets = ["d.penalties=[wgan-gp]"]
+    straight = train(toy_cfg(tmp_path, *sets))
+    half = train(toy_cfg(tmp_path, *sets, "train.steps=6"))
+    payload = load_checkpoint(half.checkpoint)
+    trainer = Trainer(toy_cfg(tmp_path, *sets), half.run_dir)
+    payload["rng"]["torch"] = torch.manual_seed(12345).get_state()
+    trainer.load_state_dict(payload)
+    trainer.train()
+    a, b = final_state(straight.run_dir), final_state(half.run_dir)
+    assert any(not torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+
+
+def test_run_directory_contents(tmp_path):
+    result = train(toy_cfg(tmp_path))
+    run = result.run_dir
+    assert run.name == "00000" and (run / "config.yaml").exists()
+    rows = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    for key in ("Loss/D", "Loss/G", "Grad/D/norm", "Grad/D/clipped", "Grad/G/norm", "elapsed_s"):
+        assert all(key in r for r in rows)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000006.png", "step-00000012.png"]
+    assert [p.name for p in list_checkpoints(run)] == ["ckpt-00000006.pt", "ckpt-00000012.pt"]
+    assert any((run / "tensorboard").iterdir())
+    assert new_run_dir(tmp_path / "runs", "x y").name == "00001-x-y"
+
+
+def test_keep_last_checkpoints(tmp_path):
+    result = train(toy_cfg(tmp_path, "train.checkpoint_every=2", "train.keep_checkpoints=2"))
+    assert [p.name for p in list_checkpoints(result.run_dir)] == ["ckpt-00000010.pt", "ckpt-00000012.pt"]
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    cfg = toy_cfg(tmp_path, "train.steps=20", "train.checkpoint_every=5", "train.log_every=1")
+    trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
+    original = trainer._one_step
+
+    def poisoned():
+        stats = original()
+        if trainer.step == 8:
+            with torch.no_grad():
+                next(trainer.D.parameters()).fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(trainer, "_one_step", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 9: .*ckpt-00000005.pt"):
+        trainer.train()
+    ckpts = list_checkpoints(trainer.run_dir)
+    assert [p.name for p in ckpts] == ["ckpt-00000005.pt"]
+    good = load_checkpoint(ckpts[0])
+    assert all(torch.isfinite(t).all() for t in good["discriminator"].values())
+
+
+def test_time_budget_stops_early(tmp_path):
+    result = train(toy_cfg(tmp_path, "train.steps=100000", "train.time=0.5"))
+    assert result.stopped == "time" and 0 < result.step < 100000
+    assert latest_checkpoint(result.run_dir).name == f"ckpt-{result.step:08d}.pt"
+
+
+def test_interrupt_stops_at_step_boundary(tmp_path, monkeypatch):
+    cfg = toy_cfg(tmp_path, "train.steps=50")
+    trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
+    original = trainer._one_step
+
+    def interrupt_at_7():
+        stats = original()
+        if trainer.step == 7:
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGINT)
+        return stats
+
+    monkeypatch.setattr(trainer, "_one_step", interrupt_at_7)
+    result = trainer.train()
+    assert result.stopped == "interrupted" and result.step == 7
+    assert latest_checkpoint(result.run_dir).name == "ckpt-00000007.pt"
+
+
+def test_dataset_smaller_than_batch(tmp_path, idx_dir):
+    from steadygan.data import DataError
+
+    with pytest.raises(DataError, match="larger than"):
+        train(image_cfg(tmp_path, idx_dir, "data.batch_size=500"))
