@@ -46,20 +46,15 @@ class Tracker:
         """Write pending rows; raise Diverged on a non-finite value. Returns the last row."""
         if not self._pending:
             return None
-        keys = sorted({k for _, _, s in self._pending for k in s})
-        rows = []
-        # One stacked host transfer per key for the whole interval.
-        columns = {}
-        for key in keys:
-            values = [s.get(key) for _, _, s in self._pending]
-            present = [torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in values if v is not None]
-            flat = torch.stack([t.cpu() for t in present]).tolist() if present else []
-            it = iter(flat)
-            columns[key] = [next(it) if v is not None else None for v in values]
-        for i, (step, elapsed, _) in enumerate(self._pending):
-            row: dict[str, Any] = {"step": step, "elapsed_s": round(elapsed, 4)}
-            row.update({k: columns[k][i] for k in keys if columns[k][i] is not None})
-            rows.append(row)
+        # Every value of the interval in one stacked device-to-host transfer.
+        cells = [(i, key, value) for i, (_, _, stats) in enumerate(self._pending) for key, value in stats.items()]
+        device = next((v.device for _, _, v in cells if isinstance(v, torch.Tensor)), torch.device("cpu"))
+        numbers = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device).reshape(())
+                               for _, _, v in cells]).tolist() if cells else []
+        rows: list[dict[str, Any]] = [{"step": step, "elapsed_s": round(elapsed, 4)}
+                                      for step, elapsed, _ in self._pending]
+        for (i, key, _), number in zip(cells, numbers):
+            rows[i][key] = number
         self._pending.clear()
         for row in rows:
             self._stats_file.write(json.dumps(row) + "\n")

@@ -131,7 +131,7 @@ class BatchSampler:
                 "cursor": self.cursor, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.perm = state["perm"].clone()
+        self.generator.set_state(state["generator"].cpu())  # CPU state, whatever map_location was
+        self.perm = state["perm"].cpu().clone()
         self.cursor = int(state["cursor"])
         self.epoch = int(state["epoch"])
