@@ -115,25 +115,27 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from .optim import OPTIMIZERS
     from .penalties import PENALTIES
 
-    for title, registry in (("losses (loss=NAME)", LOSSES),
-                            ("gradient penalties (d.penalties / g.penalties)", PENALTIES),
-                            ("clippers (d.clip / g.clip)", CLIPPERS), ("models (model.arch)", MODELS),
-                            ("optimisers (d.optimizer / g.optimizer)", OPTIMIZERS), ("datasets (data.name)", DATASETS)):
+    sections = (("losses (loss=NAME)", LOSSES),
+                ("gradient penalties (d.penalties=[SPEC,...] / g.penalties=[SPEC,...])", PENALTIES),
+                ("clippers (d.clip=SPEC / g.clip=SPEC)", CLIPPERS), ("models (model.arch=NAME)", MODELS),
+                ("optimisers (d.optimizer / g.optimizer)", OPTIMIZERS), ("datasets (data.name=NAME)", DATASETS))
+    for title, registry in sections:
         print(f"{title}:")
         for e in registry.entries():
-            opts = {k: v for k, v in e.parameters().items() if k not in ("sample_shape", "z_dim", "params", "root",
-                                                                          "split", "resolution", "channels")}
-            extra = ""
+            print(f"  {e.name:<15} {e.summary}")
+            details = []
             if registry is PENALTIES:
                 cls = e.factory
-                extra = f" [players: {','.join(cls.players)}; weight alias: {cls.weight_alias}; default weight {cls.default_weight}]"
-                opts = {k: v for k, v in opts.items() if k != "weight"}
-            print(f"  {e.name:<16} {e.summary}{extra}")
-            if opts and registry in (PENALTIES, CLIPPERS):
-                print(f"  {'':<16} options: {', '.join(f'{k}={v}' for k, v in opts.items())}")
+                details.append(f"for {'+'.join(cls.players).upper()}; {cls.weight_alias}={cls.default_weight:g}")
+                details += [f"{k}={v}" for k, v in e.parameters().items() if k != "weight"]
+            elif registry is CLIPPERS:
+                details += [f"{k}={v}" for k, v in e.parameters().items()]
+            if details:
+                print(f"  {'':<15} options: {', '.join(details)}")
             if e.paper:
-                print(f"  {'':<16} ({e.paper})")
+                print(f"  {'':<15} {e.paper}")
         print()
+    print("A spec is NAME or NAME:key=value,... e.g. r1:gamma=10,every=16 or value:eps=0.01")
     return 0
 
 
