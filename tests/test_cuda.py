@@ -7,18 +7,17 @@ import pytest
 import torch
 
 from steadygan.checkpoint import load_checkpoint
-from steadygan.config import load_config
 from steadygan.penalties import PENALTIES
 from steadygan.trainer import Trainer, train
+
+from test_trainer import image_cfg
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def cfg(tmp_path, idx_dir, *sets):
-    return load_config(None, [
-        "data.name=idx", f"data.root={idx_dir}", "data.batch_size=16", "model.width=8", "model.z_dim=8",
-        "train.steps=4", "train.sample_every=2", "train.checkpoint_every=2", "train.progress=false",
-        "train.device=cuda", f"train.out_dir={tmp_path / 'runs'}", *sets])
+    return image_cfg(tmp_path, idx_dir, "train.steps=4", "train.sample_every=2", "train.checkpoint_every=2",
+                     "model.d_norm=none", "train.device=cuda", *sets)
 
 
 def penalty_sets(name):
