@@ -1,4 +1,5 @@
-"""Command line: ``steadygan train | sample | methods`` (also ``python -m steadygan``)."""
+"""Command line: ``steadygan train | sample | eval | methods | compare | report | dirac``
+(also ``python -m steadygan``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ examples:
   steadygan train --config configs/r1.yaml --set d.penalties=[r1:gamma=10,every=16]
   steadygan train --set loss=wasserstein --set d.penalties=[wgan-gp] --set train.n_critic=5
   steadygan train --config configs/gc-gan.yaml --set d.clip=value:eps=0.05 --time 600
-  steadygan train --config configs/ring8.yaml --steps 5000
+  steadygan train --config configs/ring8.yaml --steps 5000 --eval-every 500
+  steadygan train --config configs/demo-fashion-mnist.yaml --eval-seconds 60   # FID curve over time
   steadygan train --resume runs/00003-demo --steps 20000     # continue to 20k steps
 
 Penalties and clippers are specs: 'name' or 'name:key=value,...', e.g. r1:gamma=10,every=16,
@@ -33,7 +35,8 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     sets = list(args.set or [])
     for flag, key in (("data_dir", "data.root"), ("steps", "train.steps"), ("time", "train.time"),
                       ("out", "train.out_dir"), ("name", "train.name"), ("device", "train.device"),
-                      ("seed", "train.seed")):
+                      ("seed", "train.seed"), ("eval_every", "train.eval_every"),
+                      ("eval_seconds", "train.eval_seconds")):
         value = getattr(args, flag)
         if value is not None:
             sets.append(f"{key}={value}")
@@ -107,6 +110,34 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+EVAL_EXAMPLES = """\
+examples:
+  steadygan eval runs/00000-demo                      # FID, KID, precision/recall, density/coverage
+  steadygan eval runs/00000-demo --metrics fid,kid --n 5000
+  steadygan eval runs/00000-demo --checkpoint runs/00000-demo/checkpoints/best.pt --raw
+  steadygan eval runs/00004-ring8                     # 2-D data: modes, high-quality share, KL
+  steadygan eval runs/00009-cifar --extractor inception --weights pt_inception-2015-12-05-6726825d.pth
+
+Features: 'classifier' (default) is a small CNN trained once on the run's labelled train split
+and cached (STEADYGAN_CACHE or ~/.cache/steadygan); 'inception' is the standard FID network, read
+from a local pytorch-fid weights file. Every number is printed beside the same metric between
+two real samples (train split vs test split): the floor a perfect generator would reach.
+"""
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .metrics import evaluate_run, format_table
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    options = {"weights": args.weights, "device": args.device} if args.extractor == "inception" else {}
+    result = evaluate_run(args.run_dir, args.checkpoint, use_ema=not args.raw, device=args.device,
+                          metrics=metrics, n=args.n, extractor=args.extractor, seed=args.seed,
+                          extractor_options=options)
+    print(format_table(result))
+    print(f"wrote {Path(args.run_dir) / 'metrics.json'} ({result['seconds']:.1f} s)")
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from .clipping import CLIPPERS
     from .data import DATASETS
@@ -162,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="suffix of the run directory name (train.name)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
+    p.add_argument("--eval-every", type=int, metavar="N",
+                   help="score the generator every N steps (FID/KID/PR, or modes for 2-D data) into "
+                        "stats.jsonl and keep checkpoints/best.pt (train.eval_every; see train.eval_*)")
+    p.add_argument("--eval-seconds", type=float, metavar="S", help="or every S seconds of training (train.eval_seconds)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its newest checkpoint, exactly")
     p.add_argument("--allow-config-change", action="store_true",
                    help="with --resume: accept a config that differs from the checkpoint's")
@@ -180,8 +215,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="pixel upscaling of the grid (default 2)")
     p.set_defaults(func=cmd_sample)
 
+    p = sub.add_parser("eval", help="score a trained run: FID/KID/PR/DC (images) or modes (2-D), with the floor",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EVAL_EXAMPLES,
+                       description="Score a run's newest (or a given) checkpoint against its dataset and write "
+                                   "metrics.json into the run directory.")
+    p.add_argument("run_dir", help="a run directory written by `steadygan train`")
+    p.add_argument("--checkpoint", help="a specific checkpoint file (default: the run's newest)")
+    p.add_argument("--metrics", default="fid,kid,pr,dc",
+                   help="comma-separated image metrics from fid, kid, pr, dc (default all); 2-D data always "
+                        "gets modes / high-quality share / KL")
+    p.add_argument("--n", type=int, help="generated (and real) samples (default 10000 images, 2500 for 2-D data)")
+    p.add_argument("--extractor", default="classifier", help="feature extractor: classifier, inception, pixels")
+    p.add_argument("--weights", help="weights file for --extractor inception (pytorch-fid's pt_inception-2015-12-05)")
+    p.add_argument("--seed", type=int, default=0, help="noise and subset seed (default 0)")
+    p.add_argument("--raw", action="store_true", help="score the raw generator even if the run kept an EMA")
+    p.add_argument("--device", default="cpu", help="device for sampling and features (default cpu)")
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("methods", help="list losses, penalties, clippers, models, optimisers and datasets")
     p.set_defaults(func=cmd_methods)
+
+    from .dirac import add_dirac_parser
+    from .lab_cli import add_compare_parser, add_report_parser
+
+    add_compare_parser(sub)
+    add_report_parser(sub)
+    add_dirac_parser(sub)
     return parser
 
 

@@ -73,6 +73,14 @@ class TrainConfig:
     name: str = ""                   # suffix of the run directory
     progress: bool = True            # tqdm bar
     threads: int | None = None       # torch CPU threads; None = torch's default
+    # Evaluation during training (see steadygan.periodic_eval); rows go to stats.jsonl as Metric/*.
+    eval_every: int = 0              # evaluate every N generator steps; 0 = never (by steps)
+    eval_seconds: float | None = None  # or every N seconds of training time
+    eval_metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "pr"])  # images; 2-D: modes
+    eval_n: int | None = None        # samples per evaluation; None = 10,000 (images) / 2,500 (2-D)
+    eval_extractor: str = "classifier"  # classifier | inception | pixels (see metrics.EXTRACTORS)
+    eval_weights: str | None = None  # weights file for eval_extractor=inception
+    eval_on: str = "auto"            # auto (EMA if kept, else raw) | ema | raw | both
 
 
 @dataclass
@@ -92,7 +100,8 @@ class Config:
 # not what it computes.
 RESUMABLE_CHANGES = {"train.steps", "train.time", "train.sample_every", "train.checkpoint_every",
                      "train.keep_checkpoints", "train.log_every", "train.progress", "train.samples",
-                     "train.threads"}
+                     "train.threads", "train.eval_every", "train.eval_seconds", "train.eval_metrics",
+                     "train.eval_n", "train.eval_extractor", "train.eval_weights", "train.eval_on"}
 
 
 # --- specs -----------------------------------------------------------------------------------
@@ -282,6 +291,27 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.ema must be in [0, 1) (got {t.ema}); 0 disables the EMA")
     if t.amp not in ("none", "bf16"):
         raise ConfigError(f"train.amp must be 'none' or 'bf16' (got {t.amp!r})")
+    _validate_eval(t)
+
+
+def _validate_eval(t: TrainConfig) -> None:
+    from .metrics import EXTRACTORS, IMAGE_METRICS
+
+    if t.eval_every < 0:
+        raise ConfigError(f"train.eval_every must be >= 0 steps (got {t.eval_every}); 0 disables it")
+    if t.eval_seconds is not None and not t.eval_seconds > 0:
+        raise ConfigError(f"train.eval_seconds must be > 0 (got {t.eval_seconds})")
+    unknown = [m for m in t.eval_metrics if m not in IMAGE_METRICS]
+    if unknown or not t.eval_metrics:
+        raise ConfigError(f"train.eval_metrics: unknown {', '.join(unknown) or '(empty list)'}; "
+                          f"choose from {', '.join(IMAGE_METRICS)}")
+    if t.eval_n is not None and t.eval_n < 2:
+        raise ConfigError(f"train.eval_n must be >= 2 samples (got {t.eval_n})")
+    EXTRACTORS.get(t.eval_extractor)
+    if t.eval_on not in ("auto", "ema", "raw", "both"):
+        raise ConfigError(f"train.eval_on must be auto, ema, raw or both (got {t.eval_on!r})")
+    if t.eval_on in ("ema", "both") and t.ema == 0:
+        raise ConfigError(f"train.eval_on={t.eval_on} needs an EMA generator: set train.ema (e.g. 0.999)")
 
 
 def dump_config(cfg: Config) -> str:

@@ -8,7 +8,8 @@ happen and keeps a run directory:
       stats.jsonl          one row per step (losses, penalties, grad norms, clip fractions)
       tensorboard/         the same scalars, plus sample grids
       samples/             fixed-noise grids (PNG) every train.sample_every steps
-      checkpoints/         ckpt-XXXXXXXX.pt, the newest train.keep_checkpoints kept
+      checkpoints/         ckpt-XXXXXXXX.pt, the newest train.keep_checkpoints kept;
+                           best.pt + best.json when evaluation during training is on
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .losses import build_loss
 from .models import build_models, has_batch_coupling
 from .optim import build_optimizer
 from .penalties import INPUT_GRADIENT_PENALTIES, build_penalty
+from .periodic_eval import PeriodicEval
 from .registry import ConfigError
 from .step import Player, d_step, g_step
 from .tracking import Diverged, Tracker
@@ -130,6 +132,7 @@ class Trainer:
         self.g = self._player("G", self.G, cfg.g, "g")
         self._warn_batch_coupling()
         self.ema = Ema(self.G, t.ema, m.z_dim) if t.ema > 0 else None
+        self.periodic_eval = PeriodicEval(cfg, self.ema is not None, self.device)
 
         # Fixed noise for sample grids, from its own generator so that sampling never
         # moves the training RNG (resume stays exact whatever the sample schedule).
@@ -163,7 +166,7 @@ class Trainer:
             "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
             "ema": self.ema.model.state_dict() if self.ema else None,
             "opt_g": self.g.optimizer.state_dict(), "opt_d": self.d.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(), "rng": capture_rng(),
+            "sampler": self.sampler.state_dict(), "rng": capture_rng(), "eval": self.periodic_eval.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -178,10 +181,14 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.step, self.d_updates, self.elapsed = state["step"], state["d_updates"], state["elapsed"]
         restore_rng(state["rng"])
+        self.periodic_eval.load_state_dict(state.get("eval"))
 
-    def save(self) -> Path:
+    def save(self, path: Path | None = None) -> Path:
+        """The numbered checkpoint of this step (rotated), or ``path`` (never rotated)."""
         if self.ema is not None:
             self.ema.refresh_batch_stats()  # the saved EMA samples well in eval mode
+        if path is not None:
+            return save_checkpoint(self.state_dict(), path)
         return save_checkpoint(self.state_dict(), checkpoint_path(self.run_dir, self.step), self.cfg.train.keep_checkpoints)
 
     # --- sampling ---------------------------------------------------------------------------
@@ -220,6 +227,16 @@ class Trainer:
             tracker.image("Samples", image if image.shape[2] == 3 else image.repeat(3, 2), self.step)
         return path
 
+    def evaluate(self, tracker: Tracker) -> dict[str, float]:
+        """Score the generator(s) now; the row goes to stats.jsonl and TensorBoard."""
+        tracker.flush()  # raises on a non-finite value: a diverged model is not scored
+        if self.ema is not None:
+            self.ema.refresh_batch_stats()
+        generators = {"raw": self.G, "ema": self.ema.model if self.ema is not None else None}
+        row = self.periodic_eval.run(self.step, self.elapsed, generators, self.save, self.run_dir)
+        tracker.log_values(self.step, row)
+        return row
+
     # --- loop -------------------------------------------------------------------------------
 
     def _real_batch(self) -> torch.Tensor:
@@ -234,9 +251,12 @@ class Trainer:
         tracker = Tracker(self.run_dir, self.step, t.steps, t.progress)
         self._last_ckpt, self._last_samples = latest_checkpoint(self.run_dir), None
         try:
+            self.periodic_eval.prepare()  # extractor and real features, off the training clock
             with deferred_interrupt() as interrupted:
                 stopped = self._loop(tracker, interrupted)
             tracker.flush()
+            if stopped != "interrupted" and self.periodic_eval.enabled and self.periodic_eval.last_step != self.step:
+                self.evaluate(tracker)  # every evaluated run ends with its final score
         except Diverged as exc:
             tracker.close()
             where = (f"the last good checkpoint is {self._last_ckpt}" if self._last_ckpt
@@ -266,6 +286,9 @@ class Trainer:
                 tracker.flush()
             if self.step % t.sample_every == 0:
                 self._last_samples = self.write_samples(tracker)
+            if self.periodic_eval.due(self.step, self.elapsed):
+                self.evaluate(tracker)
+                started = time.perf_counter() - self.elapsed  # evaluation time is not training time
             if self.step % t.checkpoint_every == 0:
                 tracker.flush()  # raises on a non-finite value: never checkpoint a diverged model
                 self._last_ckpt = self.save()

@@ -1,0 +1,307 @@
+"""``steadygan compare``: train every (variant, seed) pair into one lab folder, resumably.
+
+Layout of a lab folder::
+
+    lab/ring8/
+      compare.yaml              what was asked: base config, overrides, variants, seeds, budget
+      runs/<slug>-s<seed>/      an ordinary run directory, plus done.json once it has ended
+      report/                   written by steadygan.report
+
+Resumability: a run with a ``done.json`` marker that the current budget does not extend is
+skipped; a run with checkpoints but no marker (interrupted, killed) is resumed from its newest
+checkpoint, exactly; a run directory with no checkpoint is started again from scratch.
+A run that diverges gets a marker with ``status: diverged`` and the compare goes on.
+
+``jobs > 1`` runs pairs in a process pool using the *spawn* start method rather than
+``steadygan train`` subprocesses: every worker runs the same ``run_one`` as the sequential
+path (fixed run directory, structured result, divergence caught as an exception rather
+than parsed from an exit code), and spawn gives each worker a fresh interpreter, where fork
+would copy a parent whose torch/OpenMP thread pools may already be running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .config import RESUMABLE_CHANGES, Config, diff_configs, from_dict, load_config
+from .registry import ConfigError
+from .report import MARKER, PLAN_FILE, write_report
+from .trainer import TrainingDiverged, train
+from .variants import BASELINE, Variant, parse_variants
+
+RUNS = "runs"
+# Bookkeeping keys that may differ when a lab folder is resumed, beyond the trainer's own list:
+# the run directory is fixed by the compare, so where it lives and what it is called do not matter.
+_LAB_RESUMABLE = RESUMABLE_CHANGES | {"train.out_dir", "train.name"}
+_CKPT_STEP = re.compile(r"^ckpt-(\d+)\.pt$")
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One (variant, seed) pair: its resolved config and fixed run directory."""
+
+    variant: Variant
+    seed: int
+    run_dir: Path
+    cfg: Config
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+
+def seed_list(seeds: list[int] | int) -> list[int]:
+    """An int N means seeds 0..N-1; a list is used as given."""
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1 (got {seeds})")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise ConfigError(f"seeds must be a non-empty list without repeats (got {out})")
+    return out
+
+
+def plan_runs(base_config: Path | None, base_overrides: list[str], variants: list[Variant], seeds: list[int],
+              steps: int | None, time_budget: float | None, out_dir: Path, progress: bool = False) -> list[RunJob]:
+    """Resolve and validate every pair's config before anything trains (a typo fails at once)."""
+    jobs = []
+    for variant in variants:
+        base = load_config(base_config, [*base_overrides, *variant.overrides])
+        for seed in seeds:
+            data = base.to_dict()
+            name = f"{variant.slug}-s{seed}"
+            t = data["train"]
+            t.update(seed=seed, name=name, out_dir=str(out_dir / RUNS), progress=progress)
+            if steps is not None:
+                t["steps"] = steps
+            if time_budget is not None:
+                t["time"] = time_budget
+            jobs.append(RunJob(variant, seed, out_dir / RUNS / name, from_dict(data)))
+    return jobs
+
+
+# --- markers and run state ------------------------------------------------------------------
+
+def read_marker(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / MARKER
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        return None  # a half-written marker: treat the run as unfinished and resume it
+
+
+def write_marker(run_dir: Path, marker: dict[str, Any]) -> None:
+    """Written atomically: a marker must never claim a run is done when only half of it exists."""
+    path = Path(run_dir) / MARKER
+    tmp = path.with_name(f".{MARKER}.tmp")
+    tmp.write_text(json.dumps(marker, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def checkpoint_step(path: Path | None) -> int | None:
+    m = _CKPT_STEP.match(path.name) if path is not None else None
+    return int(m.group(1)) if m else None
+
+
+def newest_samples(run_dir: Path) -> Path | None:
+    found = sorted((Path(run_dir) / "samples").glob("step-*.png"))
+    return found[-1] if found else None
+
+
+def is_done(marker: dict[str, Any] | None, cfg: Config) -> bool:
+    """Whether a marked run needs nothing more under the budget in ``cfg``.
+
+    Diverged runs are final (deterministic seeds would diverge again). A finished run is done
+    when it reached the step budget, or when it stopped on a time budget at least as large as
+    the current one; a larger budget resumes it.
+    """
+    if marker is None:
+        return False
+    if marker.get("status") == "diverged":
+        return True
+    if marker.get("step", 0) >= cfg.train.steps:
+        return True
+    if marker.get("stopped") == "time":
+        previous = marker.get("time_budget")
+        return cfg.train.time is not None and previous is not None and cfg.train.time <= previous
+    return False
+
+
+def _marker(job: RunJob, status: str, step: int, stopped: str, checkpoint: Path | None,
+            samples: Path | None, message: str | None = None) -> dict[str, Any]:
+    return {"status": status, "variant": job.variant.label, "spec": job.variant.spec, "seed": job.seed,
+            "run_dir": str(job.run_dir), "step": step, "stopped": stopped,
+            "checkpoint": str(checkpoint) if checkpoint else None, "samples": str(samples) if samples else None,
+            "steps_budget": job.cfg.train.steps, "time_budget": job.cfg.train.time, "message": message}
+
+
+def truncate_stats(run_dir: Path, step: int) -> None:
+    """Drop stats rows past ``step``: the resumed run writes those steps again."""
+    path = Path(run_dir) / "stats.jsonl"
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+    tmp = path.with_name(".stats.jsonl.tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def _check_resumable(job: RunJob, saved: dict[str, Any]) -> None:
+    changed = [k for k in diff_configs(saved, job.cfg.to_dict()) if k not in _LAB_RESUMABLE]
+    if changed:
+        raise ConfigError(f"{job.run_dir} was trained with a different config ({', '.join(changed)} changed); "
+                          "use a new output folder, or delete that run directory to retrain it")
+
+
+# --- one run --------------------------------------------------------------------------------
+
+def run_one(job: RunJob, threads: int | None = None) -> dict[str, Any]:
+    """Skip, resume or train one pair; returns its marker plus ``action`` (what was done)."""
+    marker = read_marker(job.run_dir)
+    ckpt = latest_checkpoint(job.run_dir)
+    saved = job.run_dir / "config.yaml"
+    if (marker is not None or ckpt is not None) and saved.exists():
+        # Checked before skipping too: one report must not mix runs of different configs.
+        _check_resumable(job, yaml.safe_load(saved.read_text()))
+    if is_done(marker, job.cfg):
+        return {**marker, "action": "skipped"}
+    ckpt_step = checkpoint_step(ckpt)
+    if marker is None and ckpt is not None and ckpt_step == job.cfg.train.steps:
+        # Finished, but killed before the marker was written.
+        marker = _marker(job, "finished", ckpt_step, "steps", ckpt, newest_samples(job.run_dir))
+        write_marker(job.run_dir, marker)
+        return {**marker, "action": "skipped"}
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    resume, action = None, "trained"
+    if ckpt is not None:
+        resume = load_checkpoint(ckpt)
+        _check_resumable(job, resume["config"])
+        (job.run_dir / MARKER).unlink(missing_ok=True)  # a larger budget reopens a finished run
+        truncate_stats(job.run_dir, resume["step"])
+        action = f"resumed from step {resume['step']}"
+    elif job.run_dir.exists():
+        shutil.rmtree(job.run_dir)  # started but never checkpointed: nothing worth keeping
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        result = train(job.cfg, run_dir=job.run_dir, resume=resume)
+    except TrainingDiverged as exc:
+        cause = exc.__cause__
+        step = getattr(cause, "step", None)
+        marker = _marker(job, "diverged", step if step is not None else -1, "diverged",
+                         latest_checkpoint(job.run_dir), newest_samples(job.run_dir), str(exc))
+        write_marker(job.run_dir, marker)
+        return {**marker, "action": "diverged", "seconds": time.perf_counter() - started}
+    marker = _marker(job, "finished", result.step, result.stopped, result.checkpoint, result.samples)
+    if result.stopped != "interrupted":
+        write_marker(job.run_dir, marker)
+    return {**marker, "action": "interrupted" if result.stopped == "interrupted" else action,
+            "seconds": time.perf_counter() - started}
+
+
+def describe(outcome: dict[str, Any]) -> str:
+    action = outcome["action"]
+    if action == "skipped":
+        return f"already {outcome['status']} at step {outcome['step']} (skipped)"
+    if action == "diverged":
+        return f"diverged at step {outcome['step']} (recorded; going on)"
+    if action == "interrupted":
+        return f"interrupted at step {outcome['step']}"
+    return f"{action}: step {outcome['step']} ({outcome['stopped']}) in {outcome['seconds']:.1f} s"
+
+
+# --- the whole compare ------------------------------------------------------------------------
+
+def write_plan(out_dir: Path, base_config: Path | None, base_overrides: list[str], variants: list[Variant],
+               seeds: list[int], steps: int | None, time_budget: float | None, jobs: list[RunJob]) -> Path:
+    """compare.yaml: enough for ``steadygan report`` (and a person) to know what was compared."""
+    plan = {
+        "base_config": str(base_config) if base_config is not None else None,
+        "base_overrides": list(base_overrides),
+        "variants": [{"spec": v.spec, "label": v.label, "slug": v.slug, "overrides": list(v.overrides)}
+                     for v in variants],
+        "baseline": next((v.label for v in variants if not v.overrides and v.spec.startswith(BASELINE)), None),
+        "seeds": seeds,
+        "steps": steps if steps is not None else jobs[0].cfg.train.steps,
+        "time": time_budget if time_budget is not None else jobs[0].cfg.train.time,
+        "runs": [{"variant": j.variant.label, "seed": j.seed, "dir": f"{RUNS}/{j.name}"} for j in jobs],
+    }
+    path = out_dir / PLAN_FILE
+    path.write_text(yaml.safe_dump(plan, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_pool(jobs: list[RunJob], workers: int) -> None:
+    # Split the cores between workers: torch's default of one thread per core in every
+    # worker would oversubscribe the machine and make each run slower than sequential.
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    interrupted = False
+    try:
+        futures = {pool.submit(run_one, job, None if job.cfg.train.threads else threads): job for job in jobs}
+        for done, future in enumerate(as_completed(futures), 1):
+            outcome = future.result()
+            interrupted |= outcome["action"] == "interrupted"
+            _log(f"[{done}/{len(jobs)}] {futures[future].name}: {describe(outcome)}")
+    except BaseException:
+        # On Ctrl-C the workers got the same signal: each stops at a step boundary and
+        # checkpoints. Runs not yet started are dropped; the next compare starts them.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def run_compare(base_config: Path | None, base_overrides: list[str], variants: list[str], seeds: list[int] | int,
+                steps: int | None, time_budget: float | None, out_dir: Path, jobs: int = 1, progress: bool = False,
+                main_metric: str | None = None, threshold: float | None = None) -> Path:
+    """Train (or skip, or resume) every (variant, seed) pair, then write the report; returns report.md."""
+    out_dir = Path(out_dir)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1 (got {jobs})")
+    parsed = parse_variants(list(variants))
+    seeds = seed_list(seeds)
+    plan = plan_runs(Path(base_config) if base_config else None, list(base_overrides), parsed, seeds, steps,
+                     time_budget, out_dir, progress=progress and jobs == 1)
+    (out_dir / RUNS).mkdir(parents=True, exist_ok=True)
+    write_plan(out_dir, base_config, base_overrides, parsed, seeds, steps, time_budget, plan)
+    _log(f"compare: {len(parsed)} variant(s) x {len(seeds)} seed(s) = {len(plan)} runs in {out_dir / RUNS}")
+    if jobs == 1:
+        for i, job in enumerate(plan, 1):
+            outcome = run_one(job)
+            _log(f"[{i}/{len(plan)}] {job.name}: {describe(outcome)}")
+            if outcome["action"] == "interrupted":
+                raise KeyboardInterrupt
+    else:
+        _run_pool(plan, min(jobs, len(plan)))
+    return write_report(out_dir, main_metric=main_metric, threshold=threshold)

@@ -1,0 +1,27 @@
+"""Sample-quality metrics: FID, KID, precision/recall, density/coverage, mode coverage.
+
+Pure functions of feature sets (``fid``, ``kid``, ``prdc``, ``mode_metrics``), feature
+extractors by name (``EXTRACTORS``: classifier, inception, pixels, identity), and the
+evaluation of a trained generator against its data with a real-vs-real floor
+(``evaluate_generator``, ``evaluate_run``, ``Evaluator``).
+"""
+
+from .evaluate import (IMAGE_METRICS, METRICS_FILE, Evaluator, evaluate_generator, evaluate_run, format_table,
+                       json_safe, score_features)
+from .features import (EXTRACTORS, ClassifierExtractor, FeatureExtractor, InceptionExtractor, SmallCNN,
+                       build_extractor, classifier, dataset_fingerprint, default_cache_dir, inception,
+                       state_dict_sha256, train_classifier)
+from .fid import fid, frechet_distance, gaussian_stats
+from .inception import FID_WEIGHTS_NAME, FIDInceptionV3
+from .kid import kid, mmd2_unbiased
+from .modes import make_stacked_mnist, mode_metrics, predict_triples, stacked_mode_metrics
+from .prdc import density_coverage, precision_recall, prdc
+
+__all__ = [
+    "EXTRACTORS", "FID_WEIGHTS_NAME", "IMAGE_METRICS", "METRICS_FILE", "ClassifierExtractor", "Evaluator",
+    "FIDInceptionV3", "FeatureExtractor", "InceptionExtractor", "SmallCNN", "build_extractor", "classifier",
+    "dataset_fingerprint", "default_cache_dir", "density_coverage", "evaluate_generator", "evaluate_run",
+    "fid", "format_table", "frechet_distance", "gaussian_stats", "inception", "json_safe", "kid",
+    "make_stacked_mnist", "mmd2_unbiased", "mode_metrics", "precision_recall", "prdc", "predict_triples",
+    "score_features", "stacked_mode_metrics", "state_dict_sha256", "train_classifier",
+]

@@ -1,0 +1,253 @@
+"""Score a trained generator: distribution metrics against the data, with a real-data floor.
+
+Image data: FID, KID, precision/recall and density/coverage between n generated samples and
+n samples of the train split, all on one feature extractor. Each is reported beside its
+*floor*, the same metric between the train split and the test split (same n): two real
+samples of one distribution do not score 0 (FID is biased upward at finite n, PR/DC have
+sampling noise), so a GAN value means little without the value real data gets.
+
+2-D toy data: the mode metrics (PacGAN/VEEGAN protocol, 2,500 samples), with the floor
+computed on the same number of true mixture samples.
+
+Everything is deterministic given ``seed`` and leaves the global RNGs alone, so it can run
+inside a training loop without changing the run. Sample order and batch size do not
+change the numbers beyond floating-point rounding.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from ..config import Config
+from ..data import InMemoryData, load_dataset, to_uint8_images
+from ..data.toy import TOY_MIXTURES, sample_mixture
+from ..registry import ConfigError
+from ..sampling import LoadedGenerator, load_generator
+from .features import FeatureExtractor, build_extractor
+from .fid import fid
+from .kid import kid
+from .modes import mode_metrics
+from .prdc import prdc
+
+IMAGE_METRICS = ("fid", "kid", "pr", "dc")
+IMAGE_SAMPLES = 10_000
+TOY_SAMPLES = 2_500          # the PacGAN / VEEGAN protocol
+METRICS_FILE = "metrics.json"
+
+# Display order and names of the numbers each metric group produces.
+_COLUMNS = {"fid": ["fid"], "kid": ["kid", "kid_std"], "pr": ["precision", "recall"],
+            "dc": ["density", "coverage"]}
+_TOY_COLUMNS = ["modes_recovered", "high_quality_fraction", "kl_to_uniform"]
+
+
+def _check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
+    metrics = tuple(metrics)
+    unknown = [m for m in metrics if m not in IMAGE_METRICS]
+    if unknown or not metrics:
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
+                          f"choose from: {', '.join(IMAGE_METRICS)}")
+    return metrics
+
+
+def _subset(data: InMemoryData, n: int, seed: int) -> torch.Tensor:
+    """n samples drawn without replacement by a private generator (all of them if fewer)."""
+    if n >= len(data):
+        return data.samples
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    return data.samples[idx.sort().values]
+
+
+def score_features(real: torch.Tensor, other: torch.Tensor, metrics: tuple[str, ...], seed: int = 0,
+                   kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, float]:
+    """The image metrics of ``other`` against ``real``, from (N, D) features."""
+    out: dict[str, float] = {}
+    if "fid" in metrics:
+        out["fid"] = fid(real, other)
+    if "kid" in metrics:
+        out["kid"], out["kid_std"] = kid(real, other, kid_subsets, kid_subset_size, seed)
+    if "pr" in metrics or "dc" in metrics:
+        scores = prdc(real, other)
+        for group in ("pr", "dc"):
+            if group in metrics:
+                out.update({k: scores[k] for k in _COLUMNS[group]})
+    return out
+
+
+class Evaluator:
+    """Extractor, real features and the real-vs-real floor, built once, reused per generator.
+
+    For periodic evaluation during training build one Evaluator and call ``evaluate`` at
+    each evaluation step: the classifier and the real features are then computed once.
+    """
+
+    def __init__(self, dataset: str, root: str | None = None, resolution: int = 28, channels: int = 1,
+                 metrics: Iterable[str] = IMAGE_METRICS, n: int | None = None,
+                 extractor: str | FeatureExtractor = "classifier", extractor_options: dict[str, Any] | None = None,
+                 seed: int = 0, batch_size: int = 256, kid_subsets: int = 100, kid_subset_size: int = 1000) -> None:
+        self.dataset, self.root = dataset, root
+        self.resolution, self.channels = resolution, channels
+        self.is_toy = dataset in TOY_MIXTURES
+        self.metrics = _check_metrics(metrics)
+        self.n = n or (TOY_SAMPLES if self.is_toy else IMAGE_SAMPLES)
+        self.seed, self.batch_size = seed, batch_size
+        self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
+        self.extractor_spec, self.extractor_options = extractor, dict(extractor_options or {})
+        self._extractor: FeatureExtractor | None = None
+        self._reference: dict[str, Any] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Config, **kwargs: Any) -> "Evaluator":
+        d = cfg.data
+        return cls(d.name, d.root, d.resolution, d.channels, **kwargs)
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            if isinstance(self.extractor_spec, FeatureExtractor):
+                self._extractor = self.extractor_spec
+            else:
+                options = dict(self.extractor_options)
+                if self.extractor_spec == "classifier":
+                    # The classifier is trained on this run's data, at its resolution.
+                    for key, value in (("dataset", self.dataset), ("root", self.root),
+                                       ("resolution", self.resolution), ("channels", self.channels)):
+                        options.setdefault(key, value)
+                self._extractor = build_extractor(self.extractor_spec, **options)
+        return self._extractor
+
+    def features(self, samples: torch.Tensor) -> torch.Tensor:
+        return self.extractor(samples, self.batch_size)
+
+    def reference(self) -> dict[str, Any]:
+        """Real features (train subset) and the floor (train subset vs test subset), cached."""
+        if self._reference is None:
+            if self.is_toy:
+                make_modes, std = TOY_MIXTURES[self.dataset]
+                points, _ = sample_mixture(self.dataset, self.n, self.seed + 1)
+                self._reference = {"floor": mode_metrics(points, make_modes(), std), "n_real": self.n}
+            else:
+                train = load_dataset(self.dataset, self.root, "train", self.resolution, self.channels)
+                test = load_dataset(self.dataset, self.root, "test", self.resolution, self.channels)
+                if train.samples.shape == test.samples.shape and torch.equal(train.samples, test.samples):
+                    # No separate test split (e.g. an image folder): the floor compares two
+                    # disjoint random halves of the data instead of a set with itself.
+                    half = min(self.n, len(train) // 2)
+                    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
+                    real_x, other_x = train.samples[perm[:half]], train.samples[perm[half:2 * half]]
+                    note = "two disjoint halves of the data (no separate test split)"
+                else:
+                    real_x, other_x = _subset(train, self.n, self.seed), _subset(test, self.n, self.seed + 1)
+                    note = "train split vs test split"
+                real, floor_set = self.features(real_x), self.features(other_x)
+                self._reference = {
+                    "real": real, "n_real": len(real), "n_test": len(floor_set), "note": note,
+                    "floor": score_features(real, floor_set, self.metrics, self.seed,
+                                            self.kid_subsets, self.kid_subset_size),
+                }
+        return self._reference
+
+    def evaluate(self, loaded: LoadedGenerator) -> dict[str, Any]:
+        """Metrics of ``loaded``'s samples (drawn from noise seeded by ``seed``) and the floor."""
+        if loaded.config.data.name != self.dataset:
+            raise ConfigError(f"this evaluator is for '{self.dataset}', the generator was trained on "
+                              f"'{loaded.config.data.name}'")
+        start = time.perf_counter()
+        ref = self.reference()
+        samples = loaded.sample(self.n, self.seed, self.batch_size).cpu()
+        result: dict[str, Any] = {"dataset": self.dataset, "step": loaded.step,
+                                  "checkpoint": str(loaded.checkpoint), "ema": loaded.ema, "seed": self.seed}
+        if self.is_toy:
+            make_modes, std = TOY_MIXTURES[self.dataset]
+            result.update(kind="toy", samples={"generated": len(samples), "real": ref["n_real"]},
+                          extractor={"name": "modes", "n_modes": len(make_modes()), "std": std},
+                          metrics=mode_metrics(samples, make_modes(), std), floor=ref["floor"],
+                          floor_note="true mixture samples")
+        else:
+            # Rounded to uint8 like the real data: both sets take the identical path through
+            # the extractor, and a saved PNG of a sample would score the same.
+            generated = self.features(to_uint8_images(samples))
+            result.update(kind="image",
+                          samples={"generated": len(generated), "real": ref["n_real"], "real_test": ref["n_test"]},
+                          extractor=self.extractor.record(),
+                          metrics=score_features(ref["real"], generated, self.metrics, self.seed,
+                                                 self.kid_subsets, self.kid_subset_size),
+                          floor=ref["floor"], floor_note=ref["note"])
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        return result
+
+
+def evaluate_generator(loaded: LoadedGenerator, metrics: Iterable[str] = IMAGE_METRICS, n: int | None = None,
+                       extractor: str | FeatureExtractor = "classifier", seed: int = 0, batch_size: int = 256,
+                       extractor_options: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Score a loaded generator against its dataset (see :class:`Evaluator`).
+
+    ``n`` defaults to 10,000 for images and 2,500 for toy mixtures. ``extractor`` is a
+    registry name (``classifier``, ``inception``, ``pixels``) or a built extractor;
+    ``extractor_options`` go to its factory (e.g. ``{"weights": PATH}`` for inception).
+    """
+    evaluator = Evaluator.from_config(loaded.config, metrics=metrics, n=n, extractor=extractor,
+                                      extractor_options=extractor_options, seed=seed,
+                                      batch_size=batch_size, **kwargs)
+    return evaluator.evaluate(loaded)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN / inf -> None (strict JSON has no NaN), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, use_ema: bool = True,
+                 device: str = "cpu", **kwargs: Any) -> dict[str, Any]:
+    """Evaluate a run's newest (or the given) checkpoint and write ``run_dir/metrics.json``.
+
+    ``kwargs`` are those of :func:`evaluate_generator`.
+    """
+    run_dir = Path(run_dir)
+    loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
+    result = json_safe(evaluate_generator(loaded, **kwargs))
+    path = run_dir / METRICS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return result
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Plain-text table: metric, GAN value, real-vs-real floor, extractor."""
+    if result.get("kind") == "toy":
+        keys = _TOY_COLUMNS
+        extractor = f"modes ({result['extractor']['n_modes']}, std {result['extractor']['std']})"
+    else:
+        keys = [k for k in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
+                if k in result["metrics"]]
+        ex = result["extractor"]
+        extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"
+    rows = [("metric", "GAN", "real vs real", "extractor")]
+    rows += [(k, _fmt(result["metrics"].get(k)), _fmt(result["floor"].get(k)), extractor) for k in keys]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    samples = ", ".join(f"{k} {v}" for k, v in result["samples"].items())
+    lines.append(f"step {result['step']}, seed {result['seed']}, samples: {samples}; "
+                 f"floor: {result.get('floor_note', '')}")
+    return "\n".join(lines)

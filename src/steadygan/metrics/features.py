@@ -1,0 +1,359 @@
+"""Feature extractors for the distribution metrics, by name.
+
+- ``classifier``: a small CNN trained here on the labelled train split of the run's
+  dataset; features are its 128-d penultimate layer. Domain-specific features are what
+  makes FID-like numbers meaningful on Fashion-MNIST-like data (an ImageNet network sees
+  28x28 grayscale clothes as blurry noise), and training it takes about a minute on CPU.
+  It is cached on disk, keyed by what determines its weights.
+- ``inception``: the FID InceptionV3 (2048-d pool features), from pytorch-fid's weights
+  file, for numbers comparable with the literature. Never downloaded.
+- ``pixels`` / ``identity``: the flattened samples (2-D toy data, sanity checks).
+
+Every extractor can say what it is (``record()``: name, sha256 of its weights, feature
+size, and for the classifier its test accuracy), so a metrics file names the exact
+network its numbers came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import InMemoryData, load_dataset
+from ..registry import ConfigError, Registry
+from .inception import FID_WEIGHTS_NAME, FIDInceptionV3
+
+CLASSIFIER_ARCH = "smallcnn"
+CLASSIFIER_VERSION = 1   # bump when the architecture or the training recipe changes
+CACHE_ENV = "STEADYGAN_CACHE"
+
+
+# --- hashing ---------------------------------------------------------------------------------
+
+def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over (name, dtype, shape, raw bytes) of every tensor, in sorted name order.
+
+    Independent of how the weights were serialised, so a retrained network with the same
+    weights and a file with those weights hash alike.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dataset_fingerprint(data: InMemoryData) -> str:
+    """sha256 of the samples' shape and bytes and of the labels (as int64)."""
+    h = hashlib.sha256()
+    h.update(f"{tuple(data.samples.shape)}|{data.samples.dtype}|".encode())
+    h.update(data.samples.contiguous().numpy().tobytes())
+    if data.labels is not None:
+        h.update(b"labels|")
+        h.update(data.labels.to(torch.int64).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+# --- the extractor interface -----------------------------------------------------------------
+
+def to_model_input(samples: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-1, 1]; float samples (generator output) unchanged."""
+    if samples.dtype == torch.uint8:
+        return samples.float().div(127.5).sub(1.0)
+    return samples.float()
+
+
+class FeatureExtractor:
+    """Maps samples (N, ...) to features (N, D), float32 on the CPU.
+
+    Networks run in eval mode (BatchNorm uses its stored statistics), so each sample's
+    features do not depend on the other samples in its batch: results are batch-size
+    independent up to floating-point rounding. On CUDA, PyTorch's default lets cuDNN
+    convolutions use TF32, so GPU features differ from CPU ones at the 1e-4..1e-3
+    relative level (far below the sampling noise of any metric here).
+    """
+
+    def __init__(self, name: str, model: nn.Module | None, feature_dim: int | None,
+                 info: dict[str, Any] | None = None, device: str | torch.device = "cpu",
+                 default_batch_size: int = 256, input_shape: tuple[int, ...] | None = None) -> None:
+        self.name = name
+        self.device = torch.device(device)
+        self.model = None if model is None else model.to(self.device).eval()
+        self.feature_dim = feature_dim
+        self.info = dict(info or {})
+        self.default_batch_size = default_batch_size
+        self.input_shape = input_shape
+        state = {} if model is None else model.state_dict()
+        self.weights_sha256 = state_dict_sha256(state)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of one float batch already on the device."""
+        assert self.model is not None
+        return self.model(x)
+
+    def _check(self, samples: torch.Tensor) -> None:
+        if self.input_shape is not None and tuple(samples.shape[1:]) != self.input_shape:
+            raise ConfigError(f"extractor '{self.name}' expects samples of shape {self.input_shape} "
+                              f"(got {tuple(samples.shape[1:])}); build it for this data's resolution/channels")
+
+    @torch.no_grad()
+    def __call__(self, samples: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        self._check(samples)
+        batch_size = batch_size or self.default_batch_size
+        out = [self.embed(to_model_input(chunk).to(self.device)).float().cpu()
+               for chunk in samples.split(batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.feature_dim or 0)
+
+    def record(self) -> dict[str, Any]:
+        """What a metrics file stores about the extractor."""
+        return {"name": self.name, "weights_sha256": self.weights_sha256,
+                "feature_dim": self.feature_dim, **self.info}
+
+
+class FlattenExtractor(FeatureExtractor):
+    """Identity features: samples flattened (images scaled to [-1, 1])."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, None, None, default_batch_size=8192)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+EXTRACTORS: Registry[Callable[..., FeatureExtractor]] = Registry("feature extractor")
+
+
+@EXTRACTORS.register("pixels", summary="flattened samples, images scaled to [-1, 1]")
+def _pixels() -> FeatureExtractor:
+    return FlattenExtractor("pixels")
+
+
+@EXTRACTORS.register("identity", summary="the samples themselves (2-D toy points)")
+def _identity() -> FeatureExtractor:
+    return FlattenExtractor("identity")
+
+
+def build_extractor(name: str, **kwargs: Any) -> FeatureExtractor:
+    """An extractor by registry name; unknown names or options are ConfigErrors."""
+    return EXTRACTORS.build(name, **kwargs)
+
+
+# --- the dataset classifier ------------------------------------------------------------------
+
+class SmallCNN(nn.Module):
+    """conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, 128-d ReLU layer (the features), linear head.
+
+    BatchNorm makes three epochs enough for >90% on Fashion-MNIST; in eval mode it is a
+    fixed affine map, so features stay per-sample. ``feature_scale`` (set once after
+    training, stored with the weights) scales the features to mean ||f||^2 / d = 1 on the
+    training data: FID and the k-NN metrics do not care, but KID's kernel (x.y/d + 1)^3 is
+    not scale-invariant and turns noisy on raw activations (||f||^2/d ~ 10 here).
+    """
+
+    def __init__(self, channels: int = 1, n_classes: int = 10, feature_dim: int = 128) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            # 7x7 at 28 px (a no-op there); other resolutions keep the same layer sizes.
+            nn.AdaptiveAvgPool2d(7), nn.Flatten(),
+            nn.Linear(64 * 49, feature_dim), nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, n_classes)
+        self.register_buffer("feature_scale", torch.ones(()))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) * self.feature_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+@torch.no_grad()
+def classifier_accuracy(model: nn.Module, data: InMemoryData, batch_size: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    for images, labels in zip(data.samples.split(batch_size), data.labels.split(batch_size)):
+        correct += int((model(to_model_input(images)).argmax(1) == labels).sum())
+    return correct / len(data)
+
+
+def train_classifier(train: InMemoryData, test: InMemoryData | None, epochs: int = 3, batch_size: int = 128,
+                     lr: float = 2e-3, seed: int = 0) -> tuple[SmallCNN, dict[str, Any]]:
+    """Train a SmallCNN on ``train`` (Adam, one-cycle schedule); report accuracy on ``test``.
+
+    Deterministic given ``seed``: initialisation runs under a forked global RNG (so the
+    caller's RNG state, e.g. a training run's, is left exactly as it was) and batches come
+    from a private generator. Afterwards ``feature_scale`` is fitted on up to 10,000
+    training samples (see :class:`SmallCNN`).
+    """
+    if train.labels is None:
+        raise ConfigError(f"dataset '{train.name}' has no labels: the 'classifier' extractor needs a "
+                          "labelled train split; use the 'inception' extractor instead")
+    n_classes = max(int(train.labels.max()) + 1, 2)
+    steps_per_epoch = max(len(train) // batch_size, 1)
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SmallCNN(train.samples.shape[1], n_classes)
+        opt = torch.optim.Adam(model.parameters(), lr)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * steps_per_epoch)
+        g = torch.Generator().manual_seed(seed)
+        model.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(train), generator=g)
+            for i in range(steps_per_epoch):
+                idx = perm[i * batch_size:(i + 1) * batch_size]
+                loss = F.cross_entropy(model(to_model_input(train.samples[idx])), train.labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        model.eval()
+        with torch.no_grad():
+            sample = train.samples[torch.randperm(len(train), generator=g)[:10_000]]
+            feats = torch.cat([model.body(to_model_input(c)) for c in sample.split(1000)])
+            mean_sq = feats.pow(2).sum(1).mean() / feats.shape[1]
+            if mean_sq > 0:
+                model.feature_scale.fill_(float(mean_sq.rsqrt()))
+    seconds = time.perf_counter() - start
+    info = {"train_seconds": round(seconds, 2), "train_samples": len(train),
+            "test_accuracy": None if test is None or test.labels is None else classifier_accuracy(model, test),
+            "test_samples": None if test is None else len(test)}
+    return model, info
+
+
+def default_cache_dir() -> Path:
+    """$STEADYGAN_CACHE/extractors if that variable is set, else ~/.cache/steadygan/extractors."""
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "steadygan") / "extractors"
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class ClassifierExtractor(FeatureExtractor):
+    """The SmallCNN's penultimate layer; ``predict`` gives its class decisions."""
+
+    def __init__(self, model: SmallCNN, info: dict[str, Any], device: str | torch.device = "cpu") -> None:
+        channels, resolution = info["channels"], info["resolution"]
+        super().__init__("classifier", model, model.head.in_features, info, device,
+                         input_shape=(channels, resolution, resolution))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.features(x)
+
+    @torch.no_grad()
+    def predict(self, samples: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Class index per sample (e.g. per channel of Stacked-MNIST, see modes.predict_triples)."""
+        self._check(samples)
+        return torch.cat([self.model(to_model_input(c).to(self.device)).argmax(1).cpu()
+                          for c in samples.split(batch_size)])
+
+
+@EXTRACTORS.register("classifier", summary="small CNN trained on the dataset's labelled train split (128-d)")
+def classifier(dataset: str = "fashion-mnist", root: str | None = None, resolution: int = 28, channels: int = 1,
+               cache_dir: str | None = None, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3,
+               seed: int = 0, device: str = "cpu") -> ClassifierExtractor:
+    """Load the cached classifier for this dataset, or train and cache it.
+
+    The cache key holds everything that determines the weights: architecture name and
+    version, dataset name and fingerprint (sha256 of its images and labels), resolution,
+    channels and the training settings. A changed dataset therefore retrains instead of
+    silently reusing a network trained on other data. Training runs on the CPU (about
+    two minutes for Fashion-MNIST on 2 cores); ``device`` is where features are computed.
+    """
+    train = load_dataset(dataset, root, "train", resolution, channels)
+    if not train.is_image:
+        raise ConfigError(f"the 'classifier' extractor is for image datasets; '{dataset}' is 2-D "
+                          "points (use 'identity', or the mode metrics)")
+    fingerprint = dataset_fingerprint(train)
+    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    key = (f"{CLASSIFIER_ARCH}-v{CLASSIFIER_VERSION}-{dataset}-{resolution}px-{channels}ch-"
+           f"{fingerprint[:16]}-{settings_hash}")
+    folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    weights_path, meta_path = folder / f"{key}.pt", folder / f"{key}.json"
+
+    if weights_path.is_file() and meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+            if state_dict_sha256(state) != meta.get("weights_sha256"):
+                raise ValueError("weights do not match their recorded sha256")
+            model = SmallCNN(channels, state["head.weight"].shape[0], state["head.weight"].shape[1])
+            model.load_state_dict(state)
+            return ClassifierExtractor(model, {**meta, "cache_file": str(weights_path)}, device)
+        except Exception as exc:  # noqa: BLE001 - any unusable cache entry is rebuilt
+            warnings.warn(f"{weights_path}: unusable cached classifier ({exc}); retraining", stacklevel=2)
+
+    test = None
+    try:
+        test = load_dataset(dataset, root, "test", resolution, channels)
+        if test.samples.shape == train.samples.shape and torch.equal(test.samples, train.samples):
+            test = None  # the loader has no separate test split: train accuracy would mislead
+    except (OSError, ValueError):
+        pass  # no test split: accuracy is reported as None
+    model, info = train_classifier(train, test, **settings)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    meta = {"arch": CLASSIFIER_ARCH, "version": CLASSIFIER_VERSION, "dataset": dataset,
+            "dataset_sha256": fingerprint, "resolution": resolution, "channels": channels,
+            "training": settings, **info, "weights_sha256": state_dict_sha256(state),
+            "torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(weights_path, lambda p: torch.save(state, p))
+    _atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    return ClassifierExtractor(model, {**meta, "cache_file": str(weights_path)}, device)
+
+
+# --- FID Inception -----------------------------------------------------------------------------
+
+class InceptionExtractor(FeatureExtractor):
+    """2048-d pool features of the FID InceptionV3 (inputs resized to 299x299)."""
+
+    def __init__(self, model: FIDInceptionV3, info: dict[str, Any] | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        # 50 at 299 px is ~2 GB of activations: the batch pytorch-fid uses by default.
+        super().__init__("inception", model, 2048, info, device, default_batch_size=50)
+
+
+@EXTRACTORS.register("inception", summary="FID InceptionV3 (2048-d), from pytorch-fid's local weights file",
+                     paper="Szegedy et al. 2016; Heusel et al. 2017")
+def inception(weights: str | None = None, device: str = "cpu") -> InceptionExtractor:
+    """The FID Inception with weights read from ``weights`` (a local file only)."""
+    hint = (f"the 'inception' extractor needs pytorch-fid's FID Inception weights, the file "
+            f"{FID_WEIGHTS_NAME} (TensorFlow's 2015-12-05 Inception graph converted to PyTorch); "
+            f"nothing is downloaded: copy that file here and pass weights=PATH")
+    if weights is None:
+        raise ConfigError(hint)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; {hint}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = FIDInceptionV3()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ConfigError(f"{path} does not fit the FID InceptionV3 ({exc}); {hint}") from exc
+    return InceptionExtractor(model, {"weights_file": str(path), "file_sha256": file_sha256(path)}, device)

@@ -1,0 +1,73 @@
+"""Precision/recall and density/coverage against a direct loop over the definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from steadygan.metrics import density_coverage, prdc, precision_recall
+
+
+def _kth_radius(points: np.ndarray, i: int, k: int) -> float:
+    others = [np.linalg.norm(points[i] - points[j]) for j in range(len(points)) if j != i]
+    return sorted(others)[k - 1]
+
+
+def _brute_force(real: np.ndarray, fake: np.ndarray, k_pr: int, k_dc: int) -> dict[str, float]:
+    r_pr = [_kth_radius(real, i, k_pr) for i in range(len(real))]
+    r_dc = [_kth_radius(real, i, k_dc) for i in range(len(real))]
+    f_pr = [_kth_radius(fake, j, k_pr) for j in range(len(fake))]
+    dist = lambda a, b: np.linalg.norm(a - b)  # noqa: E731
+    precision = np.mean([any(dist(f, real[i]) <= r_pr[i] for i in range(len(real))) for f in fake])
+    recall = np.mean([any(dist(r, fake[j]) <= f_pr[j] for j in range(len(fake))) for r in real])
+    density = sum(dist(f, real[i]) <= r_dc[i] for f in fake for i in range(len(real))) / (k_dc * len(fake))
+    coverage = np.mean([any(dist(real[i], f) <= r_dc[i] for f in fake) for i in range(len(real))])
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_brute_force_definitions(seed):
+    rng = np.random.default_rng(seed)
+    real = rng.normal(size=(40, 5))
+    fake = rng.normal(size=(33, 5)) * 0.8 + 0.7
+    expected = _brute_force(real, fake, 3, 5)
+    got = prdc(real, fake, k_pr=3, k_dc=5, chunk_size=7)  # several ragged chunks
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-12), key
+    assert 0 < got["precision"] < 1 and 0 < got["recall"] < 1  # the sets are a real test
+
+
+def test_chunk_size_and_sample_order_do_not_matter():
+    rng = np.random.default_rng(2)
+    real, fake = rng.normal(size=(120, 6)), rng.normal(size=(90, 6)) + 0.3
+    reference = prdc(real, fake, chunk_size=1024)
+    assert prdc(real, fake, chunk_size=13) == reference
+    assert prdc(real[rng.permutation(120)], fake[rng.permutation(90)], chunk_size=13) == reference
+
+
+def test_identical_sets_are_fully_precise_and_covered():
+    x = torch.randn(200, 8, generator=torch.Generator().manual_seed(3))
+    out = prdc(x, x.clone())
+    assert out["precision"] == 1.0 and out["recall"] == 1.0 and out["coverage"] == 1.0
+
+
+def test_far_apart_sets_score_zero():
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(size=(50, 3)), rng.normal(size=(50, 3)) + 100.0
+    assert prdc(real, fake) == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+
+
+def test_mode_dropping_lowers_recall_and_coverage_not_precision():
+    rng = np.random.default_rng(5)
+    real = np.concatenate([rng.normal(size=(150, 2)), rng.normal(size=(150, 2)) + 20])
+    fake = rng.normal(size=(300, 2))  # only the first cluster
+    pr = precision_recall(real, fake)
+    dc = density_coverage(real, fake)
+    assert pr["recall"] <= 0.5 and dc["coverage"] <= 0.5
+    assert pr["precision"] > 0.9
+
+
+def test_needs_more_samples_than_k():
+    with pytest.raises(ValueError):
+        prdc(np.zeros((3, 2)), np.zeros((10, 2)), k_pr=3)
