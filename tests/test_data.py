@@ -15,6 +15,7 @@ from steadygan.data import (BatchSampler, DataError, fit_images, load_dataset, r
                             to_float_images, to_uint8_images, write_idx)
 from steadygan.data.cifar import load_cifar10
 from steadygan.data.folder import load_image_folder
+from steadygan.registry import ConfigError
 
 from conftest import make_idx_dir
 
@@ -185,3 +186,19 @@ def test_toy_mixtures(name, n_modes, std):
         assert torch.allclose(modes.norm(dim=1), torch.ones(8))
     else:
         assert set(modes.flatten().tolist()) == {-4.0, -2.0, 0.0, 2.0, 4.0}
+
+
+def test_stacked_channels_are_base_images_with_the_coded_digits(idx_dir):
+    base_images = torch.as_tensor(read_idx(idx_dir / "train-images-idx3-ubyte.gz", 3))
+    base_labels = torch.as_tensor(read_idx(idx_dir / "train-labels-idx1-ubyte.gz", 1))
+    data = load_dataset("stacked", str(idx_dir), "train", channels=3)
+    assert data.samples.shape == (len(base_images), 3, 28, 28) and data.samples.dtype == torch.uint8
+    for image, code in zip(data.samples[:20], data.labels[:20]):
+        digits = [int(code) // 100, int(code) // 10 % 10, int(code) % 10]
+        for c, digit in enumerate(digits):
+            matches = (base_images == image[c]).flatten(1).all(1).nonzero().flatten()
+            assert len(matches) and all(int(base_labels[m]) == digit for m in matches)
+    again = load_dataset("stacked", str(idx_dir), "train", channels=3)
+    assert torch.equal(again.samples, data.samples)          # fixed seed: a stable dataset
+    with pytest.raises(ConfigError, match="data.channels=3"):
+        load_dataset("stacked", str(idx_dir), "train", channels=1)

@@ -187,3 +187,37 @@ def test_without_a_separate_test_split_the_floor_uses_disjoint_halves(data_root)
     assert result["samples"] == {"generated": 100, "real": 60, "real_test": 60}
     assert "disjoint" in result["floor_note"]
     assert result["floor"]["fid"] > 0  # not a set compared with itself
+
+
+class ConstantGenerator(nn.Module):
+    """Every sample is the same image: a generator collapsed onto one mode."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        super().__init__()
+        self.image = nn.Parameter(image, requires_grad=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.image.expand(len(z), *self.image.shape)
+
+
+def test_stacked_data_counts_digit_triples(tmp_path, data_root):
+    from steadygan.metrics.features import StackedExtractor
+
+    stacked = load_dataset("stacked", str(data_root), "train", channels=3)
+    collapsed = ConstantGenerator(stacked.samples[0].float() / 127.5 - 1)
+    loaded = _loaded(collapsed, "stacked", data_root, 4)
+    loaded.config.data.channels = 3
+    options = {"cache_dir": str(tmp_path / "cache"), "epochs": 1, "batch_size": 32}
+    evaluator = Evaluator.from_config(loaded.config, metrics=["fid"], n=100, extractor_options=options)
+    result = evaluator.evaluate(loaded)
+    # One image repeated is one predicted triple, whatever the classifier: 1 mode, KL = log 1000.
+    assert result["metrics"]["modes"] == 1
+    assert result["metrics"]["kl_to_uniform"] == pytest.approx(math.log(1000), rel=1e-9)
+    assert 1 < result["floor"]["modes"] <= 100       # 100 real stacks hold many triples
+    # Features: the single-channel classifier's features of each channel, side by side.
+    extractor = evaluator.extractor
+    assert isinstance(extractor, StackedExtractor) and extractor.feature_dim == 3 * 128
+    x = stacked.samples[:5]
+    feats = extractor(x)
+    for c in range(3):
+        assert torch.allclose(feats[:, 128 * c:128 * (c + 1)], extractor.base(x[:, c:c + 1]), atol=1e-6)

@@ -10,6 +10,7 @@ from .base import BatchSampler, DataError, InMemoryData, fit_images, to_float_im
 from .cifar import load_cifar10
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx
+from .stacked import make_stacked_mnist
 from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
 
 __all__ = ["BatchSampler", "DataError", "InMemoryData", "DATASETS", "load_dataset", "fit_images",
@@ -18,7 +19,8 @@ __all__ = ["BatchSampler", "DataError", "InMemoryData", "DATASETS", "load_datase
 
 DATASETS: Registry[Callable[..., InMemoryData]] = Registry("dataset")
 
-DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
+DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist",
+                 "stacked": "/usr/share/datasets/fashion-mnist"}  # any MNIST-format folder
 
 
 def _root(name: str, root: str | None) -> Path:
@@ -56,6 +58,19 @@ def _cifar(root: str | None, split: str, resolution: int, channels: int) -> InMe
 def _folder(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
     images, labels = load_image_folder(_root("folder", root), resolution, channels)
     return InMemoryData(images, labels, "folder")
+
+
+STACKED_SEEDS = {"train": 0, "test": 1}  # fixed: the data (and its classifier cache) never change
+
+
+@DATASETS.register("stacked", summary="Stacked MNIST: 3 images of an MNIST-format set (data.root) as RGB, 1000 modes",
+                   paper="Metz et al. 2017 (unrolled GAN); Srivastava et al. 2017 (VEEGAN)")
+def _stacked(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+    if channels != 3:
+        raise ConfigError(f"data.name=stacked builds 3-channel images: set data.channels=3 (got {channels})")
+    images, labels = load_idx_dataset(_root("stacked", root), split)
+    stacked, codes = make_stacked_mnist(images, labels, len(images), STACKED_SEEDS[split])
+    return InMemoryData(fit_images(stacked, resolution, 3), codes, "stacked")
 
 
 def _toy_loader(name: str):

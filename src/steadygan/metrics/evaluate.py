@@ -6,6 +6,11 @@ n samples of the train split, all on one feature extractor. Each is reported bes
 samples of one distribution do not score 0 (FID is biased upward at finite n, PR/DC have
 sampling noise), so a GAN value means little without the value real data gets.
 
+Stacked data (``data.name=stacked``): the image metrics on per-channel classifier features,
+plus the Stacked-MNIST mode count over 1000 digit triples and its KL to uniform, on 26,000
+samples by default (the protocol of Metz et al. 2017 / Srivastava et al. 2017); the floor is
+the same count on as many real stacked images.
+
 2-D toy data: the mode metrics (PacGAN/VEEGAN protocol, 2,500 samples), with the floor
 computed on the same number of true mixture samples.
 
@@ -29,15 +34,16 @@ from ..data import InMemoryData, load_dataset, to_uint8_images
 from ..data.toy import TOY_MIXTURES, sample_mixture
 from ..registry import ConfigError
 from ..sampling import LoadedGenerator, load_generator
-from .features import FeatureExtractor, build_extractor
+from .features import FeatureExtractor, StackedExtractor, build_extractor
 from .fid import fid
 from .kid import kid
-from .modes import mode_metrics
+from .modes import mode_metrics, stacked_mode_metrics
 from .prdc import prdc
 
 IMAGE_METRICS = ("fid", "kid", "pr", "dc")
 IMAGE_SAMPLES = 10_000
 TOY_SAMPLES = 2_500          # the PacGAN / VEEGAN protocol
+STACKED_SAMPLES = 26_000     # the Stacked-MNIST protocol
 METRICS_FILE = "metrics.json"
 
 # Display order and names of the numbers each metric group produces.
@@ -93,8 +99,9 @@ class Evaluator:
         self.dataset, self.root = dataset, root
         self.resolution, self.channels = resolution, channels
         self.is_toy = dataset in TOY_MIXTURES
+        self.is_stacked = dataset == "stacked"
         self.metrics = _check_metrics(metrics)
-        self.n = n or (TOY_SAMPLES if self.is_toy else IMAGE_SAMPLES)
+        self.n = n or (TOY_SAMPLES if self.is_toy else STACKED_SAMPLES if self.is_stacked else IMAGE_SAMPLES)
         self.seed, self.batch_size = seed, batch_size
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.extractor_spec, self.extractor_options = extractor, dict(extractor_options or {})
@@ -113,6 +120,13 @@ class Evaluator:
                 self._extractor = self.extractor_spec
             else:
                 options = dict(self.extractor_options)
+                if self.extractor_spec == "classifier" and self.is_stacked:
+                    # One digit classifier on the single-channel set the stacks were built from.
+                    base = "fashion-mnist" if self.root is None else "idx"
+                    self._extractor = StackedExtractor(build_extractor(
+                        "classifier", dataset=base, root=self.root, resolution=self.resolution, channels=1,
+                        **options))
+                    return self._extractor
                 if self.extractor_spec == "classifier":
                     # The classifier is trained on this run's data, at its resolution.
                     for key, value in (("dataset", self.dataset), ("root", self.root),
@@ -150,7 +164,16 @@ class Evaluator:
                     "floor": score_features(real, floor_set, self.metrics, self.seed,
                                             self.kid_subsets, self.kid_subset_size),
                 }
+                if self.is_stacked:
+                    # Mode counts grow with n: the floor counts as many real samples as are generated.
+                    self._reference["floor"].update(self._stacked_modes(real_x))
         return self._reference
+
+    def _stacked_modes(self, images: torch.Tensor) -> dict[str, float]:
+        extractor = self.extractor
+        if not isinstance(extractor, StackedExtractor):
+            return {}  # another extractor was chosen: no digit classifier to count modes with
+        return stacked_mode_metrics(extractor.predict_triples(images))
 
     def evaluate(self, loaded: LoadedGenerator) -> dict[str, Any]:
         """Metrics of ``loaded``'s samples (drawn from noise seeded by ``seed``) and the floor."""
@@ -171,13 +194,16 @@ class Evaluator:
         else:
             # Rounded to uint8 like the real data: both sets take the identical path through
             # the extractor, and a saved PNG of a sample would score the same.
-            generated = self.features(to_uint8_images(samples))
+            images = to_uint8_images(samples)
+            generated = self.features(images)
             result.update(kind="image",
                           samples={"generated": len(generated), "real": ref["n_real"], "real_test": ref["n_test"]},
                           extractor=self.extractor.record(),
                           metrics=score_features(ref["real"], generated, self.metrics, self.seed,
                                                  self.kid_subsets, self.kid_subset_size),
                           floor=ref["floor"], floor_note=ref["note"])
+            if self.is_stacked:
+                result["metrics"].update(self._stacked_modes(images))
         result["seconds"] = round(time.perf_counter() - start, 2)
         return result
 
@@ -238,7 +264,8 @@ def format_table(result: dict[str, Any]) -> str:
         keys = _TOY_COLUMNS
         extractor = f"modes ({result['extractor']['n_modes']}, std {result['extractor']['std']})"
     else:
-        keys = [k for k in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
+        keys = [k for k in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "modes",
+                            "kl_to_uniform")
                 if k in result["metrics"]]
         ex = result["extractor"]
         extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"

@@ -31,6 +31,7 @@ from torch import nn
 from ..data import InMemoryData, load_dataset
 from ..registry import ConfigError, Registry
 from .inception import FID_WEIGHTS_NAME, FIDInceptionV3
+from .modes import predict_triples
 
 CLASSIFIER_ARCH = "smallcnn"
 CLASSIFIER_VERSION = 1   # bump when the architecture or the training recipe changes
@@ -325,6 +326,28 @@ def classifier(dataset: str = "fashion-mnist", root: str | None = None, resoluti
     _atomic_write(weights_path, lambda p: torch.save(state, p))
     _atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
     return ClassifierExtractor(model, {**meta, "cache_file": str(weights_path)}, device)
+
+
+class StackedExtractor(FeatureExtractor):
+    """Stacked data: a single-channel classifier applied to each of the 3 channels.
+
+    Features are the three 128-d feature vectors concatenated (a domain FID for stacked
+    images); ``predict_triples`` gives the class of each channel, the mode of a sample
+    (Stacked-MNIST protocol).
+    """
+
+    def __init__(self, base: ClassifierExtractor) -> None:
+        resolution = base.info["resolution"]
+        super().__init__("stacked-classifier", base.model, 3 * base.feature_dim, {**base.info, "per_channel": True},
+                         base.device, input_shape=(3, resolution, resolution))
+        self.base = base
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.base.embed(x[:, c:c + 1]) for c in range(3)], 1)
+
+    def predict_triples(self, samples: torch.Tensor) -> torch.Tensor:
+        self._check(samples)
+        return predict_triples(self.base.predict, samples)
 
 
 # --- FID Inception -----------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..data.stacked import make_stacked_mnist  # noqa: F401 - re-exported with the mode metrics
+
 
 def _kl_to_uniform(counts: torch.Tensor, n_modes: int) -> float:
     """KL(p || U) = sum_i p_i log(p_i * K) with 0 log 0 = 0; NaN when there is nothing to count."""
@@ -55,28 +57,6 @@ def mode_metrics(points: torch.Tensor | np.ndarray, modes: torch.Tensor | np.nda
         "high_quality_fraction": float(hq.double().mean()) if len(points) else math.nan,
         "kl_to_uniform": _kl_to_uniform(counts, len(modes)),
     }
-
-
-def make_stacked_mnist(images: torch.Tensor, labels: torch.Tensor, n: int,
-                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """n three-channel images, each channel an independent uniformly drawn digit image.
-
-    ``images`` is uint8 (N, 1, H, W) or (N, H, W) from any MNIST-format set, ``labels`` (N,)
-    digits 0-9. Returns uint8 (n, 3, H, W) and labels 100*a + 10*b + c (channel order).
-    """
-    if images.dtype != torch.uint8:
-        raise TypeError("make_stacked_mnist expects uint8 images")
-    if images.ndim == 4:
-        if images.shape[1] != 1:
-            raise ValueError(f"expected single-channel images (got {images.shape[1]} channels)")
-        images = images[:, 0]
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(len(images), (n, 3), generator=g)
-    stacked = images[idx]  # (n, 3, H, W)
-    digits = labels.long()[idx]
-    return stacked, digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
 
 
 def predict_triples(classify: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:

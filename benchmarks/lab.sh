@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The stability-lab benchmarks quoted in BENCHMARKS.md and README.md: every stabiliser over
+# several seeds, on the 2-D mixtures (mode coverage, PacGAN/VEEGAN protocol) and on
+# Fashion-MNIST (classifier FID at an equal wall-clock budget).
+#
+#   benchmarks/lab.sh ring8 | grid25 | fmnist | all      (from the repository root, after `make venv`)
+#
+# Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
+# interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SG=${SG:-.venv/bin/steadygan}
+JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, uses 2 cores best
+
+# Settings from each method's paper where it gives one for 2-D data (WGAN-GP's toy code uses
+# lambda = 0.1; weight clipping c = 0.01 from WGAN; eps = 0.01 from the GC-GAN document),
+# otherwise the registry defaults (`steadygan methods`).
+TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
+              "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
+
+part=${1:-all}
+if [[ $part == ring8 || $part == all ]]; then
+  $SG compare -c configs/ring8.yaml -v "${TOY_VARIANTS[@]}" --seeds 5 --steps 3000 \
+      --set train.eval_every=250 -j "$JOBS" --no-progress -o lab/ring8
+fi
+if [[ $part == grid25 || $part == all ]]; then
+  $SG compare -c configs/grid25.yaml -v "${TOY_VARIANTS[@]}" --seeds 5 --steps 3000 \
+      --set train.eval_every=250 -j "$JOBS" --no-progress -o lab/grid25
+fi
+if [[ $part == fmnist || $part == all ]]; then
+  # Equal wall-clock budget (120 s of training per run, evaluation time excluded), one run at
+  # a time so that every run has both cores. FID on 2,000 samples every 20 s: cheap enough to
+  # draw the curve; the real-vs-real floor at the same n is in each metrics row's report.
+  $SG compare -c configs/baseline.yaml -v baseline "r1:gamma=1" "seed-param:lambda=0.1" "clip-value:eps=0.01" \
+      --seeds 3 --steps 100000 --time 120 --set train.eval_seconds=20 train.eval_n=2000 train.eval_metrics=[fid,pr] \
+      train.checkpoint_every=500 -j 1 --no-progress -o lab/fmnist --metric fid
+fi
