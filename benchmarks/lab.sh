@@ -3,7 +3,7 @@
 # several seeds, on the 2-D mixtures (mode coverage, PacGAN/VEEGAN protocol) and on
 # Fashion-MNIST (classifier FID at an equal wall-clock budget).
 #
-#   benchmarks/lab.sh ring8 | grid25 | fmnist | all      (from the repository root, after `make venv`)
+#   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | fmnist | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -27,10 +27,18 @@ if [[ $part == grid25 || $part == all ]]; then
   $SG compare -c configs/grid25.yaml -v "${TOY_VARIANTS[@]}" --seeds 5 --steps 3000 \
       --set train.eval_every=250 -j "$JOBS" --no-progress -o lab/grid25
 fi
+if [[ $part == ring8-wgan || $part == all ]]; then
+  # The two WGAN variants again at their papers' schedule: 5 critic steps per generator step
+  # and Adam betas (0.5, 0.9) (the runs above keep n_critic = 1 so that every variant gets
+  # the same number of updates).
+  $SG compare -c configs/ring8.yaml -v "wgan-gp:lambda=0.1" "weight-clip:c=0.01" --seeds 5 --steps 3000 \
+      --set train.eval_every=250 train.n_critic=5 "d.betas=[0.5,0.9]" "g.betas=[0.5,0.9]" \
+      -j "$JOBS" --no-progress -o lab/ring8-wgan
+fi
 if [[ $part == fmnist || $part == all ]]; then
   # Equal wall-clock budget (120 s of training per run, evaluation time excluded), one run at
   # a time so that every run has both cores. FID on 2,000 samples every 20 s: cheap enough to
-  # draw the curve; the real-vs-real floor at the same n is in each metrics row's report.
+  # draw the curve. The real-vs-real floor at that n: `steadygan eval RUN --n 2000 --metrics fid,pr`.
   $SG compare -c configs/baseline.yaml -v baseline "r1:gamma=1" "seed-param:lambda=0.1" "clip-value:eps=0.01" \
       --seeds 3 --steps 100000 --time 120 --set train.eval_seconds=20 train.eval_n=2000 train.eval_metrics=[fid,pr] \
       train.checkpoint_every=500 -j 1 --no-progress -o lab/fmnist --metric fid

@@ -47,6 +47,34 @@ def test_evaluation_does_not_change_what_is_trained(tmp_path):
     assert rows and all("MetricRaw/modes" in r and "Metric/modes" in r for r in rows)
 
 
+def test_classifier_evaluation_leaves_training_exact_on_cache_miss_and_hit(tmp_path, idx_dir, monkeypatch):
+    # Building (or loading) the feature network must not draw from the training RNG.
+    monkeypatch.setenv("STEADYGAN_CACHE", str(tmp_path / "cache"))
+    scored = ("train.eval_every=4", "train.eval_n=40", "train.eval_metrics=[fid]", "train.checkpoint_every=6")
+    plain = train(image_cfg(tmp_path / "plain", idx_dir))
+    miss = train(image_cfg(tmp_path / "miss", idx_dir, *scored))     # trains and caches the classifier
+    hit = train(image_cfg(tmp_path / "hit", idx_dir, *scored))       # loads it
+    assert list((tmp_path / "cache").rglob("*.pt"))
+    for run in (miss, hit):
+        assert_same_state(final_state(plain.run_dir), final_state(run.run_dir))
+        assert [r["step"] for r in metric_rows(run.run_dir)] == [4, 6]
+        # The final evaluation (step 6, after the in-loop checkpoint of step 6) is in the final checkpoint.
+        assert final_state(run.run_dir)["eval"]["last_step"] == 6
+
+
+def test_too_few_samples_for_a_metric_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="at least 6"):
+        load_config(None, ["train.eval_n=5", "train.eval_metrics=[fid,dc]"])
+    load_config(None, ["train.eval_n=5", "train.eval_metrics=[fid,pr]"])   # pr needs 4
+    out = tmp_path / "runs"
+    assert main(["train", "--config", "configs/ring8.yaml", "--steps", "2", "--out", str(out), "--no-progress",
+                 "--set", "data.toy_samples=1000", "--set", "model.width=16"]) == 0
+    (run,) = out.iterdir()
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n", "0"]) == 2   # 2-D data: mode counts need one sample
+    assert "at least 1 are needed" in capsys.readouterr().err
+
+
 def test_image_run_logs_distribution_metrics(tmp_path, idx_dir):
     cfg = image_cfg(tmp_path, idx_dir, "train.eval_every=3", "train.eval_n=40", "train.eval_extractor=pixels",
                     "train.eval_metrics=[fid,pr]")

@@ -107,6 +107,9 @@ def test_divergence_definitions():
     # The blow-up rule is for lower-is-better metrics; losing modes is collapse, not divergence.
     modes = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, modes=8), eval_row(2, 2.0, modes=2)])
     assert divergence_reason(modes, "Metric/modes", higher=True) is None
+    # ... and for FID only: KID near 0 doubles by noise alone.
+    kid = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, kid=0.01), eval_row(2, 2.0, kid=0.03)])
+    assert divergence_reason(kid, "Metric/kid", higher=False) is None
     loss = Run("v", 0, None, step_rows=[step_row(1, 0.1), step_row(2, 0.2, loss_g=float("inf"))])
     assert divergence_reason(loss) == "Loss/G = inf at step 2"
     marked = Run("v", 0, None, marker={"status": "diverged", "step": 9})

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -46,7 +45,6 @@ RUNS = "runs"
 # Bookkeeping keys that may differ when a lab folder is resumed, beyond the trainer's own list:
 # the run directory is fixed by the compare, so where it lives and what it is called do not matter.
 _LAB_RESUMABLE = RESUMABLE_CHANGES | {"train.out_dir", "train.name"}
-_CKPT_STEP = re.compile(r"^ckpt-(\d+)\.pt$")
 
 
 @dataclass(frozen=True)
@@ -112,11 +110,6 @@ def write_marker(run_dir: Path, marker: dict[str, Any]) -> None:
     tmp = path.with_name(f".{MARKER}.tmp")
     tmp.write_text(json.dumps(marker, indent=2) + "\n")
     os.replace(tmp, path)
-
-
-def checkpoint_step(path: Path | None) -> int | None:
-    m = _CKPT_STEP.match(path.name) if path is not None else None
-    return int(m.group(1)) if m else None
 
 
 def newest_samples(run_dir: Path) -> Path | None:
@@ -186,12 +179,6 @@ def run_one(job: RunJob, threads: int | None = None) -> dict[str, Any]:
         # Checked before skipping too: one report must not mix runs of different configs.
         _check_resumable(job, yaml.safe_load(saved.read_text()))
     if is_done(marker, job.cfg):
-        return {**marker, "action": "skipped"}
-    ckpt_step = checkpoint_step(ckpt)
-    if marker is None and ckpt is not None and ckpt_step == job.cfg.train.steps:
-        # Finished, but killed before the marker was written.
-        marker = _marker(job, "finished", ckpt_step, "steps", ckpt, newest_samples(job.run_dir))
-        write_marker(job.run_dir, marker)
         return {**marker, "action": "skipped"}
     if threads:
         import torch

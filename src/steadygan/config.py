@@ -296,6 +296,7 @@ def validate(cfg: Config) -> None:
 
 def _validate_eval(t: TrainConfig) -> None:
     from .metrics import EXTRACTORS, IMAGE_METRICS
+    from .metrics.evaluate import check_sample_count
 
     if t.eval_every < 0:
         raise ConfigError(f"train.eval_every must be >= 0 steps (got {t.eval_every}); 0 disables it")
@@ -305,8 +306,7 @@ def _validate_eval(t: TrainConfig) -> None:
     if unknown or not t.eval_metrics:
         raise ConfigError(f"train.eval_metrics: unknown {', '.join(unknown) or '(empty list)'}; "
                           f"choose from {', '.join(IMAGE_METRICS)}")
-    if t.eval_n is not None and t.eval_n < 2:
-        raise ConfigError(f"train.eval_n must be >= 2 samples (got {t.eval_n})")
+    check_sample_count(t.eval_n, t.eval_metrics)
     EXTRACTORS.get(t.eval_extractor)
     if t.eval_on not in ("auto", "ema", "raw", "both"):
         raise ConfigError(f"train.eval_on must be auto, ema, raw or both (got {t.eval_on!r})")

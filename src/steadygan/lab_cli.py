@@ -62,7 +62,8 @@ def add_compare_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     seeds.add_argument("--seed-list", type=int, nargs="+", metavar="SEED", help="explicit seeds instead of --seeds")
     p.add_argument("--steps", type=int, help="generator steps per run (default: the config's train.steps)")
     p.add_argument("--time", type=float, metavar="SECONDS",
-                   help="wall-clock budget per run in seconds; a run stops at whichever budget comes first")
+                   help="training-time budget per run in seconds (evaluation time excluded); a run stops at "
+                        "whichever budget comes first")
     p.add_argument("--set", "-s", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override base config keys for every variant, e.g. --set data.batch_size=64 model.width=32")
     p.add_argument("--jobs", "-j", type=int, default=1,

@@ -39,7 +39,7 @@ BEST_CHECKPOINT = "best.pt"
 
 
 def metric_row(result: dict[str, Any], prefix: str = "Metric/") -> dict[str, float]:
-    """An evaluation result -> ``{"Metric/fid": ..., ...}`` (NaN kept as NaN, logged as null)."""
+    """An evaluation result -> ``{"Metric/fid": ..., ...}`` (missing -> NaN; stats.jsonl stores null)."""
     return {f"{prefix}{METRIC_KEYS[k]}": (float(v) if v is not None else math.nan)
             for k, v in result["metrics"].items() if k in METRIC_KEYS}
 

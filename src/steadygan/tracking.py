@@ -74,7 +74,9 @@ class Tracker:
 
     def log_values(self, step: int, values: dict[str, float]) -> None:
         """Rows outside the per-step stream (e.g. evaluation results)."""
-        self._stats_file.write(json.dumps({"step": step, **values}) + "\n")
+        # NaN (e.g. KL with no high-quality sample) is written as null: stats.jsonl stays strict JSON.
+        row = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+        self._stats_file.write(json.dumps({"step": step, **row}) + "\n")
         self._stats_file.flush()
         if self._writer is not None:
             for k, v in values.items():

@@ -255,7 +255,9 @@ class Trainer:
             with deferred_interrupt() as interrupted:
                 stopped = self._loop(tracker, interrupted)
             tracker.flush()
-            if stopped != "interrupted" and self.periodic_eval.enabled and self.periodic_eval.last_step != self.step:
+            final_eval = (stopped != "interrupted" and self.periodic_eval.enabled
+                          and self.periodic_eval.last_step != self.step)
+            if final_eval:
                 self.evaluate(tracker)  # every evaluated run ends with its final score
         except Diverged as exc:
             tracker.close()
@@ -263,8 +265,8 @@ class Trainer:
                      else "no checkpoint was written")
             raise TrainingDiverged(f"{exc}; stopping ({where}). Lower the learning rate or add a "
                                    "stabiliser (see `steadygan methods`).") from exc
-        if self._last_ckpt != checkpoint_path(self.run_dir, self.step):
-            self._last_ckpt = self.save()
+        if final_eval or self._last_ckpt != checkpoint_path(self.run_dir, self.step):
+            self._last_ckpt = self.save()  # after the final evaluation: its state (best, last step) is kept
         if self._last_samples is None or self.step % t.sample_every != 0:
             self._last_samples = self.write_samples(tracker)
         tracker.close()

@@ -52,6 +52,19 @@ _COLUMNS = {"fid": ["fid"], "kid": ["kid", "kid_std"], "pr": ["precision", "reca
 _TOY_COLUMNS = ["modes_recovered", "high_quality_fraction", "kl_to_uniform"]
 
 
+# Fewest samples each metric needs: k-NN radii need k + 1 points (precision/recall k = 3,
+# density/coverage k = 5); a covariance or an MMD needs two.
+MIN_SAMPLES = {"fid": 2, "kid": 2, "pr": 4, "dc": 6}
+
+
+def check_sample_count(n: int | None, metrics: Iterable[str]) -> None:
+    """ConfigError unless ``n`` (None = the default) is enough for every metric in ``metrics``."""
+    need = max((MIN_SAMPLES.get(m, 2) for m in metrics), default=1)  # no metric: 2-D mode counts
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < need):
+        raise ConfigError(f"{n!r} samples is too few for {', '.join(metrics)}: at least {need} are needed "
+                          "(10,000 is the usual protocol for images, 2,500 for 2-D data)")
+
+
 def _check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m not in IMAGE_METRICS]
@@ -101,7 +114,8 @@ class Evaluator:
         self.is_toy = dataset in TOY_MIXTURES
         self.is_stacked = dataset == "stacked"
         self.metrics = _check_metrics(metrics)
-        self.n = n or (TOY_SAMPLES if self.is_toy else STACKED_SAMPLES if self.is_stacked else IMAGE_SAMPLES)
+        check_sample_count(n, () if self.is_toy else self.metrics)
+        self.n = n if n is not None else (TOY_SAMPLES if self.is_toy else STACKED_SAMPLES if self.is_stacked else IMAGE_SAMPLES)
         self.seed, self.batch_size = seed, batch_size
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.extractor_spec, self.extractor_options = extractor, dict(extractor_options or {})
@@ -116,24 +130,28 @@ class Evaluator:
     @property
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            if isinstance(self.extractor_spec, FeatureExtractor):
-                self._extractor = self.extractor_spec
-            else:
-                options = dict(self.extractor_options)
-                if self.extractor_spec == "classifier" and self.is_stacked:
-                    # One digit classifier on the single-channel set the stacks were built from.
-                    base = "fashion-mnist" if self.root is None else "idx"
-                    self._extractor = StackedExtractor(build_extractor(
-                        "classifier", dataset=base, root=self.root, resolution=self.resolution, channels=1,
-                        **options))
-                    return self._extractor
-                if self.extractor_spec == "classifier":
-                    # The classifier is trained on this run's data, at its resolution.
-                    for key, value in (("dataset", self.dataset), ("root", self.root),
-                                       ("resolution", self.resolution), ("channels", self.channels)):
-                        options.setdefault(key, value)
-                self._extractor = build_extractor(self.extractor_spec, **options)
+            # Building a network initialises its layers from the global RNG; inside a training
+            # run that would shift every later random draw (and differ between a cache hit and
+            # a miss). Forked, the training RNG is exactly where it was.
+            with torch.random.fork_rng(devices=[]):
+                self._extractor = self._build_extractor()
         return self._extractor
+
+    def _build_extractor(self) -> FeatureExtractor:
+        if isinstance(self.extractor_spec, FeatureExtractor):
+            return self.extractor_spec
+        options = dict(self.extractor_options)
+        if self.extractor_spec == "classifier" and self.is_stacked:
+            # One digit classifier on the single-channel set the stacks were built from.
+            base = "fashion-mnist" if self.root is None else "idx"
+            return StackedExtractor(build_extractor("classifier", dataset=base, root=self.root,
+                                                    resolution=self.resolution, channels=1, **options))
+        if self.extractor_spec == "classifier":
+            # The classifier is trained on this run's data, at its resolution.
+            for key, value in (("dataset", self.dataset), ("root", self.root),
+                               ("resolution", self.resolution), ("channels", self.channels)):
+                options.setdefault(key, value)
+        return build_extractor(self.extractor_spec, **options)
 
     def features(self, samples: torch.Tensor) -> torch.Tensor:
         return self.extractor(samples, self.batch_size)

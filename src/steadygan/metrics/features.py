@@ -373,7 +373,10 @@ def inception(weights: str | None = None, device: str = "cpu") -> InceptionExtra
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; {hint}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same explanation
+        raise ConfigError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__}); {hint}") from exc
     model = FIDInceptionV3()
     try:
         model.load_state_dict(state, strict=True)

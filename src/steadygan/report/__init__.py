@@ -140,8 +140,8 @@ def write_report(out_dir: Path, main_metric: str | None = None, threshold: float
     doc.bullets([
         "final / best: the last / best evaluation of a run; per variant, mean ± sample std over seeds.",
         "time to quality: steps and training seconds at the first evaluation at least as good as the threshold.",
-        f"diverged: stopped on a NaN/inf, a non-finite logged loss, or (lower-is-better main metric) a final "
-        f"value more than {BLOWUP:g}x the run's best.",
+        f"diverged: stopped on a NaN/inf, a non-finite logged loss or main metric, or a final FID more than "
+        f"{BLOWUP:g}x the run's best.",
         f"collapsed: final `Metric/modes` <= {COLLAPSE_MODES} (2-D data) or final `Metric/recall` < "
         f"{COLLAPSE_RECALL:g} (images).",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "

@@ -12,7 +12,8 @@ Definitions (also printed in every report):
   in steps and in training seconds; per variant the mean over the seeds that got there.
 * *diverged*: the run stopped on a NaN/inf (``done.json`` says ``diverged``), a logged loss is
   not finite, or a lower-is-better main metric blew up: its final value is not finite or is
-  more than ``BLOWUP`` times the run's best.
+  more than ``BLOWUP`` times the run's best (FID only: KID and KL live near 0, where a factor
+  of two is noise).
 * *collapsed*: 2-D data: final ``Metric/modes`` <= 1; images: final ``Metric/recall`` < 0.05.
 * *step time*: per run the median of the ``elapsed_s`` differences between consecutive per-step
   rows (the median leaves out the spikes of sample grids, checkpoints and evaluation); per
@@ -36,7 +37,9 @@ from ..registry import ConfigError
 PLAN_FILE = "compare.yaml"
 MARKER = "done.json"
 REPORT_DIR = "report"
-BLOWUP = 2.0             # final > BLOWUP x best counts as a blown-up (diverged) lower-is-better metric
+BLOWUP = 2.0             # final > BLOWUP x best counts as a blown-up (diverged) FID
+# Only FID: KID and KL sit near 0 where a factor of 2 is sampling noise, not a blow-up.
+BLOWUP_METRICS = ("Metric/fid",)
 COLLAPSE_MODES = 1       # final Metric/modes <= this: collapsed to (at most) one mode
 COLLAPSE_RECALL = 0.05   # final Metric/recall below this: collapsed
 LOSS_KEYS = ("Loss/D", "Loss/G")
@@ -216,7 +219,8 @@ def divergence_reason(run: Run, metric: str | None = None, higher: bool | None =
         final, best = final_value(run, metric), best_value(run, metric, False)
         if final is not None and not math.isfinite(final):
             return f"final {metric} = {final}"
-        if final is not None and best is not None and best > 0 and final > BLOWUP * best:
+        if metric in BLOWUP_METRICS and final is not None and best is not None and best > 0 \
+                and final > BLOWUP * best:
             return f"final {metric} {final:.4g} > {BLOWUP:g} x best {best:.4g}"
     return None
 
