@@ -2,7 +2,8 @@
 
 Image data: FID, KID, precision/recall and density/coverage between n generated samples and
 n samples of the train split, all on one feature extractor. Each is reported beside its
-*floor*, the same metric between the train split and the test split (same n): two real
+*floor*, the same metric between the train split and the test split (same n, or the whole
+test split when it is smaller; the result records both counts): two real
 samples of one distribution do not score 0 (FID is biased upward at finite n, PR/DC have
 sampling noise), so a GAN value means little without the value real data gets.
 
