@@ -142,6 +142,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from .clipping import CLIPPERS
     from .data import DATASETS
     from .losses import LOSSES
+    from .metrics import EXTRACTORS
     from .models import MODELS
     from .optim import OPTIMIZERS
     from .penalties import PENALTIES
@@ -149,7 +150,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     sections = (("losses (loss=NAME)", LOSSES),
                 ("gradient penalties (d.penalties=[SPEC,...] / g.penalties=[SPEC,...])", PENALTIES),
                 ("clippers (d.clip=SPEC / g.clip=SPEC)", CLIPPERS), ("models (model.arch=NAME)", MODELS),
-                ("optimisers (d.optimizer / g.optimizer)", OPTIMIZERS), ("datasets (data.name=NAME)", DATASETS))
+                ("optimisers (d.optimizer / g.optimizer)", OPTIMIZERS), ("datasets (data.name=NAME)", DATASETS),
+                ("feature extractors for metrics (steadygan eval --extractor NAME / train.eval_extractor)", EXTRACTORS))
     for title, registry in sections:
         print(f"{title}:")
         for e in registry.entries():
