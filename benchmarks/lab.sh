@@ -3,7 +3,7 @@
 # several seeds, on the 2-D mixtures (mode coverage, PacGAN/VEEGAN protocol) and on
 # Fashion-MNIST (classifier FID at an equal wall-clock budget).
 #
-#   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | fmnist | all      (from the repository root, after `make venv`)
+#   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -35,6 +35,12 @@ if [[ $part == ring8-wgan || $part == all ]]; then
       --set train.eval_every=250 train.n_critic=5 "d.betas=[0.5,0.9]" "g.betas=[0.5,0.9]" \
       -j "$JOBS" --no-progress -o lab/ring8-wgan
 fi
+if [[ $part == grid25-long || $part == all ]]; then
+  # grid25 is far from solved after 3,000 steps: the two documents' methods, the best
+  # single-step penalty and the baseline again at the config's 10,000 steps.
+  $SG compare -c configs/grid25.yaml -v baseline "r1:gamma=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01" \
+      --seeds 5 --steps 10000 --set train.eval_every=1000 -j "$JOBS" --no-progress -o lab/grid25-long
+fi
 if [[ $part == fmnist || $part == all ]]; then
   # Equal wall-clock budget (120 s of training per run, evaluation time excluded), one run at
   # a time so that every run has both cores. FID on 2,000 samples every 20 s: cheap enough to
@@ -42,4 +48,10 @@ if [[ $part == fmnist || $part == all ]]; then
   $SG compare -c configs/baseline.yaml -v baseline "r1:gamma=1" "seed-param:lambda=0.1" "clip-value:eps=0.01" \
       --seeds 3 --steps 100000 --time 120 --set train.eval_seconds=20 train.eval_n=2000 train.eval_metrics=[fid,pr] \
       train.checkpoint_every=500 -j 1 --no-progress -o lab/fmnist --metric fid
+fi
+if [[ $part == fmnist-long || $part == all ]]; then
+  # The same four variants at twice the budget (240 s of training per run), FID every 30 s.
+  $SG compare -c configs/baseline.yaml -v baseline "r1:gamma=1" "seed-param:lambda=0.1" "clip-value:eps=0.01" \
+      --seeds 3 --steps 100000 --time 240 --set train.eval_seconds=30 train.eval_n=2000 train.eval_metrics=[fid,pr] \
+      train.checkpoint_every=500 -j 1 --no-progress -o lab/fmnist-long --metric fid
 fi

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from steadygan.registry import ConfigError
+from steadygan.report import plots
 from steadygan.report import (Run, collapse_reason, divergence_reason, load_runs, mean_std, parse_metric,
                               pick_main_metric, read_stats, step_time, summarize, time_to_threshold, write_report)
 
@@ -184,7 +185,7 @@ def test_write_report_without_metrics_or_plan(tmp_path):
     assert "No run recorded `Metric/fid`" in write_report(lab, main_metric="fid").read_text()
 
 
-def test_write_report_images_shows_newest_grids(tmp_path):
+def test_write_report_images_shows_newest_grids(tmp_path, monkeypatch):
     from PIL import Image
 
     lab = tmp_path / "lab"
@@ -195,6 +196,13 @@ def test_write_report_images_shows_newest_grids(tmp_path):
         for step, value in ((2, 0), (3, 255)):
             Image.fromarray(np.full((20, 20), value, dtype=np.uint8)).save(run / "samples" / f"step-{step:08d}.png")
     write_plan(lab, [("baseline", 0), ("baseline", 1)])
+    figures = {}
+    real_save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault(path.name, fig) and real_save(fig, path))
     md = write_report(lab)
     assert "final Metric/fid" in md.read_text() and "50.5 ± 0.71" in md.read_text()
     assert (md.parent / "samples.png").exists()
+    cells = figures["samples.png"].axes
+    assert [ax.get_title() for ax in cells] == ["seed 0, step 3", "seed 1, step 3"]
+    assert all(ax.images[0].get_array().min() == 255 for ax in cells)  # the newest grid, not step 2's
+    assert cells[0].axison and cells[0].yaxis.label.get_visible() and cells[0].get_ylabel() == "baseline"

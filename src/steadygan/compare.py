@@ -225,7 +225,8 @@ def describe(outcome: dict[str, Any]) -> str:
 # --- the whole compare ------------------------------------------------------------------------
 
 def write_plan(out_dir: Path, base_config: Path | None, base_overrides: list[str], variants: list[Variant],
-               seeds: list[int], steps: int | None, time_budget: float | None, jobs: list[RunJob]) -> Path:
+               seeds: list[int], steps: int | None, time_budget: float | None, jobs: list[RunJob],
+               parallel: int = 1) -> Path:
     """compare.yaml: enough for ``steadygan report`` (and a person) to know what was compared."""
     plan = {
         "base_config": str(base_config) if base_config is not None else None,
@@ -236,6 +237,8 @@ def write_plan(out_dir: Path, base_config: Path | None, base_overrides: list[str
         "seeds": seeds,
         "steps": steps if steps is not None else jobs[0].cfg.train.steps,
         "time": time_budget if time_budget is not None else jobs[0].cfg.train.time,
+        # Runs trained side by side share the cores: their step times are only a rough guide.
+        "parallel": parallel,
         "runs": [{"variant": j.variant.label, "seed": j.seed, "dir": f"{RUNS}/{j.name}"} for j in jobs],
     }
     path = out_dir / PLAN_FILE
@@ -281,7 +284,8 @@ def run_compare(base_config: Path | None, base_overrides: list[str], variants: l
     plan = plan_runs(Path(base_config) if base_config else None, list(base_overrides), parsed, seeds, steps,
                      time_budget, out_dir, progress=progress and jobs == 1)
     (out_dir / RUNS).mkdir(parents=True, exist_ok=True)
-    write_plan(out_dir, base_config, base_overrides, parsed, seeds, steps, time_budget, plan)
+    write_plan(out_dir, base_config, base_overrides, parsed, seeds, steps, time_budget, plan,
+               parallel=min(jobs, len(plan)))
     _log(f"compare: {len(parsed)} variant(s) x {len(seeds)} seed(s) = {len(plan)} runs in {out_dir / RUNS}")
     if jobs == 1:
         for i, job in enumerate(plan, 1):

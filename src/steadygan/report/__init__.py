@@ -30,6 +30,9 @@ def _setup_section(doc: Document, plan: dict[str, Any], runs: list[Run]) -> None
                           f"{plan['time']:g} s" if plan.get("time") else None) if b]
     if budget:
         items.append("budget per run: " + " or ".join(budget) + (", whichever comes first" if len(budget) > 1 else ""))
+    if (plan.get("parallel") or 1) > 1:
+        items.append(f"{plan['parallel']} runs trained at a time, sharing the cores: their step times are a rough "
+                     "guide; measure a stabiliser's cost with `benchmarks/step_speed.py`")
     doc.bullets(items)
     if plan.get("variants"):
         doc.table(["variant", "spec", "config overrides"],
@@ -143,7 +146,8 @@ def write_report(out_dir: Path, main_metric: str | None = None, threshold: float
         f"diverged: stopped on a NaN/inf, a non-finite logged loss or main metric, or a final FID more than "
         f"{BLOWUP:g}x the run's best.",
         f"collapsed: final `Metric/modes` <= {COLLAPSE_MODES} (2-D data) or final `Metric/recall` < "
-        f"{COLLAPSE_RECALL:g} (images).",
+        f"{COLLAPSE_RECALL:g} (images). Early in training recall is that low without any collapse: "
+        "read the recall rule with the sample grids.",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "
         "spikes of sample grids, checkpoints and evaluation), mean over seeds; x baseline: ratio to the "
         "baseline variant's. Total wall-clock cost shows in the seconds column and the time plot.",

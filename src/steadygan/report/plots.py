@@ -79,7 +79,9 @@ def _draw_band(ax, band: tuple[np.ndarray, ...], color, label: str) -> None:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+    # tight_layout ignores a figure title: keep 0.45 inch free for it above the axes' titles.
+    top = 1 - 0.45 / fig.get_figheight() if fig.get_suptitle() else 1
+    fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=100)
     _pyplot().close(fig)
     return path
@@ -202,7 +204,11 @@ def _draw_toy(ax, run: Run | None, mixtures: dict) -> str:
 def _draw_grid(ax, run: Run | None) -> str:
     from PIL import Image
 
-    ax.axis("off")
+    # No ticks or frame, but keep the axis on: the first column's y label names the variant.
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     grids = sorted((run.run_dir / "samples").glob("step-*.png")) if run else []
     if not grids:
         ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, fontsize=8)
