@@ -206,3 +206,20 @@ def test_write_report_images_shows_newest_grids(tmp_path, monkeypatch):
     assert [ax.get_title() for ax in cells] == ["seed 0, step 3", "seed 1, step 3"]
     assert all(ax.images[0].get_array().min() == 255 for ax in cells)  # the newest grid, not step 2's
     assert cells[0].axison and cells[0].yaxis.label.get_visible() and cells[0].get_ylabel() == "baseline"
+
+
+def test_metric_vs_steps_interpolates_when_seeds_are_evaluated_at_different_steps(tmp_path, monkeypatch):
+    # Evaluation by wall-clock: seed 0 scored at steps 2 and 4, seed 1 at 3 and 5.
+    lab = tmp_path / "lab"
+    write_run(lab, "baseline", 0, [eval_row(2, 0.2, fid=40.0), eval_row(4, 0.4, fid=20.0)], data="idx")
+    write_run(lab, "baseline", 1, [eval_row(3, 0.2, fid=50.0), eval_row(5, 0.4, fid=10.0)], data="idx")
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    plots.plot_metric(load_runs(lab), "Metric/fid", None, tmp_path / "m.png", axis="steps")
+    ax = figures[0].axes[0]
+    mean = next(line for line in ax.get_lines() if line.get_label() == "baseline")
+    x, y = mean.get_xdata(), mean.get_ydata()
+    # Only over the span both seeds cover, steps 3..4: seed 0 is at 30 -> 20, seed 1 at 50 -> 30.
+    assert x[0] == 3 and x[-1] == 4
+    assert y[0] == pytest.approx(40.0) and y[-1] == pytest.approx(25.0)
+    assert "faint: each seed" in ax.get_title()

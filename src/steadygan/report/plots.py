@@ -51,9 +51,15 @@ def _band_by_step(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
             np.array([max(v) for v in vals]))
 
 
-def _band_by_time(series: list[tuple[np.ndarray, np.ndarray]], n: int = 200) -> tuple[np.ndarray, ...]:
-    """Seeds are evaluated at different seconds: interpolate each onto one grid, over the span
-    that every seed covers (outside it a mean would jump as seeds enter and leave)."""
+def _aligned(series: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Every seed evaluated at the same x (evaluation every N steps), so a mean per x is fair."""
+    return all(np.array_equal(x, series[0][0]) for x, _ in series)
+
+
+def _band_interpolated(series: list[tuple[np.ndarray, np.ndarray]], n: int = 200) -> tuple[np.ndarray, ...]:
+    """Seeds evaluated at different x (seconds always; steps when evaluation is by time):
+    interpolate each onto one grid, over the span that every seed covers (outside it a mean
+    would jump as seeds enter and leave)."""
     series = [(x, y) for x, y in series if len(x)]
     if not series:
         return (np.array([]),) * 4
@@ -93,27 +99,30 @@ def plot_metric(runs: list[Run], metric: str, threshold: float | None, out: Path
     variants = variants_in_order(runs)
     colors = _colors(variants)
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    per_seed_any = False
     for v in variants:
         series = []
         for r in (r for r in runs if r.variant == v):
             pts = [(s, t, y) for s, t, y in metric_points(r, metric) if axis == "steps" or t is not None]
             x = np.array([p[0] if axis == "steps" else p[1] for p in pts], dtype=float)
             series.append((x, np.array([p[2] for p in pts], dtype=float)))
-        if axis == "steps":
+        if axis == "steps" and _aligned(series):
             _draw_band(ax, _band_by_step(series), colors[v], v)
             continue
         # Each seed's own curve, faint, since the mean only covers the span all seeds share.
+        per_seed_any = True
         for x, y in series:
             ax.plot(x, y, color=colors[v], alpha=0.35, lw=0.8, marker="o" if len(x) < 30 else None, ms=2)
-        _draw_band(ax, _band_by_time(series), colors[v], v)
+        _draw_band(ax, _band_interpolated(series), colors[v], v)
         if not ax.get_legend_handles_labels()[1].count(v):
             ax.plot([], [], color=colors[v], label=v)
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:g}")
     ax.set_xlabel("generator steps" if axis == "steps" else "training seconds")
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs steps (mean over seeds, band: min..max)" if axis == "steps"
-                 else f"{metric} vs training seconds (faint: each seed; bold: their mean)", fontsize=10)
+    x_name = "steps" if axis == "steps" else "training seconds"
+    ax.set_title(f"{metric} vs {x_name} " + ("(faint: each seed; bold: their mean)" if per_seed_any
+                                              else "(mean over seeds, band: min..max)"), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, out)
