@@ -18,7 +18,12 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long all"
 part=${1:-all}
+if [[ " $PARTS " != *" $part "* ]]; then
+  echo "unknown part '$part'; choose one of: $PARTS" >&2
+  exit 2
+fi
 if [[ $part == ring8 || $part == all ]]; then
   $SG compare -c configs/ring8.yaml -v "${TOY_VARIANTS[@]}" --seeds 5 --steps 3000 \
       --set train.eval_every=250 -j "$JOBS" --no-progress -o lab/ring8
@@ -46,12 +51,12 @@ if [[ $part == fmnist || $part == all ]]; then
   # a time so that every run has both cores. FID on 2,000 samples every 20 s: cheap enough to
   # draw the curve. The real-vs-real floor at that n: `steadygan eval RUN --n 2000 --metrics fid,pr`.
   $SG compare -c configs/baseline.yaml -v baseline "r1:gamma=1" "seed-param:lambda=0.1" "clip-value:eps=0.01" \
-      --seeds 3 --steps 100000 --time 120 --set train.eval_seconds=20 train.eval_n=2000 train.eval_metrics=[fid,pr] \
+      --seeds 3 --steps 100000 --time 120 --set train.eval_seconds=20 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
       train.checkpoint_every=500 -j 1 --no-progress -o lab/fmnist --metric fid
 fi
 if [[ $part == fmnist-long || $part == all ]]; then
   # The same four variants at twice the budget (240 s of training per run), FID every 30 s.
   $SG compare -c configs/baseline.yaml -v baseline "r1:gamma=1" "seed-param:lambda=0.1" "clip-value:eps=0.01" \
-      --seeds 3 --steps 100000 --time 240 --set train.eval_seconds=30 train.eval_n=2000 train.eval_metrics=[fid,pr] \
+      --seeds 3 --steps 100000 --time 240 --set train.eval_seconds=30 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
       train.checkpoint_every=500 -j 1 --no-progress -o lab/fmnist-long --metric fid
 fi

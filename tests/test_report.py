@@ -198,7 +198,12 @@ def test_write_report_images_shows_newest_grids(tmp_path, monkeypatch):
     write_plan(lab, [("baseline", 0), ("baseline", 1)])
     figures = {}
     real_save = plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault(path.name, fig) and real_save(fig, path))
+
+    def keep_and_save(fig, path):
+        figures[path.name] = fig
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep_and_save)
     md = write_report(lab)
     assert "final Metric/fid" in md.read_text() and "50.5 ± 0.71" in md.read_text()
     assert (md.parent / "samples.png").exists()
@@ -208,18 +213,54 @@ def test_write_report_images_shows_newest_grids(tmp_path, monkeypatch):
     assert cells[0].axison and cells[0].yaxis.label.get_visible() and cells[0].get_ylabel() == "baseline"
 
 
+def _metric_figure(lab, tmp_path, monkeypatch, axis="steps"):
+    """Draw the metric plot of a fabricated lab and hand back its axes (figure closed)."""
+    figures = []
+
+    def keep_and_save(fig, path):
+        figures.append(fig)
+        plots._pyplot().close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep_and_save)
+    plots.plot_metric(load_runs(lab), "Metric/fid", None, tmp_path / "m.png", axis=axis)
+    return figures[0].axes[0]
+
+
+def _mean_line(ax, label="baseline"):
+    line = next(line for line in ax.get_lines() if line.get_label() == label)
+    return line.get_xdata(), line.get_ydata()
+
+
 def test_metric_vs_steps_interpolates_when_seeds_are_evaluated_at_different_steps(tmp_path, monkeypatch):
     # Evaluation by wall-clock: seed 0 scored at steps 2 and 4, seed 1 at 3 and 5.
     lab = tmp_path / "lab"
     write_run(lab, "baseline", 0, [eval_row(2, 0.2, fid=40.0), eval_row(4, 0.4, fid=20.0)], data="idx")
     write_run(lab, "baseline", 1, [eval_row(3, 0.2, fid=50.0), eval_row(5, 0.4, fid=10.0)], data="idx")
-    figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
-    plots.plot_metric(load_runs(lab), "Metric/fid", None, tmp_path / "m.png", axis="steps")
-    ax = figures[0].axes[0]
-    mean = next(line for line in ax.get_lines() if line.get_label() == "baseline")
-    x, y = mean.get_xdata(), mean.get_ydata()
+    ax = _metric_figure(lab, tmp_path, monkeypatch)
+    x, y = _mean_line(ax)
     # Only over the span both seeds cover, steps 3..4: seed 0 is at 30 -> 20, seed 1 at 50 -> 30.
     assert x[0] == 3 and x[-1] == 4
     assert y[0] == pytest.approx(40.0) and y[-1] == pytest.approx(25.0)
     assert "faint: each seed" in ax.get_title()
+
+
+def test_metric_vs_steps_keeps_going_when_a_seed_stops_early(tmp_path, monkeypatch):
+    # Evaluation every 2 steps; seed 1 diverged after step 4 and drops out of the mean.
+    lab = tmp_path / "lab"
+    write_run(lab, "baseline", 0, [eval_row(s, s / 10, fid=f) for s, f in ((2, 40.0), (4, 30.0), (6, 20.0))],
+              data="idx")
+    write_run(lab, "baseline", 1, [eval_row(s, s / 10, fid=f) for s, f in ((2, 60.0), (4, 50.0))], data="idx")
+    x, y = _mean_line(_metric_figure(lab, tmp_path, monkeypatch))
+    assert list(x) == [2, 4, 6] and list(y) == [50.0, 40.0, 20.0]
+
+
+def test_metric_vs_seconds_ignores_non_finite_and_unsorted_points(tmp_path, monkeypatch):
+    # Seed 0 has a NaN evaluation and its rows out of time order (a resume); seed 1 is clean.
+    lab = tmp_path / "lab"
+    write_run(lab, "baseline", 0, [eval_row(1, 0.0, fid=40.0), eval_row(2, 2.0, fid=20.0),
+                                   eval_row(3, 1.0, fid=NAN)], data="idx")
+    write_run(lab, "baseline", 1, [eval_row(1, 0.0, fid=60.0), eval_row(2, 2.0, fid=40.0)], data="idx")
+    x, y = _mean_line(_metric_figure(lab, tmp_path, monkeypatch, axis="seconds"))
+    assert x[0] == 0 and x[-1] == 2 and np.isfinite(y).all()
+    assert y[len(y) // 2] == pytest.approx((30.0 + 50.0) / 2, rel=1e-2)  # both seeds halfway at 1 s

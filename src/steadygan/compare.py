@@ -137,11 +137,13 @@ def is_done(marker: dict[str, Any] | None, cfg: Config) -> bool:
 
 
 def _marker(job: RunJob, status: str, step: int, stopped: str, checkpoint: Path | None,
-            samples: Path | None, message: str | None = None) -> dict[str, Any]:
+            samples: Path | None, message: str | None = None, parallel: int = 1) -> dict[str, Any]:
     return {"status": status, "variant": job.variant.label, "spec": job.variant.spec, "seed": job.seed,
             "run_dir": str(job.run_dir), "step": step, "stopped": stopped,
             "checkpoint": str(checkpoint) if checkpoint else None, "samples": str(samples) if samples else None,
-            "steps_budget": job.cfg.train.steps, "time_budget": job.cfg.train.time, "message": message}
+            "steps_budget": job.cfg.train.steps, "time_budget": job.cfg.train.time, "message": message,
+            # Runs trained side by side share the cores: the report says their step times are rough.
+            "parallel": parallel}
 
 
 def truncate_stats(run_dir: Path, step: int) -> None:
@@ -170,8 +172,10 @@ def _check_resumable(job: RunJob, saved: dict[str, Any]) -> None:
 
 # --- one run --------------------------------------------------------------------------------
 
-def run_one(job: RunJob, threads: int | None = None) -> dict[str, Any]:
-    """Skip, resume or train one pair; returns its marker plus ``action`` (what was done)."""
+def run_one(job: RunJob, threads: int | None = None, parallel: int = 1) -> dict[str, Any]:
+    """Skip, resume or train one pair; returns its marker plus ``action`` (what was done).
+
+    ``parallel``: how many runs train at once (recorded in the marker for the report)."""
     marker = read_marker(job.run_dir)
     ckpt = latest_checkpoint(job.run_dir)
     saved = job.run_dir / "config.yaml"
@@ -201,10 +205,11 @@ def run_one(job: RunJob, threads: int | None = None) -> dict[str, Any]:
         cause = exc.__cause__
         step = getattr(cause, "step", None)
         marker = _marker(job, "diverged", step if step is not None else -1, "diverged",
-                         latest_checkpoint(job.run_dir), newest_samples(job.run_dir), str(exc))
+                         latest_checkpoint(job.run_dir), newest_samples(job.run_dir), str(exc), parallel)
         write_marker(job.run_dir, marker)
         return {**marker, "action": "diverged", "seconds": time.perf_counter() - started}
-    marker = _marker(job, "finished", result.step, result.stopped, result.checkpoint, result.samples)
+    marker = _marker(job, "finished", result.step, result.stopped, result.checkpoint, result.samples,
+                     parallel=parallel)
     if result.stopped != "interrupted":
         write_marker(job.run_dir, marker)
     return {**marker, "action": "interrupted" if result.stopped == "interrupted" else action,
@@ -225,8 +230,7 @@ def describe(outcome: dict[str, Any]) -> str:
 # --- the whole compare ------------------------------------------------------------------------
 
 def write_plan(out_dir: Path, base_config: Path | None, base_overrides: list[str], variants: list[Variant],
-               seeds: list[int], steps: int | None, time_budget: float | None, jobs: list[RunJob],
-               parallel: int = 1) -> Path:
+               seeds: list[int], steps: int | None, time_budget: float | None, jobs: list[RunJob]) -> Path:
     """compare.yaml: enough for ``steadygan report`` (and a person) to know what was compared."""
     plan = {
         "base_config": str(base_config) if base_config is not None else None,
@@ -237,8 +241,6 @@ def write_plan(out_dir: Path, base_config: Path | None, base_overrides: list[str
         "seeds": seeds,
         "steps": steps if steps is not None else jobs[0].cfg.train.steps,
         "time": time_budget if time_budget is not None else jobs[0].cfg.train.time,
-        # Runs trained side by side share the cores: their step times are only a rough guide.
-        "parallel": parallel,
         "runs": [{"variant": j.variant.label, "seed": j.seed, "dir": f"{RUNS}/{j.name}"} for j in jobs],
     }
     path = out_dir / PLAN_FILE
@@ -257,7 +259,8 @@ def _run_pool(jobs: list[RunJob], workers: int) -> None:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
     interrupted = False
     try:
-        futures = {pool.submit(run_one, job, None if job.cfg.train.threads else threads): job for job in jobs}
+        futures = {pool.submit(run_one, job, None if job.cfg.train.threads else threads, workers): job
+                   for job in jobs}
         for done, future in enumerate(as_completed(futures), 1):
             outcome = future.result()
             interrupted |= outcome["action"] == "interrupted"
@@ -284,8 +287,7 @@ def run_compare(base_config: Path | None, base_overrides: list[str], variants: l
     plan = plan_runs(Path(base_config) if base_config else None, list(base_overrides), parsed, seeds, steps,
                      time_budget, out_dir, progress=progress and jobs == 1)
     (out_dir / RUNS).mkdir(parents=True, exist_ok=True)
-    write_plan(out_dir, base_config, base_overrides, parsed, seeds, steps, time_budget, plan,
-               parallel=min(jobs, len(plan)))
+    write_plan(out_dir, base_config, base_overrides, parsed, seeds, steps, time_budget, plan)
     _log(f"compare: {len(parsed)} variant(s) x {len(seeds)} seed(s) = {len(plan)} runs in {out_dir / RUNS}")
     if jobs == 1:
         for i, job in enumerate(plan, 1):

@@ -30,8 +30,9 @@ def _setup_section(doc: Document, plan: dict[str, Any], runs: list[Run]) -> None
                           f"{plan['time']:g} s" if plan.get("time") else None) if b]
     if budget:
         items.append("budget per run: " + " or ".join(budget) + (", whichever comes first" if len(budget) > 1 else ""))
-    if (plan.get("parallel") or 1) > 1:
-        items.append(f"{plan['parallel']} runs trained at a time, sharing the cores: their step times are a rough "
+    parallel = max([(r.marker or {}).get("parallel") or 1 for r in runs], default=1)
+    if parallel > 1:
+        items.append(f"up to {parallel} runs trained at a time, sharing the cores: their step times are a rough "
                      "guide; measure a stabiliser's cost with `benchmarks/step_speed.py`")
     doc.bullets(items)
     if plan.get("variants"):
@@ -124,7 +125,8 @@ def write_report(out_dir: Path, main_metric: str | None = None, threshold: float
     doc.heading("Plots")
     if metric:
         doc.image(plot_metric(runs, metric, threshold, report_dir / "metric_vs_steps.png", "steps"),
-                  f"{metric} vs generator steps")
+                  f"{metric} vs generator steps (where seeds were scored at different steps, as with "
+                  "evaluation by wall-clock, the mean covers the span that all seeds of a variant reached)")
         doc.image(plot_metric(runs, metric, threshold, report_dir / "metric_vs_seconds.png", "seconds"),
                   f"{metric} vs training seconds, the cost of each stabiliser included (the mean and its "
                   "min..max band cover the span that all seeds of a variant reached)")

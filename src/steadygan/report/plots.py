@@ -52,15 +52,25 @@ def _band_by_step(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 
 
 def _aligned(series: list[tuple[np.ndarray, np.ndarray]]) -> bool:
-    """Every seed evaluated at the same x (evaluation every N steps), so a mean per x is fair."""
-    return all(np.array_equal(x, series[0][0]) for x, _ in series)
+    """Seeds scored at the same steps (evaluation every N steps), a seed that stopped early
+    scored at a prefix of them: a mean per step is fair, stopped seeds drop out of it."""
+    longest = max((x for x, _ in series), key=len, default=np.array([]))
+    return all(np.isin(x, longest).all() for x, _ in series)
+
+
+def _clean(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Finite points only, sorted by x, one per x: what ``np.interp`` needs to be right."""
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    x, first = np.unique(x, return_index=True)  # sorted; the first row of a repeated x wins
+    return x, y[first]
 
 
 def _band_interpolated(series: list[tuple[np.ndarray, np.ndarray]], n: int = 200) -> tuple[np.ndarray, ...]:
-    """Seeds evaluated at different x (seconds always; steps when evaluation is by time):
+    """Seeds scored at different x (seconds always; steps when evaluation is by time):
     interpolate each onto one grid, over the span that every seed covers (outside it a mean
     would jump as seeds enter and leave)."""
-    series = [(x, y) for x, y in series if len(x)]
+    series = [s for s in (_clean(x, y) for x, y in series) if len(s[0])]
     if not series:
         return (np.array([]),) * 4
     start, end = max(x[0] for x, _ in series), min(x[-1] for x, _ in series)
@@ -121,8 +131,9 @@ def plot_metric(runs: list[Run], metric: str, threshold: float | None, out: Path
     ax.set_xlabel("generator steps" if axis == "steps" else "training seconds")
     ax.set_ylabel(metric)
     x_name = "steps" if axis == "steps" else "training seconds"
-    ax.set_title(f"{metric} vs {x_name} " + ("(faint: each seed; bold: their mean)" if per_seed_any
-                                              else "(mean over seeds, band: min..max)"), fontsize=10)
+    ax.set_title(f"{metric} vs {x_name} (bold: mean over seeds, band: min..max"
+                 + ("; faint: each seed where seeds were scored at different x)" if per_seed_any else ")"),
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, out)
