@@ -131,9 +131,8 @@ def plot_metric(runs: list[Run], metric: str, threshold: float | None, out: Path
     ax.set_xlabel("generator steps" if axis == "steps" else "training seconds")
     ax.set_ylabel(metric)
     x_name = "steps" if axis == "steps" else "training seconds"
-    ax.set_title(f"{metric} vs {x_name} (bold: mean over seeds, band: min..max"
-                 + ("; faint: each seed where seeds were scored at different x)" if per_seed_any else ")"),
-                 fontsize=10)
+    ax.set_title(f"{metric} vs {x_name} " + ("(faint: each seed; bold: their mean; band: min..max)" if per_seed_any
+                                              else "(mean over seeds; band: min..max)"), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, out)
