@@ -34,8 +34,9 @@ from typing import Any
 
 import yaml
 
-from .checkpoint import latest_checkpoint, load_checkpoint
+from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint
 from .config import RESUMABLE_CHANGES, Config, diff_configs, from_dict, load_config
+from .images import newest_sample_grid
 from .registry import ConfigError
 from .report import MARKER, PLAN_FILE, write_report
 from .trainer import TrainingDiverged, train
@@ -98,23 +99,13 @@ def read_marker(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / MARKER
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
     except (OSError, json.JSONDecodeError):
-        return None  # a half-written marker: treat the run as unfinished and resume it
+        return None  # absent, or half-written: treat the run as unfinished and resume it
 
 
 def write_marker(run_dir: Path, marker: dict[str, Any]) -> None:
     """Written atomically: a marker must never claim a run is done when only half of it exists."""
-    path = Path(run_dir) / MARKER
-    tmp = path.with_name(f".{MARKER}.tmp")
-    tmp.write_text(json.dumps(marker, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def newest_samples(run_dir: Path) -> Path | None:
-    found = sorted((Path(run_dir) / "samples").glob("step-*.png"))
-    return found[-1] if found else None
+    atomic_write_text(Path(run_dir) / MARKER, json.dumps(marker, indent=2) + "\n")
 
 
 def is_done(marker: dict[str, Any] | None, cfg: Config) -> bool:
@@ -158,9 +149,7 @@ def truncate_stats(run_dir: Path, step: int) -> None:
                 kept.append(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a kill
-    tmp = path.with_name(".stats.jsonl.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
 
 def _check_resumable(job: RunJob, saved: dict[str, Any]) -> None:
@@ -205,7 +194,7 @@ def run_one(job: RunJob, threads: int | None = None, parallel: int = 1) -> dict[
         cause = exc.__cause__
         step = getattr(cause, "step", None)
         marker = _marker(job, "diverged", step if step is not None else -1, "diverged",
-                         latest_checkpoint(job.run_dir), newest_samples(job.run_dir), str(exc), parallel)
+                         latest_checkpoint(job.run_dir), newest_sample_grid(job.run_dir), str(exc), parallel)
         write_marker(job.run_dir, marker)
         return {**marker, "action": "diverged", "seconds": time.perf_counter() - started}
     marker = _marker(job, "finished", result.step, result.stopped, result.checkpoint, result.samples,

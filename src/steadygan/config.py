@@ -295,17 +295,14 @@ def validate(cfg: Config) -> None:
 
 
 def _validate_eval(t: TrainConfig) -> None:
-    from .metrics import EXTRACTORS, IMAGE_METRICS
-    from .metrics.evaluate import check_sample_count
+    from .metrics import EXTRACTORS
+    from .metrics.evaluate import check_metrics, check_sample_count
 
     if t.eval_every < 0:
         raise ConfigError(f"train.eval_every must be >= 0 steps (got {t.eval_every}); 0 disables it")
     if t.eval_seconds is not None and not t.eval_seconds > 0:
         raise ConfigError(f"train.eval_seconds must be > 0 (got {t.eval_seconds})")
-    unknown = [m for m in t.eval_metrics if m not in IMAGE_METRICS]
-    if unknown or not t.eval_metrics:
-        raise ConfigError(f"train.eval_metrics: unknown {', '.join(unknown) or '(empty list)'}; "
-                          f"choose from {', '.join(IMAGE_METRICS)}")
+    check_metrics(t.eval_metrics, "train.eval_metrics")
     check_sample_count(t.eval_n, t.eval_metrics)
     EXTRACTORS.get(t.eval_extractor)
     if t.eval_on not in ("auto", "ema", "raw", "both"):

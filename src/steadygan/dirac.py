@@ -37,7 +37,7 @@ import json
 import math
 import textwrap
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -332,24 +332,20 @@ def _methods_arg(text: str) -> list[str]:
     return names
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text})")
-    return value
+def _positive(cast: type) -> Callable[[str], Any]:
+    """An argparse type: a finite number > 0 (an integer >= 1 when ``cast`` is int)."""
+    noun, rule = ("an integer", ">= 1") if cast is int else ("a number", "a finite number > 0")
 
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be {rule} (got {text})")
+        return value
 
-def _steps_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (got {value})")
-    return value
+    return parse
 
 
 def _dirac_epilog() -> str:
@@ -376,15 +372,15 @@ def add_dirac_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
             "Run alternating SGD on the Dirac-GAN of Mescheder et al. 2018 (a 2-parameter GAN whose only "
             "equilibrium is (0, 0)) for each method, and write dirac.png (trajectories and distance to "
             "equilibrium) and dirac.json (final distance, converged?).", 88))
-    p.add_argument("--steps", type=_steps_arg, default=DEFAULT_STEPS,
+    p.add_argument("--steps", type=_positive(int), default=DEFAULT_STEPS,
                    help=f"D+G update pairs per method (default {DEFAULT_STEPS})")
-    p.add_argument("--lr", type=_positive_float, default=DEFAULT_LR,
+    p.add_argument("--lr", type=_positive(float), default=DEFAULT_LR,
                    help=f"SGD step size h for both players (default {DEFAULT_LR:g})")
     p.add_argument("--methods", type=_methods_arg, default=list(DIRAC_METHODS), metavar="NAME[,NAME...]",
                    help="comma-separated methods from the list below, or 'all' (default all)")
     p.add_argument("--start", type=float, nargs=2, default=list(START), metavar=("THETA", "PSI"),
                    help="initial (theta, psi) (default 1 1)")
-    p.add_argument("--tol", type=_positive_float, default=TOLERANCE,
+    p.add_argument("--tol", type=_positive(float), default=TOLERANCE,
                    help=f"distance below which a run counts as converged (default {TOLERANCE:g})")
     p.add_argument("-o", "--out-dir", default="runs/dirac",
                    help="folder for dirac.png and dirac.json (default runs/dirac)")

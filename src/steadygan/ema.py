@@ -14,6 +14,11 @@ class Ema:
     def __init__(self, model: nn.Module, decay: float, z_dim: int) -> None:
         self.decay, self.z_dim = decay, z_dim
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._stats_stale = True  # BatchNorm statistics not yet recomputed for these weights
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state)
+        self._stats_stale = True
 
     def decay_at(self, step: int) -> float:
         """Warm-up: early on the average would be dominated by the random initial weights,
@@ -29,6 +34,7 @@ class Ema:
         # Buffers (BatchNorm statistics) are copied, not averaged.
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
+        self._stats_stale = True
 
     @torch.no_grad()
     def refresh_batch_stats(self, batches: int = 16, batch_size: int = 128, seed: int = 0) -> None:
@@ -37,8 +43,13 @@ class Ema:
         Statistics copied from the raw generator do not match the EMA's weights, and samples
         in eval mode then come out washed out; averaging the batch statistics of a few
         forward passes of the EMA itself fixes that ("standing statistics", Brock et al.
-        2019). Noise comes from its own generator: the training RNG is not touched.
+        2019). Noise comes from its own generator: the training RNG is not touched. A no-op
+        when the weights have not changed since the last refresh (saving, sampling and
+        evaluating at one step all ask for it).
         """
+        if not self._stats_stale:
+            return
+        self._stats_stale = False
         norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms or not has_batch_coupling(self.model):
             return

@@ -12,6 +12,16 @@ from PIL import Image
 from .data.base import to_uint8_images
 
 
+def sample_grid_path(run_dir: str | Path, step: int) -> Path:
+    """Where a run keeps the fixed-noise sample grid of ``step``."""
+    return Path(run_dir) / "samples" / f"step-{step:08d}.png"
+
+
+def newest_sample_grid(run_dir: str | Path) -> Path | None:
+    found = sorted((Path(run_dir) / "samples").glob("step-*.png"))  # zero-padded: name order is step order
+    return found[-1] if found else None
+
+
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """[-1, 1] float (N, C, H, W) -> uint8 (H', W', C) grid with ``padding`` pixels of gaps."""
     x = to_uint8_images(images).cpu()

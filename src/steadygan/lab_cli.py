@@ -69,8 +69,7 @@ def add_compare_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     p.add_argument("--jobs", "-j", type=int, default=1,
                    help="runs trained at once, each in its own process with the CPU threads split (default 1)")
     p.add_argument("--out", "-o", type=Path, required=True, help="lab folder (created; reused to resume)")
-    p.add_argument("--metric", help="main metric of the report (default: Metric/fid, else Metric/modes)")
-    p.add_argument("--threshold", type=float, help="quality threshold for time-to-quality")
+    _add_report_options(p)
     p.add_argument("--no-progress", action="store_true", help="no per-run progress bar")
     p.set_defaults(func=cmd_compare)
     return p
@@ -98,11 +97,16 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         description="Aggregate the runs of a lab folder into report/report.md, a self-contained "
                     "report/report.html and PNG plots. Works on a compare that is still running or was interrupted.")
     p.add_argument("lab_dir", type=Path, help="the folder given to `steadygan compare -o`")
-    p.add_argument("--metric", help="main metric, e.g. Metric/fid or Metric/modes (append :max or :min for "
-                                    "metrics without a known direction)")
-    p.add_argument("--threshold", type=float, help="quality threshold for time-to-quality")
+    _add_report_options(p)
     p.set_defaults(func=cmd_report)
     return p
+
+
+def _add_report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metric", help="main metric of the report, e.g. Metric/fid or Metric/modes (default: "
+                                    "Metric/fid, else Metric/modes; append :max or :min for metrics without a "
+                                    "known direction)")
+    p.add_argument("--threshold", type=float, help="quality threshold for time-to-quality")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

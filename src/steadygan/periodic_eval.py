@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from .checkpoint import atomic_write_text
 from .config import Config
 from .metrics import Evaluator, json_safe
 from .sampling import LoadedGenerator
@@ -63,8 +64,7 @@ class PeriodicEval:
 
     def __init__(self, cfg: Config, has_ema: bool, device: Any) -> None:
         t = cfg.train
-        self.cfg, self.every, self.seconds = cfg, t.eval_every, t.eval_seconds
-        self.enabled = bool(t.eval_every or t.eval_seconds)
+        self.cfg = cfg
         on = t.eval_on if t.eval_on != "auto" else ("ema" if has_ema else "raw")
         self.targets = [("ema", "Metric/"), ("raw", "MetricRaw/")] if on == "both" else [(on, "Metric/")]
         options = {"weights": t.eval_weights, "device": str(device)} if t.eval_extractor == "inception" else {}
@@ -75,6 +75,10 @@ class PeriodicEval:
         self.last_elapsed = 0.0
         self.best: dict[str, Any] | None = None
 
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cfg.train.eval_every or self.cfg.train.eval_seconds)
+
     def prepare(self) -> None:
         """Build the extractor and the real features now, outside the training clock."""
         if self.enabled:
@@ -83,9 +87,10 @@ class PeriodicEval:
     def due(self, step: int, elapsed: float) -> bool:
         if not self.enabled or step == self.last_step:
             return False
-        if self.every and step % self.every == 0:
+        every, seconds = self.cfg.train.eval_every, self.cfg.train.eval_seconds
+        if every and step % every == 0:
             return True
-        return self.seconds is not None and elapsed - self.last_elapsed >= self.seconds
+        return seconds is not None and elapsed - self.last_elapsed >= seconds
 
     def run(self, step: int, elapsed: float, generators: dict[str, nn.Module],
             save_best: Callable[[Path], None], run_dir: Path) -> dict[str, Any]:
@@ -111,7 +116,7 @@ class PeriodicEval:
                          **{k: v for k, v in row.items() if k.startswith("Metric/")}}
             path = run_dir / "checkpoints" / BEST_CHECKPOINT
             save_best(path)
-            (path.parent / "best.json").write_text(json.dumps(json_safe(self.best), indent=2) + "\n")
+            atomic_write_text(path.parent / "best.json", json.dumps(json_safe(self.best), indent=2) + "\n")
         return row
 
     def state_dict(self) -> dict[str, Any]:

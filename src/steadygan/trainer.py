@@ -7,8 +7,8 @@ happen and keeps a run directory:
       config.yaml          the resolved config
       stats.jsonl          one row per step (losses, penalties, grad norms, clip fractions)
       tensorboard/         the same scalars, plus sample grids
-      samples/             fixed-noise grids (PNG) every train.sample_every steps
-      checkpoints/         ckpt-XXXXXXXX.pt, the newest train.keep_checkpoints kept;
+      samples/             step-<step, 8 digits>.png: fixed-noise grids every train.sample_every steps
+      checkpoints/         ckpt-<step, 8 digits>.pt, the newest train.keep_checkpoints kept;
                            best.pt + best.json when evaluation during training is on
 """
 
@@ -34,7 +34,7 @@ from .config import Config, dump_config
 from .data import BatchSampler, InMemoryData, load_dataset
 from .data.toy import TOY_MIXTURES
 from .ema import Ema
-from .images import figure_to_array, save_grid, save_scatter, scatter_figure, make_grid
+from .images import figure_to_array, make_grid, sample_grid_path, save_grid, save_scatter, scatter_figure
 from .losses import build_loss
 from .models import build_models, has_batch_coupling
 from .optim import build_optimizer
@@ -175,7 +175,7 @@ class Trainer:
         if self.ema is not None:
             if state["ema"] is None:
                 raise ConfigError("this checkpoint has no EMA generator; resume with train.ema=0")
-            self.ema.model.load_state_dict(state["ema"])
+            self.ema.load_state_dict(state["ema"])
         self.g.optimizer.load_state_dict(state["opt_g"])
         self.d.optimizer.load_state_dict(state["opt_d"])
         self.sampler.load_state_dict(state["sampler"])
@@ -211,7 +211,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.refresh_batch_stats()
         fake = self.generate(self.fixed_z)
-        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        path = sample_grid_path(self.run_dir, self.step)
         if self.data.is_image:
             save_grid(fake, path, scale=2 if fake.shape[-1] <= 32 else 1)
             image = make_grid(fake)

@@ -14,7 +14,8 @@ from .features import (EXTRACTORS, ClassifierExtractor, FeatureExtractor, Incept
 from .fid import fid, frechet_distance, gaussian_stats
 from .inception import FID_WEIGHTS_NAME, FIDInceptionV3
 from .kid import kid, mmd2_unbiased
-from .modes import make_stacked_mnist, mode_metrics, predict_triples, stacked_mode_metrics
+from ..data.stacked import make_stacked_mnist
+from .modes import mode_metrics, predict_triples, stacked_mode_metrics
 from .prdc import density_coverage, precision_recall, prdc
 
 __all__ = [

@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 import torch
 
+from ..checkpoint import atomic_write_text
 from ..config import Config
 from ..data import InMemoryData, load_dataset, to_uint8_images
 from ..data.toy import TOY_MIXTURES, sample_mixture
@@ -66,12 +67,13 @@ def check_sample_count(n: int | None, metrics: Iterable[str]) -> None:
                           "(10,000 is the usual protocol for images, 2,500 for 2-D data)")
 
 
-def _check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
+def check_metrics(metrics: Iterable[str], what: str = "metrics") -> tuple[str, ...]:
+    """The metric names as a tuple; ConfigError naming the valid ones when one is unknown or none given."""
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m not in IMAGE_METRICS]
     if unknown or not metrics:
-        raise ConfigError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
-                          f"choose from: {', '.join(IMAGE_METRICS)}")
+        raise ConfigError(f"{what}: unknown {', '.join(unknown) or '(none given)'}; "
+                          f"choose from {', '.join(IMAGE_METRICS)}")
     return metrics
 
 
@@ -114,7 +116,7 @@ class Evaluator:
         self.resolution, self.channels = resolution, channels
         self.is_toy = dataset in TOY_MIXTURES
         self.is_stacked = dataset == "stacked"
-        self.metrics = _check_metrics(metrics)
+        self.metrics = check_metrics(metrics)
         check_sample_count(n, () if self.is_toy else self.metrics)
         self.n = n if n is not None else (TOY_SAMPLES if self.is_toy else STACKED_SAMPLES if self.is_stacked else IMAGE_SAMPLES)
         self.seed, self.batch_size = seed, batch_size
@@ -262,10 +264,7 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, use_
     run_dir = Path(run_dir)
     loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
     result = json_safe(evaluate_generator(loaded, **kwargs))
-    path = run_dir / METRICS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(run_dir / METRICS_FILE, json.dumps(result, indent=2, allow_nan=False) + "\n")
     return result
 
 

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import InMemoryData, load_dataset
+from ..checkpoint import atomic_write
+from ..data import InMemoryData, load_dataset, to_float_images
 from ..registry import ConfigError, Registry
 from .inception import FID_WEIGHTS_NAME, FIDInceptionV3
 from .modes import predict_triples
@@ -77,9 +78,7 @@ def dataset_fingerprint(data: InMemoryData) -> str:
 
 def to_model_input(samples: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float in [-1, 1]; float samples (generator output) unchanged."""
-    if samples.dtype == torch.uint8:
-        return samples.float().div(127.5).sub(1.0)
-    return samples.float()
+    return to_float_images(samples) if samples.dtype == torch.uint8 else samples.float()
 
 
 class FeatureExtractor:
@@ -248,12 +247,6 @@ def default_cache_dir() -> Path:
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "steadygan") / "extractors"
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 class ClassifierExtractor(FeatureExtractor):
     """The SmallCNN's penultimate layer; ``predict`` gives its class decisions."""
 
@@ -323,8 +316,8 @@ def classifier(dataset: str = "fashion-mnist", root: str | None = None, resoluti
             "training": settings, **info, "weights_sha256": state_dict_sha256(state),
             "torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(weights_path, lambda p: torch.save(state, p))
-    _atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(weights_path, lambda p: torch.save(state, p))
+    atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
     return ClassifierExtractor(model, {**meta, "cache_file": str(weights_path)}, device)
 
 

@@ -20,8 +20,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.stacked import make_stacked_mnist  # noqa: F401 - re-exported with the mode metrics
-
 
 def _kl_to_uniform(counts: torch.Tensor, n_modes: int) -> float:
     """KL(p || U) = sum_i p_i log(p_i * K) with 0 log 0 = 0; NaN when there is nothing to count."""

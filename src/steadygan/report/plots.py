@@ -223,15 +223,17 @@ def _draw_toy(ax, run: Run | None, mixtures: dict) -> str:
 def _draw_grid(ax, run: Run | None) -> str:
     from PIL import Image
 
+    from ..images import newest_sample_grid
+
     # No ticks or frame, but keep the axis on: the first column's y label names the variant.
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    grids = sorted((run.run_dir / "samples").glob("step-*.png")) if run else []
-    if not grids:
+    grid = newest_sample_grid(run.run_dir) if run else None
+    if grid is None:
         ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, fontsize=8)
         return ""
-    with Image.open(grids[-1]) as img:
+    with Image.open(grid) as img:
         ax.imshow(np.asarray(img.convert("RGB")))
-    return f"step {int(grids[-1].stem.split('-')[1])}"
+    return f"step {int(grid.stem.split('-')[1])}"
