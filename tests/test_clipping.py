@@ -118,3 +118,23 @@ def test_bad_clipper_specs(spec, message):
 
 def test_all_clippers_registered():
     assert set(CLIPPERS.names()) == {"none", "value", "norm", "agc", "weight-clip"}
+
+
+@pytest.mark.parametrize("ratio, clipped", [(1.5, True), (1.01, True), (1.0, False), (0.7, False)])
+def test_norm_clipper_near_its_limit(ratio, clipped):
+    """Rescaled exactly when the global norm exceeds max_norm, by any margin."""
+    params = params_with_grads(scale=1.0)
+    norm = total_norm([p.grad for p in params]).item()
+    max_norm = norm / ratio
+    before = [p.grad.clone() for p in params]
+    stats = build_clipper({"name": "norm", "max_norm": max_norm}).clip_(params)
+    after = total_norm([p.grad for p in params]).item()
+    assert stats.grad_norm.item() == pytest.approx(norm, rel=1e-6)
+    if clipped:
+        assert after == pytest.approx(max_norm, rel=1e-5)
+        assert stats.clipped.item() == 1.0
+        for p, g in zip(params, before):  # one common factor: directions kept
+            assert torch.allclose(p.grad, g * (max_norm / norm), rtol=1e-5, atol=1e-8)
+    else:
+        assert stats.clipped.item() == 0.0
+        assert after == pytest.approx(norm, rel=1e-5)

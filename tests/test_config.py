@@ -33,6 +33,9 @@ def test_defaults_validate():
     (["train.ema=1.5"], r"train.ema must be in \[0, 1\)"),
     (["train.amp=fp16"], "train.amp must be"),
     (["d.betas=[0.5]"], "two numbers"),
+    (["d.betas=[0.5, 1.0]"], r"d.betas must be two numbers in \[0, 1\)"),
+    (["g.betas=[1, 0.9]"], r"g.betas must be two numbers in \[0, 1\)"),
+    (["g.betas=[-0.1, 0.9]"], r"g.betas must be two numbers in \[0, 1\)"),
     (["data.channels=2"], "data.channels must be 1 or 3"),
     (["train.progress=maybe"], "expected true or false"),
     (["nonsense"], "--set expects key=value"),
@@ -40,6 +43,11 @@ def test_defaults_validate():
 def test_bad_values_are_clear_errors(sets, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, sets)
+
+
+def test_betas_at_the_edges_of_their_range_are_accepted():
+    cfg = load_config(None, ["d.betas=[0, 0.99]", "g.betas=[0.0, 0.999999]"])
+    assert cfg.d.betas == [0.0, 0.99] and cfg.g.betas == [0.0, 0.999999]
 
 
 def test_spec_strings_and_mappings():

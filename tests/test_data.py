@@ -81,6 +81,23 @@ def test_bad_idx_inputs_are_clear_errors(idx_dir, case, message):
         assert "train-" in str(err.value)  # names the file
 
 
+@pytest.mark.parametrize("magic", [
+    b"\x01\x00\x08\x03",  # first zero byte set
+    b"\x00\x01\x08\x03",  # second zero byte set
+    b"\x00\x00\x09\x03",  # int8, not uint8
+    b"\x00\x00\x0d\x03",  # float32
+    b"\x00\x00\x08\x01",  # a label file's rank where images are expected
+    b"\x00\x00\x08\x04",
+])
+def test_every_part_of_the_idx_magic_is_checked(tmp_path, magic):
+    good = tmp_path / "good.idx3"
+    write_idx(good, np.zeros((2, 3, 3), np.uint8))
+    bad = tmp_path / "bad.idx3"
+    bad.write_bytes(magic + good.read_bytes()[4:])
+    with pytest.raises(DataError, match="not a uint8 IDX file of rank 3"):
+        read_idx(bad, 3)
+
+
 def test_missing_folder_and_no_default_root(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         load_dataset("idx", root=str(tmp_path / "nope"))

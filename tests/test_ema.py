@@ -55,3 +55,22 @@ def test_skipped_refresh_leaves_what_a_full_refresh_would_compute():
 def test_decay_warms_up_to_its_target():
     ema = Ema(small_generator(), decay=0.999, z_dim=4)
     assert ema.decay_at(0) == 0.1 and ema.decay_at(10) == 11 / 20 and ema.decay_at(10**6) == 0.999
+
+
+def test_update_is_the_weighted_average_computed_by_hand():
+    G = small_generator()
+    ema = Ema(G, decay=0.9, z_dim=4)
+    start = [p.detach().clone() for p in G.parameters()]
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p))
+        G[1].running_mean.fill_(3.0)
+    moved = [p.detach().clone() for p in G.parameters()]
+    ema.update(G, step=100)  # decay_at(100) = min(0.9, 101/110) = 0.9
+    for e, a, b in zip(ema.model.parameters(), start, moved):
+        assert torch.allclose(e, 0.9 * a + 0.1 * b, rtol=0, atol=1e-6)
+    assert torch.equal(ema.model[1].running_mean, G[1].running_mean)  # buffers copied, not averaged
+    ema.update(G, step=0)  # warm-up: decay_at(0) = 0.1, so the EMA moves 90% of the way
+    for e, a, b in zip(ema.model.parameters(), start, moved):
+        first = 0.9 * a + 0.1 * b
+        assert torch.allclose(e, 0.1 * first + 0.9 * b, rtol=0, atol=1e-6)

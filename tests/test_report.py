@@ -130,6 +130,9 @@ def test_step_time_is_the_median_of_consecutive_steps():
     # Deltas 0.1, 1.0, 0.2, (gap 4 -> 10 skipped), 0.2: median 0.2.
     assert step_time(Run("v", 0, None, step_rows=rows)) == pytest.approx(0.2)
     assert step_time(Run("v", 0, None, step_rows=rows[:1])) is None
+    # Rows missing in between (e.g. a resume cut the log) would move the median if counted.
+    gappy = [step_row(s, e) for s, e in ((1, 0.0), (2, 0.1), (10, 8.0), (20, 20.0), (21, 20.1))]
+    assert step_time(Run("v", 0, None, step_rows=gappy)) == pytest.approx(0.1)
 
 
 def test_mean_std():

@@ -67,8 +67,12 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
     reader (or a run killed half-way) sees the old file or the new one, never a part."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: parallel writers do not collide
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full, Ctrl-C) leaves no partial file behind
+        raise
     return path
 
 

@@ -1,0 +1,91 @@
+"""Checkpoint files: atomic writes that survive a failure part-way, RNG capture and restore."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from steadygan import checkpoint
+from steadygan.checkpoint import (CheckpointError, atomic_write_text, capture_rng, list_checkpoints, load_checkpoint,
+                                  restore_rng, save_checkpoint)
+
+
+def _failing_save(obj, f):
+    f.write(b"PK\x03\x04 half a checkpoint")  # some bytes reach the disk, then the write fails
+    raise OSError(28, "No space left on device")
+
+
+def test_failed_write_keeps_the_previous_checkpoint_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "ckpt-00000001.pt"
+    save_checkpoint({"step": 1, "w": torch.arange(4.0)}, path)
+    before = path.read_bytes()
+    monkeypatch.setattr(checkpoint.torch, "save", _failing_save)
+    with pytest.raises(OSError):
+        save_checkpoint({"step": 1, "w": torch.zeros(4)}, path)
+    assert path.read_bytes() == before
+    assert torch.equal(load_checkpoint(path)["w"], torch.arange(4.0))
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left
+
+
+def test_failed_first_write_leaves_nothing_under_the_final_name(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "ckpt-00000002.pt"
+    monkeypatch.setattr(checkpoint.torch, "save", _failing_save)
+    with pytest.raises(OSError):
+        save_checkpoint({"step": 2}, path)
+    assert list(path.parent.iterdir()) == []
+    assert list_checkpoints(tmp_path) == []
+
+
+def test_atomic_text_write_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "best.json"
+    atomic_write_text(path, "old")
+    monkeypatch.setattr(checkpoint.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    with pytest.raises(OSError):
+        atomic_write_text(path, "new")
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["best.json"]
+
+
+def test_rotation_keeps_the_newest(tmp_path):
+    for step in (1, 2, 3, 4):
+        save_checkpoint({"step": step}, tmp_path / "checkpoints" / f"ckpt-{step:08d}.pt", keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-00000003.pt", "ckpt-00000004.pt"]
+
+
+def test_restored_rng_repeats_every_generator_draw_for_draw():
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    np.random.standard_normal()  # leaves a cached Gaussian in numpy's state
+    random.gauss(0, 1)
+    state = capture_rng()
+    first = (torch.rand(3), np.random.rand(3), np.random.standard_normal(), [random.random() for _ in range(3)],
+             random.gauss(0, 1))
+    torch.manual_seed(99), np.random.seed(99), random.seed(99)
+    restore_rng(state)
+    again = (torch.rand(3), np.random.rand(3), np.random.standard_normal(), [random.random() for _ in range(3)],
+             random.gauss(0, 1))
+    assert torch.equal(first[0], again[0])
+    assert np.array_equal(first[1], again[1]) and first[2] == again[2]
+    assert first[3] == again[3] and first[4] == again[4]
+
+
+def test_rng_state_survives_a_checkpoint_file(tmp_path):
+    np.random.seed(5), random.seed(5), torch.manual_seed(5)
+    path = save_checkpoint({"rng": capture_rng()}, tmp_path / "ckpt-00000000.pt")
+    expected = (np.random.rand(), random.random(), torch.rand(1))
+    np.random.seed(0), random.seed(0), torch.manual_seed(0)
+    restore_rng(load_checkpoint(path)["rng"])
+    assert (np.random.rand(), random.random()) == expected[:2] and torch.equal(torch.rand(1), expected[2])
+
+
+def test_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "ckpt-00000001.pt"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="not a loadable"):
+        load_checkpoint(bad)
+    torch.save({"format": 999}, bad)
+    with pytest.raises(CheckpointError, match="format 1"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
