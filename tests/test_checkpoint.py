@@ -85,7 +85,7 @@ def test_not_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="not a loadable"):
         load_checkpoint(bad)
     torch.save({"format": 999}, bad)
-    with pytest.raises(CheckpointError, match="format 1"):
+    with pytest.raises(CheckpointError, match="not a steadygan checkpoint of format"):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -44,12 +44,13 @@ def test_penalty_value_under_autocast_matches_fp32(tmp_path, idx_dir):
     from steadygan.penalties import PenaltyInputs, build_penalty
 
     trainer = Trainer(cfg(tmp_path, idx_dir), tmp_path)
-    real = trainer._real_batch().requires_grad_(True)
+    real = trainer._real_batch().x.requires_grad_(True)
     values = {}
     for amp in (False, True):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             logits = trainer.D(real).float()
-            inputs = PenaltyInputs("d", trainer.D, [], [], real, real, logits, logits, None, None)
+            inputs = PenaltyInputs(player="d", score=trainer.D, d_params=[], g_params=[], real=real, fake=real,
+                                   real_logits=logits, fake_logits=logits, d_loss=None, g_loss=None)
             values[amp] = build_penalty({"name": "r1"}, "d").value(inputs).item()
     assert values[True] == pytest.approx(values[False], rel=0.05)
 

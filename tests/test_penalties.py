@@ -42,7 +42,8 @@ def d_inputs(D, real, fake, loss_name="non-saturating"):
     fake = fake.clone().requires_grad_(True)
     loss = build_loss(loss_name)
     rl, fl = D(real), D(fake)
-    return PenaltyInputs("d", D, list(D.parameters()), [], real, fake, rl, fl, loss.d_loss(rl, fl), None)
+    return PenaltyInputs(player="d", score=D, d_params=list(D.parameters()), g_params=[], real=real, fake=fake,
+                         real_logits=rl, fake_logits=fl, d_loss=loss.d_loss(rl, fl), g_loss=None)
 
 
 @pytest.mark.parametrize("shape", [(5, 3, 4, 4), (5, 1, 6, 6), (5, 2)])
@@ -184,8 +185,9 @@ def dirac_inputs(player, theta=0.7, psi=-1.3):
     loss = build_loss("wasserstein")
     real, fake = torch.zeros(1, 1), G(torch.zeros(1, 1))
     rl, fl = D(real), D(fake)
-    return PenaltyInputs(player, D, list(D.parameters()), list(G.parameters()), real, fake, rl, fl,
-                         loss.d_loss(rl, fl), loss.g_loss(fl))
+    return PenaltyInputs(player=player, score=D, d_params=list(D.parameters()), g_params=list(G.parameters()),
+                         real=real, fake=fake, real_logits=rl, fake_logits=fl, d_loss=loss.d_loss(rl, fl),
+                         g_loss=loss.g_loss(fl))
 
 
 @pytest.mark.parametrize("player", ["d", "g"])

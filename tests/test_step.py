@@ -17,7 +17,7 @@ from steadygan.step import Player, d_step, g_step
 def players(d_pen=(), g_pen=(), d_clip=None, g_clip=None, arch="mlp", lr=1e-2, seed=0):
     torch.manual_seed(seed)
     shape = (2,) if arch == "mlp" else (1, 28, 28)
-    pair = build_models(arch, shape, z_dim=4, width=8, depth=2, g_norm=None, d_norm=None, spectral_norm=False)
+    pair = build_models(arch, shape, z_dim=4, width=8, **({"depth": 2} if arch == "mlp" else {}))
     G, D = pair.generator, pair.discriminator
 
     def make(tag, net, pens, clip, role):

@@ -16,7 +16,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: data description stored; config options an architecture or optimiser ignores are None
+READABLE_VERSIONS = (1, 2)
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
 
 
@@ -115,6 +116,31 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: no such checkpoint") from exc
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise CheckpointError(f"{path}: not a loadable steadygan checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+    if not isinstance(payload, dict) or payload.get("format") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: not a steadygan checkpoint of format {FORMAT_VERSION}")
+    if payload["format"] == 1 and isinstance(payload.get("config"), dict):
+        payload["config"] = upgrade_v1_config(payload["config"])
     return payload
+
+
+def upgrade_v1_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 wrote every model and optimiser option, used or not (dcgan's depth, adam's
+    momentum); format 2 leaves the unused ones unset. Unset those that had no effect, so
+    the config describes the same run and validates."""
+    from .models import MODELS
+    from .optim import OPTIMIZERS, OPTION_KEYS
+
+    model = config.get("model", {})
+    if model.get("arch") in MODELS:
+        takes = MODELS.get(model["arch"]).parameters()
+        for key in ("width", "depth"):
+            if key not in takes:
+                model[key] = None
+    for player in ("d", "g"):
+        pc = config.get(player, {})
+        if pc.get("optimizer") in OPTIMIZERS:
+            takes = OPTIMIZERS.get(pc["optimizer"]).parameters()
+            for key in OPTION_KEYS:
+                if key not in takes:
+                    pc[key] = None
+    return config

@@ -93,16 +93,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .data.toy import TOY_MIXTURES
+    from .data import mixture
     from .images import save_grid, save_scatter
     from .sampling import load_generator
 
     loaded = load_generator(args.run_dir, args.checkpoint, use_ema=not args.raw)
     fake = loaded.sample(args.n, seed=args.seed)
     out = Path(args.output)
-    if loaded.is_toy:
-        modes = TOY_MIXTURES[loaded.config.data.name][0]()
-        save_scatter(fake, modes, out, title=f"{Path(args.run_dir).name} step {loaded.step}")
+    if loaded.info.protocol == "mixture":
+        save_scatter(fake, mixture(loaded.info.name)[0], out, title=f"{Path(args.run_dir).name} step {loaded.step}")
     else:
         save_grid(fake, out, scale=args.scale)
     print(f"wrote {out} ({args.n} samples from {loaded.checkpoint.name}, "

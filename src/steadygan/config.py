@@ -36,8 +36,9 @@ class DataConfig:
 class ModelConfig:
     arch: str = "dcgan"
     z_dim: int = 100
-    width: int = 64                  # base channels (conv) or hidden units (mlp)
-    depth: int = 3                   # hidden layers (mlp only)
+    width: int | None = None         # base channels (dcgan: 64) or hidden units (mlp: 128); None = default
+    depth: int | None = None         # hidden layers (mlp only: 3)
+    conditional: bool = False        # class-conditional G (embedding joined to z) and projection D
     g_norm: str | None = None        # none|batch|layer|instance; None = the architecture's default
     d_norm: str | None = None
     spectral_norm: bool = False      # on every D layer
@@ -47,10 +48,12 @@ class ModelConfig:
 class PlayerConfig:
     optimizer: str = "adam"          # adam | sgd | rmsprop
     lr: float = 2e-4
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # adam
-    momentum: float = 0.0            # sgd, rmsprop
-    nesterov: bool = False           # sgd
-    alpha: float = 0.99              # rmsprop smoothing
+    # Optimiser options; None = the optimiser's default. Setting one the optimiser does not
+    # take (momentum for adam, betas for sgd) is an error.
+    betas: list[float] | None = None  # adam (0.5, 0.999)
+    momentum: float | None = None    # sgd, rmsprop (0)
+    nesterov: bool | None = None     # sgd (false)
+    alpha: float | None = None       # rmsprop smoothing (0.99)
     penalties: list[Any] = field(default_factory=list)  # specs, see module docstring
     clip: Any = None                 # clipper spec or None
 
@@ -253,12 +256,13 @@ def validate(cfg: Config) -> None:
     from .clipping import build_clipper
     from .data import DATASETS
     from .losses import LOSSES
-    from .models import MODELS
-    from .optim import OPTIMIZERS
+    from .models import MODELS, check_model_options
+    from .optim import optimizer_options
     from .penalties import build_penalty
 
     DATASETS.get(cfg.data.name)
     MODELS.get(cfg.model.arch)
+    check_model_options(cfg.model.arch, cfg.model.width, cfg.model.depth)
     LOSSES.get(cfg.loss)
     if cfg.data.split not in ("train", "test"):
         raise ConfigError(f"data.split must be 'train' or 'test' (got {cfg.data.split!r})")
@@ -268,11 +272,15 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.batch_size must be >= 1 (got {cfg.data.batch_size})")
     for player in ("d", "g"):
         pc: PlayerConfig = getattr(cfg, player)
-        OPTIMIZERS.get(pc.optimizer)
+        optimizer_options(pc, player)
         if not pc.lr > 0:
             raise ConfigError(f"{player}.lr must be > 0 (got {pc.lr})")
-        if len(pc.betas) != 2 or not all(0 <= b < 1 for b in pc.betas):
+        if pc.betas is not None and (len(pc.betas) != 2 or not all(0 <= b < 1 for b in pc.betas)):
             raise ConfigError(f"{player}.betas must be two numbers in [0, 1) (got {pc.betas})")
+        if pc.momentum is not None and not 0 <= pc.momentum < 1:
+            raise ConfigError(f"{player}.momentum must be in [0, 1) (got {pc.momentum})")
+        if pc.alpha is not None and not 0 <= pc.alpha < 1:
+            raise ConfigError(f"{player}.alpha must be in [0, 1) (got {pc.alpha})")
         pc.penalties = [parse_spec(s, "penalty") for s in merge_spec_fragments(pc.penalties)]
         names = [s["name"] for s in pc.penalties]
         if len(set(names)) != len(names):

@@ -7,12 +7,12 @@ import copy
 import torch
 from torch import nn
 
-from .models import has_batch_coupling
+from .models import call, has_batch_coupling
 
 
 class Ema:
-    def __init__(self, model: nn.Module, decay: float, z_dim: int) -> None:
-        self.decay, self.z_dim = decay, z_dim
+    def __init__(self, model: nn.Module, decay: float, z_dim: int, num_classes: int = 0) -> None:
+        self.decay, self.z_dim, self.num_classes = decay, z_dim, num_classes
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self._stats_stale = True  # BatchNorm statistics not yet recomputed for these weights
 
@@ -43,7 +43,8 @@ class Ema:
         Statistics copied from the raw generator do not match the EMA's weights, and samples
         in eval mode then come out washed out; averaging the batch statistics of a few
         forward passes of the EMA itself fixes that ("standing statistics", Brock et al.
-        2019). Noise comes from its own generator: the training RNG is not touched. A no-op
+        2019); a conditional generator gets uniformly drawn classes. Noise comes from its
+        own generator: the training RNG is not touched. A no-op
         when the weights have not changed since the last refresh (saving, sampling and
         evaluating at one step all ask for it).
         """
@@ -61,7 +62,9 @@ class Ema:
             m.momentum = None  # cumulative average over the passes below
         self.model.train()
         for _ in range(batches):
-            self.model(torch.randn(batch_size, self.z_dim, generator=g).to(device))
+            z = torch.randn(batch_size, self.z_dim, generator=g).to(device)
+            y = torch.randint(self.num_classes, (batch_size,), generator=g).to(device) if self.num_classes else None
+            call(self.model, z, y)
         self.model.eval()
         for m, momentum in zip(norms, saved):
             m.momentum = momentum

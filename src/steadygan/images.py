@@ -36,8 +36,9 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -
     return grid.permute(1, 2, 0).numpy()
 
 
-def save_grid(images: torch.Tensor, path: str | Path, scale: int = 1) -> Path:
-    grid = make_grid(images)
+def save_grid(images: torch.Tensor, path: str | Path, scale: int = 1, nrow: int | None = None) -> Path:
+    """Write a grid of ``nrow`` images per row (default: as square as possible)."""
+    grid = make_grid(images, nrow)
     img = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .registry import ConfigError, Registry
 
@@ -33,12 +33,17 @@ D_LOSS = "d_loss"        # the discriminator's loss, with its graph, in either s
 G_LOSS = "g_loss"        # the generator's loss with a graph through G, in either step
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PenaltyInputs:
-    """What a penalty may read during one player's step (built by ``steadygan.step``)."""
+    """What a penalty may read during one player's step (built by ``steadygan.step``).
+
+    ``score`` is the discriminator as a function of the samples alone, already bound to the
+    batch's labels when the pair is conditional: input-gradient penalties differentiate it
+    with respect to the image, with the label held fixed, and never see labels.
+    """
 
     player: str                 # "d" or "g": whose update this is
-    discriminator: nn.Module
+    score: Callable[[Tensor], Tensor]
     d_params: list[Tensor]
     g_params: list[Tensor]
     real: Tensor
@@ -150,7 +155,7 @@ class WganGpPenalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         points = per_sample_mix(inputs.real.detach(), inputs.fake.detach())
-        sq = per_sample_sq_grad_norm(inputs.discriminator(points), points)
+        sq = per_sample_sq_grad_norm(inputs.score(points), points)
         return (_norm(sq) - 1).square().mean()
 
 
@@ -162,7 +167,7 @@ class ZeroGpPenalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         points = per_sample_mix(inputs.real.detach(), inputs.fake.detach())
-        return per_sample_sq_grad_norm(inputs.discriminator(points), points).mean()
+        return per_sample_sq_grad_norm(inputs.score(points), points).mean()
 
 
 @PENALTIES.register("dragan", summary="lambda E(||grad D(x + delta)|| - 1)^2 around perturbed real data",
@@ -183,7 +188,7 @@ class DraganPenalty(Penalty):
         # point on the segment to the perturbed sample (as the authors' code does).
         perturbed = real + self.scale * real.std() * torch.rand_like(real)
         points = per_sample_mix(real, perturbed)
-        sq = per_sample_sq_grad_norm(inputs.discriminator(points), points)
+        sq = per_sample_sq_grad_norm(inputs.score(points), points)
         return (_norm(sq) - 1).square().mean()
 
 

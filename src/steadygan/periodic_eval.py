@@ -27,6 +27,7 @@ from torch import nn
 
 from .checkpoint import atomic_write_text
 from .config import Config
+from .data import DataInfo
 from .metrics import Evaluator, json_safe
 from .sampling import LoadedGenerator
 
@@ -62,9 +63,9 @@ def main_score(row: dict[str, float], toy: bool) -> tuple[float, ...] | None:
 class PeriodicEval:
     """Schedule, scoring and best-checkpoint bookkeeping of one run's evaluations."""
 
-    def __init__(self, cfg: Config, has_ema: bool, device: Any) -> None:
+    def __init__(self, cfg: Config, has_ema: bool, device: Any, info: DataInfo) -> None:
         t = cfg.train
-        self.cfg = cfg
+        self.cfg, self.info = cfg, info
         on = t.eval_on if t.eval_on != "auto" else ("ema" if has_ema else "raw")
         self.targets = [("ema", "Metric/"), ("raw", "MetricRaw/")] if on == "both" else [(on, "Metric/")]
         options = {"weights": t.eval_weights, "device": str(device)} if t.eval_extractor == "inception" else {}
@@ -102,7 +103,8 @@ class PeriodicEval:
             was_training = G.training
             G.eval()  # BatchNorm from running statistics: the score does not depend on the batch
             try:
-                loaded = LoadedGenerator(G, self.cfg, step, run_dir / f"(training, step {step})", which == "ema")
+                loaded = LoadedGenerator(G, self.cfg, step, run_dir / f"(training, step {step})", which == "ema",
+                                         self.info, self.cfg.model.conditional)
                 result = self.evaluator.evaluate(loaded)
             finally:
                 G.train(was_training)
@@ -110,7 +112,7 @@ class PeriodicEval:
             seconds += result["seconds"]
         row["eval_s"] = round(seconds, 2)
         self.last_step, self.last_elapsed = step, elapsed
-        score = main_score(row, self.evaluator.is_toy)
+        score = main_score(row, self.evaluator.protocol == "mixture")
         if score is not None and (self.best is None or score > tuple(self.best["score"])):
             self.best = {"step": step, "score": list(score),
                          **{k: v for k, v in row.items() if k.startswith("Metric/")}}

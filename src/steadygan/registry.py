@@ -9,7 +9,7 @@ valid choices instead of something swallowed by ``**kwargs``.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,6 +25,7 @@ class Entry(Generic[T]):
     factory: Callable[..., T]
     summary: str
     paper: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # what the entry is (e.g. a dataset's protocol)
 
     def parameters(self) -> dict[str, Any]:
         """Keyword parameters the factory accepts, with their defaults (None if required)."""
@@ -44,11 +45,12 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, *, summary: str, paper: str = "") -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, *, summary: str, paper: str = "",
+                 info: dict[str, Any] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise KeyError(f"{self.kind} '{name}' is registered twice")
-            self._entries[name] = Entry(name, factory, summary, paper)
+            self._entries[name] = Entry(name, factory, summary, paper, dict(info or {}))
             return factory
 
         return decorator

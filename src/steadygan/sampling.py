@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .build import build_pair, info_from_config
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import Config, from_dict
-from .data.toy import TOY_MIXTURES
-from .models import build_models
+from .data import DataInfo
+from .models import call
 from .registry import ConfigError
 
 
@@ -22,23 +23,39 @@ class LoadedGenerator:
     step: int
     checkpoint: Path
     ema: bool                 # True if these are the EMA weights
+    info: DataInfo | None = None  # the data it was trained on (shape, classes, protocol); default: from config
+    conditional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.info is None:
+            self.info = info_from_config(self.config)
 
     @property
-    def is_toy(self) -> bool:
-        return self.config.data.name in TOY_MIXTURES
+    def num_classes(self) -> int:
+        return self.info.num_classes if self.conditional else 0
+
+    def labels_for(self, n: int) -> torch.Tensor | None:
+        """The classes ``sample`` draws when none are given: 0, 1, ..., K-1, 0, 1, ... (balanced
+        and deterministic); None for an unconditional generator."""
+        return torch.arange(n) % self.num_classes if self.conditional else None
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
-        """n samples (images in [-1, 1], or 2-D points) from noise seeded by ``seed``."""
+    def sample(self, n: int, seed: int = 0, batch_size: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n samples (images in [-1, 1], or 2-D points) from noise seeded by ``seed``;
+        a conditional generator draws class ``labels[i]`` for sample i (default ``labels_for(n)``)."""
+        if labels is not None and not self.conditional:
+            raise ConfigError("this run's generator is unconditional: it takes no class")
+        labels = self.labels_for(n) if labels is None else torch.as_tensor(labels).long()
+        if labels is not None:
+            if labels.shape != (n,) or labels.min() < 0 or labels.max() >= self.num_classes:
+                raise ConfigError(f"classes must be {n} integers in 0..{self.num_classes - 1}")
         z = torch.randn(n, self.config.model.z_dim, generator=torch.Generator().manual_seed(seed))
         device = next(self.generator.parameters()).device
-        return torch.cat([self.generator(chunk.to(device)) for chunk in z.split(batch_size)])
-
-
-def sample_shape(cfg: Config) -> tuple[int, ...]:
-    if cfg.data.name in TOY_MIXTURES:
-        return (2,)
-    return (cfg.data.channels, cfg.data.resolution, cfg.data.resolution)
+        out = []
+        for i, chunk in enumerate(z.split(batch_size)):
+            y = None if labels is None else labels[i * batch_size:i * batch_size + len(chunk)].to(device)
+            out.append(call(self.generator, chunk.to(device), y))
+        return torch.cat(out)
 
 
 def load_generator(run_dir: str | Path, checkpoint: str | Path | None = None, use_ema: bool = True,
@@ -50,9 +67,8 @@ def load_generator(run_dir: str | Path, checkpoint: str | Path | None = None, us
         raise ConfigError(f"{run_dir}: no checkpoint found (expected {run_dir}/checkpoints/ckpt-*.pt)")
     payload = load_checkpoint(ckpt)
     cfg = from_dict(payload["config"])
-    m = cfg.model
-    G = build_models(m.arch, sample_shape(cfg), m.z_dim, m.width, m.depth, m.g_norm, m.d_norm,
-                     m.spectral_norm).generator
+    info = DataInfo.from_dict(payload["data"]) if payload.get("data") else info_from_config(cfg)
+    G = build_pair(cfg, info).generator
     ema = use_ema and payload["ema"] is not None
     G.load_state_dict(payload["ema"] if ema else payload["generator"])
-    return LoadedGenerator(G.to(device).eval(), cfg, int(payload["step"]), ckpt, ema)
+    return LoadedGenerator(G.to(device).eval(), cfg, int(payload["step"]), ckpt, ema, info, cfg.model.conditional)

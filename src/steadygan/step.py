@@ -4,6 +4,10 @@
             -> sync point -> clip -> optimiser step -> weight clip
     g_step: D(G(z)) -> G loss + due penalties -> backward into G only -> (same tail)
 
+Both take a :class:`~steadygan.batch.Batch` (or a bare tensor of real samples). When it
+carries labels, G draws its samples for those labels and D scores real and generated
+samples against them; the penalties get D already bound to the labels.
+
 Each update back-propagates into the updating player's parameters only
 (``backward(inputs=...)``), which is how the idle network is frozen: its gradients are
 neither computed nor accumulated, and no ``requires_grad`` flags are toggled.
@@ -21,8 +25,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .batch import Batch, as_batch
 from .clipping import Clipper
 from .losses import AdversarialLoss
+from .models.pair import bind, call
 from .penalties import D_LOSS, FAKE_GRAD, G_LOSS, REAL_GRAD, Penalty, PenaltyInputs
 
 Stats = dict[str, Tensor]
@@ -41,6 +47,9 @@ class Player:
     @property
     def params(self) -> list[Tensor]:
         return [p for p in self.net.parameters() if p.requires_grad]
+
+    def __call__(self, inputs: Tensor, y: Tensor | None = None) -> Tensor:
+        return call(self.net, inputs, y)
 
 
 def sync_gradients(params: list[Tensor]) -> None:
@@ -81,45 +90,54 @@ def _update(player: Player, objective: Tensor, stats: Stats) -> Stats:
     return stats
 
 
-def d_step(d: Player, g: Player, loss: AdversarialLoss, real: Tensor, z: Tensor, step: int,
+def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z: Tensor, step: int,
            autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> Stats:
     """One discriminator update; ``step`` counts D updates (for lazy penalties)."""
+    batch = as_batch(batch)
     due = [p for p in d.penalties if p.due(step)]
     needs = frozenset().union(*(p.needs for p in due))
+    score = bind(d.net, batch.y)  # D(., y): real and generated samples share the batch's labels
     with autocast():
         if G_LOSS in needs:  # consensus differentiates G's gradient too: keep G's graph
-            fake = g.net(z)
+            fake = g(z, batch.y)
         else:
             with torch.no_grad():
-                fake = g.net(z)
+                fake = g(z, batch.y)
             if FAKE_GRAD in needs:
                 fake.requires_grad_(True)
+        real = batch.x
         if REAL_GRAD in needs:  # share this forward with R1 instead of a second pass
             real = real.detach().requires_grad_(True)
-        real_logits, fake_logits = d.net(real).float(), d.net(fake).float()
+        real_logits, fake_logits = score(real).float(), score(fake).float()
         d_loss = loss.d_loss(real_logits, fake_logits)
         g_loss = loss.g_loss(fake_logits) if G_LOSS in needs else None
         stats: Stats = {"Loss/D": d_loss.detach(), "Logits/real": real_logits.detach().mean(),
                         "Logits/fake": fake_logits.detach().mean()}
-        inputs = PenaltyInputs("d", d.net, d.params, g.params, real, fake, real_logits, fake_logits, d_loss, g_loss)
+        inputs = PenaltyInputs(player="d", score=score, d_params=d.params, g_params=g.params, real=real, fake=fake,
+                               real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss, g_loss=g_loss)
         objective = d_loss + _penalty_terms(due, inputs, stats, d.tag)
     return _update(d, objective, stats)
 
 
-def g_step(g: Player, d: Player, loss: AdversarialLoss, real: Tensor, z: Tensor, step: int,
+def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z: Tensor, step: int,
            autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> Stats:
-    """One generator update; ``real`` is used only by penalties that need D's loss."""
+    """One generator update; the batch's samples are used only by penalties that need
+    D's loss, its labels (if any) are the classes G generates."""
+    batch = as_batch(batch)
     due = [p for p in g.penalties if p.due(step)]
     needs = frozenset().union(*(p.needs for p in due))
+    score = bind(d.net, batch.y)
     with autocast():
-        fake = g.net(z)
-        fake_logits = d.net(fake).float()
+        fake = g(z, batch.y)
+        fake_logits = score(fake).float()
         g_loss = loss.g_loss(fake_logits)
         real_logits = d_loss = None
         if D_LOSS in needs:  # nk, consensus: the discriminator's loss at this G
-            real_logits = d.net(real).float()
+            real_logits = score(batch.x).float()
             d_loss = loss.d_loss(real_logits, fake_logits)
         stats: Stats = {"Loss/G": g_loss.detach()}
-        inputs = PenaltyInputs("g", d.net, d.params, g.params, real, fake, real_logits, fake_logits, d_loss, g_loss)
+        inputs = PenaltyInputs(player="g", score=score, d_params=d.params, g_params=g.params, real=batch.x,
+                               fake=fake, real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss,
+                               g_loss=g_loss)
         objective = g_loss + _penalty_terms(due, inputs, stats, g.tag)
     return _update(g, objective, stats)

@@ -15,6 +15,7 @@ happen and keeps a run directory:
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import re
 import signal
@@ -28,15 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .batch import Batch
+from .build import build_data, build_pair
 from .checkpoint import capture_rng, checkpoint_path, latest_checkpoint, restore_rng, save_checkpoint
 from .clipping import build_clipper
 from .config import Config, dump_config
-from .data import BatchSampler, InMemoryData, load_dataset
-from .data.toy import TOY_MIXTURES
+from .data import BatchSampler, InMemoryData, mixture
 from .ema import Ema
 from .images import figure_to_array, make_grid, sample_grid_path, save_grid, save_scatter, scatter_figure
 from .losses import build_loss
-from .models import build_models, has_batch_coupling
+from .models import call, has_batch_coupling
 from .optim import build_optimizer
 from .penalties import INPUT_GRADIENT_PENALTIES, build_penalty
 from .periodic_eval import PeriodicEval
@@ -119,25 +121,31 @@ class Trainer:
         seed_everything(t.seed)
         self.device = resolve_device(t.device)
         if data is None:
-            d = cfg.data
-            data = load_dataset(d.name, d.root, d.split, d.resolution, d.channels, d.limit, d.toy_samples, t.seed)
+            data = build_data(cfg)
         self.data = data.to(self.device)
         self.sampler = BatchSampler(len(data), cfg.data.batch_size, t.seed, data.name)
 
         m = cfg.model
-        pair = build_models(m.arch, data.sample_shape, m.z_dim, m.width, m.depth, m.g_norm, m.d_norm, m.spectral_norm)
-        self.G, self.D = pair.generator.to(self.device), pair.discriminator.to(self.device)
+        self.pair = build_pair(cfg, data.info)
+        self.G, self.D = self.pair.generator.to(self.device), self.pair.discriminator.to(self.device)
         self.loss = build_loss(cfg.loss)
         self.d = self._player("D", self.D, cfg.d, "d")
         self.g = self._player("G", self.G, cfg.g, "g")
         self._warn_batch_coupling()
-        self.ema = Ema(self.G, t.ema, m.z_dim) if t.ema > 0 else None
-        self.periodic_eval = PeriodicEval(cfg, self.ema is not None, self.device)
+        self.ema = Ema(self.G, t.ema, m.z_dim, self.pair.num_classes) if t.ema > 0 else None
+        self.periodic_eval = PeriodicEval(cfg, self.ema is not None, self.device, data.info)
 
         # Fixed noise for sample grids, from its own generator so that sampling never
-        # moves the training RNG (resume stays exact whatever the sample schedule).
-        n_fixed = TOY_GRID_POINTS if not data.is_image else t.samples
+        # moves the training RNG (resume stays exact whatever the sample schedule). A
+        # conditional run's grid has one row per class.
+        k = self.pair.num_classes
+        self.grid_columns = math.ceil(t.samples / k) if k else None
+        n_fixed = TOY_GRID_POINTS if not data.is_image else (k * self.grid_columns if k else t.samples)
         self.fixed_z = torch.randn(n_fixed, m.z_dim, generator=torch.Generator().manual_seed(t.seed + 1)).to(self.device)
+        self.fixed_y = None
+        if k:
+            y = torch.arange(k).repeat_interleave(self.grid_columns) if data.is_image else torch.arange(n_fixed) % k
+            self.fixed_y = y.to(self.device)
         self.step = 0          # generator updates done
         self.d_updates = 0     # discriminator updates done (lazy D penalties count these)
         self.elapsed = 0.0     # training seconds, summed over resumes
@@ -147,7 +155,7 @@ class Trainer:
     def _player(self, tag: str, net: torch.nn.Module, pc, role: str) -> Player:
         penalties = [build_penalty(spec, role) for spec in pc.penalties]
         params = [p for p in net.parameters() if p.requires_grad]
-        return Player(tag, net, build_optimizer(params, pc), penalties, build_clipper(pc.clip))
+        return Player(tag, net, build_optimizer(params, pc, role), penalties, build_clipper(pc.clip))
 
     def _warn_batch_coupling(self) -> None:
         gp = [p.name for p in self.d.penalties if p.name in INPUT_GRADIENT_PENALTIES]
@@ -162,7 +170,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "config": self.cfg.to_dict(), "step": self.step, "d_updates": self.d_updates, "elapsed": self.elapsed,
+            "config": self.cfg.to_dict(), "data": self.data.info.to_dict(), "step": self.step, "d_updates": self.d_updates, "elapsed": self.elapsed,
             "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
             "ema": self.ema.model.state_dict() if self.ema else None,
             "opt_g": self.g.optimizer.state_dict(), "opt_d": self.d.optimizer.state_dict(),
@@ -198,25 +206,26 @@ class Trainer:
         return self.ema.model if self.ema is not None else self.G
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         G = self.sampling_generator
         was_training = G.training
         G.eval()  # BatchNorm uses running statistics: samples do not depend on the batch
         try:
-            return torch.cat([G(chunk) for chunk in z.split(256)])
+            labels = [None] * math.ceil(len(z) / 256) if y is None else y.split(256)
+            return torch.cat([call(G, chunk, labels_chunk) for chunk, labels_chunk in zip(z.split(256), labels)])
         finally:
             G.train(was_training)
 
     def write_samples(self, tracker: Tracker | None = None) -> Path:
         if self.ema is not None:
             self.ema.refresh_batch_stats()
-        fake = self.generate(self.fixed_z)
+        fake = self.generate(self.fixed_z, self.fixed_y)
         path = sample_grid_path(self.run_dir, self.step)
         if self.data.is_image:
-            save_grid(fake, path, scale=2 if fake.shape[-1] <= 32 else 1)
-            image = make_grid(fake)
+            save_grid(fake, path, scale=2 if fake.shape[-1] <= 32 else 1, nrow=self.grid_columns)
+            image = make_grid(fake, self.grid_columns)
         else:
-            modes = TOY_MIXTURES[self.data.name][0]() if self.data.name in TOY_MIXTURES else None
+            modes = mixture(self.data.name)[0] if self.data.protocol == "mixture" else None
             save_scatter(fake, modes, path, title=f"{self.run_dir.name} step {self.step}")
             fig = scatter_figure(fake, modes)
             image = figure_to_array(fig)
@@ -239,8 +248,8 @@ class Trainer:
 
     # --- loop -------------------------------------------------------------------------------
 
-    def _real_batch(self) -> torch.Tensor:
-        return self.data.batch(self.sampler.next_index())
+    def _real_batch(self) -> Batch:
+        return self.data.batch(self.sampler.next_index(), labels=self.pair.conditional)
 
     def _noise(self) -> torch.Tensor:
         return torch.randn(self.cfg.data.batch_size, self.cfg.model.z_dim, device=self.device)
@@ -299,11 +308,12 @@ class Trainer:
     def _one_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
         for _ in range(self.cfg.train.n_critic):
-            real = self._real_batch()
-            stats.update(d_step(self.d, self.g, self.loss, real, self._noise(), self.d_updates, self._autocast))
+            batch = self._real_batch()
+            stats.update(d_step(self.d, self.g, self.loss, batch, self._noise(), self.d_updates, self._autocast))
             self.d_updates += 1
-        # The G step reuses the last real batch: only penalties that need D's loss read it.
-        stats.update(g_step(self.g, self.d, self.loss, real, self._noise(), self.step, self._autocast))
+        # The G step reuses the last batch: its labels (if any) are the classes G draws, and
+        # its samples are read only by penalties that need D's loss.
+        stats.update(g_step(self.g, self.d, self.loss, batch, self._noise(), self.step, self._autocast))
         if self.ema is not None:
             self.ema.update(self.G, self.step)
         self.step += 1

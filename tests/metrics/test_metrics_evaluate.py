@@ -158,7 +158,7 @@ def test_evaluate_run_writes_strict_json(tmp_path, data_root):
     cfg = Config()
     cfg.data.name, cfg.data.root = "idx", str(data_root)
     cfg.model.z_dim, cfg.model.width = 8, 8
-    pair = build_models("dcgan", (1, 28, 28), 8, 8, 3, None, None, False)
+    pair = build_models("dcgan", (1, 28, 28), 8, width=8)
     run_dir = tmp_path / "run"
     save_checkpoint({"config": cfg.to_dict(), "generator": pair.generator.state_dict(), "ema": None, "step": 12},
                     checkpoint_path(run_dir, 12))

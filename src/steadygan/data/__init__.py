@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from ..registry import ConfigError, Registry
-from .base import BatchSampler, DataError, InMemoryData, fit_images, to_float_images, to_uint8_images
+from .base import BatchSampler, DataError, DataInfo, InMemoryData, fit_images, to_float_images, to_uint8_images
 from .cifar import load_cifar10
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx
 from .stacked import make_stacked_mnist
 from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
 
-__all__ = ["BatchSampler", "DataError", "InMemoryData", "DATASETS", "load_dataset", "fit_images",
+__all__ = ["BatchSampler", "DataError", "DataInfo", "InMemoryData", "DATASETS", "load_dataset", "fit_images",
+           "dataset_protocol", "is_mixture", "mixture",
            "to_float_images", "to_uint8_images", "read_idx", "write_idx", "sample_mixture",
            "ring8_modes", "grid25_modes", "TOY_MIXTURES"]
 
@@ -54,7 +57,8 @@ def _cifar(root: str | None, split: str, resolution: int, channels: int) -> InMe
     return InMemoryData(fit_images(images, resolution, channels), labels, "cifar10")
 
 
-@DATASETS.register("folder", summary="a folder of images (recursive), centre-cropped and resized")
+@DATASETS.register("folder", summary="a folder of images (recursive), centre-cropped and resized; "
+                                      "first-level sub-folders are the classes")
 def _folder(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
     images, labels = load_image_folder(_root("folder", root), resolution, channels)
     return InMemoryData(images, labels, "folder")
@@ -64,13 +68,14 @@ STACKED_SEEDS = {"train": 0, "test": 1}  # fixed: the data (and its classifier c
 
 
 @DATASETS.register("stacked", summary="Stacked MNIST: 3 images of an MNIST-format set (data.root) as RGB, 1000 modes",
-                   paper="Metz et al. 2017 (unrolled GAN); Srivastava et al. 2017 (VEEGAN)")
+                   paper="Metz et al. 2017 (unrolled GAN); Srivastava et al. 2017 (VEEGAN)",
+                   info={"protocol": "stacked"})
 def _stacked(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
     if channels != 3:
         raise ConfigError(f"data.name=stacked builds 3-channel images: set data.channels=3 (got {channels})")
     images, labels = load_idx_dataset(_root("stacked", root), split)
     stacked, codes = make_stacked_mnist(images, labels, len(images), STACKED_SEEDS[split])
-    return InMemoryData(fit_images(stacked, resolution, 3), codes, "stacked")
+    return InMemoryData(fit_images(stacked, resolution, 3), codes, "stacked", "stacked")
 
 
 def _toy_loader(name: str):
@@ -78,16 +83,34 @@ def _toy_loader(name: str):
              seed: int = 0) -> InMemoryData:
         # The test split is a different draw of the same mixture.
         points, modes = sample_mixture(name, n, seed + (1 if split == "test" else 0))
-        return InMemoryData(points, modes, name)
+        return InMemoryData(points, modes, name, "mixture")
     return load
 
 
+# Generated data: the loader also takes the sample count and the seed.
+_GENERATED = {"protocol": "mixture", "generated": True}
 DATASETS.register("ring8", summary="8 Gaussians on the unit circle, std 0.01 (2-D)",
-                  paper="Metz et al. 2017; Srivastava et al. 2017 (VEEGAN)")(_toy_loader("ring8"))
+                  paper="Metz et al. 2017; Srivastava et al. 2017 (VEEGAN)", info=_GENERATED)(_toy_loader("ring8"))
 DATASETS.register("grid25", summary="25 Gaussians on {-4,-2,0,2,4}^2, std 0.05 (2-D)",
-                  paper="Lin et al. 2018 (PacGAN)")(_toy_loader("grid25"))
+                  paper="Lin et al. 2018 (PacGAN)", info=_GENERATED)(_toy_loader("grid25"))
 
-TOY_DATASETS = tuple(TOY_MIXTURES)
+
+def dataset_protocol(name: str) -> str:
+    """How a registered dataset is evaluated: "image", "stacked" or "mixture" (see DataInfo)."""
+    return DATASETS.get(name).info.get("protocol", "image")
+
+
+def is_mixture(name: str | None) -> bool:
+    """True for a registered 2-D mixture dataset (False for unknown names, e.g. in old reports)."""
+    return name in DATASETS and dataset_protocol(name) == "mixture"
+
+
+def mixture(name: str) -> tuple[torch.Tensor, float]:
+    """The means and the standard deviation of a 2-D mixture dataset."""
+    if dataset_protocol(name) != "mixture":
+        raise ConfigError(f"dataset '{name}' is not a 2-D mixture")
+    make_modes, std = TOY_MIXTURES[name]
+    return make_modes(), std
 
 
 def load_dataset(name: str, root: str | None = None, split: str = "train", resolution: int = 28,
@@ -98,12 +121,11 @@ def load_dataset(name: str, root: str | None = None, split: str = "train", resol
         raise ConfigError(f"data.resolution must be >= 8 (got {resolution})")
     entry = DATASETS.get(name)
     kwargs = dict(root=root, split=split, resolution=resolution, channels=channels)
-    if name in TOY_DATASETS:
+    if entry.info.get("generated"):
         kwargs.update(n=toy_samples, seed=seed)
     data = entry.factory(**kwargs)
     if limit is not None:
         if limit < 1:
             raise ConfigError(f"data.limit must be >= 1 (got {limit})")
-        labels = None if data.labels is None else data.labels[:limit]
-        data = InMemoryData(data.samples[:limit], labels, data.name)
+        data = data.subset(limit)
     return data

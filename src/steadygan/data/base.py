@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..batch import Batch
 from ..registry import ConfigError
 
 
@@ -14,17 +15,52 @@ class DataError(ValueError):
     """A dataset file or folder that cannot be used; the message names it and the fix."""
 
 
+PROTOCOLS = ("image", "stacked", "mixture", "points")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a dataset is, without its samples: enough to build models, sample and evaluate.
+
+    ``kind`` is "image" (uint8 (C, H, W) scaled to [-1, 1]) or "points" (float vectors);
+    ``num_classes`` is 0 for unlabelled data; ``protocol`` names how it is evaluated:
+    "image" (FID & co.), "stacked" (those plus the 1000-mode count), "mixture" (2-D mode
+    coverage) or "points" (no protocol). Stored in every checkpoint.
+    """
+
+    name: str
+    kind: str
+    sample_shape: tuple[int, ...]
+    num_classes: int = 0
+    protocol: str = "image"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("image", "points") or self.protocol not in PROTOCOLS:
+            raise ValueError(f"bad dataset description: kind={self.kind!r}, protocol={self.protocol!r}")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "sample_shape": list(self.sample_shape),
+                "num_classes": self.num_classes, "protocol": self.protocol}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        return cls(d["name"], d["kind"], tuple(d["sample_shape"]), int(d["num_classes"]), d["protocol"])
+
+
 @dataclass
 class InMemoryData:
-    """Samples held in one tensor.
+    """Samples held in one tensor, with their labels and what they are.
 
     Images are uint8 (N, C, H, W) and are scaled to [-1, 1] per batch, so a 60k MNIST set
     costs 47 MB instead of 188 MB; 2-D toy points are float32 (N, 2) and used as they are.
+    ``protocol`` defaults to "image" for uint8 samples and "points" otherwise; loaders of
+    datasets with their own evaluation protocol (stacked, mixtures) say so.
     """
 
     samples: torch.Tensor
     labels: torch.Tensor | None
     name: str
+    protocol: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.samples) == 0:
@@ -33,6 +69,10 @@ class InMemoryData:
             raise DataError(
                 f"dataset '{self.name}': {len(self.samples)} samples but {len(self.labels)} labels"
             )
+        if self.protocol is None:
+            self.protocol = "image" if self.is_image else "points"
+        # Labels are class indices 0..K-1; K is read once here (the largest label + 1).
+        self.num_classes = 0 if self.labels is None else int(self.labels.max()) + 1
 
     @property
     def is_image(self) -> bool:
@@ -42,19 +82,35 @@ class InMemoryData:
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.samples.shape[1:])
 
+    @property
+    def info(self) -> DataInfo:
+        return DataInfo(self.name, "image" if self.is_image else "points", self.sample_shape,
+                        self.num_classes, self.protocol)
+
     def __len__(self) -> int:
         return len(self.samples)
 
     def to(self, device: torch.device) -> "InMemoryData":
         labels = None if self.labels is None else self.labels.to(device)
-        return InMemoryData(self.samples.to(device), labels, self.name)
+        return InMemoryData(self.samples.to(device), labels, self.name, self.protocol)
 
-    def batch(self, index: torch.Tensor) -> torch.Tensor:
-        """Float batch for these indices: images in [-1, 1], points unchanged."""
-        x = self.samples[index.to(self.samples.device)]
+    def subset(self, n: int) -> "InMemoryData":
+        """The first n samples (``data.limit``)."""
+        labels = None if self.labels is None else self.labels[:n]
+        return InMemoryData(self.samples[:n], labels, self.name, self.protocol)
+
+    def batch(self, index: torch.Tensor, labels: bool = False) -> Batch:
+        """The samples at these indices (images scaled to [-1, 1], points unchanged), with
+        their labels when ``labels`` (a conditional model) asks for them."""
+        index = index.to(self.samples.device)
+        x = self.samples[index]
         if self.is_image:
-            return x.float().div_(127.5).sub_(1.0)
-        return x
+            x = x.float().div_(127.5).sub_(1.0)
+        if not labels:
+            return Batch(x)
+        if self.labels is None:
+            raise DataError(f"dataset '{self.name}' has no labels; a conditional model needs labelled data")
+        return Batch(x, self.labels[index].long())
 
 
 def to_float_images(x: torch.Tensor) -> torch.Tensor:

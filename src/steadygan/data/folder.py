@@ -1,7 +1,7 @@
 """A folder of images (PNG/JPEG/BMP/WebP, searched recursively), made square and resized.
 
-Labels are the index of each image's first-level sub-folder (sorted), or all zero when
-the images lie directly in the folder.
+Labels are the index of each image's first-level sub-folder (sorted); a folder without
+sub-folders is unlabelled.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _square(img: Image.Image, resolution: int) -> Image.Image:
     return img.resize((resolution, resolution), Image.Resampling.LANCZOS) if side != resolution else img
 
 
-def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; set data.root to a folder of images")
@@ -47,4 +47,10 @@ def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple
             raise DataError(f"{path}: unreadable image ({exc}); remove or replace it") from exc
         parts = path.relative_to(root).parts
         labels[i] = class_index[parts[0]] if len(parts) > 1 else 0
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    if not classes:
+        return x, None
+    if len(classes) != len({p.relative_to(root).parts[0] for p in files}):
+        raise DataError(f"{root}: some images lie beside the class sub-folders; put every image in a "
+                        "class sub-folder, or all of them directly in the folder")
+    return x, torch.from_numpy(labels)

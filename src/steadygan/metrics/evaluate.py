@@ -32,8 +32,7 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..config import Config
-from ..data import InMemoryData, load_dataset, to_uint8_images
-from ..data.toy import TOY_MIXTURES, sample_mixture
+from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample_mixture, to_uint8_images
 from ..registry import ConfigError
 from ..sampling import LoadedGenerator, load_generator
 from .features import FeatureExtractor, StackedExtractor, build_extractor
@@ -46,6 +45,7 @@ IMAGE_METRICS = ("fid", "kid", "pr", "dc")
 IMAGE_SAMPLES = 10_000
 TOY_SAMPLES = 2_500          # the PacGAN / VEEGAN protocol
 STACKED_SAMPLES = 26_000     # the Stacked-MNIST protocol
+DEFAULT_SAMPLES = {"image": IMAGE_SAMPLES, "stacked": STACKED_SAMPLES, "mixture": TOY_SAMPLES}
 METRICS_FILE = "metrics.json"
 
 # Display order and names of the numbers each metric group produces.
@@ -114,11 +114,10 @@ class Evaluator:
                  seed: int = 0, batch_size: int = 256, kid_subsets: int = 100, kid_subset_size: int = 1000) -> None:
         self.dataset, self.root = dataset, root
         self.resolution, self.channels = resolution, channels
-        self.is_toy = dataset in TOY_MIXTURES
-        self.is_stacked = dataset == "stacked"
+        self.protocol = dataset_protocol(dataset)  # "image", "stacked" or "mixture"
         self.metrics = check_metrics(metrics)
-        check_sample_count(n, () if self.is_toy else self.metrics)
-        self.n = n if n is not None else (TOY_SAMPLES if self.is_toy else STACKED_SAMPLES if self.is_stacked else IMAGE_SAMPLES)
+        check_sample_count(n, () if self.protocol == "mixture" else self.metrics)
+        self.n = n if n is not None else DEFAULT_SAMPLES[self.protocol]
         self.seed, self.batch_size = seed, batch_size
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.extractor_spec, self.extractor_options = extractor, dict(extractor_options or {})
@@ -144,7 +143,7 @@ class Evaluator:
         if isinstance(self.extractor_spec, FeatureExtractor):
             return self.extractor_spec
         options = dict(self.extractor_options)
-        if self.extractor_spec == "classifier" and self.is_stacked:
+        if self.extractor_spec == "classifier" and self.protocol == "stacked":
             # One digit classifier on the single-channel set the stacks were built from.
             base = "fashion-mnist" if self.root is None else "idx"
             return StackedExtractor(build_extractor("classifier", dataset=base, root=self.root,
@@ -162,10 +161,10 @@ class Evaluator:
     def reference(self) -> dict[str, Any]:
         """Real features (train subset) and the floor (train subset vs test subset), cached."""
         if self._reference is None:
-            if self.is_toy:
-                make_modes, std = TOY_MIXTURES[self.dataset]
+            if self.protocol == "mixture":
+                modes, std = mixture(self.dataset)
                 points, _ = sample_mixture(self.dataset, self.n, self.seed + 1)
-                self._reference = {"floor": mode_metrics(points, make_modes(), std), "n_real": self.n}
+                self._reference = {"floor": mode_metrics(points, modes, std), "n_real": self.n}
             else:
                 train = load_dataset(self.dataset, self.root, "train", self.resolution, self.channels)
                 test = load_dataset(self.dataset, self.root, "test", self.resolution, self.channels)
@@ -185,7 +184,7 @@ class Evaluator:
                     "floor": score_features(real, floor_set, self.metrics, self.seed,
                                             self.kid_subsets, self.kid_subset_size),
                 }
-                if self.is_stacked:
+                if self.protocol == "stacked":
                     # Mode counts grow with n: the floor counts as many real samples as are generated.
                     self._reference["floor"].update(self._stacked_modes(real_x))
         return self._reference
@@ -206,11 +205,11 @@ class Evaluator:
         samples = loaded.sample(self.n, self.seed, self.batch_size).cpu()
         result: dict[str, Any] = {"dataset": self.dataset, "step": loaded.step,
                                   "checkpoint": str(loaded.checkpoint), "ema": loaded.ema, "seed": self.seed}
-        if self.is_toy:
-            make_modes, std = TOY_MIXTURES[self.dataset]
+        if self.protocol == "mixture":
+            modes, std = mixture(self.dataset)
             result.update(kind="toy", samples={"generated": len(samples), "real": ref["n_real"]},
-                          extractor={"name": "modes", "n_modes": len(make_modes()), "std": std},
-                          metrics=mode_metrics(samples, make_modes(), std), floor=ref["floor"],
+                          extractor={"name": "modes", "n_modes": len(modes), "std": std},
+                          metrics=mode_metrics(samples, modes, std), floor=ref["floor"],
                           floor_note="true mixture samples")
         else:
             # Rounded to uint8 like the real data: both sets take the identical path through
@@ -223,7 +222,7 @@ class Evaluator:
                           metrics=score_features(ref["real"], generated, self.metrics, self.seed,
                                                  self.kid_subsets, self.kid_subset_size),
                           floor=ref["floor"], floor_note=ref["note"])
-            if self.is_stacked:
+            if self.protocol == "stacked":
                 result["metrics"].update(self._stacked_modes(images))
         result["seconds"] = round(time.perf_counter() - start, 2)
         return result

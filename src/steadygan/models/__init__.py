@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from torch import nn
-
 from ..registry import ConfigError, Registry
+from .conditional import CLASS_EMBED_DIM, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import DcganDiscriminator, DcganGenerator
 from .layers import NORMS, apply_spectral_norm, has_batch_coupling
 from .mlp import MlpDiscriminator, MlpGenerator
+from .pair import GanPair, bind, call
 from .seed_gc import SeedGcDiscriminator, SeedGcGenerator
-
-
-@dataclass
-class GanPair:
-    generator: nn.Module
-    discriminator: nn.Module
-
 
 MODELS: Registry[GanPair] = Registry("model")
 
@@ -29,10 +20,13 @@ def _image_shape(arch: str, sample_shape: tuple[int, ...]) -> tuple[int, int]:
     return sample_shape[0], sample_shape[1]
 
 
+# Factories take only the options they use: model.width / model.depth given to an
+# architecture that has no such option is an error, not silently ignored.
+
 @MODELS.register("dcgan", summary="DCGAN conv pair; 28/32/64 px, 1 or 3 channels (default D norm: none)",
                  paper="Radford et al. 2016")
-def dcgan(sample_shape: tuple[int, ...], z_dim: int, width: int = 64, depth: int = 3,
-          g_norm: str | None = None, d_norm: str | None = None) -> GanPair:
+def dcgan(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None, d_norm: str | None = None,
+          width: int = 64) -> GanPair:
     channels, res = _image_shape("dcgan", sample_shape)
     return GanPair(DcganGenerator(z_dim, channels, res, width, g_norm or "batch"),
                    DcganDiscriminator(channels, res, width, d_norm or "none"))
@@ -40,34 +34,59 @@ def dcgan(sample_shape: tuple[int, ...], z_dim: int, width: int = 64, depth: int
 
 @MODELS.register("seed-gc", summary="the GC-GAN document's nets (dense+deconv G, 3-conv BN D); 28/32/64 px",
                  paper="GC-GAN source document, sec. 4")
-def seed_gc(sample_shape: tuple[int, ...], z_dim: int, width: int = 64, depth: int = 3,
-            g_norm: str | None = None, d_norm: str | None = None) -> GanPair:
+def seed_gc(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None,
+            d_norm: str | None = None) -> GanPair:
     channels, res = _image_shape("seed-gc", sample_shape)
     return GanPair(SeedGcGenerator(z_dim, channels, res, g_norm or "batch"),
                    SeedGcDiscriminator(channels, res, d_norm or "batch"))
 
 
 @MODELS.register("mlp", summary="fully connected pair (width x depth) for 2-D toy data")
-def mlp(sample_shape: tuple[int, ...], z_dim: int, width: int = 128, depth: int = 3,
-        g_norm: str | None = None, d_norm: str | None = None) -> GanPair:
+def mlp(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None, d_norm: str | None = None,
+        width: int = 128, depth: int = 3) -> GanPair:
     if len(sample_shape) != 1:
         raise ConfigError(f"model 'mlp' is for vector data; the data has shape {sample_shape}; use dcgan or seed-gc")
     return GanPair(MlpGenerator(z_dim, sample_shape[0], width, depth, g_norm or "none"),
                    MlpDiscriminator(sample_shape[0], width, depth, d_norm or "none"))
 
 
-def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int, width: int, depth: int,
-                 g_norm: str | None, d_norm: str | None, spectral_norm: bool) -> GanPair:
+def architecture_options(width: int | None = None, depth: int | None = None) -> dict[str, int]:
+    """The size options that were set (None = the architecture's default)."""
+    return {k: v for k, v in (("width", width), ("depth", depth)) if v is not None}
+
+
+def check_model_options(arch: str, width: int | None = None, depth: int | None = None) -> None:
+    """ConfigError for an option ``arch`` does not take, or a size below 1."""
+    options = architecture_options(width, depth)
+    valid = [k for k in MODELS.get(arch).parameters() if k in ("width", "depth")]
+    for key, value in options.items():
+        if key not in valid:
+            raise ConfigError(f"model.{key} does not apply to model '{arch}' (its options: "
+                              f"{', '.join(f'model.{v}' for v in valid) or 'none'}); remove it (--set model.{key}=null)")
+        if value < 1:
+            raise ConfigError(f"model.{key} must be >= 1 (got {value})")
+
+
+def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, width: int | None = None,
+                 depth: int | None = None, g_norm: str | None = None, d_norm: str | None = None,
+                 spectral_norm: bool = False, num_classes: int = 0) -> GanPair:
+    """Build a pair for data of ``sample_shape``; ``num_classes > 0`` makes it class-conditional."""
     for role, norm in (("g_norm", g_norm), ("d_norm", d_norm)):
         if norm is not None and norm not in NORMS:
             raise ConfigError(f"model.{role} '{norm}' is not one of: {', '.join(NORMS)}")
-    if z_dim < 1 or width < 1 or depth < 1:
-        raise ConfigError("model.z_dim, model.width and model.depth must be >= 1")
-    pair = MODELS.build(arch, sample_shape=tuple(sample_shape), z_dim=z_dim, width=width, depth=depth,
-                        g_norm=g_norm, d_norm=d_norm)
-    if spectral_norm:
+    if z_dim < 1:
+        raise ConfigError(f"model.z_dim must be >= 1 (got {z_dim})")
+    check_model_options(arch, width, depth)
+    g_inputs = z_dim + (CLASS_EMBED_DIM if num_classes else 0)
+    pair: GanPair = MODELS.build(arch, sample_shape=tuple(sample_shape), z_dim=g_inputs, g_norm=g_norm,
+                                 d_norm=d_norm, **architecture_options(width, depth))
+    if num_classes:
+        pair = GanPair(ConditionalGenerator(pair.generator, num_classes),
+                       ProjectionDiscriminator(pair.discriminator, num_classes), num_classes)
+    if spectral_norm:  # every D layer, the projection's class embedding included (Miyato & Koyama 2018)
         apply_spectral_norm(pair.discriminator)
     return pair
 
 
-__all__ = ["GanPair", "MODELS", "build_models", "has_batch_coupling", "NORMS"]
+__all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "NORMS", "call", "bind",
+           "ConditionalGenerator", "ProjectionDiscriminator"]

@@ -34,9 +34,9 @@ def norm1d(kind: str, features: int) -> nn.Module:
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral normalisation (Miyato et al. 2018) on every conv and linear weight."""
+    """Spectral normalisation (Miyato et al. 2018) on every conv, linear and embedding weight."""
     for child in list(module.modules()):
-        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             nn.utils.parametrizations.spectral_norm(child)
     return module
 

@@ -29,5 +29,13 @@ class MlpDiscriminator(nn.Module):
         super().__init__()
         self.net = nn.Sequential(*_stack(in_dim, width, depth, nn.LeakyReLU(0.2), norm), nn.Linear(width, 1))
 
+    @property
+    def head(self) -> nn.Linear:
+        return self.net[-1]
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Penultimate features (N, F); the projection head of a conditional D reads them."""
+        return self.net[:-1](x)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(1)

@@ -68,5 +68,9 @@ class SeedGcDiscriminator(nn.Module):
         self.head = nn.Linear(ch * size * size, 1)
         dcgan_init_(self)
 
+    def embed(self, x: Tensor) -> Tensor:
+        """Penultimate features (N, F); the projection head of a conditional D reads them."""
+        return self.features(x).flatten(1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x).flatten(1)).squeeze(1)
+        return self.head(self.embed(x)).squeeze(1)

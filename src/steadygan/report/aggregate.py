@@ -309,9 +309,9 @@ def default_threshold(runs: list[Run], metric: str | None) -> float | None:
     """All modes recovered for Metric/modes on a known 2-D mixture; otherwise no default."""
     if metric != "Metric/modes":
         return None
-    from ..data.toy import TOY_MIXTURES
+    from ..data import is_mixture, mixture
 
-    names = {r.data_name for r in runs if r.data_name in TOY_MIXTURES}
+    names = {r.data_name for r in runs if is_mixture(r.data_name)}
     if len(names) != 1:
         return None
-    return float(len(TOY_MIXTURES[names.pop()][0]()))
+    return float(len(mixture(names.pop())[0]))

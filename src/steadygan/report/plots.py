@@ -171,14 +171,14 @@ def plot_step_keys(runs: list[Run], keys: list[str], out: Path, title: str, log_
 
 def plot_samples(runs: list[Run], out: Path) -> Path | None:
     """Variant rows x seed columns: 2-D samples over the true modes, or each run's newest grid."""
-    from ..data.toy import TOY_MIXTURES
+    from ..data import is_mixture
 
     if not runs:
         return None
     plt = _pyplot()
     variants = variants_in_order(runs)
     seeds = sorted({r.seed for r in runs})
-    toy = all(r.data_name in TOY_MIXTURES for r in runs)
+    toy = all(is_mixture(r.data_name) for r in runs)
     size = 2.6 if toy else 3.2
     fig, axes = plt.subplots(len(variants), len(seeds), figsize=(size * len(seeds) + 0.6, size * len(variants)),
                              squeeze=False)
@@ -186,7 +186,7 @@ def plot_samples(runs: list[Run], out: Path) -> Path | None:
         for j, seed in enumerate(seeds):
             ax = axes[i, j]
             run = next((r for r in runs if r.variant == v and r.seed == seed), None)
-            note = _draw_toy(ax, run, TOY_MIXTURES) if toy else _draw_grid(ax, run)
+            note = _draw_toy(ax, run) if toy else _draw_grid(ax, run)
             ax.set_title(f"seed {seed}" + (f", {note}" if note else ""), fontsize=8)
             if j == 0:
                 ax.set_ylabel(v, fontsize=9)
@@ -195,15 +195,16 @@ def plot_samples(runs: list[Run], out: Path) -> Path | None:
     return _save(fig, out)
 
 
-def _draw_toy(ax, run: Run | None, mixtures: dict) -> str:
+def _draw_toy(ax, run: Run | None) -> str:
     from ..checkpoint import CheckpointError
+    from ..data import mixture
     from ..sampling import load_generator
 
     ax.set_xticks([])
     ax.set_yticks([])
     if run is None:
         return "no run"
-    modes = mixtures[run.data_name][0]().numpy()
+    modes = mixture(run.data_name)[0].numpy()
     span = float(np.abs(modes).max()) * 1.5
     ax.set_xlim(-span, span)
     ax.set_ylim(-span, span)
