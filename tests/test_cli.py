@@ -131,3 +131,47 @@ def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
 def test_python_dash_m_help():
     result = subprocess.run([sys.executable, "-m", "steadygan", "train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "examples:" in result.stdout and "--resume" in result.stdout
+
+
+def test_conditional_run_sample_by_class_complete_and_fine_tune(tmp_path, idx_dir, capsys):
+    from PIL import Image
+
+    out = tmp_path / "runs"
+    common = ["--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "data.batch_size=16",
+              "--set", "model.width=8", "--set", "model.z_dim=8", "--no-progress"]
+    assert main(["train", "--config", "configs/conditional.yaml", "--steps", "2", "--out", str(out), *common,
+                 "--set", "train.time=null"]) == 0
+    run = only_run(out)
+    k = 10  # the fixture's labels are 0..9
+    with Image.open(run / "samples" / "step-00000002.png") as img:  # 10 rows of 8 (train.samples: 80)
+        assert img.size == (2 * (8 * 30 + 2), 2 * (k * 30 + 2))
+    grid = tmp_path / "rows.png"
+    assert main(["sample", str(run), "-n", "20", "-o", str(grid)]) == 0
+    assert "10 classes x 2 samples" in capsys.readouterr().out
+    with Image.open(grid) as img:
+        assert img.size == (2 * (2 * 30 + 2), 2 * (k * 30 + 2))
+    assert main(["sample", str(run), "--class", "3", "-n", "4", "-o", str(tmp_path / "c3.png")]) == 0
+    assert "4 samples of class 3" in capsys.readouterr().out
+    assert main(["sample", str(run), "--class", "10", "-o", str(tmp_path / "x.png")]) == 2
+    assert "--class must be in 0..9" in capsys.readouterr().err
+
+    strip = tmp_path / "strip.png"
+    assert main(["complete", str(run), "--test", "3", "--steps", "3", "--restarts", "1", "-o",
+                 str(tmp_path / "done.png"), "--strip", str(strip)]) == 0
+    assert "mean absolute error on the masked pixels" in capsys.readouterr().out
+    with Image.open(strip) as img:
+        assert img.size == (2 * (3 * 30 + 2), 2 * (3 * 30 + 2))  # masked / completed / original
+    assert main(["complete", str(run), "--test", "2", "--image", "x.png"]) == 2
+    assert "exactly one of" in capsys.readouterr().err
+
+    assert main(["train", "--config", "configs/conditional.yaml", "--steps", "1", "--out", str(out), *common,
+                 "--set", "train.time=null", "--init-from", str(run)]) == 0
+    assert main(["train", "--steps", "1", "--out", str(out), *common, "--init-from", str(run)]) == 2
+    assert "the networks differ" in capsys.readouterr().err  # unconditional from conditional
+
+
+def test_sample_class_on_an_unconditional_run_is_an_error(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", "--config", "configs/ring8.yaml", "--steps", "1", "--out", str(out), *TOY]) == 0
+    assert main(["sample", str(only_run(out)), "--class", "1"]) == 2
+    assert "is unconditional" in capsys.readouterr().err

@@ -33,6 +33,14 @@ def test_defaults_validate():
     (["train.ema=1.5"], r"train.ema must be in \[0, 1\)"),
     (["train.amp=fp16"], "train.amp must be"),
     (["d.betas=[0.5]"], "two numbers"),
+    (["model.depth=4"], "model.depth does not apply to model 'dcgan'"),
+    (["model.arch=seed-gc", "model.width=32"], "model.width does not apply to model 'seed-gc'"),
+    (["model.arch=seed-gc", "model.depth=2"], "model.depth does not apply to model 'seed-gc'"),
+    (["d.momentum=0.9"], "d.momentum does not apply to optimizer 'adam'"),
+    (["g.optimizer=sgd", "g.betas=[0.5, 0.9]"], "g.betas does not apply to optimizer 'sgd'"),
+    (["d.optimizer=rmsprop", "d.nesterov=true"], "d.nesterov does not apply to optimizer 'rmsprop'"),
+    (["d.optimizer=sgd", "d.momentum=1.0"], r"d.momentum must be in \[0, 1\)"),
+    (["model.arch=mlp", "model.width=0"], "model.width must be >= 1"),
     (["d.betas=[0.5, 1.0]"], r"d.betas must be two numbers in \[0, 1\)"),
     (["g.betas=[1, 0.9]"], r"g.betas must be two numbers in \[0, 1\)"),
     (["g.betas=[-0.1, 0.9]"], r"g.betas must be two numbers in \[0, 1\)"),
@@ -94,3 +102,33 @@ def test_diff_configs_lists_dotted_keys():
 def test_shipped_configs_validate_and_are_short(path):
     load_config(path)
     assert len(path.read_text().splitlines()) <= 30
+
+
+def test_options_an_optimizer_takes_reach_it():
+    from steadygan.optim import build_optimizer
+    import torch
+
+    w = [torch.nn.Parameter(torch.zeros(2))]
+    sgd = build_optimizer(w, load_config(None, ["d.optimizer=sgd", "d.momentum=0.9", "d.nesterov=true"]).d)
+    assert sgd.defaults["momentum"] == 0.9 and sgd.defaults["nesterov"] is True
+    rms = build_optimizer(w, load_config(None, ["d.optimizer=rmsprop", "d.alpha=0.9", "d.momentum=0.5"]).d)
+    assert rms.defaults["alpha"] == 0.9 and rms.defaults["momentum"] == 0.5
+    adam = build_optimizer(w, load_config(None, ["d.betas=[0.1, 0.2]"]).d)
+    assert adam.defaults["betas"] == (0.1, 0.2)
+    assert build_optimizer(w, load_config().d).defaults["betas"] == (0.5, 0.999)  # the DCGAN default
+
+
+def test_format_1_configs_upgrade_to_what_they_ran():
+    """Format 1 wrote every option, used or not; the upgrade unsets only the ignored ones."""
+    from steadygan.checkpoint import upgrade_v1_config
+
+    old = load_config().to_dict()
+    old["model"].update(width=32, depth=3)
+    for player in ("d", "g"):
+        old[player].update(betas=[0.5, 0.9], momentum=0.0, nesterov=False, alpha=0.99)
+    old["g"]["optimizer"] = "sgd"
+    old["g"]["momentum"] = 0.7
+    cfg = from_dict(upgrade_v1_config(old))
+    assert cfg.model.width == 32 and cfg.model.depth is None
+    assert cfg.d.betas == [0.5, 0.9] and cfg.d.momentum is None and cfg.d.alpha is None
+    assert cfg.g.momentum == 0.7 and cfg.g.nesterov is False and cfg.g.betas is None

@@ -9,6 +9,7 @@ import torch
 
 from steadygan.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from steadygan.config import load_config
+from steadygan.registry import ConfigError
 from steadygan.trainer import Trainer, TrainingDiverged, new_run_dir, train
 
 
@@ -151,3 +152,34 @@ def test_dataset_smaller_than_batch(tmp_path, idx_dir):
 
     with pytest.raises(DataError, match="larger than"):
         train(image_cfg(tmp_path, idx_dir, "data.batch_size=500"))
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path):
+    source = train(toy_cfg(tmp_path, "train.steps=4", "train.ema=0.9"))
+    src = final_state(source.run_dir)
+    cfg = toy_cfg(tmp_path, "train.steps=3", "train.ema=0.9", f"train.init_from={source.run_dir}", "train.seed=5")
+    trainer = Trainer(cfg, new_run_dir(tmp_path / "runs", "ft"))
+    trainer.init_from(cfg.train.init_from)
+    for key, net in (("generator", trainer.G), ("discriminator", trainer.D), ("ema", trainer.ema.model)):
+        for name, tensor in net.state_dict().items():
+            assert torch.equal(tensor, src[key][name]), f"{key}.{name} not taken from the source run"
+    assert trainer.step == 0 and not trainer.g.optimizer.state  # fresh optimisers, step 0
+    tuned = train(cfg)
+    assert tuned.step == 3 and tuned.run_dir != source.run_dir
+    # Training continued from the source's weights: closer to them than a fresh start is.
+    fresh = train(toy_cfg(tmp_path, "train.steps=3", "train.ema=0.9", "train.seed=5"))
+
+    def distance(run):
+        g = final_state(run.run_dir)["generator"]
+        return sum((g[k] - src["generator"][k]).norm() for k in g)
+
+    assert distance(tuned) < distance(fresh)
+
+
+def test_init_from_with_other_shapes_names_the_layer(tmp_path):
+    source = train(toy_cfg(tmp_path, "train.steps=2"))
+    cfg = toy_cfg(tmp_path, "model.width=32", f"train.init_from={source.run_dir}")
+    with pytest.raises(ConfigError, match=r"layer 'net.0.weight' has shape \(16, 4\) there but \(32, 4\) here"):
+        train(cfg)
+    with pytest.raises(ConfigError, match="neither a checkpoint file nor a run directory"):
+        train(toy_cfg(tmp_path, f"train.init_from={tmp_path / 'nowhere'}"))

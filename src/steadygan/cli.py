@@ -1,9 +1,10 @@
-"""Command line: ``steadygan train | sample | eval | methods | compare | report | dirac``
+"""Command line: ``steadygan train | sample | complete | eval | methods | compare | report | dirac``
 (also ``python -m steadygan``)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -24,6 +25,7 @@ examples:
   steadygan train --config configs/ring8.yaml --steps 5000 --eval-every 500
   steadygan train --config configs/demo-fashion-mnist.yaml --eval-seconds 60   # FID curve over time
   steadygan train --resume runs/00003-demo --steps 20000     # continue to 20k steps
+  steadygan train --init-from runs/00003-demo --data-dir my-idx/ --set data.name=idx --steps 500  # fine-tune
 
 Penalties and clippers are specs: 'name' or 'name:key=value,...', e.g. r1:gamma=10,every=16,
 seed-param:lambda=0.1,target=output, value:eps=0.01, norm:max_norm=1, agc:clipping=0.02.
@@ -36,7 +38,7 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     for flag, key in (("data_dir", "data.root"), ("steps", "train.steps"), ("time", "train.time"),
                       ("out", "train.out_dir"), ("name", "train.name"), ("device", "train.device"),
                       ("seed", "train.seed"), ("eval_every", "train.eval_every"),
-                      ("eval_seconds", "train.eval_seconds")):
+                      ("eval_seconds", "train.eval_seconds"), ("init_from", "train.init_from")):
         value = getattr(args, flag)
         if value is not None:
             sets.append(f"{key}={value}")
@@ -97,15 +99,91 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .images import save_grid, save_scatter
     from .sampling import load_generator
 
+    if args.n < 1:
+        raise ConfigError(f"-n must be >= 1 (got {args.n})")
     loaded = load_generator(args.run_dir, args.checkpoint, use_ema=not args.raw)
-    fake = loaded.sample(args.n, seed=args.seed)
+    k, n, nrow, labels, what = loaded.num_classes, args.n, None, None, f"{args.n} samples"
+    if args.cls is not None:
+        if not loaded.conditional:
+            raise ConfigError(f"{args.run_dir} is unconditional: --class needs a run trained with model.conditional=true")
+        if not 0 <= args.cls < k:
+            raise ConfigError(f"--class must be in 0..{k - 1} for this run (got {args.cls})")
+        labels, what = torch.full((n,), args.cls), f"{n} samples of class {args.cls}"
+    elif loaded.conditional:  # one row per class
+        nrow = math.ceil(n / k)
+        n, labels = nrow * k, torch.arange(k).repeat_interleave(nrow)
+        what = f"{k} classes x {nrow} samples, one row per class"
+    fake = loaded.sample(n, seed=args.seed, labels=labels)
     out = Path(args.output)
     if loaded.info.protocol == "mixture":
         save_scatter(fake, mixture(loaded.info.name)[0], out, title=f"{Path(args.run_dir).name} step {loaded.step}")
     else:
-        save_grid(fake, out, scale=args.scale)
-    print(f"wrote {out} ({args.n} samples from {loaded.checkpoint.name}, "
-          f"{'EMA' if loaded.ema else 'raw'} generator)")
+        save_grid(fake, out, scale=args.scale, nrow=nrow)
+    print(f"wrote {out} ({what} from {loaded.checkpoint.name}, {'EMA' if loaded.ema else 'raw'} generator)")
+    return 0
+
+
+COMPLETE_EXAMPLES = """\
+examples:
+  steadygan complete runs/00000-demo --test 8 --mask center -o completed.png --strip strip.png
+  steadygan complete runs/00000-demo --image shirt.png --mask left -o shirt-completed.png
+  steadygan complete runs/00000-demo --folder photos/ --mask hole.png -o completed.png
+  steadygan complete runs/00001-conditional --test 8 --class 3 -o threes.png
+
+Searches the generator's latent space for the image that matches the known pixels and that the
+discriminator finds realistic (Yeh et al. 2017), then fills the unknown pixels from it; the known
+pixels are kept exactly. Masks: center, left, random, or a PNG of the run's size whose dark pixels
+(< 128) mark the region to fill. A conditional run tries every class unless --class is given.
+"""
+
+
+def _completion_inputs(args: argparse.Namespace, loaded) -> torch.Tensor:
+    from .build import build_data
+    from .completion import read_image
+    from .data.folder import list_images
+
+    shape = loaded.info.sample_shape
+    if loaded.info.kind != "image":
+        raise ConfigError(f"{args.run_dir} generates 2-D points, not images: nothing to complete")
+    given = [x for x in (args.image, args.folder, args.test) if x is not None]
+    if len(given) != 1:
+        raise ConfigError("give exactly one of --image PATH, --folder DIR or --test N")
+    if args.image:
+        return read_image(args.image, shape[1], shape[0])
+    if args.folder:
+        return torch.cat([read_image(f, shape[1], shape[0]) for f in list_images(args.folder)])
+    if args.test < 1:
+        raise ConfigError(f"--test must be >= 1 (got {args.test})")
+    data = build_data(loaded.config, split="test")
+    return data.samples[:args.test]
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from .completion import complete, make_mask, masked_error
+    from .data import to_float_images
+    from .images import save_grid
+    from .sampling import load_networks
+
+    loaded, D = load_networks(args.run_dir, args.checkpoint, use_ema=not args.raw, device=args.device)
+    images = _completion_inputs(args, loaded)
+    mask = make_mask(args.mask, images.shape[-1], args.seed)
+    labels = None
+    if args.cls is not None:
+        if not loaded.conditional or not 0 <= args.cls < loaded.num_classes:
+            raise ConfigError(f"--class needs a conditional run and a class in 0..{max(loaded.num_classes - 1, 0)}")
+        labels = torch.full((len(images),), args.cls, dtype=torch.long)
+    result = complete(loaded.generator, images, mask, loaded.config.model.z_dim, D, labels, loaded.num_classes,
+                      steps=args.steps, restarts=args.restarts, prior_weight=args.prior_weight, seed=args.seed)
+    out = Path(args.output)
+    save_grid(to_float_images(result.completed), out, scale=args.scale)
+    err = masked_error(result.completed, images, mask)
+    print(f"wrote {out} ({len(images)} completed images, {loaded.checkpoint.name}); mean absolute error on the "
+          f"masked pixels against the input: {err.mean().item():.4f} (pixel range 0..1)")
+    if args.strip:
+        masked = torch.where(mask.bool().expand_as(images), images, torch.full_like(images, 128))
+        rows = torch.cat([masked, result.completed, images])
+        save_grid(to_float_images(rows), args.strip, scale=args.scale, nrow=len(images))
+        print(f"wrote {args.strip} (rows: masked, completed, original)")
     return 0
 
 
@@ -137,6 +215,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_OPTIONS = (
+    ("model.conditional=true", "class-conditional pair on labelled data: G gets a class embedding joined to z "
+                               "(Mirza & Osindero 2014), D a projection head (Miyato & Koyama 2018); "
+                               "samples and grids then take a class (sample --class K)"),
+    ("model.spectral_norm=true", "spectral normalisation on every D layer (Miyato et al. 2018)"),
+    ("model.g_norm, d_norm", "none | batch | layer | instance (default: the architecture's)"),
+    ("model.z_dim", "latent size (default 100)"),
+)
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from .clipping import CLIPPERS
     from .data import DATASETS
@@ -162,11 +250,19 @@ def cmd_methods(args: argparse.Namespace) -> int:
                 details += [f"{k}={v}" for k, v in e.parameters().items() if k != "weight"]
             elif registry is CLIPPERS:
                 details += [f"{k}={v}" for k, v in e.parameters().items()]
+            elif registry is MODELS:
+                details += [f"model.{k}={v}" for k, v in e.parameters().items() if k in ("width", "depth")]
+            elif registry is OPTIMIZERS:
+                details += [f"{k}={v}" for k, v in e.parameters().items() if k not in ("params", "lr")]
             if details:
                 print(f"  {'':<15} options: {', '.join(details)}")
             if e.paper:
                 print(f"  {'':<15} {e.paper}")
         print()
+    print("model options (every architecture):")
+    for key, text in MODEL_OPTIONS:
+        print(f"  {key:<22} {text}")
+    print()
     print("A spec is NAME or NAME:key=value,... e.g. r1:gamma=10,every=16 or value:eps=0.01")
     return 0
 
@@ -199,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "stats.jsonl and keep checkpoints/best.pt (train.eval_every; see train.eval_*)")
     p.add_argument("--eval-seconds", type=float, metavar="S", help="or every S seconds of training (train.eval_seconds)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its newest checkpoint, exactly")
+    p.add_argument("--init-from", metavar="RUN", help="fine-tune: start a new run from RUN's G, D and EMA weights "
+                                                      "(a run directory or checkpoint file; fresh optimisers)")
     p.add_argument("--allow-config-change", action="store_true",
                    help="with --resume: accept a config that differs from the checkpoint's")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -206,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write a grid of samples from a trained run",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="example:\n  steadygan sample runs/00000-demo -n 64 -o grid.png")
+                       epilog="examples:\n  steadygan sample runs/00000-demo -n 64 -o grid.png\n"
+                              "  steadygan sample runs/00001-conditional -o classes.png       # one row per class\n"
+                              "  steadygan sample runs/00001-conditional --class 3 -n 16 -o threes.png")
     p.add_argument("run_dir", help="a run directory written by `steadygan train`")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("-o", "--output", default="samples.png", help="output PNG (default samples.png)")
@@ -214,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--raw", action="store_true", help="use the raw generator even if the run kept an EMA")
     p.add_argument("--scale", type=int, default=2, help="pixel upscaling of the grid (default 2)")
+    p.add_argument("--class", dest="cls", type=int, metavar="K",
+                   help="conditional runs: draw every sample of class K (default: a grid with one row per class)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("eval", help="score a trained run: FID/KID/PR/DC (images) or modes (2-D), with the floor",
@@ -232,6 +334,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="score the raw generator even if the run kept an EMA")
     p.add_argument("--device", default="cpu", help="device for sampling and features (default cpu)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("complete", help="fill masked regions of images with a trained generator (inpainting)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COMPLETE_EXAMPLES,
+                       description="Complete images with a trained run's generator: latent search with a "
+                                   "contextual and a discriminator prior loss, known pixels kept exactly.")
+    p.add_argument("run_dir", help="a run directory written by `steadygan train`")
+    p.add_argument("--image", help="one image of the run's size")
+    p.add_argument("--folder", help="every image in this folder (recursive)")
+    p.add_argument("--test", type=int, metavar="N", help="the first N images of the run's dataset test split")
+    p.add_argument("--mask", default="center", help="center (default), left, random, or a mask PNG")
+    p.add_argument("--class", dest="cls", type=int, metavar="K", help="conditional runs: complete as class K")
+    p.add_argument("-o", "--output", default="completed.png", help="grid of completed images (default completed.png)")
+    p.add_argument("--strip", help="also write a strip: masked / completed / original rows")
+    p.add_argument("--steps", type=int, default=500, help="optimisation steps per image (default 500)")
+    p.add_argument("--restarts", type=int, default=4, help="latent starts per image (and class), best kept (default 4)")
+    p.add_argument("--prior-weight", type=float, default=0.003,
+                   help="weight of the discriminator prior term (default 0.003; 0 = match pixels only)")
+    p.add_argument("--checkpoint", help="a specific checkpoint file (default: the run's newest)")
+    p.add_argument("--raw", action="store_true", help="use the raw generator even if the run kept an EMA")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent starts and the random mask")
+    p.add_argument("--scale", type=int, default=2, help="pixel upscaling of the written grids (default 2)")
+    p.add_argument("--device", default="cpu", help="device (default cpu)")
+    p.set_defaults(func=cmd_complete)
 
     p = sub.add_parser("methods", help="list losses, penalties, clippers, models, optimisers and datasets")
     p.set_defaults(func=cmd_methods)

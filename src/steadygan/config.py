@@ -76,6 +76,7 @@ class TrainConfig:
     name: str = ""                   # suffix of the run directory
     progress: bool = True            # tqdm bar
     threads: int | None = None       # torch CPU threads; None = torch's default
+    init_from: str | None = None     # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
     # Evaluation during training (see steadygan.periodic_eval); rows go to stats.jsonl as Metric/*.
     eval_every: int = 0              # evaluate every N generator steps; 0 = never (by steps)
     eval_seconds: float | None = None  # or every N seconds of training time

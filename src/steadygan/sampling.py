@@ -61,6 +61,12 @@ class LoadedGenerator:
 def load_generator(run_dir: str | Path, checkpoint: str | Path | None = None, use_ema: bool = True,
                    device: str | torch.device = "cpu") -> LoadedGenerator:
     """The generator of ``run_dir``'s newest checkpoint (or ``checkpoint``); EMA weights if kept."""
+    return load_networks(run_dir, checkpoint, use_ema, device)[0]
+
+
+def load_networks(run_dir: str | Path, checkpoint: str | Path | None = None, use_ema: bool = True,
+                  device: str | torch.device = "cpu") -> tuple[LoadedGenerator, nn.Module]:
+    """The generator (as :func:`load_generator`) and the discriminator, in eval mode."""
     run_dir = Path(run_dir)
     ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
     if ckpt is None:
@@ -68,7 +74,11 @@ def load_generator(run_dir: str | Path, checkpoint: str | Path | None = None, us
     payload = load_checkpoint(ckpt)
     cfg = from_dict(payload["config"])
     info = DataInfo.from_dict(payload["data"]) if payload.get("data") else info_from_config(cfg)
-    G = build_pair(cfg, info).generator
+    pair = build_pair(cfg, info)
     ema = use_ema and payload["ema"] is not None
-    G.load_state_dict(payload["ema"] if ema else payload["generator"])
-    return LoadedGenerator(G.to(device).eval(), cfg, int(payload["step"]), ckpt, ema, info, cfg.model.conditional)
+    pair.generator.load_state_dict(payload["ema"] if ema else payload["generator"])
+    if payload.get("discriminator") is not None:
+        pair.discriminator.load_state_dict(payload["discriminator"])
+    loaded = LoadedGenerator(pair.generator.to(device).eval(), cfg, int(payload["step"]), ckpt, ema, info,
+                             cfg.model.conditional)
+    return loaded, pair.discriminator.to(device).eval()

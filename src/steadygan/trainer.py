@@ -31,7 +31,8 @@ import torch
 
 from .batch import Batch
 from .build import build_data, build_pair
-from .checkpoint import capture_rng, checkpoint_path, latest_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import (capture_rng, checkpoint_path, latest_checkpoint, load_checkpoint, restore_rng,
+                         save_checkpoint)
 from .clipping import build_clipper
 from .config import Config, dump_config
 from .data import BatchSampler, InMemoryData, mixture
@@ -191,6 +192,25 @@ class Trainer:
         restore_rng(state["rng"])
         self.periodic_eval.load_state_dict(state.get("eval"))
 
+    def init_from(self, source: str | Path) -> Path:
+        """Fine-tuning: start from another run's G, D and EMA weights (fresh optimisers, step 0).
+
+        ``source`` is a run directory (its newest checkpoint) or a checkpoint file. Every
+        tensor must match this run's networks in name and shape; a mismatch is an error that
+        names the layer.
+        """
+        source = Path(source)
+        ckpt = source if source.is_file() else latest_checkpoint(source)
+        if ckpt is None:
+            raise ConfigError(f"train.init_from: {source} is neither a checkpoint file nor a run directory "
+                              "with checkpoints")
+        state = load_checkpoint(ckpt)
+        for key, net in (("generator", self.G), ("discriminator", self.D)):
+            _load_matching(net, state.get(key), f"{key} of {ckpt}")
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"] if state.get("ema") is not None else self.G.state_dict())
+        return ckpt
+
     def save(self, path: Path | None = None) -> Path:
         """The numbered checkpoint of this step (rotated), or ``path`` (never rotated)."""
         if self.ema is not None:
@@ -320,6 +340,23 @@ class Trainer:
         return stats
 
 
+def _load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor] | None, what: str) -> None:
+    """``net.load_state_dict(state)`` with a one-line error naming the first mismatched layer."""
+    if state is None:
+        raise ConfigError(f"{what}: no weights stored")
+    own = net.state_dict()
+    for name, tensor in own.items():
+        if name not in state:
+            raise ConfigError(f"{what} has no '{name}': the networks differ (architecture, conditioning or size)")
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise ConfigError(f"{what}: layer '{name}' has shape {tuple(state[name].shape)} there but "
+                              f"{tuple(tensor.shape)} here; use the same model settings (or data size)")
+    extra = sorted(set(state) - set(own))
+    if extra:
+        raise ConfigError(f"{what} has '{extra[0]}', which this run's network lacks: the networks differ")
+    net.load_state_dict(state)
+
+
 def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | None = None,
           data: InMemoryData | None = None) -> TrainResult:
     """Train a new run (numbered directory under train.out_dir) or resume one from its state."""
@@ -327,4 +364,6 @@ def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | Non
     trainer = Trainer(cfg, run_dir, data)
     if resume is not None:
         trainer.load_state_dict(resume)
+    elif cfg.train.init_from:
+        trainer.init_from(cfg.train.init_from)
     return trainer.train()

@@ -26,13 +26,22 @@ def _square(img: Image.Image, resolution: int) -> Image.Image:
     return img.resize((resolution, resolution), Image.Resampling.LANCZOS) if side != resolution else img
 
 
+def list_images(root: str | Path) -> list[Path]:
+    """The image files under ``root`` (recursive, sorted); DataError when there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, recursively)")
+    return files
+
+
 def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; set data.root to a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, recursively)")
+    files = list_images(root)
     classes = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
     class_index = {c: i for i, c in enumerate(classes)}
     mode = "L" if channels == 1 else "RGB"

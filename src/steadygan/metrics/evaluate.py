@@ -35,7 +35,8 @@ from ..config import Config
 from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample_mixture, to_uint8_images
 from ..registry import ConfigError
 from ..sampling import LoadedGenerator, load_generator
-from .features import FeatureExtractor, StackedExtractor, build_extractor
+from .conditional import class_agreement, intra_class_fid
+from .features import ClassifierExtractor, FeatureExtractor, StackedExtractor, build_extractor
 from .fid import fid
 from .kid import kid
 from .modes import mode_metrics, stacked_mode_metrics
@@ -78,11 +79,10 @@ def check_metrics(metrics: Iterable[str], what: str = "metrics") -> tuple[str, .
 
 
 def _subset(data: InMemoryData, n: int, seed: int) -> torch.Tensor:
-    """n samples drawn without replacement by a private generator (all of them if fewer)."""
+    """Indices of n samples drawn without replacement by a private generator (all if fewer)."""
     if n >= len(data):
-        return data.samples
-    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    return data.samples[idx.sort().values]
+        return torch.arange(len(data))
+    return torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 
 def score_features(real: torch.Tensor, other: torch.Tensor, metrics: tuple[str, ...], seed: int = 0,
@@ -111,8 +111,10 @@ class Evaluator:
     def __init__(self, dataset: str, root: str | None = None, resolution: int = 28, channels: int = 1,
                  metrics: Iterable[str] = IMAGE_METRICS, n: int | None = None,
                  extractor: str | FeatureExtractor = "classifier", extractor_options: dict[str, Any] | None = None,
-                 seed: int = 0, batch_size: int = 256, kid_subsets: int = 100, kid_subset_size: int = 1000) -> None:
+                 seed: int = 0, batch_size: int = 256, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                 conditional: bool = False) -> None:
         self.dataset, self.root = dataset, root
+        self.conditional = conditional  # also class agreement and intra-class FID (needs labels)
         self.resolution, self.channels = resolution, channels
         self.protocol = dataset_protocol(dataset)  # "image", "stacked" or "mixture"
         self.metrics = check_metrics(metrics)
@@ -127,6 +129,7 @@ class Evaluator:
     @classmethod
     def from_config(cls, cfg: Config, **kwargs: Any) -> "Evaluator":
         d = cfg.data
+        kwargs.setdefault("conditional", cfg.model.conditional)
         return cls(d.name, d.root, d.resolution, d.channels, **kwargs)
 
     @property
@@ -173,11 +176,12 @@ class Evaluator:
                     # disjoint random halves of the data instead of a set with itself.
                     half = min(self.n, len(train) // 2)
                     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
-                    real_x, other_x = train.samples[perm[:half]], train.samples[perm[half:2 * half]]
+                    real_i, other_i, other = perm[:half], perm[half:2 * half], train
                     note = "two disjoint halves of the data (no separate test split)"
                 else:
-                    real_x, other_x = _subset(train, self.n, self.seed), _subset(test, self.n, self.seed + 1)
+                    real_i, other_i, other = _subset(train, self.n, self.seed), _subset(test, self.n, self.seed + 1), test
                     note = "train split vs test split"
+                real_x, other_x = train.samples[real_i], other.samples[other_i]
                 real, floor_set = self.features(real_x), self.features(other_x)
                 self._reference = {
                     "real": real, "n_real": len(real), "n_test": len(floor_set), "note": note,
@@ -187,7 +191,33 @@ class Evaluator:
                 if self.protocol == "stacked":
                     # Mode counts grow with n: the floor counts as many real samples as are generated.
                     self._reference["floor"].update(self._stacked_modes(real_x))
+                if self.conditional:
+                    self._conditional_reference(train.labels[real_i], other_x, floor_set, other.labels[other_i])
         return self._reference
+
+    def _conditional_reference(self, real_labels: torch.Tensor | None, other_x: torch.Tensor,
+                               other_features: torch.Tensor, other_labels: torch.Tensor | None) -> None:
+        """Real-vs-real values of the conditional metrics: the classifier's accuracy on the
+        floor set, and the intra-class FID between the two real sets."""
+        if real_labels is None or other_labels is None:
+            raise ConfigError(f"dataset '{self.dataset}' has no labels: the conditional metrics need them")
+        ref = self._reference
+        ref["real_labels"] = real_labels.cpu()
+        ref["num_classes"] = int(max(real_labels.max(), other_labels.max())) + 1
+        ref["floor"]["intra_fid"] = intra_class_fid(ref["real"], ref["real_labels"], other_features,
+                                                    other_labels.cpu(), ref["num_classes"])
+        if isinstance(self.extractor, ClassifierExtractor):
+            ref["floor"]["class_agreement"] = class_agreement(self.extractor.predict(other_x), other_labels.cpu())
+
+    def _conditional_metrics(self, loaded: LoadedGenerator, images: torch.Tensor,
+                             features: torch.Tensor) -> dict[str, float]:
+        ref = self.reference()
+        requested = loaded.labels_for(len(images))
+        out = {"intra_fid": intra_class_fid(ref["real"], ref["real_labels"], features, requested,
+                                            ref["num_classes"])}
+        if isinstance(self.extractor, ClassifierExtractor):
+            out["class_agreement"] = class_agreement(self.extractor.predict(images), requested)
+        return out
 
     def _stacked_modes(self, images: torch.Tensor) -> dict[str, float]:
         extractor = self.extractor
@@ -224,6 +254,8 @@ class Evaluator:
                           floor=ref["floor"], floor_note=ref["note"])
             if self.protocol == "stacked":
                 result["metrics"].update(self._stacked_modes(images))
+            if self.conditional and loaded.conditional:
+                result["metrics"].update(self._conditional_metrics(loaded, images, generated))
         result["seconds"] = round(time.perf_counter() - start, 2)
         return result
 
@@ -282,7 +314,7 @@ def format_table(result: dict[str, Any]) -> str:
         extractor = f"modes ({result['extractor']['n_modes']}, std {result['extractor']['std']})"
     else:
         keys = [k for k in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "modes",
-                            "kl_to_uniform")
+                            "kl_to_uniform", "class_agreement", "intra_fid")
                 if k in result["metrics"]]
         ex = result["extractor"]
         extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"

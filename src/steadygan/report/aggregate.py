@@ -48,7 +48,7 @@ LOSS_KEYS = ("Loss/D", "Loss/G")
 METRIC_DIRECTIONS = {
     "Metric/fid": False, "Metric/kid": False, "Metric/kl": False,
     "Metric/precision": True, "Metric/recall": True, "Metric/density": True, "Metric/coverage": True,
-    "Metric/modes": True, "Metric/hq": True,
+    "Metric/modes": True, "Metric/hq": True, "Metric/class_agreement": True, "Metric/intra_fid": False,
 }
 DEFAULT_METRICS = ("Metric/fid", "Metric/modes")
 

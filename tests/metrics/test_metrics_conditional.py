@@ -1,0 +1,96 @@
+"""Class agreement and intra-class FID: against hand computations and an oracle classifier."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from steadygan.config import Config
+from steadygan.data import DataInfo, load_dataset, to_float_images
+from steadygan.metrics import Evaluator
+from steadygan.metrics.conditional import class_agreement, intra_class_fid
+from steadygan.metrics.features import ClassifierExtractor, SmallCNN
+from steadygan.metrics.fid import fid
+from steadygan.sampling import LoadedGenerator
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_metrics_evaluate import data_root  # noqa: E402,F401  (fixture)
+
+
+def test_class_agreement_by_hand():
+    assert class_agreement(torch.tensor([1, 2, 3, 3]), torch.tensor([1, 0, 3, 2])) == 0.5
+    with pytest.raises(ValueError, match="equal-length"):
+        class_agreement(torch.tensor([1, 2]), torch.tensor([1]))
+
+
+def test_intra_class_fid_is_the_mean_of_per_class_fids():
+    g = torch.Generator().manual_seed(0)
+    real, other = torch.randn(60, 3, generator=g), torch.randn(50, 3, generator=g) + 0.5
+    real_y, other_y = torch.arange(60) % 3, torch.arange(50) % 3
+    expected = sum(fid(real[real_y == k], other[other_y == k]) for k in range(3)) / 3
+    assert intra_class_fid(real, real_y, other, other_y, 3) == pytest.approx(expected, rel=1e-9)
+    assert intra_class_fid(real, real_y, other, other_y % 2, 3) != intra_class_fid(real, real_y, other, other_y, 3)
+    assert math.isnan(intra_class_fid(real, real_y, other[:4], other_y[:4], 3))  # class 2: one sample
+
+
+def band_label(images: torch.Tensor) -> torch.Tensor:
+    """The fixture's labels: a band at rows 2+2k..3+2k."""
+    x = images.float()
+    rows = x.mean(dim=(1, 3)) if x.ndim == 4 else x.mean(2)
+    return torch.stack([rows[:, 2 + 2 * k:4 + 2 * k].mean(1) for k in range(10)], 1).argmax(1)
+
+
+class OracleClassifier(ClassifierExtractor):
+    """Predicts the fixture's label exactly; features are the image's row profile."""
+
+    def __init__(self) -> None:
+        super().__init__(SmallCNN(1, 10, 28), {"channels": 1, "resolution": 28, "name": "oracle"})
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 3))
+
+    def predict(self, samples: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        return band_label(samples)
+
+
+class Replay(nn.Module):
+    """Returns a training image of the requested class (which one is chosen by z)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, ignore_class: bool = False) -> None:
+        super().__init__()
+        self.images, self.labels, self.ignore = to_float_images(images), labels, ignore_class
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.ignore:
+            y = torch.zeros_like(y)
+        pick = []
+        for zi, yi in zip(z[:, 0], y):
+            idx = (self.labels == yi).nonzero().flatten()
+            pick.append(idx[int(zi.abs() * 1000) % len(idx)])
+        return self.images[torch.stack(pick)]
+
+
+@pytest.mark.parametrize("ignore_class", [False, True])
+def test_evaluator_reports_conditional_metrics_with_their_floor(data_root, ignore_class):  # noqa: F811
+    data = load_dataset("idx", str(data_root))
+    cfg = Config()
+    cfg.data.name, cfg.data.root, cfg.model.z_dim, cfg.model.conditional = "idx", str(data_root), 4, True
+    info = DataInfo("idx", "image", (1, 28, 28), data.num_classes, "image")
+    loaded = LoadedGenerator(Replay(data.samples, data.labels, ignore_class), cfg, 1, Path("x.pt"), False, info,
+                             conditional=True)
+    evaluator = Evaluator.from_config(cfg, metrics=("fid",), n=100, extractor=OracleClassifier())
+    result = evaluator.evaluate(loaded)
+    assert result["floor"]["class_agreement"] == 1.0  # the oracle is right on real test images
+    requested = loaded.labels_for(100)
+    if ignore_class:  # every sample is class 0: agreement is the share of class 0 requested
+        assert result["metrics"]["class_agreement"] == pytest.approx((requested == 0).float().mean().item())
+        assert result["metrics"]["intra_fid"] > 10 * result["floor"]["intra_fid"]
+    else:
+        assert result["metrics"]["class_agreement"] == 1.0
+        assert result["metrics"]["intra_fid"] < result["floor"]["intra_fid"] * 3
