@@ -138,3 +138,38 @@ def test_norm_clipper_near_its_limit(ratio, clipped):
     else:
         assert stats.clipped.item() == 0.0
         assert after == pytest.approx(norm, rel=1e-5)
+
+
+def test_norm_exactly_at_the_limit_is_not_counted_as_clipped():
+    from steadygan.clipping import global_grad_norm
+
+    params = params_with_grads(scale=1.0)
+    limit = global_grad_norm(params).item()  # the very number the clipper will compare
+    stats = build_clipper({"name": "norm", "max_norm": limit}).clip_(params)
+    assert stats.grad_norm.item() == limit and stats.clipped.item() == 0.0
+
+
+def test_weight_clip_counts_only_weights_beyond_c():
+    w = nn.Parameter(torch.tensor([0.5, -0.5, 0.2, 0.0]))
+    frac = build_clipper({"name": "weight-clip", "c": 0.5}).after_step_([w])
+    assert frac.item() == 0.0 and torch.equal(w.detach(), torch.tensor([0.5, -0.5, 0.2, 0.0]))
+    frac = build_clipper({"name": "weight-clip", "c": 0.3}).after_step_([w])
+    assert frac.item() == 0.5 and torch.equal(w.detach(), torch.tensor([0.3, -0.3, 0.2, 0.0]))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "norm", "max_norm": 0}, r"clipper 'norm': max_norm must be a finite number > 0 \(got 0.0\)"),
+    ({"name": "norm", "max_norm": float("inf")}, r"clipper 'norm': max_norm must be a finite number > 0 \(got inf\)"),
+    ({"name": "weight-clip", "c": -1}, r"clipper 'weight-clip': c must be a finite number > 0 \(got -1.0\)"),
+    ({"name": "value", "eps": 0}, r"clipper 'value': eps must be a finite number > 0"),
+    ({"name": "agc", "clipping": 0}, r"clipper 'agc': clipping must be a finite number > 0"),
+    ({"name": "agc", "eps": 0}, r"clipper 'agc': eps must be a finite number > 0"),
+])
+def test_clipper_option_errors_name_the_clipper_and_option(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        build_clipper(spec)
+
+
+def test_clipper_repr_lists_its_options():
+    assert repr(build_clipper({"name": "norm", "max_norm": 2})) == "NormClipper(max_norm=2.0)"
+    assert repr(build_clipper(None)) == "NoClip()"

@@ -219,3 +219,75 @@ def test_stacked_channels_are_base_images_with_the_coded_digits(idx_dir):
     assert torch.equal(again.samples, data.samples)          # fixed seed: a stable dataset
     with pytest.raises(ConfigError, match="data.channels=3"):
         load_dataset("stacked", str(idx_dir), "train", channels=1)
+
+
+def _cifar_batch(path: Path, data: np.ndarray, labels: list[int]) -> None:
+    with open(path, "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels}, f)
+
+
+def test_cifar_reads_every_train_batch_in_order_and_the_test_batch(tmp_path):
+    root = tmp_path / "download" / "cifar-10-batches-py"  # the archive's own folder is found too
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    batches = [rng.integers(0, 256, (2, 3072), dtype=np.uint8) for _ in range(6)]
+    for i in range(5):
+        _cifar_batch(root / f"data_batch_{i + 1}", batches[i], [i, 9 - i])
+    _cifar_batch(root / "test_batch", batches[5], [7, 8])
+    _cifar_batch(root / "data_batch_0", batches[5], [0, 0])  # not a CIFAR-10 name: ignored
+    _cifar_batch(root / "data_batch_6", batches[5], [0, 0])
+    images, labels = load_cifar10(tmp_path / "download")
+    assert images.dtype == torch.uint8 and images.shape == (10, 3, 32, 32)
+    assert labels.dtype == torch.int64 and labels.tolist() == [0, 9, 1, 8, 2, 7, 3, 6, 4, 5]
+    assert np.array_equal(images.numpy(), np.concatenate(batches[:5]).reshape(10, 3, 32, 32))
+    test_images, test_labels = load_cifar10(root, "test")
+    assert test_labels.tolist() == [7, 8] and np.array_equal(test_images.numpy(), batches[5].reshape(2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("content, message", [
+    ({b"data": np.zeros((2, 3072), np.uint8)}, r"not a CIFAR-10 batch \(expected 'data' of shape \(N, 3072\) and 'labels'\)"),
+    ({b"data": np.zeros((2, 3071), np.uint8), b"labels": [0, 1]}, "not a CIFAR-10 batch"),
+    ({b"data": np.zeros(3072, np.uint8), b"labels": [0]}, "not a CIFAR-10 batch"),
+    ({b"data": [[0] * 3072], b"labels": [0]}, "not a CIFAR-10 batch"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "2 images but 1 labels"),
+])
+def test_malformed_cifar_batches_are_clear_errors(tmp_path, content, message):
+    with open(tmp_path / "data_batch_1", "wb") as f:
+        pickle.dump(content, f)
+    with pytest.raises(DataError, match=message):
+        load_cifar10(tmp_path)
+
+
+def test_cifar_missing_names_the_files_and_the_fix(tmp_path):
+    with pytest.raises(DataError, match=r"no CIFAR-10 batches \(test_batch\); set data.root to the extracted "
+                                        r"cifar-10-batches-py folder"):
+        load_cifar10(tmp_path, "test")
+    with pytest.raises(DataError, match=r"\(data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5\)"):
+        load_cifar10(tmp_path)
+
+
+def test_image_folder_crops_the_centre_square_then_resizes(tmp_path):
+    arr = np.zeros((20, 40), np.uint8)  # 40 wide, 20 high: the centre square is columns 10..29
+    arr[:, 10:30] = 255
+    Image.fromarray(arr).save(tmp_path / "wide.png")
+    images, labels = load_image_folder(tmp_path, 20, 1)
+    assert labels is None and images.dtype == torch.uint8
+    assert images.min().item() == 255  # only the bright centre survives the crop (no resize at 20)
+    tall = np.zeros((40, 20), np.uint8)
+    tall[10:30] = 255
+    Image.fromarray(tall).save(tmp_path / "wide.png")
+    images, _ = load_image_folder(tmp_path, 10, 1)
+    assert images.min().item() >= 250  # cropped, then downsampled
+
+
+def test_image_folder_lists_only_images(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "sub.png").mkdir()  # a folder named like an image
+    Image.new("L", (8, 8), 7).save(tmp_path / "a.PNG")
+    images, _ = load_image_folder(tmp_path, 8, 1)
+    assert images.shape == (1, 1, 8, 8) and images.unique().tolist() == [7]
+    with pytest.raises(DataError, match=r"no images found \(looked for \.bmp, \.jpeg, \.jpg, \.png, \.webp, "
+                                        "recursively"):
+        load_image_folder(tmp_path / "sub.png", 8, 1)
+    with pytest.raises(DataError, match="nope: no such folder; set data.root to a folder of images"):
+        load_image_folder(tmp_path / "nope", 8, 1)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from steadygan.losses import build_loss
-from steadygan.penalties import (PENALTIES, PenaltyInputs, build_penalty, per_sample_mix,
+from steadygan.penalties import (PENALTIES, PenaltyInputs, build_penalty, per_sample_mix, sq_param_grad_norm,
                                  per_sample_sq_grad_norm)
 from steadygan.registry import ConfigError
 
@@ -237,3 +237,73 @@ def test_per_sample_sq_grad_norm_keeps_graph():
     x = torch.randn(3, 2, requires_grad=True)
     sq = per_sample_sq_grad_norm(F.softplus(x).sum(1), x)
     assert sq.requires_grad and sq.shape == (3,)
+
+
+def test_interpolates_are_leaves_of_the_inputs_dtype_and_on_the_segment():
+    a = torch.zeros(32, 3, dtype=torch.float64)
+    b = torch.full((32, 3), 2.0, dtype=torch.float64)
+    mixed = per_sample_mix(a, b)
+    assert mixed.dtype == torch.float64 and mixed.is_leaf and mixed.requires_grad
+    assert mixed.min() >= 0 and mixed.max() <= 2  # alpha*a + (1-alpha)*b, never (1-alpha)/b
+
+
+def test_dragan_perturbs_real_data_upwards_by_at_most_scale_std():
+    """x + scale * std(x) * U(0,1), then a point on the segment to it (Kodali et al. 2017)."""
+    seen = []
+
+    class Spy(QuadraticCritic):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    torch.manual_seed(0)
+    real = torch.randn(256, 4)
+    inputs = d_inputs(Spy(), real, torch.randn(256, 4))
+    seen.clear()
+    build_penalty({"name": "dragan", "scale": 0.5}, "d").value(inputs)
+    (points,) = seen
+    shift = points - real
+    limit = 0.5 * real.std()
+    assert shift.min() >= 0 and shift.max() <= limit + 1e-6
+    assert shift.max() > 0.5 * limit  # the perturbation is used, on the scale of the data's std
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "dragan", "scale": 0}, r"penalty 'dragan': scale must be > 0 \(got 0\)"),
+    ({"name": "dragan", "lambda": -1}, r"penalty 'dragan': weight must be a finite number >= 0 \(got -1.0\)"),
+    ({"name": "dragan", "every": 0}, r"penalty 'dragan': every must be an integer >= 1 \(got 0\)"),
+    ({"name": "seed-param", "target": "params"}, r"penalty 'seed-param': target must be 'loss' or 'output' "
+                                                 r"\(got 'params'\)"),
+    ({"name": "seed-param", "lambda": float("inf")}, "weight must be a finite number"),
+])
+def test_penalty_option_errors_say_which_penalty_and_value(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        build_penalty(spec, "d")
+
+
+def test_weights_and_schedules_reach_the_penalty_objects():
+    dragan = build_penalty({"name": "dragan", "lambda": 3, "every": 2, "scale": 0.25}, "d")
+    assert (dragan.weight, dragan.every, dragan.scale) == (3.0, 2, 0.25)
+    seed = build_penalty({"name": "seed-param", "lambda": 0.5, "every": 3, "target": "output"}, "g")
+    assert (seed.weight, seed.every, seed.target) == (0.5, 3, "output")
+    assert repr(seed) == "SeedParamPenalty(weight=0.5, every=3)"
+
+
+def test_seed_param_output_target_for_the_generator_differentiates_mean_fake_output():
+    inputs = dirac_inputs("g", theta=0.7, psi=-1.3)
+    got = build_penalty({"name": "seed-param", "target": "output"}, "g").value(inputs)
+    # mean D(G(z)) = psi * theta; d/dtheta = psi
+    assert got.item() == pytest.approx(1.3 ** 2, rel=1e-6)
+
+
+def test_consensus_needs_both_losses():
+    inputs = dirac_inputs("d")
+    inputs.g_loss = None
+    with pytest.raises(AssertionError):
+        build_penalty({"name": "consensus"}, "d").value(inputs)
+
+
+def test_param_grad_norm_skips_parameters_the_loss_does_not_use():
+    used, unused = nn.Parameter(torch.tensor([3.0])), nn.Parameter(torch.tensor([1.0]))
+    value = sq_param_grad_norm(used.square().sum(), [used, unused])
+    assert value.item() == 36.0 and value.requires_grad  # (2 * 3)^2, with the graph kept

@@ -94,3 +94,36 @@ def test_leaves_global_rng_alone():
 def test_rejects_too_few_samples():
     with pytest.raises(ValueError):
         mmd2_unbiased(np.zeros((1, 3)), np.zeros((4, 3)))
+
+
+def test_error_messages_and_boundaries():
+    with pytest.raises(ValueError, match=r"at least 2 samples per set \(got 1 and 4\)"):
+        mmd2_unbiased(np.zeros((1, 3)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"at least 2 samples per set \(got 4 and 1\)"):
+        mmd2_unbiased(np.zeros((4, 3)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="feature dimensions differ: 3 vs 2"):
+        mmd2_unbiased(np.zeros((4, 3)), np.zeros((4, 2)))
+    assert np.isfinite(mmd2_unbiased(np.arange(4.0).reshape(2, 2), np.arange(4.0).reshape(2, 2) + 1))  # 2 is enough
+    with pytest.raises(ValueError, match=r"need n_subsets >= 1 and subset_size >= 2 \(got 0, 5\)"):
+        kid(np.zeros((4, 2)), np.zeros((4, 2)), 0, 5)
+    with pytest.raises(ValueError, match=r"got 3, 1\)"):
+        kid(np.zeros((4, 2)), np.zeros((4, 2)), 3, 1)
+    a, b = np.random.default_rng(0).normal(size=(6, 2)), np.random.default_rng(1).normal(size=(6, 2))
+    assert np.isfinite(kid(a, b, 2, 2)[0])
+
+
+def test_defaults_are_the_published_protocol():
+    """100 subsets of 1000 samples, seed 0 (Binkowski et al. 2018 / torch-fidelity)."""
+    g = np.random.default_rng(4)
+    a, b = g.normal(size=(1005, 2)), g.normal(size=(1003, 2)) + 0.1  # more than 1000: subsets are proper
+    assert kid(a, b) == kid(a, b, 100, 1000, 0)
+
+
+def test_rows_with_equal_sums_are_ordered_by_their_bytes():
+    """Many rows share a sum; the subsets (and KID) must not depend on the input order."""
+    g = np.random.default_rng(5)
+    base = g.integers(0, 4, size=(300, 2)).astype(np.float64)
+    a = np.concatenate([base, base[:, ::-1]])  # pairs with equal sums, different bytes
+    b = g.normal(size=(200, 2))
+    perm = g.permutation(len(a))
+    assert kid(a, b, 5, 50, 0) == kid(a[perm], b, 5, 50, 0)

@@ -71,3 +71,32 @@ def test_mode_dropping_lowers_recall_and_coverage_not_precision():
 def test_needs_more_samples_than_k():
     with pytest.raises(ValueError):
         prdc(np.zeros((3, 2)), np.zeros((10, 2)), k_pr=3)
+
+
+def test_wrappers_use_their_own_k_for_both_radii_and_name_their_keys():
+    g = np.random.default_rng(3)
+    real, fake = g.normal(size=(5, 2)), g.normal(size=(5, 2))
+    # Five samples allow k = 3 but not the other metric's default k = 5: a wrapper that
+    # left the other radius at its default would fail here.
+    assert precision_recall(real, fake, k=3) == {k: v for k, v in prdc(real, fake, 3, 3).items()
+                                                 if k in ("precision", "recall")}
+    real, fake = g.normal(size=(3, 2)), g.normal(size=(3, 2))
+    assert density_coverage(real, fake, k=2) == {k: v for k, v in prdc(real, fake, 2, 2).items()
+                                                 if k in ("density", "coverage")}
+
+
+def test_coincident_points_have_zero_radius_not_a_clamped_one():
+    """Squared distances are clamped at 0 only to remove rounding below it."""
+    real = np.array([[0.0, 0.0]] * 4 + [[10.0, 10.0]] * 4)  # two clusters: every k-NN radius is 0
+    fake = np.array([[0.5, 0.0], [0.0, 0.0], [10.0, 10.0], [20.0, 20.0]])
+    out = prdc(real, fake, k_pr=3, k_dc=3)
+    assert out["precision"] == 0.5  # only the two fake points that coincide with real ones
+
+
+def test_shape_errors_name_the_shapes():
+    with pytest.raises(ValueError, match=r"features must be a \(N, D\) array \(got shape \(4,\)\)"):
+        prdc(np.zeros(4), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="feature dimensions differ: 2 vs 3"):
+        prdc(np.zeros((6, 2)), np.zeros((6, 3)))
+    with pytest.raises(ValueError, match="k=5 nearest neighbours need more than 5 samples"):
+        prdc(np.zeros((5, 2)), np.zeros((6, 2)), k_pr=3, k_dc=5)
