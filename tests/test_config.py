@@ -41,6 +41,14 @@ def test_defaults_validate():
     (["d.optimizer=rmsprop", "d.nesterov=true"], "d.nesterov does not apply to optimizer 'rmsprop'"),
     (["d.optimizer=sgd", "d.momentum=1.0"], r"d.momentum must be in \[0, 1\)"),
     (["model.arch=mlp", "model.width=0"], "model.width must be >= 1"),
+    (["train.time=abc"], r"train.time: expected a number or null, got 'abc'"),
+    (["model.width=abc"], r"model.width: expected an integer or null, got 'abc'"),
+    (["d.betas=abc"], r"d.betas: expected a list or null, got 'abc'"),
+    (["train.name=[1]"], r"train.name: expected a string, got \[1\]"),
+    (["d.lr=.inf"], r"d.lr: expected a finite number, got inf"),
+    (["g.lr=.nan"], r"g.lr: expected a finite number, got nan"),
+    (["g.lr=inf"], r"g.lr: expected a number, got 'inf'"),
+    (["train.ema=1e-3x"], r"train.ema: expected a number, got '1e-3x'"),
     (["d.betas=[0.5, 1.0]"], r"d.betas must be two numbers in \[0, 1\)"),
     (["g.betas=[1, 0.9]"], r"g.betas must be two numbers in \[0, 1\)"),
     (["g.betas=[-0.1, 0.9]"], r"g.betas must be two numbers in \[0, 1\)"),
@@ -132,3 +140,9 @@ def test_format_1_configs_upgrade_to_what_they_ran():
     assert cfg.model.width == 32 and cfg.model.depth is None
     assert cfg.d.betas == [0.5, 0.9] and cfg.d.momentum is None and cfg.d.alpha is None
     assert cfg.g.momentum == 0.7 and cfg.g.nesterov is False and cfg.g.betas is None
+
+
+def test_float_literals_yaml_reads_as_strings_are_numbers():
+    """YAML 1.1 reads 1e-4 (no dot) as a string; the --help example `--set d.lr=1e-4` must work."""
+    cfg = load_config(None, ["d.lr=1e-4", "g.lr=1E-3", "train.time=2e2", "train.ema=+5e-1"])
+    assert (cfg.d.lr, cfg.g.lr, cfg.train.time, cfg.train.ema) == (1e-4, 1e-3, 200.0, 0.5)

@@ -267,3 +267,17 @@ def test_metric_vs_seconds_ignores_non_finite_and_unsorted_points(tmp_path, monk
     x, y = _mean_line(_metric_figure(lab, tmp_path, monkeypatch, axis="seconds"))
     assert x[0] == 0 and x[-1] == 2 and np.isfinite(y).all()
     assert y[len(y) // 2] == pytest.approx((30.0 + 50.0) / 2, rel=1e-2)  # both seeds halfway at 1 s
+
+
+def test_report_tabulates_class_metrics_of_conditional_runs(tmp_path):
+    lab = tmp_path / "lab"
+    for seed, (agree, intra) in enumerate(((0.8, 10.0), (0.6, 14.0))):
+        write_run(lab, "baseline", seed, [step_row(i, 0.1 * i) for i in range(1, 4)]
+                  + [eval_row(3, 0.3, fid=20.0, class_agreement=agree, intra_fid=intra)], data="idx")
+    text = write_report(lab).read_text()
+    assert "## Class-conditional metrics" in text
+    assert "| baseline | 0.7 ± 0.14 | 12 ± 2.8 |" in text
+    plain = tmp_path / "plain"
+    write_run(plain, "baseline", 0, [step_row(i, 0.1 * i) for i in range(1, 4)] + [eval_row(3, 0.3, fid=20.0)],
+              data="idx")
+    assert "Class-conditional" not in write_report(plain).read_text()

@@ -9,6 +9,7 @@ data is loaded. Penalty and clipper specs may be written as mappings
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -148,8 +149,13 @@ def merge_spec_fragments(items: list[Any]) -> list[Any]:
 
 # --- dict -> dataclass with checking -----------------------------------------------------------
 
+_TYPE_WORDS = {float: "a number", int: "an integer", str: "a string", bool: "true or false", type(None): "null",
+               list: "a list"}
+
+
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+    """How an error message names a config type: 'a number', 'null', 'a list', ..."""
+    return _TYPE_WORDS.get(typing.get_origin(tp) or tp, str(tp))
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -182,8 +188,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return int(value)
     if tp is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-4 (no dot) as a string; any finite float literal is a number here.
+            try:
+                value = float(value) if value.strip().lower().lstrip("+-") not in ("nan", "inf", "infinity") else value
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

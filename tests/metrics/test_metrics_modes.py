@@ -103,3 +103,53 @@ def test_stacked_mode_metrics():
     assert out["modes"] == 3
     assert out["kl_to_uniform"] == pytest.approx(float(np.sum(q * np.log(q * 1000))), rel=1e-12)
     assert stacked_mode_metrics(np.array([427, 427, 1, 999])) == out
+
+
+def test_triples_become_codes_hundreds_tens_units():
+    # Codes 123 and 223 are two modes; reading the wrong channel would merge them.
+    assert stacked_mode_metrics(np.array([[1, 2, 3], [2, 2, 3]]))["modes"] == 2
+    assert stacked_mode_metrics(np.array([[1, 2, 3], [1, 3, 3]]))["modes"] == 2
+    assert stacked_mode_metrics(np.array([[1, 2, 3], [1, 2, 4]]))["modes"] == 2
+
+
+def test_stacked_codes_outside_the_mode_range_are_refused():
+    assert stacked_mode_metrics(np.array([999]))["modes"] == 1
+    for bad in ([1000], [-1], [-1, 5]):
+        with pytest.raises(ValueError, match=r"mode codes must lie in \[0, 1000\)"):
+            stacked_mode_metrics(np.array(bad))
+
+
+def test_a_point_exactly_three_std_from_its_mode_is_high_quality():
+    modes = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    out = mode_metrics(torch.tensor([[1.5, 0.0], [0.0, 1.5000001]]), modes, std=0.5)  # 1.5 = 3 x 0.5 exactly
+    assert out["high_quality_fraction"] == 0.5 and out["modes_recovered"] == 1
+
+
+def test_points_of_the_wrong_dimension_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"points must be \(N, 2\) \(got \(4, 3\)\)"):
+        mode_metrics(torch.zeros(4, 3), ring8_modes(), 0.01)
+    with pytest.raises(ValueError, match=r"points must be \(N, 2\) \(got \(4,\)\)"):
+        mode_metrics(torch.zeros(4), ring8_modes(), 0.01)
+
+
+def test_no_points_give_nan_shares_not_an_error():
+    out = mode_metrics(torch.zeros(0, 2), ring8_modes(), 0.01)
+    assert out["modes_recovered"] == 0 and math.isnan(out["high_quality_fraction"]) and math.isnan(out["kl_to_uniform"])
+
+
+def test_make_stacked_mnist_errors():
+    labels = torch.arange(10)
+    with pytest.raises(TypeError, match="make_stacked_mnist expects uint8 images"):
+        make_stacked_mnist(torch.zeros(10, 1, 4, 4), labels, 5)
+    with pytest.raises(ValueError, match=r"expected single-channel images \(got 3 channels\)"):
+        make_stacked_mnist(torch.zeros(10, 3, 4, 4, dtype=torch.uint8), labels, 5)
+    with pytest.raises(ValueError, match="9 images but 10 labels"):
+        make_stacked_mnist(torch.zeros(9, 4, 4, dtype=torch.uint8), labels, 5)
+    three_d = make_stacked_mnist(torch.zeros(10, 4, 4, dtype=torch.uint8), labels, 5)[0]
+    assert three_d.shape == (5, 3, 4, 4)
+
+
+def test_make_stacked_mnist_default_seed_is_zero():
+    labels = torch.arange(10).repeat(3)
+    images = (labels * 20).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).contiguous()
+    assert torch.equal(make_stacked_mnist(images, labels, 50)[1], make_stacked_mnist(images, labels, 50, seed=0)[1])

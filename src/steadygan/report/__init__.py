@@ -15,6 +15,7 @@ from .aggregate import (  # noqa: F401 - re-exported: the aggregation API is ste
     BLOWUP, COLLAPSE_MODES, COLLAPSE_RECALL, LOSS_KEYS, MARKER, METRIC_DIRECTIONS, PLAN_FILE, REPORT_DIR,
     Run, VariantSummary, collapse_reason, default_threshold, divergence_reason, final_value, load_plan,
     load_runs, mean_std, parse_metric, pick_main_metric, read_stats, step_time, summarize, time_to_threshold,
+    variants_in_order,
 )
 from .document import Document, fmt, fmt_pm
 from .plots import plot_metric, plot_samples, plot_step_keys
@@ -71,6 +72,25 @@ def _summary_section(doc: Document, summaries: list[VariantSummary], metric: str
                  "`Metric/*` rows), so this report covers losses, gradients, step time and divergence only.")
 
 
+CLASS_METRICS = ("Metric/class_agreement", "Metric/intra_fid")
+
+
+def _class_section(doc: Document, runs: list[Run]) -> None:
+    """Conditional runs: class agreement and intra-class FID per variant (final, over seeds)."""
+    recorded = [m for m in CLASS_METRICS if any(m in row for r in runs for row in r.eval_rows)]
+    if not recorded:
+        return
+    doc.heading("Class-conditional metrics")
+    rows = []
+    for variant in variants_in_order(runs):
+        group = [r for r in runs if r.variant == variant]
+        rows.append([variant] + [fmt_pm(*mean_std(final_value(r, m) for r in group)[:2]) for m in recorded])
+    doc.table(["variant"] + [f"final {m}" for m in recorded], rows)
+    doc.para("Class agreement: share of samples of class k that the feature classifier puts in class k "
+             "(higher is better; a perfect generator scores the classifier's accuracy). Intra-class FID: FID "
+             "per class, averaged (lower is better). Mean ± sample standard deviation over seeds.")
+
+
 def _runs_section(doc: Document, runs: list[Run], metric: str | None, higher: bool | None) -> None:
     doc.heading("Runs")
     header = ["variant", "seed", "status", "steps", "seconds"]
@@ -121,6 +141,7 @@ def write_report(out_dir: Path, main_metric: str | None = None, threshold: float
         doc.para(f"No run recorded `{metric_missing}`; reporting without a main metric.")
     _setup_section(doc, plan, runs)
     _summary_section(doc, summaries, metric, higher, threshold, baseline)
+    _class_section(doc, runs)
 
     doc.heading("Plots")
     if metric:
