@@ -101,19 +101,25 @@ def test_interpolation_weight_is_per_sample():
     assert per_sample[:, 0].unique().numel() > 32
 
 
+class SpyCritic(QuadraticCritic):
+    """Records the points the penalty evaluates D at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return super().forward(x)
+
+
 def test_interpolated_penalties_use_points_between_real_and_fake():
-    seen = []
-
-    class Spy(QuadraticCritic):
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return super().forward(x)
-
     real, fake = torch.zeros(16, 2), torch.ones(16, 2)
-    inputs = d_inputs(Spy(), real, fake)
-    seen.clear()
+    critic = SpyCritic()
+    inputs = d_inputs(critic, real, fake)
+    critic.seen.clear()
     build_penalty({"name": "wgan-gp"}, "d").value(inputs)
-    (points,) = seen
+    (points,) = critic.seen
     assert points.min() >= 0 and points.max() <= 1 and torch.equal(points[:, 0], points[:, 1])
 
 
@@ -249,19 +255,13 @@ def test_interpolates_are_leaves_of_the_inputs_dtype_and_on_the_segment():
 
 def test_dragan_perturbs_real_data_upwards_by_at_most_scale_std():
     """x + scale * std(x) * U(0,1), then a point on the segment to it (Kodali et al. 2017)."""
-    seen = []
-
-    class Spy(QuadraticCritic):
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return super().forward(x)
-
     torch.manual_seed(0)
     real = torch.randn(256, 4)
-    inputs = d_inputs(Spy(), real, torch.randn(256, 4))
-    seen.clear()
+    critic = SpyCritic()
+    inputs = d_inputs(critic, real, torch.randn(256, 4))
+    critic.seen.clear()
     build_penalty({"name": "dragan", "scale": 0.5}, "d").value(inputs)
-    (points,) = seen
+    (points,) = critic.seen
     shift = points - real
     limit = 0.5 * real.std()
     assert shift.min() >= 0 and shift.max() <= limit + 1e-6

@@ -129,3 +129,13 @@ def test_cli_eval_prints_the_floor_and_writes_metrics_json(tmp_path, capsys):
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["kind"] == "toy" and saved["samples"]["generated"] == 500
     assert saved["floor"]["modes_recovered"] == 8      # true mixture samples cover every mode
+
+
+def test_conditional_run_logs_intra_class_fid(tmp_path, idx_dir):
+    cfg = image_cfg(tmp_path, idx_dir, "model.conditional=true", "train.eval_every=3", "train.eval_n=40",
+                    "train.eval_extractor=pixels", "train.eval_metrics=[fid]")
+    rows = metric_rows(train(cfg).run_dir)
+    assert [r["step"] for r in rows] == [3, 6]
+    # pixels has no classifier: intra-class FID is logged, class agreement is not.
+    assert all("Metric/intra_fid" in r and r["Metric/intra_fid"] >= 0 and "Metric/class_agreement" not in r
+               for r in rows)

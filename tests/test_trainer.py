@@ -183,3 +183,19 @@ def test_init_from_with_other_shapes_names_the_layer(tmp_path):
         train(cfg)
     with pytest.raises(ConfigError, match="neither a checkpoint file nor a run directory"):
         train(toy_cfg(tmp_path, f"train.init_from={tmp_path / 'nowhere'}"))
+
+
+def test_format_1_checkpoints_still_sample_and_resume(tmp_path):
+    """Checkpoints written before format 2: every option stored (ignored ones too), no data description."""
+    from steadygan.cli import main
+
+    first = train(toy_cfg(tmp_path, "train.steps=2"))
+    ckpt = latest_checkpoint(first.run_dir)
+    payload = load_checkpoint(ckpt)
+    del payload["data"], payload["format"]
+    for player in ("d", "g"):
+        payload["config"][player].update(momentum=0.0, nesterov=False, alpha=0.99)
+    torch.save({"format": 1, **payload}, ckpt)
+    assert main(["sample", str(first.run_dir), "-n", "8", "-o", str(tmp_path / "s.png")]) == 0
+    assert main(["train", "--resume", str(first.run_dir), "--steps", "3", "--no-progress"]) == 0
+    assert load_checkpoint(latest_checkpoint(first.run_dir))["step"] == 3
