@@ -13,6 +13,11 @@ from steadygan.checkpoint import (CheckpointError, atomic_write_text, capture_rn
                                   restore_rng, save_checkpoint)
 
 
+def payload(step: int, **extra) -> dict:
+    """The smallest payload load_checkpoint accepts."""
+    return {"config": {}, "generator": {}, "step": step, **extra}
+
+
 def _failing_save(obj, f):
     f.write(b"PK\x03\x04 half a checkpoint")  # some bytes reach the disk, then the write fails
     raise OSError(28, "No space left on device")
@@ -20,11 +25,11 @@ def _failing_save(obj, f):
 
 def test_failed_write_keeps_the_previous_checkpoint_and_leaves_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "checkpoints" / "ckpt-00000001.pt"
-    save_checkpoint({"step": 1, "w": torch.arange(4.0)}, path)
+    save_checkpoint(payload(1, w=torch.arange(4.0)), path)
     before = path.read_bytes()
     monkeypatch.setattr(checkpoint.torch, "save", _failing_save)
     with pytest.raises(OSError):
-        save_checkpoint({"step": 1, "w": torch.zeros(4)}, path)
+        save_checkpoint(payload(1, w=torch.zeros(4)), path)
     assert path.read_bytes() == before
     assert torch.equal(load_checkpoint(path)["w"], torch.arange(4.0))
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left
@@ -34,7 +39,7 @@ def test_failed_first_write_leaves_nothing_under_the_final_name(tmp_path, monkey
     path = tmp_path / "checkpoints" / "ckpt-00000002.pt"
     monkeypatch.setattr(checkpoint.torch, "save", _failing_save)
     with pytest.raises(OSError):
-        save_checkpoint({"step": 2}, path)
+        save_checkpoint(payload(2), path)
     assert list(path.parent.iterdir()) == []
     assert list_checkpoints(tmp_path) == []
 
@@ -50,7 +55,7 @@ def test_atomic_text_write_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
 
 def test_rotation_keeps_the_newest(tmp_path):
     for step in (1, 2, 3, 4):
-        save_checkpoint({"step": step}, tmp_path / "checkpoints" / f"ckpt-{step:08d}.pt", keep=2)
+        save_checkpoint(payload(step), tmp_path / "checkpoints" / f"ckpt-{step:08d}.pt", keep=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt-00000003.pt", "ckpt-00000004.pt"]
 
 
@@ -72,7 +77,7 @@ def test_restored_rng_repeats_every_generator_draw_for_draw():
 
 def test_rng_state_survives_a_checkpoint_file(tmp_path):
     np.random.seed(5), random.seed(5), torch.manual_seed(5)
-    path = save_checkpoint({"rng": capture_rng()}, tmp_path / "ckpt-00000000.pt")
+    path = save_checkpoint(payload(0, rng=capture_rng()), tmp_path / "ckpt-00000000.pt")
     expected = (np.random.rand(), random.random(), torch.rand(1))
     np.random.seed(0), random.seed(0), torch.manual_seed(0)
     restore_rng(load_checkpoint(path)["rng"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,10 +82,38 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+class StorageError(OSError):
+    """A file could not be written (disk full, permissions); the message names it and the free space."""
+
+
+def free_space(folder: Path) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown space"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if free < 1024 or unit == "TiB":
+            return f"{free:.0f} {unit}" if unit == "B" else f"{free:.1f} {unit}"
+        free /= 1024
+    return f"{free:.1f} TiB"
+
+
+def safe_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """:func:`atomic_write` with any write failure turned into a one-line StorageError that
+    names the file and the free space; the previous file stays as it was, no temp file is left."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write(path, write)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a short write as RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:120]
+        raise StorageError(f"cannot write {path}: {reason} ({free_space(path.parent)} free on that disk); "
+                           "the previous file is unchanged") from exc
+
+
 def save_checkpoint(payload: dict[str, Any], path: Path, keep: int | None = None) -> Path:
     """Write atomically (temp file, fsync, rename), then keep only the newest ``keep``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -92,7 +121,7 @@ def save_checkpoint(payload: dict[str, Any], path: Path, keep: int | None = None
             f.flush()
             os.fsync(f.fileno())
 
-    atomic_write(path, write)
+    safe_write(path, write)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the rename itself durable
@@ -118,8 +147,15 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: not a loadable steadygan checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: not a steadygan checkpoint of format {FORMAT_VERSION}")
+    missing = [k for k in ("config", "step", "generator") if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: not a complete steadygan checkpoint (no {', '.join(missing)})")
     if payload["format"] == 1 and isinstance(payload.get("config"), dict):
         payload["config"] = upgrade_v1_config(payload["config"])
+    m = _NAME.match(path.name)
+    if m and int(m.group(1)) != payload["step"]:
+        raise CheckpointError(f"{path}: holds step {payload['step']} but its name says step {int(m.group(1))}; "
+                              "it was renamed or copied from elsewhere")
     return payload
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from .config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, from_dict, load_config
+from .checkpoint import CheckpointError, StorageError
+from .config import load_config
 from .data import DataError
 from .registry import ConfigError
 
@@ -38,7 +38,8 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     for flag, key in (("data_dir", "data.root"), ("steps", "train.steps"), ("time", "train.time"),
                       ("out", "train.out_dir"), ("name", "train.name"), ("device", "train.device"),
                       ("seed", "train.seed"), ("eval_every", "train.eval_every"),
-                      ("eval_seconds", "train.eval_seconds"), ("init_from", "train.init_from")):
+                      ("eval_seconds", "train.eval_seconds"), ("init_from", "train.init_from"),
+                      ("on_nan", "train.on_nan")):
         value = getattr(args, flag)
         if value is not None:
             sets.append(f"{key}={value}")
@@ -47,39 +48,15 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     return sets
 
 
-def _resume_config(args: argparse.Namespace, overrides: list[str]) -> tuple[Config, dict, Path]:
-    run_dir = Path(args.resume)
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise ConfigError(f"{run_dir}: no checkpoint to resume from (expected {run_dir}/checkpoints/ckpt-*.pt)")
-    payload = load_checkpoint(ckpt)
-    saved = payload["config"]
-    import copy
-
-    import yaml
-
-    data = yaml.safe_load(Path(args.config).read_text()) if args.config else copy.deepcopy(saved)
-    for assignment in overrides:
-        apply_override(data, assignment)
-    cfg = from_dict(data)
-    changed = [k for k in diff_configs(saved, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
-    if changed and not args.allow_config_change:
-        raise ConfigError(
-            f"refusing to resume {run_dir}: the config changed in {', '.join(changed)} "
-            "(a resumed run would no longer be the run it claims to be). Pass "
-            "--allow-config-change to resume anyway, or start a new run."
-        )
-    print(f"resuming {run_dir} from {ckpt.name} (step {payload['step']})", file=sys.stderr)
-    return cfg, payload, run_dir
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from .trainer import TrainingDiverged, train
 
     overrides = _train_overrides(args)
     if args.resume:
-        cfg, payload, run_dir = _resume_config(args, overrides)
-        result = train(cfg, run_dir=run_dir, resume=payload)
+        from .resume import resume_config
+
+        cfg, payload = resume_config(Path(args.resume), args.config, overrides, args.allow_config_change)
+        result = train(cfg, run_dir=Path(args.resume), resume=payload)
     else:
         cfg = load_config(args.config, overrides)
         try:
@@ -299,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "(a run directory or checkpoint file; fresh optimisers)")
     p.add_argument("--allow-config-change", action="store_true",
                    help="with --resume: accept a config that differs from the checkpoint's")
+    p.add_argument("--on-nan", choices=("stop", "rollback"),
+                   help="when a loss or weight turns NaN/inf: stop (default), or reload the last good checkpoint "
+                        "with learning rates x train.rollback_lr_factor, at most train.max_rollbacks times")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -375,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError) as exc:
+    except (ConfigError, DataError, CheckpointError, StorageError) as exc:
         print(f"steadygan {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
@@ -385,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"steadygan {args.command}: {textwrap.fill(str(exc), 100)}", file=sys.stderr)
             return 3
         raise
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: abort without the final checkpoint
+        print(f"steadygan {args.command}: aborted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -34,10 +36,11 @@ from typing import Any
 
 import yaml
 
-from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint
+from .checkpoint import atomic_write_text, latest_checkpoint
 from .config import RESUMABLE_CHANGES, Config, diff_configs, from_dict, load_config
 from .images import newest_sample_grid
 from .registry import ConfigError
+from .resume import newest_usable_checkpoint
 from .report import MARKER, PLAN_FILE, write_report
 from .trainer import TrainingDiverged, train
 from .variants import BASELINE, Variant, parse_variants
@@ -137,21 +140,6 @@ def _marker(job: RunJob, status: str, step: int, stopped: str, checkpoint: Path 
             "parallel": parallel}
 
 
-def truncate_stats(run_dir: Path, step: int) -> None:
-    """Drop stats rows past ``step``: the resumed run writes those steps again."""
-    path = Path(run_dir) / "stats.jsonl"
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill
-    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
-
-
 def _check_resumable(job: RunJob, saved: dict[str, Any]) -> None:
     changed = [k for k in diff_configs(saved, job.cfg.to_dict()) if k not in _LAB_RESUMABLE]
     if changed:
@@ -179,11 +167,10 @@ def run_one(job: RunJob, threads: int | None = None, parallel: int = 1) -> dict[
         torch.set_num_threads(threads)
     resume, action = None, "trained"
     if ckpt is not None:
-        resume = load_checkpoint(ckpt)
+        _, resume = newest_usable_checkpoint(job.run_dir)  # skips (with a warning) truncated or non-finite ones
         _check_resumable(job, resume["config"])
         (job.run_dir / MARKER).unlink(missing_ok=True)  # a larger budget reopens a finished run
-        truncate_stats(job.run_dir, resume["step"])
-        action = f"resumed from step {resume['step']}"
+        action = f"resumed from step {resume['step']}"  # the trainer cuts stats.jsonl back to this step
     elif job.run_dir.exists():
         shutil.rmtree(job.run_dir)  # started but never checkpointed: nothing worth keeping
     job.run_dir.mkdir(parents=True, exist_ok=True)
@@ -247,6 +234,18 @@ def _run_pool(jobs: list[RunJob], workers: int) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
     interrupted = False
+
+    def pass_on_sigterm(signum, frame):
+        # SIGTERM reaches this process only (unlike a terminal's Ctrl-C, which reaches the
+        # whole process group): hand it to every worker, which then stops at a step
+        # boundary and checkpoints, and wait for them below. The pool keeps its worker
+        # processes in a private mapping; there is no public way to signal them.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.terminate()
+
+    previous = signal.signal(signal.SIGTERM, pass_on_sigterm) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         futures = {pool.submit(run_one, job, None if job.cfg.train.threads else threads, workers): job
                    for job in jobs}
@@ -259,6 +258,9 @@ def _run_pool(jobs: list[RunJob], workers: int) -> None:
         # checkpoints. Runs not yet started are dropped; the next compare starts them.
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     pool.shutdown(wait=True)
     if interrupted:
         raise KeyboardInterrupt

@@ -78,6 +78,9 @@ class TrainConfig:
     progress: bool = True            # tqdm bar
     threads: int | None = None       # torch CPU threads; None = torch's default
     init_from: str | None = None     # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
+    on_nan: str = "stop"             # stop | rollback: reload the last good checkpoint with lower learning rates
+    max_rollbacks: int = 3           # on_nan=rollback: give up (stop) after this many
+    rollback_lr_factor: float = 0.5  # on_nan=rollback: learning rates are multiplied by this each time
     # Evaluation during training (see steadygan.periodic_eval); rows go to stats.jsonl as Metric/*.
     eval_every: int = 0              # evaluate every N generator steps; 0 = never (by steps)
     eval_seconds: float | None = None  # or every N seconds of training time
@@ -106,14 +109,15 @@ class Config:
 RESUMABLE_CHANGES = {"train.steps", "train.time", "train.sample_every", "train.checkpoint_every",
                      "train.keep_checkpoints", "train.log_every", "train.progress", "train.samples",
                      "train.threads", "train.eval_every", "train.eval_seconds", "train.eval_metrics",
-                     "train.eval_n", "train.eval_extractor", "train.eval_weights", "train.eval_on"}
+                     "train.eval_n", "train.eval_extractor", "train.eval_weights", "train.eval_on",
+                     "train.init_from", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor"}
 
 
 # --- specs -----------------------------------------------------------------------------------
 
 def parse_spec(spec: Any, what: str) -> dict[str, Any] | None:
     """``"r1:gamma=10,every=16"`` or ``{name: r1, gamma: 10}`` -> ``{"name": "r1", "gamma": 10}``."""
-    if spec is None or spec == "none" and what == "clipper":
+    if what == "clipper" and (spec is None or spec == "none"):
         return None
     if isinstance(spec, dict):
         if "name" not in spec:
@@ -175,6 +179,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is Any:
         return value
     if origin is list:
+        if value is None:  # `--set d.penalties=` clears the list
+            return []
         if not isinstance(value, (list, tuple)):
             value = [value]
         (item_tp,) = typing.get_args(tp) or (Any,)
@@ -261,6 +267,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config is a mapping of sections (data:, model:, train:, ...); "
+                              f"got {data!r:.60}")
+        for section, value in data.items():
+            if isinstance(getattr(Config(), str(section), None), (DataConfig, ModelConfig, PlayerConfig, TrainConfig)) \
+                    and value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{path}: section '{section}' must be a mapping of keys (e.g. {section}: "
+                                  f"{{key: value}}), got {value!r}")
     for assignment in overrides:
         apply_override(data, assignment)
     return from_dict(data)
@@ -312,6 +326,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.time must be > 0 seconds (got {t.time})")
     if not 0 <= t.ema < 1:
         raise ConfigError(f"train.ema must be in [0, 1) (got {t.ema}); 0 disables the EMA")
+    if t.on_nan not in ("stop", "rollback"):
+        raise ConfigError(f"train.on_nan must be 'stop' or 'rollback' (got {t.on_nan!r})")
+    if t.max_rollbacks < 0:
+        raise ConfigError(f"train.max_rollbacks must be >= 0 (got {t.max_rollbacks})")
+    if not 0 < t.rollback_lr_factor <= 1:
+        raise ConfigError(f"train.rollback_lr_factor must be in (0, 1] (got {t.rollback_lr_factor})")
     if t.amp not in ("none", "bf16"):
         raise ConfigError(f"train.amp must be 'none' or 'bf16' (got {t.amp!r})")
     _validate_eval(t)

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .checkpoint import safe_write
 from .data.base import to_uint8_images
+from .registry import ConfigError
 
 
 def sample_grid_path(run_dir: str | Path, step: int) -> Path:
@@ -42,10 +44,16 @@ def save_grid(images: torch.Tensor, path: str | Path, scale: int = 1, nrow: int 
     img = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+    return safe_write(Path(path), lambda tmp: img.save(tmp, format=_image_format(path)))
+
+
+def _image_format(path: str | Path) -> str:
+    """PIL's format name for a file name (the temp file of an atomic write has no extension)."""
+    ext = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None:
+        raise ConfigError(f"{path}: unknown image type '{ext}'; use .png (or .jpg, .webp, ...)")
+    return fmt
 
 
 def scatter_figure(points: torch.Tensor, modes: torch.Tensor | None, title: str = ""):
@@ -75,9 +83,10 @@ def save_scatter(points: torch.Tensor, modes: torch.Tensor | None, path: str | P
 
     fig = scatter_figure(points, modes, title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        safe_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png"))
+    finally:
+        plt.close(fig)
     return path
 
 

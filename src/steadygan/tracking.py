@@ -72,6 +72,17 @@ class Tracker:
                     raise Diverged(row["step"], k, v)
         return last
 
+    def rewind(self, step: int) -> None:
+        """Forget pending rows and cut stats.jsonl back to ``step`` (a rollback)."""
+        from .guards import truncate_stats
+
+        self._pending.clear()
+        self._stats_file.close()
+        truncate_stats(self.run_dir / "stats.jsonl", step)
+        self._stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")
+        self.bar.n = step
+        self.bar.refresh()
+
     def log_values(self, step: int, values: dict[str, float]) -> None:
         """Rows outside the per-step stream (e.g. evaluation results)."""
         # NaN (e.g. KL with no high-quality sample) is written as null: stats.jsonl stays strict JSON.

@@ -18,7 +18,7 @@ import contextlib
 import math
 import random
 import re
-import signal
+import sys
 import threading
 import time
 import warnings
@@ -31,12 +31,13 @@ import torch
 
 from .batch import Batch
 from .build import build_data, build_pair
-from .checkpoint import (capture_rng, checkpoint_path, latest_checkpoint, load_checkpoint, restore_rng,
-                         save_checkpoint)
+from .checkpoint import (atomic_write_text, capture_rng, checkpoint_path, latest_checkpoint, load_checkpoint,
+                         restore_rng, save_checkpoint)
 from .clipping import build_clipper
 from .config import Config, dump_config
 from .data import BatchSampler, InMemoryData, mixture
 from .ema import Ema
+from .guards import first_non_finite, run_lock, stop_signals, truncate_stats
 from .images import figure_to_array, make_grid, sample_grid_path, save_grid, save_scatter, scatter_figure
 from .losses import build_loss
 from .models import call, has_batch_coupling
@@ -83,28 +84,6 @@ def new_run_dir(out_dir: str | Path, name: str = "") -> Path:
     return run
 
 
-@contextlib.contextmanager
-def deferred_interrupt():
-    """Turn the first Ctrl-C into a flag the loop checks between steps, so the run stops
-    at a step boundary and its final checkpoint resumes exactly; a second Ctrl-C aborts."""
-    flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -114,8 +93,10 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """Builds data, models and players from a config; trains into ``run_dir``."""
 
-    def __init__(self, cfg: Config, run_dir: Path, data: InMemoryData | None = None) -> None:
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+    def __init__(self, cfg: Config, run_dir: Path | None, data: InMemoryData | None = None) -> None:
+        # run_dir may be set after construction: `train` creates it only once data and
+        # models were built, so a bad dataset leaves no empty run directory behind.
+        self.cfg, self.run_dir = cfg, None if run_dir is None else Path(run_dir)
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
@@ -150,6 +131,8 @@ class Trainer:
         self.step = 0          # generator updates done
         self.d_updates = 0     # discriminator updates done (lazy D penalties count these)
         self.elapsed = 0.0     # training seconds, summed over resumes
+        self.rollbacks = 0     # divergences recovered from (train.on_nan=rollback)
+        self.lr_scale = 1.0    # learning-rate factor after those rollbacks
         amp = t.amp == "bf16"
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
 
@@ -176,21 +159,36 @@ class Trainer:
             "ema": self.ema.model.state_dict() if self.ema else None,
             "opt_g": self.g.optimizer.state_dict(), "opt_d": self.d.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(), "rng": capture_rng(), "eval": self.periodic_eval.state_dict(),
+            "rollbacks": self.rollbacks, "lr_scale": self.lr_scale,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.G.load_state_dict(state["generator"])
-        self.D.load_state_dict(state["discriminator"])
+        _load_matching(self.G, state.get("generator"), "the checkpoint's generator")
+        _load_matching(self.D, state.get("discriminator"), "the checkpoint's discriminator")
         if self.ema is not None:
-            if state["ema"] is None:
+            if state.get("ema") is None:
                 raise ConfigError("this checkpoint has no EMA generator; resume with train.ema=0")
             self.ema.load_state_dict(state["ema"])
         self.g.optimizer.load_state_dict(state["opt_g"])
         self.d.optimizer.load_state_dict(state["opt_d"])
         self.sampler.load_state_dict(state["sampler"])
         self.step, self.d_updates, self.elapsed = state["step"], state["d_updates"], state["elapsed"]
+        self.rollbacks, self.lr_scale = state.get("rollbacks", 0), state.get("lr_scale", 1.0)
+        self._apply_hyperparameters()
         restore_rng(state["rng"])
         self.periodic_eval.load_state_dict(state.get("eval"))
+
+    def _apply_hyperparameters(self) -> None:
+        """The config's optimiser settings (times the rollback factor for the learning rate)
+        over those a loaded optimiser state carries: a resume with an allowed config change
+        trains with the new values; without one they are the same numbers."""
+        for player in (self.d, self.g):
+            opt = player.optimizer
+            for group in opt.param_groups:
+                for key in ("betas", "momentum", "alpha", "nesterov"):
+                    if key in opt.defaults:
+                        group[key] = opt.defaults[key]
+                group["lr"] = opt.defaults["lr"] * self.lr_scale
 
     def init_from(self, source: str | Path) -> Path:
         """Fine-tuning: start from another run's G, D and EMA weights (fresh optimisers, step 0).
@@ -212,7 +210,14 @@ class Trainer:
         return ckpt
 
     def save(self, path: Path | None = None) -> Path:
-        """The numbered checkpoint of this step (rotated), or ``path`` (never rotated)."""
+        """The numbered checkpoint of this step (rotated), or ``path`` (never rotated).
+
+        Refuses (Diverged) when any parameter, buffer or optimiser state is not finite: a
+        checkpoint on disk is always one that training can continue from."""
+        bad = first_non_finite({"G": self.G, "D": self.D, "EMA": self.ema.model if self.ema else None},
+                               {"G": self.g.optimizer, "D": self.d.optimizer})
+        if bad is not None:
+            raise Diverged(self.step, bad, math.nan)
         if self.ema is not None:
             self.ema.refresh_batch_stats()  # the saved EMA samples well in eval mode
         if path is not None:
@@ -275,14 +280,25 @@ class Trainer:
         return torch.randn(self.cfg.data.batch_size, self.cfg.model.z_dim, device=self.device)
 
     def train(self) -> TrainResult:
+        with run_lock(self.run_dir):
+            return self._train_locked()
+
+    def _train_locked(self) -> TrainResult:
         t = self.cfg.train
-        (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))
+        atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+        truncate_stats(self.run_dir / "stats.jsonl", self.step)  # steps after the checkpoint are redone
         tracker = Tracker(self.run_dir, self.step, t.steps, t.progress)
         self._last_ckpt, self._last_samples = latest_checkpoint(self.run_dir), None
         try:
             self.periodic_eval.prepare()  # extractor and real features, off the training clock
-            with deferred_interrupt() as interrupted:
-                stopped = self._loop(tracker, interrupted)
+            with stop_signals() as interrupted:
+                while True:
+                    try:
+                        stopped = self._loop(tracker, interrupted)
+                        break
+                    except Diverged as exc:
+                        if not self._rollback(exc, tracker):
+                            raise
             tracker.flush()
             final_eval = (stopped != "interrupted" and self.periodic_eval.enabled
                           and self.periodic_eval.last_step != self.step)
@@ -300,6 +316,23 @@ class Trainer:
             self._last_samples = self.write_samples(tracker)
         tracker.close()
         return TrainResult(self.run_dir, self.step, stopped, self._last_ckpt, self._last_samples)
+
+    def _rollback(self, exc: Diverged, tracker: Tracker) -> bool:
+        """train.on_nan=rollback: back to the last good checkpoint with lower learning rates."""
+        t = self.cfg.train
+        if t.on_nan != "rollback" or self.rollbacks >= t.max_rollbacks or self._last_ckpt is None:
+            return False
+        state = load_checkpoint(self._last_ckpt)
+        rollbacks, scale = self.rollbacks + 1, self.lr_scale * t.rollback_lr_factor
+        self.load_state_dict(state)
+        self.rollbacks, self.lr_scale = rollbacks, scale
+        self._apply_hyperparameters()
+        tracker.rewind(self.step)
+        tracker.log_values(self.step, {"Rollback/count": rollbacks, "Rollback/lr_scale": scale,
+                                       "Rollback/diverged_at": exc.step})
+        print(f"steadygan: {exc}; rolled back to {self._last_ckpt.name} (step {self.step}) with learning rates "
+              f"x{scale:g} (rollback {rollbacks} of at most {t.max_rollbacks})", file=sys.stderr)
+        return True
 
     def _loop(self, tracker: Tracker, interrupted: threading.Event) -> str:
         """Train until the step or time budget is spent; returns why it stopped."""
@@ -360,8 +393,9 @@ def _load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor] | None, 
 def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | None = None,
           data: InMemoryData | None = None) -> TrainResult:
     """Train a new run (numbered directory under train.out_dir) or resume one from its state."""
-    run_dir = run_dir or new_run_dir(cfg.train.out_dir, cfg.train.name)
     trainer = Trainer(cfg, run_dir, data)
+    if trainer.run_dir is None:  # created only now that data and models were built without error
+        trainer.run_dir = new_run_dir(cfg.train.out_dir, cfg.train.name)
     if resume is not None:
         trainer.load_state_dict(resume)
     elif cfg.train.init_from:

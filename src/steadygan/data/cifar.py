@@ -32,10 +32,13 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     try:
         with path.open("rb") as f:
             batch = _SafeUnpickler(f, encoding="bytes").load()
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable CIFAR-10 python batch ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - a corrupt pickle can raise almost anything (Overflow, Memory, ...)
+        raise DataError(f"{path}: not a readable CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(batch, dict):
+        raise DataError(f"{path}: not a CIFAR-10 batch (expected a dict, got {type(batch).__name__})")
     data, labels = batch.get(b"data"), batch.get(b"labels")
-    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or labels is None:
+    if (not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072
+            or not isinstance(labels, (list, tuple, np.ndarray))):
         raise DataError(f"{path}: not a CIFAR-10 batch (expected 'data' of shape (N, 3072) and 'labels')")
     if len(labels) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")

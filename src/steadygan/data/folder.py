@@ -52,7 +52,7 @@ def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple
             with Image.open(path) as img:
                 img = _square(img.convert(mode), resolution)
                 images[i] = np.asarray(img).reshape(resolution, resolution, channels)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"{path}: unreadable image ({exc}); remove or replace it") from exc
         parts = path.relative_to(root).parts
         labels[i] = class_index[parts[0]] if len(parts) > 1 else 0

@@ -19,13 +19,43 @@ from .base import DataError
 _UINT8 = 0x08
 
 
+# Deflate cannot expand data more than about 1032:1; a header that promises more than that
+# from the compressed size is a lie, refused before anything is decompressed.
+MAX_DEFLATE_RATIO = 1032
+
+
+def _claimed_size(head: bytes) -> tuple[int, ...] | None:
+    """The dimensions an IDX header promises, or None while the header is incomplete."""
+    if len(head) < 4 or len(head) < 4 + 4 * head[3]:
+        return None
+    return struct.unpack(f">{head[3]}I", head[4:4 + 4 * head[3]])
+
+
+def _decompress(path: Path, data: bytes) -> bytes:
+    """gunzip ``data``, refusing a header that promises more than the file could hold."""
+    try:
+        stream = zlib.decompressobj(wbits=31)  # gzip container
+        head = stream.decompress(data, 4 + 4 * 255)
+        dims = _claimed_size(head)
+        if dims is not None and int(np.prod(dims, dtype=object)) > MAX_DEFLATE_RATIO * len(data):
+            raise DataError(f"{path}: header promises {'x'.join(map(str, dims))} values, more than a "
+                            f"{len(data)}-byte gzip file can hold; the file is corrupt, re-copy it")
+        rest = stream.decompress(stream.unconsumed_tail, 0) + stream.flush()
+        if not stream.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        return head + rest
+    except (zlib.error, EOFError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); re-copy or re-install the file") from exc
+
+
 def read_idx(path: str | Path, expected_ndim: int) -> np.ndarray:
     """Read one uint8 IDX file into an array, checking magic, rank and length."""
     path = Path(path)
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc}); re-copy or re-install the file") from exc
+    raw = _decompress(path, data) if path.suffix == ".gz" else data
     if len(raw) < 4:
         raise DataError(f"{path}: file is truncated ({len(raw)} bytes); re-copy it")
     zero, dtype, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
@@ -38,7 +68,9 @@ def read_idx(path: str | Path, expected_ndim: int) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: header is truncated; re-copy the file")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
-    size = int(np.prod(dims))
+    if 0 in dims:
+        raise DataError(f"{path}: header has a zero dimension ({'x'.join(map(str, dims))}); the file is corrupt")
+    size = int(np.prod(dims, dtype=object))  # Python ints: a product of four uint32 does not overflow
     if len(raw) - header != size:
         raise DataError(
             f"{path}: holds {len(raw) - header} data bytes but its header promises "

@@ -1,0 +1,122 @@
+"""Choosing what a resumed run continues from, and refusing what it must not continue from.
+
+* The newest checkpoint that loads and holds only finite numbers is used; each newer one
+  that does not (truncated by a kill or a full disk, or written by an older release before
+  the finiteness check) is skipped with a warning naming it and why.
+* A checkpoint must belong to its run: its data, model and seed must be those of the run's
+  ``config.yaml`` (a checkpoint copied in from another run is refused, naming both), and the
+  step inside must match its file name (checked on load).
+* The config may change between a run and its resume only in keys that say how long and how
+  loudly it runs; ``--allow-config-change`` also admits the keys the trainer rebuilds from the
+  config (learning rates and other optimiser options, losses, penalties, clippers, n_critic,
+  EMA decay), which then take effect. What the networks, the data and the random streams were
+  built from (``data.*``, ``model.*``, ``train.seed``) can never change on resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from .config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, from_dict
+from .registry import ConfigError
+
+FIXED_ON_RESUME = ("data.", "model.", "train.seed")
+
+
+def _fixed(key: str) -> bool:
+    return any(key == p or key.startswith(p) for p in FIXED_ON_RESUME)
+
+
+def _non_finite(payload: dict[str, Any]) -> str | None:
+    def tensors(obj: Any, where: str):
+        if isinstance(obj, torch.Tensor):
+            yield where, obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                yield from tensors(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                yield from tensors(v, f"{where}[{i}]")
+
+    for part in ("generator", "discriminator", "ema", "opt_g", "opt_d"):
+        for where, t in tensors(payload.get(part), part):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                return where
+    return None
+
+
+def newest_usable_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of ``run_dir`` that loads and is finite; warns about each one skipped."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise ConfigError(f"{run_dir}: no checkpoint to resume from (expected {run_dir}/checkpoints/ckpt-*.pt)")
+    reasons = []
+    for path in reversed(found):
+        try:
+            payload = load_checkpoint(path)
+        except CheckpointError as exc:
+            reasons.append(str(exc))
+            print(f"warning: skipping {exc}", file=sys.stderr)
+            continue
+        bad = _non_finite(payload)
+        if bad is None:
+            return path, payload
+        reasons.append(f"{path}: non-finite values in {bad}")
+        print(f"warning: skipping {path}: it holds non-finite values ({bad})", file=sys.stderr)
+    raise CheckpointError(f"{run_dir}: no usable checkpoint ({'; '.join(reasons)})")
+
+
+def check_belongs(run_dir: Path, ckpt: Path, payload: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose data, model or seed are not those of the run's config.yaml."""
+    own = Path(run_dir) / "config.yaml"
+    if not own.exists():
+        return
+    try:
+        run_config = yaml.safe_load(own.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{own}: not valid YAML ({exc})") from exc
+    if not isinstance(run_config, dict):
+        raise ConfigError(f"{own}: not a steadygan config")
+    differs = [k for k in diff_configs(run_config, payload["config"]) if _fixed(k)]
+    if differs:
+        raise CheckpointError(f"{ckpt} does not belong to {run_dir}: its {', '.join(differs)} differ from "
+                              f"{own}; it was copied from another run")
+
+
+def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
+                  allow_change: bool) -> tuple[Config, dict[str, Any]]:
+    """The config to continue ``run_dir`` with and the checkpoint state to load."""
+    run_dir = Path(run_dir)
+    ckpt, payload = newest_usable_checkpoint(run_dir)
+    check_belongs(run_dir, ckpt, payload)
+    saved = payload["config"]
+    if config_path:
+        try:
+            data = yaml.safe_load(Path(config_path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{config_path}: cannot read config ({exc})") from exc
+    else:
+        data = copy.deepcopy(saved)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    cfg = from_dict(data)
+    changed = [k for k in diff_configs(saved, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    fixed = [k for k in changed if _fixed(k)]
+    if fixed:
+        raise ConfigError(f"cannot resume {run_dir} with another {', '.join(fixed)}: the checkpoint's networks, "
+                          "data and random streams were built from them; start a new run (or --init-from it)")
+    if changed and not allow_change:
+        raise ConfigError(
+            f"refusing to resume {run_dir}: the config changed in {', '.join(changed)} "
+            "(a resumed run would no longer be the run it claims to be). Pass "
+            "--allow-config-change to resume with the change applied, or start a new run."
+        )
+    print(f"resuming {run_dir} from {ckpt.name} (step {payload['step']})", file=sys.stderr)
+    return cfg, payload
