@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -192,3 +197,42 @@ def test_ctrl_c_leaves_the_run_resumable(tmp_path, monkeypatch):
     assert run_cli("compare", "--config", RING8, "--variants", "baseline", "--seeds", "1", "--steps", "4",
                    "--set", *SMALL, "-o", out) == 130
     assert not (out / "runs" / "baseline-s0" / "done.json").exists()
+
+
+def test_sigterm_to_a_parallel_compare_reaches_its_workers_which_checkpoint(tmp_path):
+    """SIGTERM reaches the compare process only; it must pass it on, so each worker stops at
+    a step boundary with a checkpoint (no finished-marker), and the compare exits 130."""
+    out = tmp_path / "lab"
+    sets = [a for s in SMALL if not s.startswith("train.checkpoint_every") for a in ("--set", s)]
+    proc = subprocess.Popen([sys.executable, "-m", "steadygan", "compare", "--config", str(RING8), "--variants",
+                             "baseline", "--seeds", "2", "--steps", "100000", "-j", "2", *sets,
+                             "--set", "train.checkpoint_every=100000", "-o", str(out)],
+                            cwd=RING8.parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    try:
+        _terminate_and_check(proc, out)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole session: no worker keeps training in the background
+        except ProcessLookupError:
+            pass
+
+
+def _terminate_and_check(proc: subprocess.Popen, out: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        stats = list((out / "runs").glob("*/stats.jsonl")) if (out / "runs").exists() else []
+        if len(stats) == 2 and all(p.stat().st_size > 0 for p in stats):
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError("the workers did not start in time")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "compare interrupted; run the same command again to resume" in err
+    for run in (out / "runs").iterdir():
+        assert not (run / "done.json").exists()
+        ckpt = list_checkpoints(run)[-1]
+        assert 0 < load_checkpoint(ckpt)["step"] < 100000  # written at the interruption, not at the budget

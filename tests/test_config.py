@@ -146,3 +146,19 @@ def test_float_literals_yaml_reads_as_strings_are_numbers():
     """YAML 1.1 reads 1e-4 (no dot) as a string; the --help example `--set d.lr=1e-4` must work."""
     cfg = load_config(None, ["d.lr=1e-4", "g.lr=1E-3", "train.time=2e2", "train.ema=+5e-1"])
     assert (cfg.d.lr, cfg.g.lr, cfg.train.time, cfg.train.ema) == (1e-4, 1e-3, 200.0, 0.5)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- 1\n- 2\n", r"a config is a mapping of sections .*; got \[1, 2\]"),
+    ("5\n", r"a config is a mapping of sections .*; got 5"),
+    ("train: 5\n", r"section 'train' must be a mapping of keys"),
+])
+def test_config_files_of_the_wrong_shape_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, ["train.steps=2"])
+
+
+def test_an_empty_set_clears_a_list():
+    assert load_config(None, ["d.penalties=[r1]", "d.penalties="]).d.penalties == []
