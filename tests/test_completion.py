@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
-from steadygan.completion import complete, make_mask, masked_error, read_image
+from steadygan.completion import check_mask, complete, make_mask, masked_error, read_image
 from steadygan.data import DataError, to_uint8_images
 from steadygan.registry import ConfigError
 
@@ -102,3 +104,137 @@ def test_images_of_another_size_are_refused(tmp_path):
     Image.new("L", (9, 8)).save(tmp_path / "x.png")
     with pytest.raises(DataError, match="9x8 px but the run generates 8x8"):
         read_image(tmp_path / "x.png", 8, 1)
+
+
+def test_mask_shapes_by_hand(tmp_path):
+    center = make_mask("center", 8)[0, 0]
+    expected = torch.ones(8, 8)
+    expected[2:6, 2:6] = 0  # the middle half of each side
+    assert torch.equal(center, expected)
+    left = make_mask("left", 8)[0, 0]
+    assert torch.equal(left[:, :4], torch.zeros(8, 4)) and torch.equal(left[:, 4:], torch.ones(8, 4))
+    rnd = make_mask("random", 32, seed=3)
+    assert torch.equal(rnd, make_mask("random", 32, seed=3)) and not torch.equal(rnd, make_mask("random", 32, seed=4))
+    assert 0.4 < rnd.mean().item() < 0.6 and set(rnd.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(rnd[0, 0], (torch.rand(32, 32, generator=torch.Generator().manual_seed(3)) >= 0.5).float())
+    arr = np.full((8, 6), 255, np.uint8)  # 6 wide, 8 high
+    Image.fromarray(arr).save(tmp_path / "m.png")
+    with pytest.raises(ConfigError, match="the mask is 6x8 px but the run's images are 8x8"):
+        make_mask(tmp_path / "m.png", 8)
+
+
+def test_mask_png_threshold_is_128():
+    import tempfile
+    from pathlib import Path
+
+    arr = np.full((4, 4), 255, np.uint8)
+    arr[0, 0], arr[0, 1], arr[0, 2] = 127, 128, 129
+    with tempfile.TemporaryDirectory() as tmp:
+        Image.fromarray(arr).save(Path(tmp) / "m.png")
+        mask = make_mask(Path(tmp) / "m.png", 4)[0, 0]
+    assert mask.dtype == torch.float32 and mask[0, :3].tolist() == [0.0, 1.0, 1.0]
+    with pytest.raises(ConfigError, match="^the mask marks every pixel as known: nothing to complete"):
+        check_mask(torch.ones(2, 2))
+    with pytest.raises(ConfigError, match="^the mask marks every pixel as unknown: nothing to match"):
+        check_mask(torch.zeros(2, 2))
+
+
+@pytest.mark.parametrize("mode, channels", [("L", 1), ("RGB", 3)])
+def test_read_image_gives_uint8_nchw_exactly(tmp_path, mode, channels):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (5, 5, channels) if channels == 3 else (5, 5), dtype=np.uint8)
+    Image.fromarray(arr, mode).save(tmp_path / "x.png")
+    x = read_image(tmp_path / "x.png", 5, channels)
+    assert x.dtype == torch.uint8 and x.shape == (1, channels, 5, 5)
+    assert np.array_equal(x[0].permute(1, 2, 0).numpy().reshape(arr.shape), arr)
+    if channels == 3:  # an RGB file read for a grayscale run is converted, not refused
+        assert read_image(tmp_path / "x.png", 5, 1).shape == (1, 1, 5, 5)
+    with pytest.raises(DataError, match="x.png: unreadable image"):
+        (tmp_path / "x.png").write_bytes(b"junk")
+        read_image(tmp_path / "x.png", 5, channels)
+    with pytest.raises(DataError, match="nothing.png: no such image"):
+        read_image(tmp_path / "nothing.png", 5, channels)
+
+
+def test_losses_and_errors_by_hand():
+    from steadygan.completion import _losses
+
+    class Const(nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def forward(self, x):
+            return torch.full((x.shape[0],), self.value)
+
+    G = nn.Identity()
+    fake = torch.tensor([[[[0.5, -0.5], [1.0, 0.0]]]])
+    target = torch.tensor([[[[0.0, 0.0], [0.0, 0.0]]]])
+    mask = torch.tensor([[[[1.0, 1.0], [0.0, 1.0]]]])
+    contextual = (0.5 + 0.5 + 0.0) / 3
+    assert _losses(G, None, fake, None, target, mask, 1.0).item() == pytest.approx(contextual)
+    assert _losses(G, Const(2.0), fake, None, target, mask, 0.0).item() == pytest.approx(contextual)
+    prior = 0.1 * math.log1p(math.exp(-2.0))  # softplus(-D): a realistic sample (D high) costs little
+    assert _losses(G, Const(2.0), fake, None, target, mask, 0.1).item() == pytest.approx(contextual + prior)
+    original = torch.tensor([[[[0, 255], [100, 50]]]], dtype=torch.uint8)
+    completed = torch.tensor([[[[10, 255], [0, 50]]]], dtype=torch.uint8)
+    holes = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])
+    assert masked_error(completed, original, holes).tolist() == pytest.approx([(10 + 100) / 255 / 2])
+
+
+def _tiny_pair(channels: int = 1):
+    torch.manual_seed(1)
+    G = nn.Sequential(nn.Linear(3, channels * 16), nn.Tanh(), nn.Unflatten(1, (channels, 4, 4)))
+    D = nn.Sequential(nn.Flatten(), nn.Linear(channels * 16, 1), nn.Flatten(0))
+    return G, D
+
+
+def test_defaults_and_argument_checks():
+    G, D = _tiny_pair()
+    images = torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8)
+    mask = make_mask("center", 4)
+    a = complete(G, images, mask, 3, D)
+    b = complete(G, images, mask, 3, D, steps=500, lr=0.05, prior_weight=0.003, restarts=4, seed=0)
+    assert torch.equal(a.z, b.z) and torch.equal(a.completed, b.completed)
+    assert a.z.shape == (2, 3) and a.loss.shape == (2,) and a.labels is None
+    with torch.no_grad():
+        assert torch.equal(to_uint8_images(G(a.z)), a.generated)  # z is the latent of the kept image
+    assert all(p.grad is None for p in list(G.parameters()) + list(D.parameters()))  # only z was optimised
+    for kwargs in ({"steps": 0}, {"restarts": 0}, {"lr": 0.0}, {"prior_weight": -1.0}):
+        with pytest.raises(ConfigError, match="^complete needs steps >= 1, restarts >= 1, lr > 0 and prior_weight"):
+            complete(G, images, mask, 3, **kwargs)
+    assert complete(G, images, mask, 3, steps=1, restarts=1).completed.shape == images.shape
+    with pytest.raises(TypeError, match="complete expects uint8 \\(N, C, H, W\\) images"):
+        complete(G, images.float(), mask, 3)
+    with pytest.raises(TypeError, match="complete expects uint8"):
+        complete(G, images[0], mask, 3)
+    with pytest.raises(ConfigError, match=r"mask is \(8, 8\) but the images are \(4, 4\)"):
+        complete(G, images, make_mask("center", 8), 3)
+
+
+def test_the_prior_term_changes_the_search_only_with_a_discriminator_and_weight():
+    G, D = _tiny_pair(3)
+    images = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)  # RGB
+    mask = make_mask("left", 4)
+    plain = complete(G, images, mask, 3, None, steps=50, restarts=2)
+    weightless = complete(G, images, mask, 3, D, steps=50, restarts=2, prior_weight=0.0)
+    with torch.no_grad():
+        D[1].weight.fill_(5.0)
+    pulled = complete(G, images, mask, 3, D, steps=50, restarts=2, prior_weight=10.0)
+    assert torch.equal(plain.z, weightless.z) and not torch.equal(plain.z, pulled.z)
+    assert plain.completed.shape == (2, 3, 4, 4)
+
+
+def test_given_classes_are_kept_not_searched():
+    class Shift(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.Parameter(torch.zeros(1))
+
+        def forward(self, z, y):
+            return torch.tanh(z[:, :1, None, None] * 0 + (y.float() - 1.5)[:, None, None, None]).expand(-1, 1, 4, 4)
+
+    target = to_uint8_images(Shift()(torch.zeros(2, 2), torch.tensor([3, 3])))
+    given = complete(Shift(), target, make_mask("center", 4), 2, labels=torch.tensor([0, 1]), num_classes=4,
+                     steps=2, restarts=1)
+    assert given.labels.tolist() == [0, 1] and given.labels.dtype == torch.int64

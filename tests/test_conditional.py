@@ -189,3 +189,28 @@ def test_unconditional_pair_refuses_labels():
     pair = GanPair(nn.Linear(2, 2), nn.Linear(2, 1))
     with pytest.raises(ValueError, match="unconditional"):
         pair.generate(torch.randn(1, 2), torch.tensor([0]))
+
+
+def test_class_embeddings_start_on_their_documented_scales():
+    torch.manual_seed(0)
+    pair = build_models("dcgan", (1, 28, 28), 8, width=4, num_classes=10)
+    g_std = pair.generator.embedding.weight.std().item()
+    d_std = pair.discriminator.embedding.weight.std().item()
+    assert 0.85 < g_std < 1.15      # on the scale of z ~ N(0, 1): 320 draws of N(0, 1)
+    assert 0.015 < d_std < 0.025    # DCGAN's N(0, 0.02): D starts near its unconditional self
+    assert abs(pair.discriminator.embedding.weight.mean().item()) < 0.005
+
+
+def test_projection_needs_features_and_a_linear_head():
+    class NoHead(nn.Module):
+        def embed(self, x):
+            return x
+
+    class NoEmbed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(2, 1)
+
+    for base in (NoHead(), NoEmbed()):
+        with pytest.raises(TypeError, match=f"^{type(base).__name__} has no embed\\(\\)/head: cannot add a projection head"):
+            ProjectionDiscriminator(base, 3)

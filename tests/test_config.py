@@ -162,3 +162,9 @@ def test_config_files_of_the_wrong_shape_are_one_line_errors(tmp_path, text, mes
 
 def test_an_empty_set_clears_a_list():
     assert load_config(None, ["d.penalties=[r1]", "d.penalties="]).d.penalties == []
+
+
+def test_format_1_upgrade_of_a_config_without_sections():
+    from steadygan.checkpoint import upgrade_v1_config
+
+    assert from_dict(upgrade_v1_config({})) == load_config()

@@ -159,7 +159,7 @@ _TYPE_WORDS = {float: "a number", int: "an integer", str: "a string", bool: "tru
 
 def _type_name(tp: Any) -> str:
     """How an error message names a config type: 'a number', 'null', 'a list', ..."""
-    return _TYPE_WORDS.get(typing.get_origin(tp) or tp, str(tp))
+    return _TYPE_WORDS[typing.get_origin(tp) or tp]  # every type a config field may have
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

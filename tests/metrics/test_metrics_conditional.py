@@ -26,6 +26,10 @@ def test_class_agreement_by_hand():
     assert class_agreement(torch.tensor([1, 2, 3, 3]), torch.tensor([1, 0, 3, 2])) == 0.5
     with pytest.raises(ValueError, match="equal-length"):
         class_agreement(torch.tensor([1, 2]), torch.tensor([1]))
+    for bad in (torch.tensor([], dtype=torch.long), torch.zeros(2, 2, dtype=torch.long)):
+        with pytest.raises(ValueError, match="1-D label tensors"):
+            class_agreement(bad, bad)
+    assert class_agreement(torch.tensor([4]), torch.tensor([4])) == 1.0  # one sample is enough
 
 
 def test_intra_class_fid_is_the_mean_of_per_class_fids():
@@ -36,6 +40,9 @@ def test_intra_class_fid_is_the_mean_of_per_class_fids():
     assert intra_class_fid(real, real_y, other, other_y, 3) == pytest.approx(expected, rel=1e-9)
     assert intra_class_fid(real, real_y, other, other_y % 2, 3) != intra_class_fid(real, real_y, other, other_y, 3)
     assert math.isnan(intra_class_fid(real, real_y, other[:4], other_y[:4], 3))  # class 2: one sample
+    assert math.isnan(intra_class_fid(real[:4], real_y[:4], other, other_y, 3))
+    two_each = intra_class_fid(real[:6], real_y[:6], other[:6], other_y[:6], 3)  # two per class: enough
+    assert math.isfinite(two_each)
 
 
 def band_label(images: torch.Tensor) -> torch.Tensor:

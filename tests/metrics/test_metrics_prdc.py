@@ -78,8 +78,10 @@ def test_wrappers_use_their_own_k_for_both_radii_and_name_their_keys():
     real, fake = g.normal(size=(5, 2)), g.normal(size=(5, 2))
     # Five samples allow k = 3 but not the other metric's default k = 5: a wrapper that
     # left the other radius at its default would fail here.
-    assert precision_recall(real, fake, k=3) == {k: v for k, v in prdc(real, fake, 3, 3).items()
+    assert precision_recall(real, fake, k=2) == {k: v for k, v in prdc(real, fake, 2, 2).items()
                                                  if k in ("precision", "recall")}
+    many_real, many_fake = g.normal(size=(30, 2)), g.normal(size=(30, 2)) + 1.0
+    assert precision_recall(many_real, many_fake, k=1) != precision_recall(many_real, many_fake, k=3)
     real, fake = g.normal(size=(3, 2)), g.normal(size=(3, 2))
     assert density_coverage(real, fake, k=2) == {k: v for k, v in prdc(real, fake, 2, 2).items()
                                                  if k in ("density", "coverage")}
@@ -100,3 +102,12 @@ def test_shape_errors_name_the_shapes():
         prdc(np.zeros((6, 2)), np.zeros((6, 3)))
     with pytest.raises(ValueError, match="k=5 nearest neighbours need more than 5 samples"):
         prdc(np.zeros((5, 2)), np.zeros((6, 2)), k_pr=3, k_dc=5)
+
+
+def test_defaults_are_the_papers_k():
+    """k = 3 for precision/recall (Kynkaanniemi et al. 2019), k = 5 for density/coverage (Naeem et al. 2020)."""
+    g = np.random.default_rng(7)
+    real, fake = g.normal(size=(40, 3)), g.normal(size=(40, 3)) + 0.3
+    assert prdc(real, fake) == prdc(real, fake, 3, 5)
+    assert precision_recall(real, fake) == precision_recall(real, fake, k=3)
+    assert density_coverage(real, fake) == density_coverage(real, fake, k=5)
