@@ -67,11 +67,14 @@ def test_every_dataset_kind_describes_itself(tmp_path, idx_dir):
     assert ring.info.kind == "points" and ring.info.protocol == "mixture" and ring.info.num_classes == 8
 
 
-def test_folder_with_loose_images_beside_class_folders_is_an_error(tmp_path):
+def test_folder_with_loose_images_beside_class_folders_is_unlabelled(tmp_path):
     _folder(tmp_path)
     Image.new("L", (20, 20)).save(tmp_path / "loose.png")
-    with pytest.raises(DataError, match="beside the class sub-folders"):
-        load_dataset("folder", str(tmp_path), resolution=16)
+    with pytest.warns(UserWarning, match="beside the class sub-folders; the folder is read as unlabelled"):
+        data = load_dataset("folder", str(tmp_path), resolution=16)
+    assert data.labels is None and len(data) == 7
+    with pytest.raises(ConfigError, match="needs labelled data"):
+        build_pair(load_config(None, ["model.conditional=true"]), data.info)
 
 
 def test_batches_carry_the_labels_of_their_samples(idx_dir):

@@ -49,6 +49,8 @@ def test_defaults_validate():
     (["g.lr=.nan"], r"g.lr: expected a finite number, got nan"),
     (["g.lr=inf"], r"g.lr: expected a number, got 'inf'"),
     (["train.ema=1e-3x"], r"train.ema: expected a number, got '1e-3x'"),
+    (["d.penalties=r1:gamma=["], r"penalty spec 'r1:gamma=\[': cannot parse the value of 'gamma'"),
+    (["train.on_nan=rollback", "train.rollback_lr_factor=1"], r"rollback_lr_factor must be in \(0, 1\)"),
     (["d.betas=[0.5, 1.0]"], r"d.betas must be two numbers in \[0, 1\)"),
     (["g.betas=[1, 0.9]"], r"g.betas must be two numbers in \[0, 1\)"),
     (["g.betas=[-0.1, 0.9]"], r"g.betas must be two numbers in \[0, 1\)"),

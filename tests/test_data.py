@@ -250,6 +250,9 @@ def test_cifar_reads_every_train_batch_in_order_and_the_test_batch(tmp_path):
     ({b"data": np.zeros(3072, np.uint8), b"labels": [0]}, "not a CIFAR-10 batch"),
     ({b"data": [[0] * 3072], b"labels": [0]}, "not a CIFAR-10 batch"),
     ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "2 images but 1 labels"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "labels must be integers 0..9"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [-1, 3]}, "labels must be integers 0..9"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": ["a", 3]}, "labels must be integers 0..9"),
 ])
 def test_malformed_cifar_batches_are_clear_errors(tmp_path, content, message):
     with open(tmp_path / "data_batch_1", "wb") as f:

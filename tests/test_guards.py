@@ -33,10 +33,18 @@ def steps_in(run_dir: Path) -> list[int]:
 
 def test_a_second_process_on_a_locked_run_is_refused_with_the_first_ones_pid(tmp_path, capsys):
     first = train(toy_cfg(tmp_path, "train.steps=2"))
-    with run_lock(first.run_dir):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from steadygan.guards import run_lock\n"
+        "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)"), str(first.run_dir)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
         assert main(["train", "--resume", str(first.run_dir), "--steps", "4", "--no-progress"]) == 2
+    finally:
+        holder.kill()
+        holder.wait()
     err = capsys.readouterr().err
-    assert f"is in use by another steadygan process (PID {os.getpid()})" in err
+    assert f"is in use by another steadygan process (PID {holder.pid})" in err
     # The lock dies with its holder: a lock file left behind by a killed process is no obstacle.
     (first.run_dir / ".lock").write_text("999999\n")
     assert main(["train", "--resume", str(first.run_dir), "--steps", "4", "--no-progress"]) == 0

@@ -73,6 +73,29 @@ def test_an_allowed_config_change_reaches_the_optimisers_and_identity_keys_never
     assert "cannot resume" in capsys.readouterr().err
 
 
+def test_skipped_checkpoints_are_moved_aside_and_never_rotate_the_good_ones_away(tmp_path, capsys):
+    run = train(toy_cfg(tmp_path, "train.steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=1")).run_dir
+    newest = latest_checkpoint(run)
+    good = load_checkpoint(newest)
+    newest.write_bytes(newest.read_bytes()[:500])
+    torch.save(good | {"step": 2}, run / "checkpoints" / "ckpt-00000002.pt")  # an older good one
+    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
+    assert "moved aside to ckpt-00000004.pt.skipped" in capsys.readouterr().err
+    assert [p.name for p in list_checkpoints(run)] == ["ckpt-00000006.pt"]
+    assert (run / "checkpoints" / "ckpt-00000004.pt.skipped").exists()
+
+
+def test_the_optimizer_type_cannot_change_on_resume(tmp_path, capsys):
+    run = train(toy_cfg(tmp_path, "train.steps=2")).run_dir
+    assert main(["train", "--resume", str(run), "--steps", "3", "--no-progress", "--allow-config-change",
+                 "--set", "d.optimizer=sgd", "--set", "d.betas=null"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "another d.optimizer" in err
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    assert main(["train", "--resume", str(run), "--config", str(tmp_path / "list.yaml"), "--no-progress"]) == 2
+    assert "a config is a mapping of sections" in capsys.readouterr().err
+
+
 def test_a_checkpoint_with_non_finite_values_is_skipped(tmp_path, capsys):
     run = train(toy_cfg(tmp_path, "train.steps=4", "train.checkpoint_every=2")).run_dir
     newest = latest_checkpoint(run)

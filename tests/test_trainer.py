@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from steadygan.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from steadygan.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
 from steadygan.config import load_config
 from steadygan.registry import ConfigError
 from steadygan.trainer import Trainer, TrainingDiverged, new_run_dir, train
@@ -179,7 +179,7 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path):
 def test_init_from_with_other_shapes_names_the_layer(tmp_path):
     source = train(toy_cfg(tmp_path, "train.steps=2"))
     cfg = toy_cfg(tmp_path, "model.width=32", f"train.init_from={source.run_dir}")
-    with pytest.raises(ConfigError, match=r"layer 'net.0.weight' has shape \(16, 4\) there but \(32, 4\) here"):
+    with pytest.raises(CheckpointError, match=r"layer 'net.0.weight' has shape \(16, 4\) there but \(32, 4\) here"):
         train(cfg)
     with pytest.raises(ConfigError, match="neither a checkpoint file nor a run directory"):
         train(toy_cfg(tmp_path, f"train.init_from={tmp_path / 'nowhere'}"))
@@ -189,13 +189,16 @@ def test_format_1_checkpoints_still_sample_and_resume(tmp_path):
     """Checkpoints written before format 2: every option stored (ignored ones too), no data description."""
     from steadygan.cli import main
 
+    import yaml
+
     first = train(toy_cfg(tmp_path, "train.steps=2"))
     ckpt = latest_checkpoint(first.run_dir)
     payload = load_checkpoint(ckpt)
-    del payload["data"], payload["format"]
+    del payload["data"], payload["format"], payload["config"]["model"]["conditional"]  # keys added since
     for player in ("d", "g"):
         payload["config"][player].update(momentum=0.0, nesterov=False, alpha=0.99)
     torch.save({"format": 1, **payload}, ckpt)
+    (first.run_dir / "config.yaml").write_text(yaml.safe_dump(payload["config"]))  # as that release wrote it
     assert main(["sample", str(first.run_dir), "-n", "8", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["train", "--resume", str(first.run_dir), "--steps", "3", "--no-progress"]) == 0
     assert load_checkpoint(latest_checkpoint(first.run_dir))["step"] == 3

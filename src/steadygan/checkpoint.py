@@ -180,3 +180,20 @@ def upgrade_v1_config(config: dict[str, Any]) -> dict[str, Any]:
                 if key not in takes:
                     pc[key] = None
     return config
+
+
+def load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor] | None, what: str) -> None:
+    """``net.load_state_dict(state)`` with a one-line error naming the first mismatched layer."""
+    if state is None:
+        raise CheckpointError(f"{what}: no weights stored")
+    own = net.state_dict()
+    for name, tensor in own.items():
+        if name not in state:
+            raise CheckpointError(f"{what} has no '{name}': the networks differ (architecture, conditioning or size)")
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{what}: layer '{name}' has shape {tuple(state[name].shape)} there but "
+                              f"{tuple(tensor.shape)} here; use the same model settings (or data size)")
+    extra = sorted(set(state) - set(own))
+    if extra:
+        raise CheckpointError(f"{what} has '{extra[0]}', which this run's network lacks: the networks differ")
+    net.load_state_dict(state)

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -40,7 +41,8 @@ from .checkpoint import atomic_write_text, latest_checkpoint
 from .config import RESUMABLE_CHANGES, Config, diff_configs, from_dict, load_config
 from .images import newest_sample_grid
 from .registry import ConfigError
-from .resume import newest_usable_checkpoint
+from .guards import LOCK_FILE, request_stop_on_sigterm, run_lock
+from .resume import newest_usable_checkpoint, normalised
 from .report import MARKER, PLAN_FILE, write_report
 from .trainer import TrainingDiverged, train
 from .variants import BASELINE, Variant, parse_variants
@@ -141,6 +143,7 @@ def _marker(job: RunJob, status: str, step: int, stopped: str, checkpoint: Path 
 
 
 def _check_resumable(job: RunJob, saved: dict[str, Any]) -> None:
+    saved = normalised(saved, str(job.run_dir))  # configs of older releases compare by meaning
     changed = [k for k in diff_configs(saved, job.cfg.to_dict()) if k not in _LAB_RESUMABLE]
     if changed:
         raise ConfigError(f"{job.run_dir} was trained with a different config ({', '.join(changed)} changed); "
@@ -153,6 +156,12 @@ def run_one(job: RunJob, threads: int | None = None, parallel: int = 1) -> dict[
     """Skip, resume or train one pair; returns its marker plus ``action`` (what was done).
 
     ``parallel``: how many runs train at once (recorded in the marker for the report)."""
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(job.run_dir):  # before the directory is touched: one writer, even while it is cleaned
+        return _run_one_locked(job, threads, parallel)
+
+
+def _run_one_locked(job: RunJob, threads: int | None, parallel: int) -> dict[str, Any]:
     marker = read_marker(job.run_dir)
     ckpt = latest_checkpoint(job.run_dir)
     saved = job.run_dir / "config.yaml"
@@ -171,9 +180,10 @@ def run_one(job: RunJob, threads: int | None = None, parallel: int = 1) -> dict[
         _check_resumable(job, resume["config"])
         (job.run_dir / MARKER).unlink(missing_ok=True)  # a larger budget reopens a finished run
         action = f"resumed from step {resume['step']}"  # the trainer cuts stats.jsonl back to this step
-    elif job.run_dir.exists():
-        shutil.rmtree(job.run_dir)  # started but never checkpointed: nothing worth keeping
-    job.run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        for entry in job.run_dir.iterdir():  # started but never checkpointed: nothing worth keeping
+            if entry.name != LOCK_FILE:  # (the lock we hold stays: removing it would let a second writer in)
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     started = time.perf_counter()
     try:
         result = train(job.cfg, run_dir=job.run_dir, resume=resume)
@@ -232,27 +242,42 @@ def _run_pool(jobs: list[RunJob], workers: int) -> None:
     # Split the cores between workers: torch's default of one thread per core in every
     # worker would oversubscribe the machine and make each run slower than sequential.
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    # Workers remember a SIGTERM that arrives outside a training loop (start-up, between
+    # runs) instead of dying of it, so every worker stops the same way: at a step boundary.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=request_stop_on_sigterm)
     interrupted = False
+    futures: dict = {}
+    terminated = []
 
     def pass_on_sigterm(signum, frame):
         # SIGTERM reaches this process only (unlike a terminal's Ctrl-C, which reaches the
-        # whole process group): hand it to every worker, which then stops at a step
-        # boundary and checkpoints, and wait for them below. The pool keeps its worker
-        # processes in a private mapping; there is no public way to signal them.
+        # whole process group): no new run starts, and every worker gets the signal, stops
+        # at a step boundary and checkpoints; the loop below waits for them. The pool keeps
+        # its worker processes in a private mapping; there is no public way to signal them.
+        terminated.append(signum)
+        for future in futures:
+            future.cancel()
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             if process.is_alive():
                 process.terminate()
 
-    previous = signal.signal(signal.SIGTERM, pass_on_sigterm) if threading.current_thread() is threading.main_thread() \
-        else None
+    previous = (signal.signal(signal.SIGTERM, pass_on_sigterm)
+                if threading.current_thread() is threading.main_thread() else None)
     try:
-        futures = {pool.submit(run_one, job, None if job.cfg.train.threads else threads, workers): job
-                   for job in jobs}
+        for job in jobs:
+            futures[pool.submit(run_one, job, None if job.cfg.train.threads else threads, workers)] = job
         for done, future in enumerate(as_completed(futures), 1):
+            if future.cancelled():
+                continue
             outcome = future.result()
             interrupted |= outcome["action"] == "interrupted"
             _log(f"[{done}/{len(jobs)}] {futures[future].name}: {describe(outcome)}")
+        interrupted |= bool(terminated)
+    except BrokenProcessPool as exc:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise ConfigError(f"a compare worker process died ({exc}); run the same command again to resume "
+                          "the unfinished runs") from exc
     except BaseException:
         # On Ctrl-C the workers got the same signal: each stops at a step boundary and
         # checkpoints. Runs not yet started are dropped; the next compare starts them.

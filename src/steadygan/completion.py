@@ -51,7 +51,7 @@ def make_mask(kind: str | Path, resolution: int, seed: int = 0) -> Tensor:
         try:
             with Image.open(path) as img:
                 gray = np.asarray(img.convert("L"))
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"{path}: unreadable mask image ({exc})") from exc
         if gray.shape != (resolution, resolution):
             raise ConfigError(f"{path}: the mask is {gray.shape[1]}x{gray.shape[0]} px but the run's images are "

@@ -131,7 +131,11 @@ def parse_spec(spec: Any, what: str) -> dict[str, Any] | None:
         key, eq, value = item.partition("=")
         if not eq:
             raise ConfigError(f"{what} spec '{spec}': '{item}' is not key=value")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{what} spec '{spec}': cannot parse the value of {key.strip()!r} "
+                              f"({str(exc).splitlines()[0]})") from exc
     return out
 
 
@@ -256,25 +260,29 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({exc})") from exc
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a dict of sections; ConfigError for anything else."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of sections (data:, model:, train:, ...); "
+                          f"got {data!r:.60}")
+    for section, value in data.items():
+        if isinstance(getattr(Config(), str(section), None), (DataConfig, ModelConfig, PlayerConfig, TrainConfig)) \
+                and value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{path}: section '{section}' must be a mapping of keys (e.g. {section}: "
+                              f"{{key: value}}), got {value!r}")
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults <- YAML file <- overrides, validated."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a config is a mapping of sections (data:, model:, train:, ...); "
-                              f"got {data!r:.60}")
-        for section, value in data.items():
-            if isinstance(getattr(Config(), str(section), None), (DataConfig, ModelConfig, PlayerConfig, TrainConfig)) \
-                    and value is not None and not isinstance(value, dict):
-                raise ConfigError(f"{path}: section '{section}' must be a mapping of keys (e.g. {section}: "
-                                  f"{{key: value}}), got {value!r}")
+    data: dict[str, Any] = read_config_file(path) if path is not None else {}
     for assignment in overrides:
         apply_override(data, assignment)
     return from_dict(data)
@@ -330,8 +338,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.on_nan must be 'stop' or 'rollback' (got {t.on_nan!r})")
     if t.max_rollbacks < 0:
         raise ConfigError(f"train.max_rollbacks must be >= 0 (got {t.max_rollbacks})")
-    if not 0 < t.rollback_lr_factor <= 1:
-        raise ConfigError(f"train.rollback_lr_factor must be in (0, 1] (got {t.rollback_lr_factor})")
+    if not 0 < t.rollback_lr_factor < 1:
+        # 1 would replay the same steps (same RNG state, same rates) into the same divergence.
+        raise ConfigError(f"train.rollback_lr_factor must be in (0, 1) (got {t.rollback_lr_factor})")
     if t.amp not in ("none", "bf16"):
         raise ConfigError(f"train.amp must be 'none' or 'bf16' (got {t.amp!r})")
     _validate_eval(t)

@@ -36,9 +36,20 @@ class RunLocked(ConfigError):
     """Another live process is training into this run directory."""
 
 
+_HELD: dict[str, int] = {}  # locks this process holds, by path: re-entrant within one process
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     path = Path(run_dir) / LOCK_FILE
+    key = str(path.resolve())
+    if key in _HELD:  # e.g. compare holds it while it prepares the directory, then trains in it
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -49,15 +60,37 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                             "finish or stop it, or train into another directory") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
     finally:
         os.close(fd)  # releases the lock
 
 
+STOP_REQUESTED = threading.Event()  # worker processes: a stop signal was received; no new training
+
+
+def request_stop_on_sigterm() -> None:
+    """For worker processes (``compare -j N``): a SIGTERM is remembered for the rest of the
+    process. One that arrives while no run trains (start-up, evaluation set-up, between
+    runs) no longer kills the worker, and every later training loop stops at its first
+    step boundary with a checkpoint."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOP_REQUESTED.set())
+    _sticky[0] = True
+
+
+_sticky = [False]  # set in worker processes: a signal during training also sets STOP_REQUESTED
+
+
 @contextlib.contextmanager
 def stop_signals() -> Iterator[threading.Event]:
-    """A flag set by the first SIGINT or SIGTERM; a second one raises KeyboardInterrupt."""
+    """A flag set by the first SIGINT or SIGTERM (or already set by :func:`request_stop_on_sigterm`);
+    a second signal raises KeyboardInterrupt."""
     flag = threading.Event()
+    if STOP_REQUESTED.is_set():
+        flag.set()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -67,6 +100,8 @@ def stop_signals() -> Iterator[threading.Event]:
         if flag.is_set():
             raise KeyboardInterrupt
         flag.set()
+        if _sticky[0]:
+            STOP_REQUESTED.set()
 
     for s in previous:
         signal.signal(s, handler)

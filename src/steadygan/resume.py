@@ -9,8 +9,11 @@
 * The config may change between a run and its resume only in keys that say how long and how
   loudly it runs; ``--allow-config-change`` also admits the keys the trainer rebuilds from the
   config (learning rates and other optimiser options, losses, penalties, clippers, n_critic,
-  EMA decay), which then take effect. What the networks, the data and the random streams were
-  built from (``data.*``, ``model.*``, ``train.seed``) can never change on resume.
+  EMA decay), which then take effect. What the networks, the data, the random streams and the
+  optimiser states were built from (``data.*``, ``model.*``, ``train.seed``, the optimiser
+  types) can never change on resume.
+* Configs written by an older release are read as the current one reads them (format-1
+  options unset, new keys at their defaults) before they are compared.
 """
 
 from __future__ import annotations
@@ -21,13 +24,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from .config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, from_dict
+from .config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, from_dict, read_config_file
 from .registry import ConfigError
 
-FIXED_ON_RESUME = ("data.", "model.", "train.seed")
+# What the networks, the data, the random streams and the optimiser states were built from.
+FIXED_ON_RESUME = ("data.", "model.", "train.seed", "d.optimizer", "g.optimizer")
+
+
+def normalised(config: dict[str, Any], what: str) -> dict[str, Any]:
+    """A stored config as the current release reads it (format-1 options unset, defaults for
+    keys added since): configs written by different releases compare by meaning."""
+    from .checkpoint import upgrade_v1_config
+
+    try:
+        return from_dict(upgrade_v1_config(copy.deepcopy(config))).to_dict()
+    except ConfigError as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
 
 
 def _fixed(key: str) -> bool:
@@ -52,8 +66,16 @@ def _non_finite(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def newest_usable_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """The newest checkpoint of ``run_dir`` that loads and is finite; warns about each one skipped."""
+SKIPPED_SUFFIX = ".skipped"
+
+
+def newest_usable_checkpoint(run_dir: Path, quarantine: bool = True) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of ``run_dir`` that loads and is finite; warns about each one skipped.
+
+    With ``quarantine`` (a resume of this run) each skipped file is renamed to
+    ``ckpt-N.pt.skipped``: it no longer counts as the newest checkpoint, takes no place in
+    the rotation, and stays on disk for inspection.
+    """
     found = list_checkpoints(run_dir)
     if not found:
         raise ConfigError(f"{run_dir}: no checkpoint to resume from (expected {run_dir}/checkpoints/ckpt-*.pt)")
@@ -61,15 +83,17 @@ def newest_usable_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     for path in reversed(found):
         try:
             payload = load_checkpoint(path)
+            bad = _non_finite(payload)
+            reason = None if bad is None else f"{path}: it holds non-finite values ({bad})"
         except CheckpointError as exc:
-            reasons.append(str(exc))
-            print(f"warning: skipping {exc}", file=sys.stderr)
-            continue
-        bad = _non_finite(payload)
-        if bad is None:
+            payload, reason = None, str(exc)
+        if reason is None:
             return path, payload
-        reasons.append(f"{path}: non-finite values in {bad}")
-        print(f"warning: skipping {path}: it holds non-finite values ({bad})", file=sys.stderr)
+        reasons.append(reason)
+        if quarantine:
+            path.rename(path.with_name(path.name + SKIPPED_SUFFIX))
+            reason += f"; moved aside to {path.name}{SKIPPED_SUFFIX}"
+        print(f"warning: skipping {reason}", file=sys.stderr)
     raise CheckpointError(f"{run_dir}: no usable checkpoint ({'; '.join(reasons)})")
 
 
@@ -78,13 +102,8 @@ def check_belongs(run_dir: Path, ckpt: Path, payload: dict[str, Any]) -> None:
     own = Path(run_dir) / "config.yaml"
     if not own.exists():
         return
-    try:
-        run_config = yaml.safe_load(own.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{own}: not valid YAML ({exc})") from exc
-    if not isinstance(run_config, dict):
-        raise ConfigError(f"{own}: not a steadygan config")
-    differs = [k for k in diff_configs(run_config, payload["config"]) if _fixed(k)]
+    run_config = normalised(read_config_file(own), str(own))
+    differs = [k for k in diff_configs(run_config, normalised(payload["config"], str(ckpt))) if _fixed(k)]
     if differs:
         raise CheckpointError(f"{ckpt} does not belong to {run_dir}: its {', '.join(differs)} differ from "
                               f"{own}; it was copied from another run")
@@ -96,14 +115,8 @@ def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
     run_dir = Path(run_dir)
     ckpt, payload = newest_usable_checkpoint(run_dir)
     check_belongs(run_dir, ckpt, payload)
-    saved = payload["config"]
-    if config_path:
-        try:
-            data = yaml.safe_load(Path(config_path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{config_path}: cannot read config ({exc})") from exc
-    else:
-        data = copy.deepcopy(saved)
+    saved = normalised(payload["config"], str(ckpt))
+    data = read_config_file(config_path) if config_path else copy.deepcopy(saved)
     for assignment in overrides:
         apply_override(data, assignment)
     cfg = from_dict(data)
@@ -111,7 +124,8 @@ def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
     fixed = [k for k in changed if _fixed(k)]
     if fixed:
         raise ConfigError(f"cannot resume {run_dir} with another {', '.join(fixed)}: the checkpoint's networks, "
-                          "data and random streams were built from them; start a new run (or --init-from it)")
+                          "data, random streams and optimiser states were built from them; start a new run "
+                          "(or --init-from it)")
     if changed and not allow_change:
         raise ConfigError(
             f"refusing to resume {run_dir}: the config changed in {', '.join(changed)} "

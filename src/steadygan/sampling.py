@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .build import build_pair, info_from_config
-from .checkpoint import latest_checkpoint, load_checkpoint
+from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_matching
 from .config import Config, from_dict
 from .data import DataInfo
 from .models import call
@@ -73,12 +73,15 @@ def load_networks(run_dir: str | Path, checkpoint: str | Path | None = None, use
         raise ConfigError(f"{run_dir}: no checkpoint found (expected {run_dir}/checkpoints/ckpt-*.pt)")
     payload = load_checkpoint(ckpt)
     cfg = from_dict(payload["config"])
-    info = DataInfo.from_dict(payload["data"]) if payload.get("data") else info_from_config(cfg)
+    try:
+        info = DataInfo.from_dict(payload["data"]) if payload.get("data") else info_from_config(cfg)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{ckpt}: its data description is damaged ({exc!r})") from exc
     pair = build_pair(cfg, info)
-    ema = use_ema and payload["ema"] is not None
-    pair.generator.load_state_dict(payload["ema"] if ema else payload["generator"])
+    ema = use_ema and payload.get("ema") is not None
+    load_matching(pair.generator, payload["ema"] if ema else payload["generator"], f"the generator in {ckpt}")
     if payload.get("discriminator") is not None:
-        pair.discriminator.load_state_dict(payload["discriminator"])
+        load_matching(pair.discriminator, payload["discriminator"], f"the discriminator in {ckpt}")
     loaded = LoadedGenerator(pair.generator.to(device).eval(), cfg, int(payload["step"]), ckpt, ema, info,
                              cfg.model.conditional)
     return loaded, pair.discriminator.to(device).eval()

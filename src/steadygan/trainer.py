@@ -32,7 +32,7 @@ import torch
 from .batch import Batch
 from .build import build_data, build_pair
 from .checkpoint import (atomic_write_text, capture_rng, checkpoint_path, latest_checkpoint, load_checkpoint,
-                         restore_rng, save_checkpoint)
+                         load_matching, restore_rng, save_checkpoint)
 from .clipping import build_clipper
 from .config import Config, dump_config
 from .data import BatchSampler, InMemoryData, mixture
@@ -163,8 +163,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _load_matching(self.G, state.get("generator"), "the checkpoint's generator")
-        _load_matching(self.D, state.get("discriminator"), "the checkpoint's discriminator")
+        load_matching(self.G, state.get("generator"), "the checkpoint's generator")
+        load_matching(self.D, state.get("discriminator"), "the checkpoint's discriminator")
         if self.ema is not None:
             if state.get("ema") is None:
                 raise ConfigError("this checkpoint has no EMA generator; resume with train.ema=0")
@@ -197,14 +197,18 @@ class Trainer:
         tensor must match this run's networks in name and shape; a mismatch is an error that
         names the layer.
         """
+        from .resume import newest_usable_checkpoint
+
         source = Path(source)
-        ckpt = source if source.is_file() else latest_checkpoint(source)
-        if ckpt is None:
+        if source.is_file():
+            ckpt, state = source, load_checkpoint(source)
+        elif latest_checkpoint(source) is not None:
+            ckpt, state = newest_usable_checkpoint(source, quarantine=False)  # another run: leave its files be
+        else:
             raise ConfigError(f"train.init_from: {source} is neither a checkpoint file nor a run directory "
                               "with checkpoints")
-        state = load_checkpoint(ckpt)
         for key, net in (("generator", self.G), ("discriminator", self.D)):
-            _load_matching(net, state.get(key), f"{key} of {ckpt}")
+            load_matching(net, state.get(key), f"{key} of {ckpt}")
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"] if state.get("ema") is not None else self.G.state_dict())
         return ckpt
@@ -214,12 +218,12 @@ class Trainer:
 
         Refuses (Diverged) when any parameter, buffer or optimiser state is not finite: a
         checkpoint on disk is always one that training can continue from."""
+        if self.ema is not None:
+            self.ema.refresh_batch_stats()  # the saved EMA samples well in eval mode
         bad = first_non_finite({"G": self.G, "D": self.D, "EMA": self.ema.model if self.ema else None},
                                {"G": self.g.optimizer, "D": self.d.optimizer})
         if bad is not None:
             raise Diverged(self.step, bad, math.nan)
-        if self.ema is not None:
-            self.ema.refresh_batch_stats()  # the saved EMA samples well in eval mode
         if path is not None:
             return save_checkpoint(self.state_dict(), path)
         return save_checkpoint(self.state_dict(), checkpoint_path(self.run_dir, self.step), self.cfg.train.keep_checkpoints)
@@ -291,31 +295,37 @@ class Trainer:
         self._last_ckpt, self._last_samples = latest_checkpoint(self.run_dir), None
         try:
             self.periodic_eval.prepare()  # extractor and real features, off the training clock
+            # The handler stays in place through the final evaluation and save: a SIGTERM
+            # there still ends with the checkpoint.
             with stop_signals() as interrupted:
                 while True:
                     try:
                         stopped = self._loop(tracker, interrupted)
+                        self._finish(tracker, stopped)
                         break
                     except Diverged as exc:
                         if not self._rollback(exc, tracker):
                             raise
-            tracker.flush()
-            final_eval = (stopped != "interrupted" and self.periodic_eval.enabled
-                          and self.periodic_eval.last_step != self.step)
-            if final_eval:
-                self.evaluate(tracker)  # every evaluated run ends with its final score
         except Diverged as exc:
             tracker.close()
             where = (f"the last good checkpoint is {self._last_ckpt}" if self._last_ckpt
                      else "no checkpoint was written")
             raise TrainingDiverged(f"{exc}; stopping ({where}). Lower the learning rate or add a "
                                    "stabiliser (see `steadygan methods`).") from exc
-        if final_eval or self._last_ckpt != checkpoint_path(self.run_dir, self.step):
-            self._last_ckpt = self.save()  # after the final evaluation: its state (best, last step) is kept
-        if self._last_samples is None or self.step % t.sample_every != 0:
-            self._last_samples = self.write_samples(tracker)
         tracker.close()
         return TrainResult(self.run_dir, self.step, stopped, self._last_ckpt, self._last_samples)
+
+    def _finish(self, tracker: Tracker, stopped: str) -> None:
+        """Final evaluation (unless interrupted), final checkpoint and sample grid."""
+        tracker.flush()
+        final_eval = (stopped != "interrupted" and self.periodic_eval.enabled
+                      and self.periodic_eval.last_step != self.step)
+        if final_eval:
+            self.evaluate(tracker)  # every evaluated run ends with its final score
+        if final_eval or self._last_ckpt != checkpoint_path(self.run_dir, self.step):
+            self._last_ckpt = self.save()  # after the final evaluation: its state (best, last step) is kept
+        if self._last_samples is None or self.step % self.cfg.train.sample_every != 0:
+            self._last_samples = self.write_samples(tracker)
 
     def _rollback(self, exc: Diverged, tracker: Tracker) -> bool:
         """train.on_nan=rollback: back to the last good checkpoint with lower learning rates."""
@@ -373,31 +383,15 @@ class Trainer:
         return stats
 
 
-def _load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor] | None, what: str) -> None:
-    """``net.load_state_dict(state)`` with a one-line error naming the first mismatched layer."""
-    if state is None:
-        raise ConfigError(f"{what}: no weights stored")
-    own = net.state_dict()
-    for name, tensor in own.items():
-        if name not in state:
-            raise ConfigError(f"{what} has no '{name}': the networks differ (architecture, conditioning or size)")
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ConfigError(f"{what}: layer '{name}' has shape {tuple(state[name].shape)} there but "
-                              f"{tuple(tensor.shape)} here; use the same model settings (or data size)")
-    extra = sorted(set(state) - set(own))
-    if extra:
-        raise ConfigError(f"{what} has '{extra[0]}', which this run's network lacks: the networks differ")
-    net.load_state_dict(state)
-
-
 def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | None = None,
           data: InMemoryData | None = None) -> TrainResult:
     """Train a new run (numbered directory under train.out_dir) or resume one from its state."""
     trainer = Trainer(cfg, run_dir, data)
-    if trainer.run_dir is None:  # created only now that data and models were built without error
-        trainer.run_dir = new_run_dir(cfg.train.out_dir, cfg.train.name)
     if resume is not None:
         trainer.load_state_dict(resume)
     elif cfg.train.init_from:
         trainer.init_from(cfg.train.init_from)
+    trainer.periodic_eval.prepare()  # its data, extractor and weights files are checked here too
+    if trainer.run_dir is None:  # created only now that everything above worked: no empty run dirs
+        trainer.run_dir = new_run_dir(cfg.train.out_dir, cfg.train.name)
     return trainer.train()

@@ -42,6 +42,8 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
         raise DataError(f"{path}: not a CIFAR-10 batch (expected 'data' of shape (N, 3072) and 'labels')")
     if len(labels) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < 10 for v in labels):
+        raise DataError(f"{path}: CIFAR-10 labels must be integers 0..9")
     return data, list(labels)
 
 

@@ -6,6 +6,7 @@ sub-folders is unlabelled.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,9 @@ def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple
     if not classes:
         return x, None
     if len(classes) != len({p.relative_to(root).parts[0] for p in files}):
-        raise DataError(f"{root}: some images lie beside the class sub-folders; put every image in a "
-                        "class sub-folder, or all of them directly in the folder")
+        # Images both beside and inside sub-folders: no consistent classes. Fine for an
+        # unconditional run; a conditional one then says it needs labelled data.
+        warnings.warn(f"{root}: some images lie beside the class sub-folders; the folder is read as "
+                      "unlabelled (put every image in a class sub-folder to use the classes)", stacklevel=2)
+        return x, None
     return x, torch.from_numpy(labels)

@@ -43,8 +43,10 @@ def _decompress(path: Path, data: bytes) -> bytes:
         rest = stream.decompress(stream.unconsumed_tail, 0) + stream.flush()
         if not stream.eof:
             raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        if stream.unused_data:  # a multi-member gzip file: the header check above has passed
+            rest += gzip.decompress(stream.unused_data)
         return head + rest
-    except (zlib.error, EOFError) as exc:
+    except (zlib.error, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot read ({exc}); re-copy or re-install the file") from exc
 
 

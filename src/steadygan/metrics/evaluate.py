@@ -192,18 +192,20 @@ class Evaluator:
                     # Mode counts grow with n: the floor counts as many real samples as are generated.
                     self._reference["floor"].update(self._stacked_modes(real_x))
                 if self.conditional:
-                    self._conditional_reference(train.labels[real_i], other_x, floor_set, other.labels[other_i])
+                    self._conditional_reference(train.labels[real_i], other_x, floor_set, other.labels[other_i],
+                                                train.num_classes)
         return self._reference
 
     def _conditional_reference(self, real_labels: torch.Tensor | None, other_x: torch.Tensor,
-                               other_features: torch.Tensor, other_labels: torch.Tensor | None) -> None:
+                               other_features: torch.Tensor, other_labels: torch.Tensor | None,
+                               num_classes: int) -> None:
         """Real-vs-real values of the conditional metrics: the classifier's accuracy on the
         floor set, and the intra-class FID between the two real sets."""
         if real_labels is None or other_labels is None:
             raise ConfigError(f"dataset '{self.dataset}' has no labels: the conditional metrics need them")
         ref = self._reference
         ref["real_labels"] = real_labels.cpu()
-        ref["num_classes"] = int(max(real_labels.max(), other_labels.max())) + 1
+        ref["num_classes"] = num_classes  # the dataset's, not the subsets': a class missing there is NaN
         ref["floor"]["intra_fid"] = intra_class_fid(ref["real"], ref["real_labels"], other_features,
                                                     other_labels.cpu(), ref["num_classes"])
         if isinstance(self.extractor, ClassifierExtractor):
