@@ -17,7 +17,7 @@ import torch
 from steadygan import checkpoint
 from steadygan.checkpoint import StorageError, latest_checkpoint, list_checkpoints, load_checkpoint
 from steadygan.cli import main
-from steadygan.guards import run_lock, truncate_stats
+from steadygan.guards import truncate_stats
 from steadygan.trainer import Trainer, TrainingDiverged, new_run_dir, train
 
 from test_trainer import toy_cfg
