@@ -94,3 +94,19 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_free_space_reads_like_a_person_would_write_it(monkeypatch, tmp_path):
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    for free, text in ((500, "500 B"), (2048, "2.0 KiB"), (5 * 1024 ** 2 + 1, "5.0 MiB"), (3 * 1024 ** 3, "3.0 GiB"),
+                       (7 * 1024 ** 4, "7.0 TiB"), (5000 * 1024 ** 4, "5000.0 TiB")):
+        monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda _, f=free: usage(0, 0, f))
+        assert checkpoint.free_space(tmp_path) == text
+
+    def broken(_):
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", broken)
+    assert checkpoint.free_space(tmp_path) == "unknown space"

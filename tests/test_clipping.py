@@ -172,4 +172,6 @@ def test_clipper_option_errors_name_the_clipper_and_option(spec, message):
 
 def test_clipper_repr_lists_its_options():
     assert repr(build_clipper({"name": "norm", "max_norm": 2})) == "NormClipper(max_norm=2.0)"
+    assert repr(build_clipper({"name": "agc"})) == "AdaptiveClipper(clipping=0.01, eps=0.001)"
+    assert build_clipper({"name": "weight-clip"}).c == 0.01 and build_clipper({"name": "value"}).eps == 0.01
     assert repr(build_clipper(None)) == "NoClip()"

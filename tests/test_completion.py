@@ -113,6 +113,7 @@ def test_mask_shapes_by_hand(tmp_path):
     assert torch.equal(center, expected)
     left = make_mask("left", 8)[0, 0]
     assert torch.equal(left[:, :4], torch.zeros(8, 4)) and torch.equal(left[:, 4:], torch.ones(8, 4))
+    assert torch.equal(make_mask("random", 16), make_mask("random", 16, seed=0))
     rnd = make_mask("random", 32, seed=3)
     assert torch.equal(rnd, make_mask("random", 32, seed=3)) and not torch.equal(rnd, make_mask("random", 32, seed=4))
     assert 0.4 < rnd.mean().item() < 0.6 and set(rnd.unique().tolist()) == {0.0, 1.0}
@@ -176,10 +177,15 @@ def test_losses_and_errors_by_hand():
     assert _losses(G, Const(2.0), fake, None, target, mask, 0.0).item() == pytest.approx(contextual)
     prior = 0.1 * math.log1p(math.exp(-2.0))  # softplus(-D): a realistic sample (D high) costs little
     assert _losses(G, Const(2.0), fake, None, target, mask, 0.1).item() == pytest.approx(contextual + prior)
+    assert _losses(G, Const(2.0), fake, None, target, mask, 1.0).item() == pytest.approx(contextual + prior * 10)
+    two = _losses(G, None, torch.cat([fake, fake * 0]), None, torch.cat([target, target]), mask, 0.0)
+    assert two.tolist() == pytest.approx([contextual, 0.0])  # one value per image
     original = torch.tensor([[[[0, 255], [100, 50]]]], dtype=torch.uint8)
     completed = torch.tensor([[[[10, 255], [0, 50]]]], dtype=torch.uint8)
     holes = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])
     assert masked_error(completed, original, holes).tolist() == pytest.approx([(10 + 100) / 255 / 2])
+    pair = masked_error(torch.cat([completed, original]), torch.cat([original, original]), holes)
+    assert pair.tolist() == pytest.approx([(10 + 100) / 255 / 2, 0.0])
 
 
 def _tiny_pair(channels: int = 1):
@@ -204,7 +210,7 @@ def test_defaults_and_argument_checks():
         with pytest.raises(ConfigError, match="^complete needs steps >= 1, restarts >= 1, lr > 0 and prior_weight"):
             complete(G, images, mask, 3, **kwargs)
     assert complete(G, images, mask, 3, steps=1, restarts=1).completed.shape == images.shape
-    with pytest.raises(TypeError, match="complete expects uint8 \\(N, C, H, W\\) images"):
+    with pytest.raises(TypeError, match="^complete expects uint8 \\(N, C, H, W\\) images$"):
         complete(G, images.float(), mask, 3)
     with pytest.raises(TypeError, match="complete expects uint8"):
         complete(G, images[0], mask, 3)
@@ -222,6 +228,12 @@ def test_the_prior_term_changes_the_search_only_with_a_discriminator_and_weight(
         D[1].weight.fill_(5.0)
     pulled = complete(G, images, mask, 3, D, steps=50, restarts=2, prior_weight=10.0)
     assert torch.equal(plain.z, weightless.z) and not torch.equal(plain.z, pulled.z)
+    from steadygan.completion import _losses
+    from steadygan.data import to_float_images
+
+    with torch.no_grad():  # the reported loss is the one the search minimised, prior included
+        again = _losses(G, D, pulled.z, None, to_float_images(images), mask, 10.0)
+    assert pulled.loss.tolist() == pytest.approx(again.tolist(), rel=1e-5)
     assert plain.completed.shape == (2, 3, 4, 4)
 
 
@@ -234,7 +246,17 @@ def test_given_classes_are_kept_not_searched():
         def forward(self, z, y):
             return torch.tanh(z[:, :1, None, None] * 0 + (y.float() - 1.5)[:, None, None, None]).expand(-1, 1, 4, 4)
 
+    class ClassD(nn.Module):  # a conditional D: the prior must be scored for the searched class
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def forward(self, x, y):
+            return self.w * y.float()
+
     target = to_uint8_images(Shift()(torch.zeros(2, 2), torch.tensor([3, 3])))
-    given = complete(Shift(), target, make_mask("center", 4), 2, labels=torch.tensor([0, 1]), num_classes=4,
-                     steps=2, restarts=1)
+    given = complete(Shift(), target, make_mask("center", 4), 2, ClassD(), labels=torch.tensor([0, 1]),
+                     num_classes=4, steps=2, restarts=1)
     assert given.labels.tolist() == [0, 1] and given.labels.dtype == torch.int64
+    searched = complete(Shift(), target, make_mask("center", 4), 2, ClassD(), num_classes=4, steps=2, restarts=1)
+    assert searched.labels.tolist() == [3, 3]

@@ -190,7 +190,7 @@ def test_conditional_step_generates_for_the_batch_labels():
 
 def test_unconditional_pair_refuses_labels():
     pair = GanPair(nn.Linear(2, 2), nn.Linear(2, 1))
-    with pytest.raises(ValueError, match="unconditional"):
+    with pytest.raises(ValueError, match="^this pair is unconditional: it takes no labels$"):
         pair.generate(torch.randn(1, 2), torch.tensor([0]))
 
 
@@ -200,6 +200,7 @@ def test_class_embeddings_start_on_their_documented_scales():
     g_std = pair.generator.embedding.weight.std().item()
     d_std = pair.discriminator.embedding.weight.std().item()
     assert 0.85 < g_std < 1.15      # on the scale of z ~ N(0, 1): 320 draws of N(0, 1)
+    assert abs(pair.generator.embedding.weight.mean().item()) < 0.2
     assert 0.015 < d_std < 0.025    # DCGAN's N(0, 0.02): D starts near its unconditional self
     assert abs(pair.discriminator.embedding.weight.mean().item()) < 0.005
 

@@ -170,3 +170,10 @@ def test_format_1_upgrade_of_a_config_without_sections():
     from steadygan.checkpoint import upgrade_v1_config
 
     assert from_dict(upgrade_v1_config({})) == load_config()
+
+
+def test_diff_configs_sees_keys_on_one_side_and_sections_replaced_by_values():
+    assert diff_configs({"a": 1}, {"a": 1, "b": 2}) == ["b"]
+    assert diff_configs({"a": 1, "c": 3}, {"a": 1}) == ["c"]
+    assert diff_configs({"s": {"x": 1}}, {"s": 5}) == ["s"]
+    assert diff_configs({"s": {"x": 1}}, {"s": {"x": 2}}) == ["s.x"]

@@ -294,3 +294,45 @@ def test_image_folder_lists_only_images(tmp_path):
         load_image_folder(tmp_path / "sub.png", 8, 1)
     with pytest.raises(DataError, match="nope: no such folder; set data.root to a folder of images"):
         load_image_folder(tmp_path / "nope", 8, 1)
+
+
+def test_cifar_batches_written_by_python_2_are_read(tmp_path):
+    """The real CIFAR-10 files are Python 2 pickles: their keys are byte strings only when
+    unpickled with encoding='bytes'. Rewrite a protocol-2 pickle's keys as Python 2 strings."""
+    data = np.arange(2 * 3072, dtype=np.uint64).reshape(2, 3072).astype(np.uint8)
+    raw = pickle.dumps({"data": data, "labels": [3, 7]}, protocol=2)
+    py2 = raw.replace(b"X\x04\x00\x00\x00data", b"U\x04data").replace(b"X\x06\x00\x00\x00labels", b"U\x06labels")
+    assert py2 != raw
+    (tmp_path / "data_batch_1").write_bytes(py2)
+    images, labels = load_cifar10(tmp_path)
+    assert labels.tolist() == [3, 7] and np.array_equal(images.numpy().reshape(2, 3072), data)
+
+
+def test_cifar_errors_say_what_the_file_holds(tmp_path):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(DataError, match=r"data_batch_1: not a CIFAR-10 batch \(expected a dict, got list\)"):
+        load_cifar10(tmp_path)
+    path.write_bytes(b"\x80\x04garbage")
+    with pytest.raises(DataError, match=r"data_batch_1: not a readable CIFAR-10 python batch \(\w+Error: "):
+        load_cifar10(tmp_path)
+
+
+def test_image_folder_labels_are_int64_and_resizing_is_lanczos(tmp_path):
+    rng = np.random.default_rng(2)
+    arr = rng.integers(0, 256, (30, 30), dtype=np.uint8)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    Image.fromarray(arr).save(tmp_path / "a" / "x.png")
+    Image.fromarray(arr).save(tmp_path / "b" / "y.png")
+    images, labels = load_image_folder(tmp_path, 12, 1)
+    assert labels.dtype == torch.int64 and labels.tolist() == [0, 1]
+    expected = np.asarray(Image.fromarray(arr).resize((12, 12), Image.Resampling.LANCZOS))
+    assert np.array_equal(images[0, 0].numpy(), expected)
+
+
+def test_list_images_names_a_missing_folder(tmp_path):
+    from steadygan.data.folder import list_images
+
+    with pytest.raises(DataError, match="nope: no such folder"):
+        list_images(tmp_path / "nope")

@@ -256,7 +256,7 @@ def test_interpolates_are_leaves_of_the_inputs_dtype_and_on_the_segment():
 def test_dragan_perturbs_real_data_upwards_by_at_most_scale_std():
     """x + scale * std(x) * U(0,1), then a point on the segment to it (Kodali et al. 2017)."""
     torch.manual_seed(0)
-    real = torch.randn(256, 4)
+    real = 3.0 * torch.randn(256, 4)  # std 3: scale * std and scale / std differ
     critic = SpyCritic()
     inputs = d_inputs(critic, real, torch.randn(256, 4))
     critic.seen.clear()
@@ -307,3 +307,7 @@ def test_param_grad_norm_skips_parameters_the_loss_does_not_use():
     used, unused = nn.Parameter(torch.tensor([3.0])), nn.Parameter(torch.tensor([1.0]))
     value = sq_param_grad_norm(used.square().sum(), [used, unused])
     assert value.item() == 36.0 and value.requires_grad  # (2 * 3)^2, with the graph kept
+
+
+def test_dragan_default_scale_is_half_a_standard_deviation():
+    assert build_penalty({"name": "dragan"}, "d").scale == 0.5

@@ -43,11 +43,8 @@ def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; set data.root to a folder of images")
     files = list_images(root)
-    classes = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
-    class_index = {c: i for i, c in enumerate(classes)}
     mode = "L" if channels == 1 else "RGB"
     images = np.empty((len(files), resolution, resolution, channels), dtype=np.uint8)
-    labels = np.zeros(len(files), dtype=np.int64)
     for i, path in enumerate(files):
         try:
             with Image.open(path) as img:
@@ -55,15 +52,19 @@ def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple
                 images[i] = np.asarray(img).reshape(resolution, resolution, channels)
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"{path}: unreadable image ({exc}); remove or replace it") from exc
-        parts = path.relative_to(root).parts
-        labels[i] = class_index[parts[0]] if len(parts) > 1 else 0
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    if not classes:
-        return x, None
-    if len(classes) != len({p.relative_to(root).parts[0] for p in files}):
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), _class_labels(root, files)
+
+
+def _class_labels(root: Path, files: list[Path]) -> torch.Tensor | None:
+    """Each image's class: the index of its first-level sub-folder (sorted); None without classes."""
+    tops = [p.relative_to(root).parts for p in files]
+    if all(len(parts) == 1 for parts in tops):
+        return None
+    if any(len(parts) == 1 for parts in tops):
         # Images both beside and inside sub-folders: no consistent classes. Fine for an
         # unconditional run; a conditional one then says it needs labelled data.
         warnings.warn(f"{root}: some images lie beside the class sub-folders; the folder is read as "
-                      "unlabelled (put every image in a class sub-folder to use the classes)", stacklevel=2)
-        return x, None
-    return x, torch.from_numpy(labels)
+                      "unlabelled (put every image in a class sub-folder to use the classes)", stacklevel=3)
+        return None
+    index = {c: i for i, c in enumerate(sorted({parts[0] for parts in tops}))}
+    return torch.tensor([index[parts[0]] for parts in tops], dtype=torch.int64)
