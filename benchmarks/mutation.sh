@@ -1,33 +1,47 @@
 #!/usr/bin/env bash
-# Mutation testing of the core modules with mutmut (configured in pyproject.toml, [tool.mutmut]).
-# Slow (about an hour on 2 cores for a fresh run; later runs re-test only changed functions),
-# so not part of CI. Prints the score and the surviving mutants; read them before landing a change.
-#   bash benchmarks/mutation.sh            # run (resumes where a previous run stopped)
-#   bash benchmarks/mutation.sh --report   # only summarise the last run
+# Mutation testing of the core modules with mutmut (configured in pyproject.toml, [tool.mutmut]:
+# which modules, and the unit-level test files that judge each mutant). Slow (about an hour on
+# 2 cores for a fresh run; a later run re-tests only the functions that changed), so not part of
+# CI. Prints the score per module and the surviving mutants: read them before landing a change.
+#   bash benchmarks/mutation.sh            # run (resumes where a previous run stopped), then report
+#   bash benchmarks/mutation.sh --report   # only report the last run
+#   bash benchmarks/mutation.sh --recheck  # re-run the survivors (after adding tests), then report
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-"$PY" -m pip install -q 'mutmut>=3.8,<4' 2>/dev/null || "$PY" -m pip install -q -e '.[mutation]'
-if [ "${1:-}" != "--report" ]; then
-  "$PY" -m mutmut run --max-children "${JOBS:-2}" > mutants.log 2>&1 || true
-fi
-"$PY" -m mutmut results --all true > mutants-results.txt 2>/dev/null || "$PY" -m mutmut results > mutants-results.txt
+"$PY" -c "import mutmut" 2>/dev/null || "$PY" -m pip install -q 'mutmut>=3.8,<4'
+case "${1:-}" in
+  --report) ;;
+  --recheck)
+    mapfile -t survivors < <("$PY" -m mutmut results 2>/dev/null | awk -F': ' '$2 == "survived" {gsub(/ /, "", $1); print $1}')
+    [ "${#survivors[@]}" -eq 0 ] || "$PY" -m mutmut run --max-children "${JOBS:-2}" "${survivors[@]}" > mutants.log 2>&1 || true ;;
+  *) "$PY" -m mutmut run --max-children "${JOBS:-2}" > mutants.log 2>&1 || true ;;
+esac
+"$PY" -m mutmut results --all true > mutants-results.txt 2>/dev/null
 "$PY" - <<'PYEOF'
-import collections, re
-counts = collections.Counter()
+import collections
+import re
+
+by_module = collections.defaultdict(collections.Counter)
 survivors = []
 for line in open("mutants-results.txt"):
-    m = re.match(r"\s*(\S+): (.+)$", line)
+    m = re.match(r"\s*(\S+?)\.x\S*__mutmut_\d+: (.+)$", line)
     if not m:
         continue
-    name, status = m.groups()
-    counts[status.strip()] += 1
-    if status.strip() == "survived":
-        survivors.append(name)
-killed = counts.get("killed", 0)
-total = sum(counts.values())
-print(dict(counts))
-scored = killed + counts.get("survived", 0) + counts.get("no tests", 0)
-print(f"killed {killed} of {scored} mutants with a verdict ({100 * killed / max(scored, 1):.1f}%); {total} listed")
+    module, status = m.group(1), m.group(2).strip()
+    by_module[module][status] += 1
+    if status == "survived":
+        survivors.append(line.split(":")[0].strip())
+total = collections.Counter()
+print("| module | mutants | killed | survived | no tests | not run |")
+print("|---|---|---|---|---|---|")
+for module in sorted(by_module):
+    c = by_module[module]
+    total.update(c)
+    print(f"| {module} | {sum(c.values())} | {c['killed']} | {c['survived']} | {c['no tests']} | {c['not checked']} |")
+judged = total["killed"] + total["survived"] + total["no tests"]
+print(f"| all | {sum(total.values())} | {total['killed']} | {total['survived']} | {total['no tests']} | "
+      f"{total['not checked']} |")
+print(f"\nkilled {total['killed']} of {judged} judged mutants ({100 * total['killed'] / max(judged, 1):.1f}%)")
 print("survivors:", *survivors, sep="\n  ")
 PYEOF
