@@ -110,3 +110,20 @@ def test_free_space_reads_like_a_person_would_write_it(monkeypatch, tmp_path):
 
     monkeypatch.setattr(checkpoint.shutil, "disk_usage", broken)
     assert checkpoint.free_space(tmp_path) == "unknown space"
+
+
+def test_load_matching_names_the_missing_the_extra_and_the_absent():
+    from torch import nn
+
+    from steadygan.checkpoint import load_matching
+
+    net = nn.Linear(2, 3)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(CheckpointError, match="^the G: no weights stored$"):
+        load_matching(net, None, "the G")
+    with pytest.raises(CheckpointError, match="^the G has no 'bias': the networks differ"):
+        load_matching(net, {"weight": state["weight"]}, "the G")
+    with pytest.raises(CheckpointError, match="^the G has 'extra', which this run's network lacks"):
+        load_matching(net, {**state, "extra": torch.zeros(1)}, "the G")
+    load_matching(net, {k: v + 1 for k, v in state.items()}, "the G")
+    assert torch.equal(net.bias.detach(), state["bias"] + 1)

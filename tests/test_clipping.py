@@ -175,3 +175,8 @@ def test_clipper_repr_lists_its_options():
     assert repr(build_clipper({"name": "agc"})) == "AdaptiveClipper(clipping=0.01, eps=0.001)"
     assert build_clipper({"name": "weight-clip"}).c == 0.01 and build_clipper({"name": "value"}).eps == 0.01
     assert repr(build_clipper(None)) == "NoClip()"
+
+
+def test_value_clipper_without_gradients_reports_zeros():
+    stats = build_clipper({"name": "value", "eps": 0.1}).clip_([nn.Parameter(torch.ones(3))])
+    assert stats.grad_norm.item() == 0.0 and stats.clipped.item() == 0.0

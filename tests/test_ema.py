@@ -74,3 +74,10 @@ def test_update_is_the_weighted_average_computed_by_hand():
     for e, a, b in zip(ema.model.parameters(), start, moved):
         first = 0.9 * a + 0.1 * b
         assert torch.allclose(e, 0.1 * first + 0.9 * b, rtol=0, atol=1e-6)
+
+
+def test_the_average_is_a_frozen_copy():
+    G = small_generator()
+    ema = Ema(G, decay=0.9, z_dim=4)
+    assert all(not p.requires_grad for p in ema.model.parameters()) and not ema.model.training
+    assert all(p.requires_grad for p in G.parameters())  # the raw generator is left trainable

@@ -158,3 +158,26 @@ def test_checkpoint_files_cut_or_corrupted(tmp_path, checkpoint_bytes, cut, flip
         assert str(path) in str(exc)
     else:
         assert payload["step"] == 3
+
+
+def test_gzip_idx_edge_cases(tmp_path):
+    from steadygan.data.idx import _claimed_size
+
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = _idx_header([2, 3, 4]) + arr.tobytes()
+    path = tmp_path / "x.idx3.gz"
+    path.write_bytes(gzip.compress(raw[:20]) + gzip.compress(raw[20:]))  # two gzip members, as `cat a.gz b.gz`
+    assert np.array_equal(read_idx(path, 3), arr)
+    path.write_bytes(gzip.compress(raw)[:-12])
+    with pytest.raises(DataError, match="compressed file ended before the end-of-stream marker was reached"):
+        read_idx(path, 3)
+    import zlib
+
+    path.write_bytes(zlib.compress(raw))  # a zlib stream is not a gzip file
+    with pytest.raises(DataError, match="cannot read"):
+        read_idx(path, 3)
+    path.write_bytes(gzip.compress(_idx_header([2**32 - 1] * 3) + bytes(10)))  # a product past 2^64
+    with pytest.raises(DataError, match=r"header promises 4294967295x4294967295x4294967295 values, more than a "):
+        read_idx(path, 3)
+    assert _claimed_size(b"\x00\x00\x08\x01\x00\x00\x00\x05") == (5,)
+    assert _claimed_size(b"\x00\x00\x08\x01\x00\x00\x00") is None and _claimed_size(b"\x00\x00\x08") is None

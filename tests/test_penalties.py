@@ -311,3 +311,10 @@ def test_param_grad_norm_skips_parameters_the_loss_does_not_use():
 
 def test_dragan_default_scale_is_half_a_standard_deviation():
     assert build_penalty({"name": "dragan"}, "d").scale == 0.5
+
+
+def test_param_grad_norm_of_a_loss_that_uses_no_parameter_is_a_zero_tensor():
+    unused = nn.Parameter(torch.ones(2))
+    x = torch.ones(2, requires_grad=True)
+    value = sq_param_grad_norm((x * 2).sum(), [unused])
+    assert isinstance(value, torch.Tensor) and value.item() == 0.0
