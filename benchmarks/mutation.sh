@@ -13,7 +13,7 @@ PY=${PY:-.venv/bin/python}
 case "${1:-}" in
   --report) ;;
   --recheck)
-    mapfile -t survivors < <("$PY" -m mutmut results 2>/dev/null | awk -F': ' '$2 == "survived" {gsub(/ /, "", $1); print $1}')
+    mapfile -t survivors < <("$PY" -m mutmut results 2>/dev/null | awk -F': ' '$2 == "survived" || $2 == "no tests" {gsub(/ /, "", $1); print $1}')
     [ "${#survivors[@]}" -eq 0 ] || "$PY" -m mutmut run --max-children "${JOBS:-2}" "${survivors[@]}" > mutants.log 2>&1 || true ;;
   *) "$PY" -m mutmut run --max-children "${JOBS:-2}" > mutants.log 2>&1 || true ;;
 esac
