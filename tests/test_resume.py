@@ -108,7 +108,7 @@ def test_a_checkpoint_with_non_finite_values_is_skipped(tmp_path, capsys):
 
 # --- fault injection ------------------------------------------------------------------------
 
-STEPS = 1000  # long enough (several seconds) that every kill lands in training
+STEPS = 1000  # kills land 1-30 steps into each attempt: twenty of them stay well inside 1000 steps
 KILL_CFG = ["--config", "configs/ring8.yaml", "--set", "data.toy_samples=1000", "--set", "data.batch_size=32",
             "--set", "model.width=16", "--set", "model.depth=2", "--set", "train.checkpoint_every=7",
             "--set", "train.log_every=1", "--set", "train.sample_every=1000", "--set", "train.threads=1",
@@ -120,17 +120,31 @@ def _lines(out: Path) -> int:
 
 
 def _run(args: list[str], out: Path, rng: random.Random | None = None) -> None:
-    """Run to the end (rng None), or SIGKILL at a random moment once training is under way."""
+    """Run to the end (rng None), or SIGKILL it a random number of steps into training.
+
+    The kill is placed by steps, not seconds, so a faster machine does not finish the run
+    before all kills land; a random fraction of one step's time more moves the kill across
+    the phases of a step (update, stats flush, checkpoint write).
+    """
     before = _lines(out) if out.exists() else 0
     proc = subprocess.Popen([sys.executable, "-m", "steadygan", "train", *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if rng is None:
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
         return
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None and (not out.exists() or _lines(out) <= before):
-        time.sleep(0.02)
-    time.sleep(rng.uniform(0.0, 0.4))  # somewhere in the steps, a checkpoint write, or a stats flush
+    target, deadline = before + rng.randint(1, 30), time.monotonic() + 60
+    first_seen = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = _lines(out) if out.exists() else 0
+        if lines > before and first_seen is None:
+            first_seen = (time.monotonic(), lines)
+        if lines >= target:
+            break
+        time.sleep(0.002)
+    if first_seen is not None:
+        seen_at, seen_lines = first_seen
+        per_step = (time.monotonic() - seen_at) / max(_lines(out) - seen_lines, 1)
+        time.sleep(rng.uniform(0.0, min(per_step, 0.05)))
     assert proc.poll() is None, "the run ended before it could be killed: make it longer"
     os.kill(proc.pid, signal.SIGKILL)  # no handler runs
     proc.wait(timeout=60)
