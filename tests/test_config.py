@@ -130,7 +130,7 @@ def test_options_an_optimizer_takes_reach_it():
 
 def test_format_1_configs_upgrade_to_what_they_ran():
     """Format 1 wrote every option, used or not; the upgrade unsets only the ignored ones."""
-    from steadygan.checkpoint import upgrade_v1_config
+    from steadygan.checkpoint import upgrade_config
 
     old = load_config().to_dict()
     old["model"].update(width=32, depth=3)
@@ -138,7 +138,7 @@ def test_format_1_configs_upgrade_to_what_they_ran():
         old[player].update(betas=[0.5, 0.9], momentum=0.0, nesterov=False, alpha=0.99)
     old["g"]["optimizer"] = "sgd"
     old["g"]["momentum"] = 0.7
-    cfg = from_dict(upgrade_v1_config(old))
+    cfg = from_dict(upgrade_config(old))
     assert cfg.model.width == 32 and cfg.model.depth is None
     assert cfg.d.betas == [0.5, 0.9] and cfg.d.momentum is None and cfg.d.alpha is None
     assert cfg.g.momentum == 0.7 and cfg.g.nesterov is False and cfg.g.betas is None
@@ -167,9 +167,9 @@ def test_an_empty_set_clears_a_list():
 
 
 def test_format_1_upgrade_of_a_config_without_sections():
-    from steadygan.checkpoint import upgrade_v1_config
+    from steadygan.checkpoint import upgrade_config
 
-    assert from_dict(upgrade_v1_config({})) == load_config()
+    assert from_dict(upgrade_config({})) == load_config()
 
 
 def test_diff_configs_sees_keys_on_one_side_and_sections_replaced_by_values():

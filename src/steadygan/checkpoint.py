@@ -17,8 +17,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-FORMAT_VERSION = 2  # 2: data description stored; config options an architecture or optimiser ignores are None
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 2: data description stored; config options an architecture or optimiser ignores are None
+#                    3: the fast-step options (train.share_fake, channels_last, fused_d_forward) stored
+READABLE_VERSIONS = (1, 2, 3)
+# Options added since format 2, with the value that reproduces what older releases computed.
+ADDED_SINCE_V2 = {"share_fake": False, "channels_last": False, "fused_d_forward": False}
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
 
 
@@ -150,8 +153,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     missing = [k for k in ("config", "step", "generator") if k not in payload]
     if missing:
         raise CheckpointError(f"{path}: not a complete steadygan checkpoint (no {', '.join(missing)})")
-    if payload["format"] == 1 and isinstance(payload.get("config"), dict):
-        payload["config"] = upgrade_v1_config(payload["config"])
+    if isinstance(payload.get("config"), dict):
+        payload["config"] = upgrade_config(payload["config"])
     m = _NAME.match(path.name)
     if m and int(m.group(1)) != payload["step"]:
         raise CheckpointError(f"{path}: holds step {payload['step']} but its name says step {int(m.group(1))}; "
@@ -159,12 +162,21 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return payload
 
 
-def upgrade_v1_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Format 1 wrote every model and optimiser option, used or not (dcgan's depth, adam's
-    momentum); format 2 leaves the unused ones unset. Unset those that had no effect, so
-    the config describes the same run and validates."""
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config written by an older release, as this one reads it with the same meaning.
+
+    Format 1 wrote every model and optimiser option, used or not (dcgan's depth, adam's
+    momentum); format 2 leaves the unused ones unset: unset those that had no effect, so
+    the config validates. Options added since (the fast step) get the values that compute
+    what the older release computed, so a resumed old run continues bit for bit.
+    Idempotent: a current config comes back unchanged."""
     from .models import MODELS
     from .optim import OPTIMIZERS, OPTION_KEYS
+
+    train = config.get("train")
+    if isinstance(train, dict):
+        for key, old_value in ADDED_SINCE_V2.items():
+            train.setdefault(key, old_value)
 
     model = config.get("model", {})
     if model.get("arch") in MODELS:

@@ -36,10 +36,10 @@ FIXED_ON_RESUME = ("data.", "model.", "train.seed", "d.optimizer", "g.optimizer"
 def normalised(config: dict[str, Any], what: str) -> dict[str, Any]:
     """A stored config as the current release reads it (format-1 options unset, defaults for
     keys added since): configs written by different releases compare by meaning."""
-    from .checkpoint import upgrade_v1_config
+    from .checkpoint import upgrade_config
 
     try:
-        return from_dict(upgrade_v1_config(copy.deepcopy(config))).to_dict()
+        return from_dict(upgrade_config(copy.deepcopy(config))).to_dict()
     except ConfigError as exc:
         raise ConfigError(f"{what}: {exc}") from exc
 

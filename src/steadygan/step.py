@@ -4,6 +4,11 @@
             -> sync point -> clip -> optimiser step -> weight clip
     g_step: D(G(z)) -> G loss + due penalties -> backward into G only -> (same tail)
 
+With ``fake=`` both take a batch G already generated this iteration: one generator forward
+then serves the D update (detached) and the G update (through its graph), as hand-written
+GAN loops do. A discriminator without batch coupling (``Player.fused_forward``) scores
+real and generated samples in one forward over both, split afterwards.
+
 Both take a :class:`~steadygan.batch.Batch` (or a bare tensor of real samples). When it
 carries labels, G draws its samples for those labels and D scores real and generated
 samples against them; the penalties get D already bound to the labels.
@@ -43,6 +48,7 @@ class Player:
     optimizer: torch.optim.Optimizer
     penalties: list[Penalty]
     clipper: Clipper
+    fused_forward: bool = False    # D only: one forward over real and fake (no BatchNorm in D)
 
     @property
     def params(self) -> list[Tensor]:
@@ -68,6 +74,18 @@ def sync_gradients(params: list[Tensor]) -> None:
                 p.grad.div_(world)
 
 
+def _score_real_and_fake(d: Player, y: Tensor | None, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """D's logits on both halves. Fused, the two halves go through D as one batch of 2N
+    (one call per layer instead of two); without batch coupling each sample's logit is
+    the same either way, up to float rounding."""
+    if d.fused_forward:
+        both = call(d.net, torch.cat([real, fake]), None if y is None else torch.cat([y, y])).float()
+        real_logits, fake_logits = both.split(len(real))
+        return real_logits, fake_logits
+    score = bind(d.net, y)
+    return score(real).float(), score(fake).float()
+
+
 def _penalty_terms(due: list[Penalty], inputs: PenaltyInputs, stats: Stats, tag: str) -> Tensor | float:
     total: Tensor | float = 0.0
     for penalty in due:
@@ -91,24 +109,31 @@ def _update(player: Player, objective: Tensor, stats: Stats) -> Stats:
 
 
 def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z: Tensor, step: int,
-           autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> Stats:
-    """One discriminator update; ``step`` counts D updates (for lazy penalties)."""
+           autocast: Callable[[], ContextManager] = contextlib.nullcontext, fake: Tensor | None = None) -> Stats:
+    """One discriminator update; ``step`` counts D updates (for lazy penalties). ``fake``: a
+    batch G generated from ``z`` this iteration, shared with the G update (it is detached
+    here; a due penalty that needs G's loss needs its own forward and cannot take it)."""
     batch = as_batch(batch)
     due = [p for p in d.penalties if p.due(step)]
     needs = frozenset().union(*(p.needs for p in due))
+    if fake is not None and G_LOSS in needs:
+        raise ValueError("a penalty due in this D step differentiates G's loss: generate its fake batch "
+                         "in the step (fake=None)")
     score = bind(d.net, batch.y)  # D(., y): real and generated samples share the batch's labels
     with autocast():
-        if G_LOSS in needs:  # consensus differentiates G's gradient too: keep G's graph
+        if fake is not None:
+            fake = fake.detach()
+        elif G_LOSS in needs:  # consensus differentiates G's gradient too: keep G's graph
             fake = g(z, batch.y)
         else:
             with torch.no_grad():
                 fake = g(z, batch.y)
-            if FAKE_GRAD in needs:
-                fake.requires_grad_(True)
+        if FAKE_GRAD in needs and not fake.requires_grad:
+            fake.requires_grad_(True)
         real = batch.x
         if REAL_GRAD in needs:  # share this forward with R1 instead of a second pass
             real = real.detach().requires_grad_(True)
-        real_logits, fake_logits = score(real).float(), score(fake).float()
+        real_logits, fake_logits = _score_real_and_fake(d, batch.y, real, fake)
         d_loss = loss.d_loss(real_logits, fake_logits)
         g_loss = loss.g_loss(fake_logits) if G_LOSS in needs else None
         stats: Stats = {"Loss/D": d_loss.detach(), "Logits/real": real_logits.detach().mean(),
@@ -120,15 +145,17 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
 
 
 def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z: Tensor, step: int,
-           autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> Stats:
+           autocast: Callable[[], ContextManager] = contextlib.nullcontext, fake: Tensor | None = None) -> Stats:
     """One generator update; the batch's samples are used only by penalties that need
-    D's loss, its labels (if any) are the classes G generates."""
+    D's loss, its labels (if any) are the classes G generates. ``fake``: G's batch from
+    ``z``, generated this iteration with its graph (then G is not run again)."""
     batch = as_batch(batch)
     due = [p for p in g.penalties if p.due(step)]
     needs = frozenset().union(*(p.needs for p in due))
     score = bind(d.net, batch.y)
     with autocast():
-        fake = g(z, batch.y)
+        if fake is None:
+            fake = g(z, batch.y)
         fake_logits = score(fake).float()
         g_loss = loss.g_loss(fake_logits)
         real_logits = d_loss = None

@@ -90,9 +90,14 @@ class InMemoryData:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def to(self, device: torch.device) -> "InMemoryData":
+    def to(self, device: torch.device, channels_last: bool = False) -> "InMemoryData":
+        """On ``device``; ``channels_last`` stores images in NHWC layout, so every batch
+        drawn from them already has the layout a channels-last network wants."""
         labels = None if self.labels is None else self.labels.to(device)
-        return InMemoryData(self.samples.to(device), labels, self.name, self.protocol)
+        samples = self.samples.to(device)
+        if channels_last and samples.ndim == 4:
+            samples = samples.contiguous(memory_format=torch.channels_last)
+        return InMemoryData(samples, labels, self.name, self.protocol)
 
     def subset(self, n: int) -> "InMemoryData":
         """The first n samples (``data.limit``)."""

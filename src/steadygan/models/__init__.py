@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..registry import ConfigError, Registry
 from .conditional import CLASS_EMBED_DIM, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import DcganDiscriminator, DcganGenerator
-from .layers import NORMS, apply_spectral_norm, has_batch_coupling
+from .layers import NORMS, apply_spectral_norm, has_batch_coupling, is_convolutional
 from .mlp import MlpDiscriminator, MlpGenerator
 from .pair import GanPair, bind, call
 from .seed_gc import SeedGcDiscriminator, SeedGcGenerator
@@ -88,5 +88,5 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
     return pair
 
 
-__all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "NORMS", "call", "bind",
+__all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "is_convolutional", "NORMS", "call", "bind",
            "ConditionalGenerator", "ProjectionDiscriminator"]

@@ -47,6 +47,11 @@ def has_batch_coupling(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
+def is_convolutional(module: nn.Module) -> bool:
+    """True if the network has 2-D convolutions: the ones a channels-last layout speeds up."""
+    return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in module.modules())
+
+
 def dcgan_init_(module: nn.Module) -> None:
     """Radford et al. 2016: conv/linear weights ~ N(0, 0.02), norm gains ~ N(1, 0.02)."""
     for m in module.modules():

@@ -1,0 +1,217 @@
+"""The fast step computes what the plain step computes.
+
+Three changes make the step fast (steadygan.step, steadygan.trainer): one generator forward
+per iteration shared by the D and the G update, channels-last memory layout, and one
+discriminator forward over real and fake together. Each is compared here with the plain
+path it replaces. SGD keeps the comparisons sharp: a parameter's change is lr times its
+gradient, so an error in any gradient shows in the parameters (Adam would divide it by its
+own running scale); a large learning rate makes every update a clear 1e-2 or more.
+
+Tolerances: the fused and channels-last paths run other kernels and sum in another order,
+which moves float32 results by about 1e-7 relative per operation; 1e-5 absolute on values
+of order 0.01-1 allows that and nothing else: a wrong half of a split, a lost label or a
+scrambled layout moves values by 1e-2 or more.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from steadygan.batch import Batch
+from steadygan.checkpoint import ADDED_SINCE_V2, latest_checkpoint, load_checkpoint, upgrade_config
+from steadygan.clipping import build_clipper
+from steadygan.config import load_config
+from steadygan.data import InMemoryData
+from steadygan.losses import build_loss
+from steadygan.models import build_models
+from steadygan.penalties import build_penalty
+from steadygan.step import Player, d_step, g_step
+from steadygan.trainer import Trainer, train
+
+from test_trainer import assert_same_state, final_state, resume_matches_straight
+
+ATOL = 1e-5
+LR = 20.0
+SLOW = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false"]
+
+
+def _players(d_penalties=(), num_classes=0, d_norm="none", seed=0):
+    torch.manual_seed(seed)
+    pair = build_models("dcgan", (3, 32, 32), 8, width=8, d_norm=d_norm, num_classes=num_classes)
+    D, G = pair.discriminator, pair.generator
+    d = Player("D", D, torch.optim.SGD(D.parameters(), lr=LR), [build_penalty(p, "d") for p in d_penalties],
+               build_clipper(None))
+    g = Player("G", G, torch.optim.SGD(G.parameters(), lr=LR), [], build_clipper(None))
+    return d, g
+
+
+def _copy(player: Player) -> Player:
+    net = copy.deepcopy(player.net)
+    opt = type(player.optimizer)(net.parameters(), **player.optimizer.defaults)
+    return Player(player.tag, net, opt, player.penalties, player.clipper, player.fused_forward)
+
+
+def _batch(n=8, num_classes=0, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 32, 32, generator=gen) * 2 - 1
+    y = torch.randint(0, num_classes, (n,), generator=gen) if num_classes else None
+    return Batch(x, y), torch.randn(n, 8, generator=gen)
+
+
+def _assert_close_params(a: torch.nn.Module, b: torch.nn.Module, before: torch.nn.Module) -> None:
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=ATOL, msg=name)
+    moved = max((p - q).abs().max().item() for p, q in zip(a.parameters(), before.parameters()))
+    assert moved > 1e-2  # the update is large against the tolerance: the comparison means something
+
+
+@pytest.mark.parametrize("penalties,num_classes", [
+    ((), 0), (({"name": "r1", "gamma": 10},), 0), (({"name": "r2", "gamma": 10},), 0),
+    (({"name": "wgan-gp"},), 0), (({"name": "r1", "gamma": 10},), 4),
+])
+def test_the_fused_real_and_fake_forward_equals_two_forwards(penalties, num_classes):
+    d, g = _players(penalties, num_classes)
+    d_fused = _copy(d)
+    d_fused.fused_forward = True
+    d_before = copy.deepcopy(d.net)
+    batch, z = _batch(num_classes=num_classes)
+    loss = build_loss("non-saturating")
+    torch.manual_seed(5)  # wgan-gp draws its interpolation weights
+    two = d_step(d, g, loss, batch, z, step=0)
+    torch.manual_seed(5)
+    one = d_step(d_fused, g, loss, batch, z, step=0)
+    assert two.keys() == one.keys()
+    for key in two:
+        torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=ATOL, msg=key)
+    _assert_close_params(d_fused.net, d.net, d_before)
+
+
+def test_one_shared_generator_forward_gives_the_updates_of_two_forwards_of_the_same_noise():
+    d, g = _players(({"name": "r2", "gamma": 1},))
+    d2, g2 = _copy(d), _copy(g)
+    d_before, g_before = copy.deepcopy(d.net), copy.deepcopy(g.net)
+    batch, z = _batch()
+    loss = build_loss("hinge")
+    d_step(d, g, loss, batch, z, step=0)  # G runs twice, once per update, on the same noise
+    g_step(g, d, loss, batch, z, step=0)
+    fake = g2(z)
+    d_step(d2, g2, loss, batch, z, step=0, fake=fake)
+    g_step(g2, d2, loss, batch, z, step=0, fake=fake)
+    _assert_close_params(d2.net, d.net, d_before)
+    _assert_close_params(g2.net, g.net, g_before)
+
+
+def test_a_penalty_that_needs_the_generators_loss_cannot_take_a_shared_batch():
+    d, g = _players(({"name": "consensus"},))
+    batch, z = _batch()
+    with pytest.raises(ValueError, match="differentiates G's loss"):
+        d_step(d, g, build_loss("non-saturating"), batch, z, step=0, fake=g(z))
+
+
+def test_channels_last_networks_give_the_outputs_and_gradients_of_nchw_ones():
+    d, g = _players()
+    d_cl, g_cl = _copy(d), _copy(g)
+    d_cl.net.to(memory_format=torch.channels_last)
+    g_cl.net.to(memory_format=torch.channels_last)
+    batch, z = _batch()
+    fake, fake_cl = g.net(z), g_cl.net(z)
+    assert fake_cl.is_contiguous(memory_format=torch.channels_last) and not fake_cl.is_contiguous()
+    torch.testing.assert_close(fake_cl, fake, rtol=0, atol=ATOL)
+    x_cl = batch.x.contiguous(memory_format=torch.channels_last)
+    out, out_cl = d.net(batch.x), d_cl.net(x_cl)
+    torch.testing.assert_close(out_cl, out, rtol=0, atol=ATOL)
+    (out.sum() + fake.sum()).backward()
+    (out_cl.sum() + fake_cl.sum()).backward()
+    for a, b in ((d.net, d_cl.net), (g.net, g_cl.net)):
+        # Relative to the network's largest gradient: a bias before BatchNorm has a true
+        # gradient of 0, computed as the rounding noise of sums of values 1e7 times larger.
+        scale = max(p.grad.abs().max().item() for p in a.parameters())
+        for (name, p), q in zip(a.named_parameters(), b.parameters()):
+            assert (q.grad - p.grad).abs().max().item() <= 1e-6 * scale, name
+
+
+def _colour_data(n=96, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    return InMemoryData(images, torch.randint(0, 10, (n,), generator=gen), "random-32")
+
+
+def _colour_cfg(tmp_path, *sets):
+    return load_config(None, ["data.batch_size=16", "model.width=8", "model.z_dim=8", "train.steps=6",
+                              "train.sample_every=3", "train.checkpoint_every=3", "train.progress=false",
+                              "train.threads=1", "train.device=cpu", f"train.out_dir={tmp_path / 'runs'}", *sets])
+
+
+def test_the_trainer_uses_the_fast_paths_where_they_apply(tmp_path):
+    fast = Trainer(_colour_cfg(tmp_path), None, _colour_data())
+    assert fast.channels_last and fast.d.fused_forward and fast._shares_fake()
+    assert fast.G.project[0].weight.is_contiguous()  # 2-D weights have no channels-last form
+    assert next(p for p in fast.D.parameters() if p.ndim == 4).is_contiguous(memory_format=torch.channels_last)
+    assert fast._real_batch().x.is_contiguous(memory_format=torch.channels_last)
+    before = [copy.deepcopy(fast.G), copy.deepcopy(fast.D)]
+    fast._one_step()
+    for old, new in zip(before, (fast.G, fast.D)):  # the shared batch trained both players
+        assert all(not torch.equal(p, q) for p, q in zip(old.parameters(), new.parameters()))
+    slow = Trainer(_colour_cfg(tmp_path, *SLOW), None, _colour_data())
+    assert not (slow.channels_last or slow.d.fused_forward or slow._shares_fake())
+    with_bn = Trainer(_colour_cfg(tmp_path, "model.d_norm=batch"), None, _colour_data())
+    assert not with_bn.d.fused_forward  # BatchNorm couples the batch: two forwards stay two
+    assert not Trainer(_colour_cfg(tmp_path, "train.n_critic=2"), None, _colour_data())._shares_fake()
+    lazy = Trainer(_colour_cfg(tmp_path, "d.penalties=[consensus:every=2]"), None, _colour_data())
+    assert not lazy._shares_fake()  # due at D update 0
+    lazy.d_updates = 1
+    assert lazy._shares_fake()
+
+
+def test_channels_last_and_the_fused_forward_train_the_parameters_of_the_plain_step(tmp_path):
+    sgd = ["d.optimizer=sgd", "g.optimizer=sgd", "d.betas=null", "g.betas=null", "d.lr=0.05", "g.lr=0.05",
+           "train.share_fake=false", "d.penalties=[r1:gamma=1]", "train.steps=3"]
+    plain = train(_colour_cfg(tmp_path, *sgd, "train.channels_last=false", "train.fused_d_forward=false"),
+                  data=_colour_data())
+    fast = train(_colour_cfg(tmp_path, *sgd), data=_colour_data())
+    a, b = final_state(plain.run_dir), final_state(fast.run_dir)
+    for part in ("generator", "discriminator"):
+        for name, tensor in a[part].items():
+            torch.testing.assert_close(b[part][name], tensor, rtol=0, atol=ATOL, msg=f"{part}.{name}")
+
+
+def test_share_fake_changes_nothing_while_consensus_is_due_in_every_d_step(tmp_path):
+    sets = ["d.penalties=[consensus]", "g.penalties=[consensus]", "train.steps=2", "train.channels_last=false",
+            "train.fused_d_forward=false"]
+    shared = train(_colour_cfg(tmp_path, *sets, "train.share_fake=true"), data=_colour_data())
+    separate = train(_colour_cfg(tmp_path, *sets, "train.share_fake=false"), data=_colour_data())
+    assert_same_state(final_state(shared.run_dir), final_state(separate.run_dir))
+
+
+def test_resume_is_bit_exact_on_the_fast_step(tmp_path):
+    sets = ["train.ema=0.5", "d.penalties=[r1:gamma=1,every=2]", "train.share_fake=true"]
+    data = _colour_data()
+    straight = train(_colour_cfg(tmp_path, *sets), data=data)
+    half = train(_colour_cfg(tmp_path, *sets, "train.steps=3"), data=data)
+    resumed = train(_colour_cfg(tmp_path, *sets), run_dir=half.run_dir, resume=load_checkpoint(half.checkpoint),
+                    data=data)
+    assert resumed.step == straight.step == 6
+    assert_same_state(final_state(straight.run_dir), final_state(resumed.run_dir))
+
+
+def test_a_run_from_before_the_fast_step_resumes_on_the_plain_step(tmp_path, idx_dir):
+    import yaml
+
+    from steadygan.cli import main
+    from test_trainer import image_cfg
+
+    assert upgrade_config({"train": {}})["train"] == ADDED_SINCE_V2 and not any(ADDED_SINCE_V2.values())
+    assert upgrade_config({"train": {"share_fake": True}})["train"]["share_fake"] is True
+    sets = ["model.d_norm=none", *SLOW]
+    straight = train(image_cfg(tmp_path, idx_dir, *sets))
+    half = train(image_cfg(tmp_path, idx_dir, *sets, "train.steps=3"))
+    payload = load_checkpoint(half.checkpoint)
+    for key in ADDED_SINCE_V2:
+        del payload["config"]["train"][key]  # as a release before the fast step wrote it
+    torch.save({**payload, "format": 2}, half.checkpoint)
+    (half.run_dir / "config.yaml").write_text(yaml.safe_dump(payload["config"]))
+    assert main(["train", "--resume", str(half.run_dir), "--steps", "6", "--no-progress"]) == 0
+    assert_same_state(final_state(straight.run_dir), final_state(half.run_dir))
