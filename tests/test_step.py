@@ -115,3 +115,37 @@ def test_weight_clip_bounds_d_after_step():
     stats = d_step(d, g, build_loss("wasserstein"), real, z, 0)
     assert all(p.abs().max() <= 0.01 for p in d.net.parameters())
     assert stats["Grad/D/clipped"].item() > 0
+
+
+@pytest.mark.parametrize("player", ["d", "g"])
+@pytest.mark.parametrize("name", ["seed-param", "consensus"])
+def test_reused_first_order_gradient_gives_the_update_of_the_whole_objective(player, name):
+    """seed-param and consensus take grad(loss) with its graph; the step reuses it as the
+    first-order part of the update. The update must equal -lr * grad(loss + w * penalty),
+    here computed independently in one autograd call on copies of the networks."""
+    lr, weight = 1.0, 0.5
+    spec = {"name": name, "weight": weight}
+    d, g = players(d_pen=[spec] if player == "d" else [], g_pen=[spec] if player == "g" else [], lr=lr)
+    real, z = batch()
+    loss = build_loss("non-saturating")
+    D, G = copy.deepcopy(d.net), copy.deepcopy(g.net)
+    own, other = (D, G) if player == "d" else (G, D)
+    fake = G(z)
+    d_loss = loss.d_loss(D(real), D(fake.detach() if name == "seed-param" else fake))
+    g_loss = loss.g_loss(D(fake))
+    own_loss, other_loss = (d_loss, g_loss) if player == "d" else (g_loss, d_loss)
+    own_grads = torch.autograd.grad(own_loss, list(own.parameters()), create_graph=True)
+    penalty = sum(gr.square().sum() for gr in own_grads)
+    if name == "consensus":
+        other_grads = torch.autograd.grad(other_loss, list(other.parameters()), create_graph=True)
+        penalty = 0.5 * (penalty + sum(gr.square().sum() for gr in other_grads))
+    expected = torch.autograd.grad(own_loss + weight * penalty, list(own.parameters()))
+    before = snapshot(d.net if player == "d" else g.net)
+    if player == "d":
+        d_step(d, g, loss, real, z, step=0)
+    else:
+        g_step(g, d, loss, real, z, step=0)
+    after = snapshot(d.net if player == "d" else g.net)
+    for b, a, e in zip(before, after, expected):
+        torch.testing.assert_close(b - a, lr * e, rtol=1e-4, atol=1e-6)
+    assert max(e.abs().max().item() for e in expected) > 1e-3

@@ -18,7 +18,7 @@ A penalty returns its *unweighted* value; the step owns weighting and the lazy g
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import torch
@@ -52,6 +52,22 @@ class PenaltyInputs:
     fake_logits: Tensor
     d_loss: Tensor | None
     g_loss: Tensor | None
+    _own_loss_grads: list[Tensor | None] | None = field(default=None, init=False, repr=False)
+
+    def own_loss_grads(self) -> list[Tensor | None]:
+        """grad of the updating player's loss w.r.t. its own parameters, with the graph kept
+        for a double backward (None for a parameter the loss does not reach). Computed at
+        most once per update: penalties share it, and the step reuses it as the first-order
+        part of the update instead of back-propagating the loss a second time."""
+        if self._own_loss_grads is None:
+            self._own_loss_grads = list(torch.autograd.grad(self.own_loss, self.own_params, create_graph=True,
+                                                            allow_unused=True))
+        return self._own_loss_grads
+
+    @property
+    def computed_own_loss_grads(self) -> list[Tensor | None] | None:
+        """What :meth:`own_loss_grads` computed during this update, or None if no penalty asked."""
+        return self._own_loss_grads
 
     @property
     def own_loss(self) -> Tensor:
@@ -197,10 +213,14 @@ INPUT_GRADIENT_PENALTIES = ("r1", "r2", "wgan-gp", "zero-gp", "dragan")
 
 # --- parameter-gradient penalties ----------------------------------------------------------
 
+def sq_norm(grads: list[Tensor | None], device: torch.device) -> Tensor:
+    """Squared L2 norm of a list of gradients (None entries count as zero)."""
+    return sum((g.float().square().sum() for g in grads if g is not None), torch.zeros((), device=device))
+
+
 def sq_param_grad_norm(loss: Tensor, params: list[Tensor]) -> Tensor:
     """||grad_params loss||^2 over all parameters, keeping the graph (double backward)."""
-    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-    return sum((g.float().square().sum() for g in grads if g is not None), torch.zeros((), device=loss.device))
+    return sq_norm(list(torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)), loss.device)
 
 
 @PENALTIES.register("seed-param",
@@ -230,8 +250,8 @@ class SeedParamPenalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         if self.target == "loss":
-            differentiated = inputs.own_loss
-        elif inputs.player == "d":
+            return sq_norm(inputs.own_loss_grads(), inputs.own_loss.device)
+        if inputs.player == "d":
             assert inputs.real_logits is not None
             differentiated = inputs.real_logits.mean()
         else:
@@ -256,8 +276,11 @@ class ConsensusPenalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         assert inputs.d_loss is not None and inputs.g_loss is not None
-        return 0.5 * (sq_param_grad_norm(inputs.d_loss, inputs.d_params)
-                      + sq_param_grad_norm(inputs.g_loss, inputs.g_params))
+        if inputs.player == "d":
+            other = sq_param_grad_norm(inputs.g_loss, inputs.g_params)
+        else:
+            other = sq_param_grad_norm(inputs.d_loss, inputs.d_params)
+        return 0.5 * (sq_norm(inputs.own_loss_grads(), other.device) + other)
 
 
 @PENALTIES.register("nk", summary="generator loss + eta ||grad_D V||^2 (G sees how D's gradient moves)",

@@ -95,10 +95,20 @@ def _penalty_terms(due: list[Penalty], inputs: PenaltyInputs, stats: Stats, tag:
     return total
 
 
-def _update(player: Player, objective: Tensor, stats: Stats) -> Stats:
+def _update(player: Player, loss: Tensor, penalty: Tensor | float, inputs: PenaltyInputs, stats: Stats) -> Stats:
     params = player.params
     player.optimizer.zero_grad(set_to_none=True)
-    objective.backward(inputs=params)
+    first_order = inputs.computed_own_loss_grads
+    if first_order is None:
+        (loss + penalty).backward(inputs=params)
+    else:
+        # A penalty already took grad(loss) with its graph (seed-param, consensus): the update
+        # is that plus grad(penalty), so back-propagate the penalty alone rather than the
+        # loss a second time.
+        penalty.backward(inputs=params)
+        for p, g in zip(params, first_order):
+            if g is not None:
+                p.grad = g.detach() if p.grad is None else p.grad.add_(g.detach())
     sync_gradients(params)
     clip = player.clipper.clip_(params)
     player.optimizer.step()
@@ -140,8 +150,8 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
                         "Logits/fake": fake_logits.detach().mean()}
         inputs = PenaltyInputs(player="d", score=score, d_params=d.params, g_params=g.params, real=real, fake=fake,
                                real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss, g_loss=g_loss)
-        objective = d_loss + _penalty_terms(due, inputs, stats, d.tag)
-    return _update(d, objective, stats)
+        penalty = _penalty_terms(due, inputs, stats, d.tag)
+    return _update(d, d_loss, penalty, inputs, stats)
 
 
 def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z: Tensor, step: int,
@@ -166,5 +176,5 @@ def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
         inputs = PenaltyInputs(player="g", score=score, d_params=d.params, g_params=g.params, real=batch.x,
                                fake=fake, real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss,
                                g_loss=g_loss)
-        objective = g_loss + _penalty_terms(due, inputs, stats, g.tag)
-    return _update(g, objective, stats)
+        penalty = _penalty_terms(due, inputs, stats, g.tag)
+    return _update(g, g_loss, penalty, inputs, stats)
