@@ -40,7 +40,7 @@ from .ema import Ema
 from .guards import first_non_finite, run_lock, stop_signals, truncate_stats
 from .images import figure_to_array, make_grid, sample_grid_path, save_grid, save_scatter, scatter_figure
 from .losses import build_loss
-from .models import call, has_batch_coupling, is_convolutional
+from .models import GanPair, call, has_batch_coupling, is_convolutional
 from .optim import build_optimizer
 from .penalties import G_LOSS, INPUT_GRADIENT_PENALTIES, build_penalty
 from .periodic_eval import PeriodicEval
@@ -93,7 +93,11 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """Builds data, models and players from a config; trains into ``run_dir``."""
 
-    def __init__(self, cfg: Config, run_dir: Path | None, data: InMemoryData | None = None) -> None:
+    def __init__(self, cfg: Config, run_dir: Path | None, data: InMemoryData | None = None,
+                 pair: GanPair | None = None) -> None:
+        """``data`` and ``pair`` replace what the config's data.* and model.* would build
+        (benchmarks use them to train other networks; a checkpoint then restores only into
+        networks of the same shapes)."""
         # run_dir may be set after construction: `train` creates it only once data and
         # models were built, so a bad dataset leaves no empty run directory behind.
         self.cfg, self.run_dir = cfg, None if run_dir is None else Path(run_dir)
@@ -107,7 +111,7 @@ class Trainer:
         self.sampler = BatchSampler(len(data), cfg.data.batch_size, t.seed, data.name)
 
         m = cfg.model
-        self.pair = build_pair(cfg, data.info)
+        self.pair = build_pair(cfg, data.info) if pair is None else pair
         # Channels-last (NHWC) layout: convolutions, and above all nearest upsampling, run
         # several times faster in it on CPU and GPU; the data is converted once, here.
         self.channels_last = t.channels_last and data.is_image and is_convolutional(self.pair.discriminator)

@@ -1,0 +1,186 @@
+"""steadygan's training step against a minimal hand-written PyTorch GAN loop, same networks.
+
+The hand loop is the canonical form most published GAN scripts share: per iteration one
+generator forward, whose batch serves the discriminator update (detached) and the generator
+update; two discriminator forwards (real, fake); BCE-with-logits (the non-saturating loss);
+Adam(2e-4, betas 0.5/0.999) for both; default NCHW layout. steadygan trains deep copies of
+the same modules, with the same initial weights and the same data, through its ``Trainer``
+one iteration at a time (the default config: its fast step).
+
+Architectures:
+  dcgan28     steadygan's DCGAN pair at 28 px, 1 channel
+  upsample32  a generator of nearest-upsample + 3x3 convolutions and a 4-conv discriminator
+              with dropout and BatchNorm, at 32 px (a common published shape, written here)
+
+Rounds interleave the contenders (hand, steadygan) and a fp32 matmul probe, so a noisy
+machine's drifts hit all alike. Reported per architecture: median ms/iteration, the ratio
+hand / steadygan (above 1: steadygan is faster), FLOPs per iteration (matmuls and
+convolutions, forward and backward, counted by torch.utils.flop_counter), the GFLOP/s each
+achieves, and that rate as a fraction of the matmul rate measured in the same run.
+
+    python benchmarks/hand_loop.py                       # both architectures, batch 64, CPU
+    python benchmarks/hand_loop.py --arch dcgan28 --rounds 9 --iters 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import time
+from datetime import date
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from steadygan.config import load_config
+from steadygan.data import InMemoryData
+from steadygan.models import GanPair, build_models
+from steadygan.trainer import Trainer
+
+Z_DIM = 100
+
+
+class UpsampleGenerator(nn.Module):
+    """z -> width x 8 x 8 -> two (nearest x2, 3x3 conv, BatchNorm, LeakyReLU) -> 3x3 conv -> tanh."""
+
+    def __init__(self, z_dim: int = Z_DIM, channels: int = 1, width: int = 128) -> None:
+        super().__init__()
+        self.width = width
+        self.project = nn.Linear(z_dim, width * 8 * 8)
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(width),
+            nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Upsample(scale_factor=2), nn.Conv2d(width, width // 2, 3, padding=1), nn.BatchNorm2d(width // 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width // 2, channels, 3, padding=1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(self.project(z).view(-1, self.width, 8, 8))
+
+
+class DropoutBatchNormDiscriminator(nn.Module):
+    """Four stride-2 3x3 convolutions (16, 32, 64, 128 channels), each followed by LeakyReLU
+    and 2-D dropout, BatchNorm after all but the first; a linear logit at 2 x 2."""
+
+    def __init__(self, channels: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i, (cin, cout) in enumerate([(channels, 16), (16, 32), (32, 64), (64, 128)]):
+            layers += [nn.Conv2d(cin, cout, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True), nn.Dropout2d(0.25)]
+            if i > 0:
+                layers.append(nn.BatchNorm2d(cout))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(128 * 2 * 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)
+
+
+def make_pair(arch: str) -> tuple[GanPair, tuple[int, int, int]]:
+    if arch == "dcgan28":
+        return build_models("dcgan", (1, 28, 28), Z_DIM), (1, 28, 28)
+    return GanPair(UpsampleGenerator(), DropoutBatchNormDiscriminator()), (1, 32, 32)
+
+
+class HandLoop:
+    """The hand-written loop: what a user writes without a library."""
+
+    def __init__(self, pair: GanPair, images: torch.Tensor, batch: int) -> None:
+        self.G, self.D = pair.generator, pair.discriminator
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.images, self.batch = images, batch
+
+    def iteration(self) -> None:
+        index = torch.randint(0, len(self.images), (self.batch,))
+        real = self.images[index].float().div(127.5).sub(1.0)
+        ones, zeros = torch.ones(self.batch), torch.zeros(self.batch)
+        fake = self.G(torch.randn(self.batch, Z_DIM))
+        self.opt_d.zero_grad()
+        d_loss = (F.binary_cross_entropy_with_logits(self.D(real), ones)
+                  + F.binary_cross_entropy_with_logits(self.D(fake.detach()), zeros))
+        d_loss.backward()
+        self.opt_d.step()
+        self.opt_g.zero_grad()
+        g_loss = F.binary_cross_entropy_with_logits(self.D(fake), ones)
+        g_loss.backward()
+        self.opt_g.step()
+
+
+def steadygan_trainer(pair: GanPair, images: torch.Tensor, batch: int, extra: list[str]) -> Trainer:
+    data = InMemoryData(images, torch.zeros(len(images), dtype=torch.long), f"random-{images.shape[-1]}")
+    cfg = load_config(None, [f"data.batch_size={batch}", f"model.z_dim={Z_DIM}", "train.device=cpu",
+                             "train.progress=false", *extra])
+    return Trainer(cfg, run_dir=".", data=data, pair=pair)
+
+
+def flops_of(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def matmul_probe(n: int = 1024, reps: int = 8) -> float:
+    """Seconds per n x n fp32 matmul (2 n^3 FLOPs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return (time.perf_counter() - t0) / reps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", nargs="+", default=["dcgan28", "upsample32"], choices=["dcgan28", "upsample32"])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--iters", type=int, default=8, help="iterations per contender per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for the steadygan side (e.g. train.share_fake=false)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    print(f"{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, batch {args.batch}, {args.rounds} rounds x {args.iters} iterations"
+          + (f", steadygan --set {' '.join(args.set)}" if args.set else ""))
+    print("\n| architecture | hand loop ms/it | steadygan ms/it | ratio (hand/steadygan) | hand GFLOP/s (% of matmul) "
+          "| steadygan GFLOP/s (% of matmul) | matmul GFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    for arch in args.arch:
+        torch.manual_seed(0)
+        pair, shape = make_pair(arch)
+        images = torch.randint(0, 256, (4096, *shape), dtype=torch.uint8)
+        hand = HandLoop(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images, args.batch)
+        ours = steadygan_trainer(pair, images, args.batch, args.set)
+        contenders = {"hand": hand.iteration, "steadygan": ours._one_step}
+        for fn in contenders.values():  # warm-up: allocator, oneDNN primitive caches
+            for _ in range(3):
+                fn()
+        flops = {name: flops_of(fn) for name, fn in contenders.items()}
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        matmul: list[float] = []
+        for _ in range(args.rounds):
+            for name, fn in contenders.items():
+                t0 = time.perf_counter()
+                for _ in range(args.iters):
+                    fn()
+                times[name].append((time.perf_counter() - t0) / args.iters)
+            matmul.append(matmul_probe())
+        ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+        peak = 2 * 1024 ** 3 / statistics.median(matmul) / 1e9
+        rate = {name: flops[name] / (ms[name] / 1e3) / 1e9 for name in contenders}
+        print(f"| {arch} | {ms['hand']:.1f} | {ms['steadygan']:.1f} | {ms['hand'] / ms['steadygan']:.2f} | "
+              f"{rate['hand']:.0f} ({100 * rate['hand'] / peak:.0f}%) | "
+              f"{rate['steadygan']:.0f} ({100 * rate['steadygan'] / peak:.0f}%) | {peak:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
