@@ -68,21 +68,31 @@ def _assert_close_params(a: torch.nn.Module, b: torch.nn.Module, before: torch.n
     assert moved > 1e-2  # the update is large against the tolerance: the comparison means something
 
 
-@pytest.mark.parametrize("penalties,num_classes", [
-    ((), 0), (({"name": "r1", "gamma": 10},), 0), (({"name": "r2", "gamma": 10},), 0),
-    (({"name": "wgan-gp"},), 0), (({"name": "r1", "gamma": 10},), 4),
+def _forward_batch_sizes(net: torch.nn.Module) -> list[int]:
+    sizes: list[int] = []
+    net.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    return sizes
+
+
+@pytest.mark.parametrize("penalties,num_classes,fused_sizes", [
+    ((), 0, [16]), (({"name": "wgan-gp"},), 0, [16, 8]), (({"name": "dragan"},), 4, [16, 8]),
+    ((), 4, [16]),
+    # R1/R2 differentiate one half's logits: through a fused graph that would cost 2N, so not fused
+    (({"name": "r1", "gamma": 10},), 0, [8, 8]), (({"name": "r2", "gamma": 10},), 4, [8, 8]),
 ])
-def test_the_fused_real_and_fake_forward_equals_two_forwards(penalties, num_classes):
+def test_the_fused_real_and_fake_forward_equals_two_forwards(penalties, num_classes, fused_sizes):
     d, g = _players(penalties, num_classes)
     d_fused = _copy(d)
     d_fused.fused_forward = True
     d_before = copy.deepcopy(d.net)
     batch, z = _batch(num_classes=num_classes)
     loss = build_loss("non-saturating")
-    torch.manual_seed(5)  # wgan-gp draws its interpolation weights
+    torch.manual_seed(5)  # wgan-gp and dragan draw random numbers
     two = d_step(d, g, loss, batch, z, step=0)
     torch.manual_seed(5)
+    sizes = _forward_batch_sizes(d_fused.net)
     one = d_step(d_fused, g, loss, batch, z, step=0)
+    assert sizes == fused_sizes
     assert two.keys() == one.keys()
     for key in two:
         torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=ATOL, msg=key)

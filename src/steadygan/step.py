@@ -74,11 +74,14 @@ def sync_gradients(params: list[Tensor]) -> None:
                 p.grad.div_(world)
 
 
-def _score_real_and_fake(d: Player, y: Tensor | None, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+def _score_real_and_fake(d: Player, y: Tensor | None, real: Tensor, fake: Tensor,
+                         input_grads: bool) -> tuple[Tensor, Tensor]:
     """D's logits on both halves. Fused, the two halves go through D as one batch of 2N
     (one call per layer instead of two); without batch coupling each sample's logit is
-    the same either way, up to float rounding."""
-    if d.fused_forward:
+    the same either way, up to float rounding. Not fused when R1 or R2 differentiates
+    these logits with respect to one half: through a fused graph that inner gradient and
+    its double backward would run over all 2N samples."""
+    if d.fused_forward and not input_grads:
         both = call(d.net, torch.cat([real, fake]), None if y is None else torch.cat([y, y])).float()
         real_logits, fake_logits = both.split(len(real))
         return real_logits, fake_logits
@@ -143,7 +146,7 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
         real = batch.x
         if REAL_GRAD in needs:  # share this forward with R1 instead of a second pass
             real = real.detach().requires_grad_(True)
-        real_logits, fake_logits = _score_real_and_fake(d, batch.y, real, fake)
+        real_logits, fake_logits = _score_real_and_fake(d, batch.y, real, fake, bool(needs & {REAL_GRAD, FAKE_GRAD}))
         d_loss = loss.d_loss(real_logits, fake_logits)
         g_loss = loss.g_loss(fake_logits) if G_LOSS in needs else None
         stats: Stats = {"Loss/D": d_loss.detach(), "Logits/real": real_logits.detach().mean(),
