@@ -180,3 +180,22 @@ def test_clipper_repr_lists_its_options():
 def test_value_clipper_without_gradients_reports_zeros():
     stats = build_clipper({"name": "value", "eps": 0.1}).clip_([nn.Parameter(torch.ones(3))])
     assert stats.grad_norm.item() == 0.0 and stats.clipped.item() == 0.0
+
+
+def test_functional_clippers_by_hand():
+    from steadygan.clipping import agc_, clip_norm_, clip_value_, weight_clip_
+
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0, 3.0]))
+    p.grad = torch.tensor([0.5, -2.0, 0.001])
+    assert clip_value_([p], 0.1).item() == pytest.approx(2 / 3)
+    assert p.grad.tolist() == pytest.approx([0.1, -0.1, 0.001])
+    q = torch.nn.Parameter(torch.zeros(2))
+    q.grad = torch.tensor([3.0, 4.0])
+    assert clip_norm_([q], 1.0).item() == pytest.approx(5.0)
+    assert q.grad.tolist() == pytest.approx([0.6, 0.8])
+    # agc: a 1-D parameter's unit norm is |w|: the gradient of w=3 may be at most 0.1 * 3 = 0.3.
+    p.grad = torch.tensor([0.05, 1.0, 0.2])
+    assert agc_([p], clipping=0.1).item() == pytest.approx(1 / 3)
+    assert p.grad.tolist() == pytest.approx([0.05, 0.2, 0.2])
+    assert weight_clip_([p], 1.5).item() == pytest.approx(2 / 3)
+    assert p.tolist() == [1.0, 1.5, 1.5]

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from steadygan.losses import build_loss
-from steadygan.penalties import (PENALTIES, PenaltyInputs, build_penalty, per_sample_mix, sq_param_grad_norm,
-                                 per_sample_sq_grad_norm)
+from steadygan.penalties import (PENALTIES, PenaltyInputs, build_penalty, consensus_penalty, dragan_penalty,
+                                 nk_penalty, param_grad_penalty, per_sample_mix, per_sample_sq_grad_norm,
+                                 r1_penalty, r2_penalty, sq_param_grad_norm, wgan_gp_penalty, zero_gp_penalty)
 from steadygan.registry import ConfigError
 
 
@@ -318,3 +319,49 @@ def test_param_grad_norm_of_a_loss_that_uses_no_parameter_is_a_zero_tensor():
     x = torch.ones(2, requires_grad=True)
     value = sq_param_grad_norm((x * 2).sum(), [unused])
     assert isinstance(value, torch.Tensor) and value.item() == 0.0
+
+
+# --- the functional forms (for a user's own loop) --------------------------------------------
+
+def test_functional_input_gradient_penalties_against_closed_forms_on_a_linear_critic():
+    """grad_x (w.x + b) = w at every point, so r1 = r2 = gamma/2 ||w||^2, wgan-gp and dragan
+    = lam (||w|| - 1)^2 and zero-gp = lam ||w||^2, whatever points they are taken at."""
+    torch.manual_seed(1)
+    w = torch.randn(12)
+    D = LinearCritic(w, 0.4)
+    real, fake = torch.randn(6, 3, 2, 2), torch.randn(6, 3, 2, 2)
+    norm = w.norm()
+    assert r1_penalty(D, real, gamma=3.0).item() == pytest.approx(1.5 * norm.item() ** 2, rel=1e-5)
+    assert r2_penalty(D, fake, gamma=3.0).item() == pytest.approx(1.5 * norm.item() ** 2, rel=1e-5)
+    assert wgan_gp_penalty(D, real, fake, lam=2.0).item() == pytest.approx(2 * (norm.item() - 1) ** 2, rel=1e-5)
+    assert zero_gp_penalty(D, real, fake, lam=2.0).item() == pytest.approx(2 * norm.item() ** 2, rel=1e-5)
+    assert dragan_penalty(D, real, lam=2.0).item() == pytest.approx(2 * (norm.item() - 1) ** 2, rel=1e-5)
+    assert not real.requires_grad  # the caller's tensors are left as they were
+
+
+@pytest.mark.parametrize("name,call", [
+    ("r1", lambda D, i: r1_penalty(D, i.real, 2.5)),
+    ("r2", lambda D, i: r2_penalty(D, i.fake, 2.5)),
+    ("wgan-gp", lambda D, i: wgan_gp_penalty(D, i.real, i.fake, 2.5)),
+    ("zero-gp", lambda D, i: zero_gp_penalty(D, i.real, i.fake, 2.5)),
+    ("dragan", lambda D, i: dragan_penalty(D, i.real, 2.5)),
+    ("seed-param", lambda D, i: param_grad_penalty(i.d_loss, i.d_params, 2.5)),
+])
+def test_the_registry_and_the_functional_form_give_the_same_value(name, call):
+    torch.manual_seed(2)
+    D = nn.Sequential(nn.Flatten(), nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0))
+    inputs = d_inputs(D, torch.randn(4, 2, 2, 2), torch.randn(4, 2, 2, 2))
+    penalty = build_penalty({"name": name, "weight": 2.5}, "d")
+    torch.manual_seed(3)
+    registry = penalty.weight * penalty.value(inputs)
+    torch.manual_seed(3)
+    functional = call(D, inputs)
+    torch.testing.assert_close(functional, registry, rtol=1e-6, atol=0)
+    assert registry.item() > 1e-4
+
+
+def test_functional_parameter_gradient_penalties_on_the_dirac_game():
+    i = dirac_inputs("g")
+    got = consensus_penalty(i.d_loss, i.d_params, i.g_loss, i.g_params, gamma=4.0)
+    assert got.item() == pytest.approx(2.0 * (0.7 ** 2 + 1.3 ** 2), rel=1e-6)
+    assert nk_penalty(i.d_loss, i.d_params, eta=3.0).item() == pytest.approx(3.0 * 0.7 ** 2, rel=1e-6)

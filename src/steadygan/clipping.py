@@ -33,6 +33,58 @@ def global_grad_norm(params: list[Tensor]) -> Tensor:
     return torch.nn.utils.get_total_norm(grads, norm_type=2.0)
 
 
+# --- the clippers as functions, for any training loop (the registry classes call them) -------
+
+@torch.no_grad()
+def clip_value_(params: list[Tensor], eps: float) -> Tensor:
+    """clip(g, -eps, eps) on every gradient element, in place (the GC-GAN document's
+    clipper); returns the fraction of gradient values it changed."""
+    grads = _grads(params)
+    if not grads:
+        return torch.zeros(())
+    over = sum(g.abs().gt(eps).sum() for g in grads)
+    total = sum(g.numel() for g in grads)
+    torch.nn.utils.clip_grad_value_(params, eps)
+    return over.float() / total
+
+
+def clip_norm_(params: list[Tensor], max_norm: float) -> Tensor:
+    """Rescale all gradients in place so their global L2 norm is at most ``max_norm``
+    (Pascanu et al. 2013); returns the norm before clipping."""
+    return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+@torch.no_grad()
+def agc_(params: list[Tensor], clipping: float = 0.01, eps: float = 1e-3) -> Tensor:
+    """Adaptive gradient clipping (Brock et al. 2021), in place: each output unit's gradient
+    is rescaled to at most ``clipping`` times its weight norm (at least ``eps``, so freshly
+    zero-initialised weights stay trainable); returns the fraction of values changed."""
+    changed, total = None, 0
+    for p in params:
+        if p.grad is None:
+            continue
+        max_norm = clipping * unitwise_norm(p).clamp_min(eps)
+        g_norm = unitwise_norm(p.grad)
+        trigger = g_norm > max_norm
+        scale = max_norm / g_norm.clamp_min(1e-6)
+        p.grad.copy_(torch.where(trigger, p.grad * scale, p.grad))
+        count = trigger.expand_as(p.grad).sum()
+        changed = count if changed is None else changed + count
+        total += p.grad.numel()
+    return torch.zeros(()) if changed is None else changed.float() / total
+
+
+@torch.no_grad()
+def weight_clip_(params: list[Tensor], c: float) -> Tensor:
+    """WGAN weight clipping (Arjovsky et al. 2017): clamp every weight to [-c, c] in place;
+    returns the fraction of weights that were outside."""
+    over = sum(p.abs().gt(c).sum() for p in params)
+    total = sum(p.numel() for p in params)
+    for p in params:
+        p.clamp_(-c, c)
+    return over.float() / total
+
+
 class Clipper(ABC):
     """No-op base: reports the gradient norm and changes nothing."""
 
@@ -76,14 +128,8 @@ class ValueClipper(Clipper):
         self.eps = _positive("value", "eps", eps)
 
     def clip_(self, params: list[Tensor]) -> ClipStats:
-        grads = _grads(params)
         norm = global_grad_norm(params)
-        if not grads:
-            return ClipStats(norm, torch.zeros(()))
-        over = sum(g.abs().gt(self.eps).sum() for g in grads)
-        total = sum(g.numel() for g in grads)
-        torch.nn.utils.clip_grad_value_(params, self.eps)
-        return ClipStats(norm, over.float() / total)
+        return ClipStats(norm, clip_value_(params, self.eps))
 
 
 @CLIPPERS.register("norm", summary="rescale all gradients so their global L2 norm is at most max_norm",
@@ -95,7 +141,7 @@ class NormClipper(Clipper):
         self.max_norm = _positive("norm", "max_norm", max_norm)
 
     def clip_(self, params: list[Tensor]) -> ClipStats:
-        norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm)
+        norm = clip_norm_(params, self.max_norm)
         # Rescaling touches every value or none.
         return ClipStats(norm, (norm > self.max_norm).float())
 
@@ -116,22 +162,9 @@ class AdaptiveClipper(Clipper):
         self.clipping = _positive("agc", "clipping", clipping)
         self.eps = _positive("agc", "eps", eps)
 
-    @torch.no_grad()
     def clip_(self, params: list[Tensor]) -> ClipStats:
         norm = global_grad_norm(params)
-        changed, total = torch.zeros((), device=norm.device), 0
-        for p in params:
-            if p.grad is None:
-                continue
-            # eps keeps freshly zero-initialised weights (e.g. biases) trainable.
-            max_norm = self.clipping * unitwise_norm(p).clamp_min(self.eps)
-            g_norm = unitwise_norm(p.grad)
-            trigger = g_norm > max_norm
-            scale = max_norm / g_norm.clamp_min(1e-6)
-            p.grad.copy_(torch.where(trigger, p.grad * scale, p.grad))
-            changed = changed + trigger.expand_as(p.grad).sum()
-            total += p.grad.numel()
-        return ClipStats(norm, changed.float() / max(total, 1))
+        return ClipStats(norm, agc_(params, self.clipping, self.eps))
 
 
 @CLIPPERS.register("weight-clip", summary="WGAN weight clipping: clamp every weight to [-c, c] after the step",
@@ -142,13 +175,8 @@ class WeightClipper(Clipper):
     def __init__(self, c: float = 0.01) -> None:
         self.c = _positive("weight-clip", "c", c)
 
-    @torch.no_grad()
     def after_step_(self, params: list[Tensor]) -> Tensor:
-        over = sum(p.abs().gt(self.c).sum() for p in params)
-        total = sum(p.numel() for p in params)
-        for p in params:
-            p.clamp_(-self.c, self.c)
-        return over.float() / total
+        return weight_clip_(params, self.c)
 
 
 def build_clipper(spec: dict | None) -> Clipper:

@@ -140,6 +140,69 @@ def _norm(sq: Tensor) -> Tensor:
     return torch.sqrt(sq + 1e-12)
 
 
+# Each penalty is first a plain function of a discriminator and tensors, weighted, for use in
+# any training loop; the registry classes below call the same function with weight 1 (the
+# step applies the weight and the lazy gain). ``d`` is a module or any function of the
+# samples (labels already bound for a conditional D).
+
+def r1_penalty(d: Callable[[Tensor], Tensor], real: Tensor, gamma: float = 10.0,
+               logits: Tensor | None = None) -> Tensor:
+    """(gamma/2) E||grad_x D(x)||^2 at real samples (Mescheder et al. 2018).
+
+    To reuse the forward of the loss, pass ``logits = d(real)`` computed from a ``real``
+    that requires grad; otherwise D is run here on a copy of ``real``."""
+    if logits is None:
+        real = real.detach().requires_grad_(True)
+        logits = d(real)
+    return gamma * 0.5 * per_sample_sq_grad_norm(logits, real).mean()
+
+
+def r2_penalty(d: Callable[[Tensor], Tensor], fake: Tensor, gamma: float = 10.0,
+               logits: Tensor | None = None) -> Tensor:
+    """(gamma/2) E||grad_x D(x)||^2 at generated samples (Mescheder et al. 2018); ``logits`` as in r1."""
+    return r1_penalty(d, fake, gamma, logits)
+
+
+def wgan_gp_penalty(d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, lam: float = 10.0) -> Tensor:
+    """lambda E(||grad D(x_hat)|| - 1)^2 at per-sample random real/fake interpolates (Gulrajani et al. 2017)."""
+    points = per_sample_mix(real.detach(), fake.detach())
+    return lam * (_norm(per_sample_sq_grad_norm(d(points), points)) - 1).square().mean()
+
+
+def zero_gp_penalty(d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, lam: float = 10.0) -> Tensor:
+    """lambda E||grad D(x_hat)||^2 at per-sample real/fake interpolates (Thanh-Tung et al. 2019)."""
+    points = per_sample_mix(real.detach(), fake.detach())
+    return lam * per_sample_sq_grad_norm(d(points), points).mean()
+
+
+def dragan_penalty(d: Callable[[Tensor], Tensor], real: Tensor, lam: float = 10.0, scale: float = 0.5) -> Tensor:
+    """lambda E(||grad D(x)|| - 1)^2 at points between real samples and real samples pushed
+    up by up to ``scale`` standard deviations of the batch (Kodali et al. 2017, as the
+    authors' code draws them)."""
+    real = real.detach()
+    perturbed = real + scale * real.std() * torch.rand_like(real)
+    points = per_sample_mix(real, perturbed)
+    return lam * (_norm(per_sample_sq_grad_norm(d(points), points)) - 1).square().mean()
+
+
+def param_grad_penalty(loss: Tensor, params: list[Tensor], lam: float = 1.0) -> Tensor:
+    """lambda ||grad_theta loss||^2: the GP-GAN document's penalty, added to the loss of the
+    player whose parameters ``params`` are (a double backward when minimised)."""
+    return lam * sq_param_grad_norm(loss, params)
+
+
+def consensus_penalty(d_loss: Tensor, d_params: list[Tensor], g_loss: Tensor, g_params: list[Tensor],
+                      gamma: float = 10.0) -> Tensor:
+    """(gamma/2)(||grad_D L_D||^2 + ||grad_G L_G||^2), added to both players' losses
+    (Mescheder et al. 2017)."""
+    return gamma * 0.5 * (sq_param_grad_norm(d_loss, d_params) + sq_param_grad_norm(g_loss, g_params))
+
+
+def nk_penalty(d_loss: Tensor, d_params: list[Tensor], eta: float = 0.5) -> Tensor:
+    """eta ||grad_D L_D||^2, added to the generator's loss (Nagarajan & Kolter 2017)."""
+    return eta * sq_param_grad_norm(d_loss, d_params)
+
+
 @PENALTIES.register("r1", summary="(gamma/2) E||grad D(x_real)||^2, zero-centred at real data",
                     paper="Mescheder et al. 2018, Which training methods for GANs do actually converge?")
 class R1Penalty(Penalty):
@@ -149,7 +212,7 @@ class R1Penalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         assert inputs.real_logits is not None
-        return 0.5 * per_sample_sq_grad_norm(inputs.real_logits, inputs.real).mean()
+        return r1_penalty(inputs.score, inputs.real, 1.0, logits=inputs.real_logits)
 
 
 @PENALTIES.register("r2", summary="(gamma/2) E||grad D(x_fake)||^2, zero-centred at generated data",
@@ -160,7 +223,7 @@ class R2Penalty(Penalty):
     weight_alias = "gamma"
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
-        return 0.5 * per_sample_sq_grad_norm(inputs.fake_logits, inputs.fake).mean()
+        return r2_penalty(inputs.score, inputs.fake, 1.0, logits=inputs.fake_logits)
 
 
 @PENALTIES.register("wgan-gp", summary="lambda E(||grad D(x_hat)|| - 1)^2 at per-sample real/fake interpolates",
@@ -170,9 +233,7 @@ class WganGpPenalty(Penalty):
     weight_alias = "lambda"
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
-        points = per_sample_mix(inputs.real.detach(), inputs.fake.detach())
-        sq = per_sample_sq_grad_norm(inputs.score(points), points)
-        return (_norm(sq) - 1).square().mean()
+        return wgan_gp_penalty(inputs.score, inputs.real, inputs.fake, 1.0)
 
 
 @PENALTIES.register("zero-gp", summary="lambda E||grad D(x_hat)||^2 at interpolates (zero-centred GP)",
@@ -182,8 +243,7 @@ class ZeroGpPenalty(Penalty):
     weight_alias = "lambda"
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
-        points = per_sample_mix(inputs.real.detach(), inputs.fake.detach())
-        return per_sample_sq_grad_norm(inputs.score(points), points).mean()
+        return zero_gp_penalty(inputs.score, inputs.real, inputs.fake, 1.0)
 
 
 @PENALTIES.register("dragan", summary="lambda E(||grad D(x + delta)|| - 1)^2 around perturbed real data",
@@ -199,13 +259,7 @@ class DraganPenalty(Penalty):
         self.scale = float(scale)
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
-        real = inputs.real.detach()
-        # Perturb by up to `scale` standard deviations of the batch, then pick a random
-        # point on the segment to the perturbed sample (as the authors' code does).
-        perturbed = real + self.scale * real.std() * torch.rand_like(real)
-        points = per_sample_mix(real, perturbed)
-        sq = per_sample_sq_grad_norm(inputs.score(points), points)
-        return (_norm(sq) - 1).square().mean()
+        return dragan_penalty(inputs.score, inputs.real, 1.0, self.scale)
 
 
 INPUT_GRADIENT_PENALTIES = ("r1", "r2", "wgan-gp", "zero-gp", "dragan")
@@ -227,7 +281,9 @@ def sq_param_grad_norm(loss: Tensor, params: list[Tensor]) -> Tensor:
                     summary="the GP-GAN document's term: lambda ||grad_theta L||^2 of each player's own loss",
                     paper="GP-GAN source document, sec. 3.4 (cf. gradient-norm regularisation, Drucker & LeCun 1992)")
 class SeedParamPenalty(Penalty):
-    """The GP-GAN document's penalty, lambda * ||grad||^2 on the player's own parameters.
+    """The GP-GAN document's penalty, lambda * ||grad||^2 on the player's own parameters
+    (:func:`param_grad_penalty`; here from the step's shared grad(loss), see
+    :meth:`PenaltyInputs.own_loss_grads`).
 
     Section 3.4 adds lambda ||grad G||^2 to the generator's loss and subtracts
     lambda ||grad D||^2 from the discriminator's *maximised* objective, i.e. both players
@@ -262,7 +318,9 @@ class SeedParamPenalty(Penalty):
 @PENALTIES.register("consensus", summary="(gamma/2)(||grad_D L_D||^2 + ||grad_G L_G||^2) added to both players",
                     paper="Mescheder et al. 2017, The Numerics of GANs")
 class ConsensusPenalty(Penalty):
-    """Consensus optimisation: both players also descend on L = 1/2 ||v||^2.
+    """Consensus optimisation: both players also descend on L = 1/2 ||v||^2
+    (:func:`consensus_penalty`, with the updating player's half from the step's shared
+    grad(loss)).
 
     v is the joint vector field (each player's loss gradient on its own parameters). With
     alternating updates each player differentiates L with respect to its own parameters
@@ -294,7 +352,7 @@ class NagarajanKolterPenalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         assert inputs.d_loss is not None
-        return sq_param_grad_norm(inputs.d_loss, inputs.d_params)
+        return nk_penalty(inputs.d_loss, inputs.d_params, 1.0)
 
 
 PARAMETER_GRADIENT_PENALTIES = ("seed-param", "consensus", "nk")
