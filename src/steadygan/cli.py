@@ -213,7 +213,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     sections = (("losses (loss=NAME)", LOSSES),
                 ("gradient penalties (d.penalties=[SPEC,...] / g.penalties=[SPEC,...])", PENALTIES),
-                ("clippers (d.clip=SPEC / g.clip=SPEC)", CLIPPERS), ("models (model.arch=NAME)", MODELS),
+                ("clippers (d.clip=SPEC / g.clip=SPEC)", CLIPPERS), ("models (model.arch=NAME, or package.module:factory for your own networks: see README)", MODELS),
                 ("optimisers (d.optimizer / g.optimizer)", OPTIMIZERS), ("datasets (data.name=NAME)", DATASETS),
                 ("feature extractors for metrics (steadygan eval --extractor NAME / train.eval_extractor)", EXTRACTORS))
     for title, registry in sections:

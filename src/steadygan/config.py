@@ -297,13 +297,12 @@ def validate(cfg: Config) -> None:
     from .clipping import build_clipper
     from .data import DATASETS
     from .losses import LOSSES
-    from .models import MODELS, check_model_options
+    from .models import check_model_options
     from .optim import optimizer_options
     from .penalties import build_penalty
 
     DATASETS.get(cfg.data.name)
-    MODELS.get(cfg.model.arch)
-    check_model_options(cfg.model.arch, cfg.model.width, cfg.model.depth)
+    check_model_options(cfg.model.arch, cfg.model.width, cfg.model.depth)  # a registered name or an import path
     LOSSES.get(cfg.loss)
     if cfg.data.split not in ("train", "test"):
         raise ConfigError(f"data.split must be 'train' or 'test' (got {cfg.data.split!r})")

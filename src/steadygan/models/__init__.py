@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..registry import ConfigError, Registry
 from .conditional import CLASS_EMBED_DIM, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import DcganDiscriminator, DcganGenerator
+from .imported import build_imported, check_imported_options, is_import_path
 from .layers import NORMS, apply_spectral_norm, has_batch_coupling, is_convolutional
 from .mlp import MlpDiscriminator, MlpGenerator
 from .pair import GanPair, bind, call
@@ -56,9 +57,16 @@ def architecture_options(width: int | None = None, depth: int | None = None) -> 
 
 
 def check_model_options(arch: str, width: int | None = None, depth: int | None = None) -> None:
-    """ConfigError for an option ``arch`` does not take, or a size below 1."""
+    """ConfigError for an unknown architecture, an option ``arch`` does not take, or a size below 1."""
     options = architecture_options(width, depth)
-    valid = [k for k in MODELS.get(arch).parameters() if k in ("width", "depth")]
+    if is_import_path(arch):
+        check_imported_options(arch, options)
+        return
+    try:
+        entry = MODELS.get(arch)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; or your own networks: model.arch=package.module:factory") from exc
+    valid = [k for k in entry.parameters() if k in ("width", "depth")]
     for key, value in options.items():
         if key not in valid:
             raise ConfigError(f"model.{key} does not apply to model '{arch}' (its options: "
@@ -78,8 +86,12 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
         raise ConfigError(f"model.z_dim must be >= 1 (got {z_dim})")
     check_model_options(arch, width, depth)
     g_inputs = z_dim + (CLASS_EMBED_DIM if num_classes else 0)
-    pair: GanPair = MODELS.build(arch, sample_shape=tuple(sample_shape), z_dim=g_inputs, g_norm=g_norm,
-                                 d_norm=d_norm, **architecture_options(width, depth))
+    if is_import_path(arch):  # the user's own networks (models/imported.py)
+        pair = build_imported(arch, tuple(sample_shape), g_inputs, width=width, depth=depth, g_norm=g_norm,
+                              d_norm=d_norm)
+    else:
+        pair = MODELS.build(arch, sample_shape=tuple(sample_shape), z_dim=g_inputs, g_norm=g_norm,
+                            d_norm=d_norm, **architecture_options(width, depth))
     if num_classes:
         pair = GanPair(ConditionalGenerator(pair.generator, num_classes),
                        ProjectionDiscriminator(pair.discriminator, num_classes), num_classes)
@@ -89,4 +101,4 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
 
 
 __all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "is_convolutional", "NORMS", "call", "bind",
-           "ConditionalGenerator", "ProjectionDiscriminator"]
+           "ConditionalGenerator", "ProjectionDiscriminator", "is_import_path"]

@@ -1,0 +1,110 @@
+"""Bring your own networks: model.arch=package.module:factory, and a GanPair given in Python."""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from steadygan.cli import main
+from steadygan.models import GanPair, build_models
+from steadygan.registry import ConfigError
+from steadygan.trainer import Trainer, train
+
+from test_trainer import assert_same_state, final_state, toy_cfg
+
+NETS = '''
+import torch
+from torch import nn
+
+
+class Critic(nn.Module):
+    def __init__(self, dim, width):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+def toy_pair(sample_shape, z_dim, width=24):
+    (dim,) = sample_shape
+    G = nn.Sequential(nn.Linear(z_dim, width), nn.ReLU(), nn.Linear(width, dim))
+    return G, Critic(dim, width)
+
+
+def wide_logits(sample_shape, z_dim):
+    G, D = toy_pair(sample_shape, z_dim)
+    return G, D.net  # (N, 1) logits: refused
+
+
+def wrong_shape(sample_shape, z_dim):
+    G, D = toy_pair((3,), z_dim)
+    return G, D
+
+
+def not_a_pair(sample_shape, z_dim):
+    return "G and D"
+'''
+
+
+@pytest.fixture
+def nets_module(tmp_path, monkeypatch):
+    (tmp_path / "my_nets_for_test.py").write_text(textwrap.dedent(NETS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_nets_for_test"
+    sys.modules.pop("my_nets_for_test", None)
+
+
+def test_a_pair_from_an_import_path_trains_resumes_exactly_and_samples(tmp_path, nets_module):
+    arch = f"model.arch={nets_module}:toy_pair"
+    sets = [arch, "model.width=null", "model.depth=null", "train.ema=0.9"]
+    straight = train(toy_cfg(tmp_path, *sets))
+    state = final_state(straight.run_dir)
+    assert state["config"]["model"]["arch"] == f"{nets_module}:toy_pair"  # the checkpoint records the path
+    assert "net.0.weight" in state["discriminator"]  # the user's Critic, not steadygan's MLP
+    half = train(toy_cfg(tmp_path, *sets, "train.steps=6"))
+    assert main(["train", "--resume", str(half.run_dir), "--steps", "12", "--no-progress"]) == 0
+    assert_same_state(state, final_state(half.run_dir))
+    assert main(["sample", str(half.run_dir), "-n", "16", "-o", str(tmp_path / "points.png")]) == 0
+    assert (tmp_path / "points.png").stat().st_size > 0
+
+
+def test_options_reach_the_factory_and_ones_it_does_not_take_are_errors(tmp_path, nets_module):
+    pair = build_models(f"{nets_module}:toy_pair", (2,), 4, width=7)
+    assert pair.discriminator.net[0].out_features == 7
+    with pytest.raises(ConfigError, match="model.depth does not apply to toy_pair"):
+        build_models(f"{nets_module}:toy_pair", (2,), 4, depth=3)
+
+
+@pytest.mark.parametrize("arch,message", [
+    ("no_such_module_here:f", "cannot import 'no_such_module_here'"),
+    ("{m}:missing", "has no function or class 'missing'"),
+    ("{m}:wide_logits", r"returns \(2, 1\) for 2 samples; it must return one logit per sample"),
+    ("{m}:wrong_shape", r"maps \(2, 2\) noise to \(2, 3\); the data needs \(2, 2\)"),
+    ("{m}:not_a_pair", "the factory returned str"),
+    ("{m}:a:b", "an import path is package.module:factory"),
+])
+def test_a_bad_import_path_or_factory_is_a_one_line_error(tmp_path, nets_module, capsys, arch, message):
+    arch = arch.format(m=nets_module)
+    assert main(["train", "--config", "configs/ring8.yaml", "--set", f"model.arch={arch}", "--set",
+                 "model.width=null", "--set", "model.depth=null", "--steps", "1", "--out", str(tmp_path / "runs"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert re.search(message, err), err
+
+
+def test_the_trainer_takes_a_pair_of_modules_from_python(tmp_path):
+    torch.manual_seed(0)
+    G = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    D = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1), torch.nn.Flatten(0))
+    before = [p.detach().clone() for p in D.parameters()]
+    trainer = Trainer(toy_cfg(tmp_path, "train.steps=3"), tmp_path / "run", pair=GanPair(G, D))
+    (tmp_path / "run").mkdir()
+    result = trainer.train()
+    assert result.step == 3 and trainer.D is D
+    assert all(not torch.equal(a, b) for a, b in zip(before, D.parameters()))
