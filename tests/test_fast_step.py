@@ -35,7 +35,8 @@ from test_trainer import assert_same_state, final_state, resume_matches_straight
 
 ATOL = 1e-5
 LR = 20.0
-SLOW = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false"]
+SLOW = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false",
+        "train.reuse_loss_grad=false"]
 
 
 def _players(d_penalties=(), num_classes=0, d_norm="none", seed=0):
@@ -225,3 +226,117 @@ def test_a_run_from_before_the_fast_step_resumes_on_the_plain_step(tmp_path, idx
     (half.run_dir / "config.yaml").write_text(yaml.safe_dump(payload["config"]))
     assert main(["train", "--resume", str(half.run_dir), "--steps", "6", "--no-progress"]) == 0
     assert_same_state(final_state(straight.run_dir), final_state(half.run_dir))
+
+
+class ViewDiscriminator(torch.nn.Module):
+    """Flattens a convolution's output with .view: fails in channels-last layout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 4, 4)
+        self.head = torch.nn.Linear(4 * 8 * 8, 1)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return self.head(h.view(h.shape[0], -1)).squeeze(1)
+
+
+class MinibatchStdDiscriminator(ViewDiscriminator):
+    """Adds the batch's standard deviation to every logit: couples samples without BatchNorm."""
+
+    def forward(self, x):
+        return super().forward(x) + x.std(0).mean()
+
+
+def _user_pair(D):
+    G = torch.nn.Sequential(torch.nn.Linear(8, 3 * 32 * 32), torch.nn.Tanh(), torch.nn.Unflatten(1, (3, 32, 32)))
+    from steadygan.models import GanPair
+
+    return GanPair(G, D)
+
+
+def test_networks_that_fail_in_channels_last_train_channels_first_with_a_warning(tmp_path):
+    with pytest.warns(UserWarning, match="do not work in channels-last layout .*view"):
+        trainer = Trainer(_colour_cfg(tmp_path), None, _colour_data(), pair=_user_pair(ViewDiscriminator()))
+    assert not trainer.channels_last and trainer.D.conv.weight.is_contiguous()
+    assert trainer.d.fused_forward  # independent of the layout: still one forward
+    trainer._one_step()
+
+
+def test_batch_coupled_or_spectrally_normalised_discriminators_are_not_fused(tmp_path):
+    with pytest.warns(UserWarning, match="channels-last"):
+        coupled = Trainer(_colour_cfg(tmp_path), None, _colour_data(), pair=_user_pair(MinibatchStdDiscriminator()))
+    assert not coupled.d.fused_forward
+    spectral = Trainer(_colour_cfg(tmp_path, "model.spectral_norm=true"), None, _colour_data())
+    assert not spectral.d.fused_forward  # one power iteration per forward: fusing would halve them
+    assert spectral.channels_last
+
+
+def test_the_shared_batch_updates_batchnorm_statistics_once_per_iteration():
+    """The documented difference of the shared forward: G's BatchNorm running statistics
+    see one forward per iteration instead of two (parameters are equal, tested above)."""
+    d, g = _players()
+    d2, g2 = _copy(d), _copy(g)
+    batch, z = _batch()
+    loss = build_loss("non-saturating")
+    d_step(d, g, loss, batch, z, step=0)
+    g_step(g, d, loss, batch, z, step=0)
+    fake = g2(z)
+    d_step(d2, g2, loss, batch, z, step=0, fake=fake)
+    g_step(g2, d2, loss, batch, z, step=0, fake=fake)
+    tracked = [m.num_batches_tracked.item() for m in (g.net, g2.net)
+               for m in [next(x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d))]]
+    assert tracked == [2, 1]
+
+
+def test_a_lab_folder_from_before_the_fast_step_resumes_on_its_own_step(tmp_path):
+    import yaml
+
+    from steadygan.compare import RunJob, run_one
+    from steadygan.variants import parse_variant
+
+    cfg = toy_cfg_for_lab(tmp_path)
+    old = train(cfg)  # stands in for a run of an older release: its config.yaml lacks the new keys
+    stored = yaml.safe_load((old.run_dir / "config.yaml").read_text())
+    for key in ADDED_SINCE_V2:
+        del stored["train"][key]
+    (old.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
+    _as_format_2(latest_checkpoint(old.run_dir))
+    job_cfg = toy_cfg_for_lab(tmp_path, "train.steps=8")
+    job_cfg.train.share_fake = True  # today's default, as `compare` builds it
+    job = RunJob(parse_variant("baseline"), 0, old.run_dir, job_cfg)
+    result = run_one(job)
+    assert result["action"].startswith("resumed") and result["step"] == 8
+    assert not any(yaml.safe_load((old.run_dir / "config.yaml").read_text())["train"][k] for k in ADDED_SINCE_V2)
+
+
+def test_resume_with_the_original_config_file_keeps_the_runs_step(tmp_path):
+    import yaml
+
+    from steadygan.cli import main
+
+    cfg = toy_cfg_for_lab(tmp_path)
+    run = train(cfg).run_dir
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    for key in ADDED_SINCE_V2:
+        del stored["train"][key]
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    _as_format_2(latest_checkpoint(run))
+    original = tmp_path / "original.yaml"
+    original.write_text(yaml.safe_dump(stored))  # the user's file, written before the options existed
+    assert main(["train", "--resume", str(run), "--config", str(original), "--steps", "8", "--no-progress"]) == 0
+    assert not any(load_checkpoint(latest_checkpoint(run))["config"]["train"][k] for k in ADDED_SINCE_V2)
+
+
+def _as_format_2(ckpt) -> None:
+    """Rewrite a checkpoint as a release before the fast step wrote it."""
+    payload = torch.load(ckpt, weights_only=True)
+    for key in ADDED_SINCE_V2:
+        del payload["config"]["train"][key]
+    torch.save({**payload, "format": 2}, ckpt)
+
+
+def toy_cfg_for_lab(tmp_path, *sets):
+    from test_trainer import toy_cfg
+
+    return toy_cfg(tmp_path, "train.steps=4", "train.checkpoint_every=2", *sets)

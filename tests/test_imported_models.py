@@ -82,14 +82,14 @@ def test_options_reach_the_factory_and_ones_it_does_not_take_are_errors(tmp_path
 
 @pytest.mark.parametrize("arch,message", [
     ("no_such_module_here:f", "cannot import 'no_such_module_here'"),
-    ("{m}:missing", "has no function or class 'missing'"),
+    ("{m}:missing", "module '{m}' has no 'missing'"),
     ("{m}:wide_logits", r"returns \(2, 1\) for 2 samples; it must return one logit per sample"),
     ("{m}:wrong_shape", r"maps \(2, 2\) noise to \(2, 3\); the data needs \(2, 2\)"),
     ("{m}:not_a_pair", "the factory returned str"),
     ("{m}:a:b", "an import path is package.module:factory"),
 ])
 def test_a_bad_import_path_or_factory_is_a_one_line_error(tmp_path, nets_module, capsys, arch, message):
-    arch = arch.format(m=nets_module)
+    arch, message = arch.format(m=nets_module), message.replace("{m}", nets_module)
     assert main(["train", "--config", "configs/ring8.yaml", "--set", f"model.arch={arch}", "--set",
                  "model.width=null", "--set", "model.depth=null", "--steps", "1", "--out", str(tmp_path / "runs"),
                  "--no-progress"]) == 2
@@ -108,3 +108,28 @@ def test_the_trainer_takes_a_pair_of_modules_from_python(tmp_path):
     result = trainer.train()
     assert result.step == 3 and trainer.D is D
     assert all(not torch.equal(a, b) for a, b in zip(before, D.parameters()))
+
+
+MORE_NETS = '''
+import not_installed_dependency_xyz
+'''
+
+
+def test_imported_module_errors_name_the_real_problem(tmp_path, nets_module, capsys):
+    (tmp_path / "needs_dep_for_test.py").write_text(MORE_NETS)
+    (tmp_path / "constant_for_test.py").write_text("toy_pair = 3\n")
+    cases = {
+        "needs_dep_for_test:f": "'needs_dep_for_test' imports 'not_installed_dependency_xyz', which is not installed",
+        "constant_for_test:toy_pair": "'toy_pair' in 'constant_for_test' is a int, not a function or class",
+    }
+    try:
+        for arch, message in cases.items():
+            with pytest.raises(ConfigError, match=re.escape(message)):
+                build_models(arch, (2,), 4)
+        with pytest.raises(ConfigError, match=r"the factory failed for sample_shape=\(1, 28, 28\)"):
+            build_models(f"{nets_module}:toy_pair", (1, 28, 28), 4)  # (dim,) = sample_shape fails on images
+        with pytest.raises(ConfigError, match="has no embed or head"):
+            build_models(f"{nets_module}:toy_pair", (2,), 4, num_classes=3)
+    finally:
+        for name in ("needs_dep_for_test", "constant_for_test"):
+            sys.modules.pop(name, None)

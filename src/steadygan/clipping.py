@@ -71,7 +71,7 @@ def agc_(params: list[Tensor], clipping: float = 0.01, eps: float = 1e-3) -> Ten
         count = trigger.expand_as(p.grad).sum()
         changed = count if changed is None else changed + count
         total += p.grad.numel()
-    return torch.zeros(()) if changed is None else changed.float() / total
+    return torch.zeros((), device=params[0].device if params else None) if changed is None else changed.float() / total
 
 
 @torch.no_grad()

@@ -42,7 +42,7 @@ from .config import RESUMABLE_CHANGES, Config, diff_configs, from_dict, load_con
 from .images import newest_sample_grid
 from .registry import ConfigError
 from .guards import LOCK_FILE, request_stop_on_sigterm, run_lock
-from .resume import newest_usable_checkpoint, normalised
+from .resume import keep_stored_arithmetic, newest_usable_checkpoint, normalised
 from .report import MARKER, PLAN_FILE, write_report
 from .trainer import TrainingDiverged, train
 from .variants import BASELINE, Variant, parse_variants
@@ -167,7 +167,9 @@ def _run_one_locked(job: RunJob, threads: int | None, parallel: int) -> dict[str
     saved = job.run_dir / "config.yaml"
     if (marker is not None or ckpt is not None) and saved.exists():
         # Checked before skipping too: one report must not mix runs of different configs.
-        _check_resumable(job, yaml.safe_load(saved.read_text()))
+        stored = yaml.safe_load(saved.read_text())
+        keep_stored_arithmetic(job.cfg, stored)  # a run from before the fast step continues on its own step
+        _check_resumable(job, stored)
     if is_done(marker, job.cfg):
         return {**marker, "action": "skipped"}
     if threads:

@@ -109,6 +109,18 @@ def check_belongs(run_dir: Path, ckpt: Path, payload: dict[str, Any]) -> None:
                               f"{own}; it was copied from another run")
 
 
+def keep_stored_arithmetic(cfg: Config, stored: dict[str, Any]) -> None:
+    """A run whose stored config predates the fast-step options (``ADDED_SINCE_V2``)
+    continues on the arithmetic that trained it: in ``cfg``, those options take the values
+    older releases computed with. ``stored`` is the run's config as it was written."""
+    from .checkpoint import ADDED_SINCE_V2
+
+    train = stored.get("train") if isinstance(stored, dict) else None
+    for key, old_value in ADDED_SINCE_V2.items():
+        if not isinstance(train, dict) or key not in train:
+            setattr(cfg.train, key, old_value)
+
+
 def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
                   allow_change: bool) -> tuple[Config, dict[str, Any]]:
     """The config to continue ``run_dir`` with and the checkpoint state to load."""
@@ -117,6 +129,12 @@ def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
     check_belongs(run_dir, ckpt, payload)
     saved = normalised(payload["config"], str(ckpt))
     data = read_config_file(config_path) if config_path else copy.deepcopy(saved)
+    if config_path:  # how the step computes is the run's own unless the file says otherwise
+        from .checkpoint import ADDED_SINCE_V2
+
+        train = data.setdefault("train", {}) if isinstance(data.get("train", {}), dict) else {}
+        for key in ADDED_SINCE_V2:
+            train.setdefault(key, saved["train"][key])
     for assignment in overrides:
         apply_override(data, assignment)
     cfg = from_dict(data)

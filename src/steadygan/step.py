@@ -48,7 +48,8 @@ class Player:
     optimizer: torch.optim.Optimizer
     penalties: list[Penalty]
     clipper: Clipper
-    fused_forward: bool = False    # D only: one forward over real and fake (no BatchNorm in D)
+    fused_forward: bool = False    # D only: one forward over real and fake (no batch coupling in D)
+    reuse_loss_grad: bool = True   # add a penalty's grad(loss) instead of back-propagating the loss again
 
     @property
     def params(self) -> list[Tensor]:
@@ -83,7 +84,7 @@ def _score_real_and_fake(d: Player, y: Tensor | None, real: Tensor, fake: Tensor
     its double backward would run over all 2N samples."""
     if d.fused_forward and not input_grads:
         both = call(d.net, torch.cat([real, fake]), None if y is None else torch.cat([y, y])).float()
-        real_logits, fake_logits = both.split(len(real))
+        real_logits, fake_logits = both.split([len(real), len(fake)])
         return real_logits, fake_logits
     score = bind(d.net, y)
     return score(real).float(), score(fake).float()
@@ -101,7 +102,7 @@ def _penalty_terms(due: list[Penalty], inputs: PenaltyInputs, stats: Stats, tag:
 def _update(player: Player, loss: Tensor, penalty: Tensor | float, inputs: PenaltyInputs, stats: Stats) -> Stats:
     params = player.params
     player.optimizer.zero_grad(set_to_none=True)
-    first_order = inputs.computed_own_loss_grads
+    first_order = inputs.computed_own_loss_grads if player.reuse_loss_grad else None
     if first_order is None:
         (loss + penalty).backward(inputs=params)
     else:

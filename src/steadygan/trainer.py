@@ -37,6 +37,7 @@ from .clipping import build_clipper
 from .config import Config, dump_config
 from .data import BatchSampler, InMemoryData, mixture
 from .ema import Ema
+from .fast_paths import can_fuse_real_and_fake, to_channels_last
 from .guards import first_non_finite, run_lock, stop_signals, truncate_stats
 from .images import figure_to_array, make_grid, sample_grid_path, save_grid, save_scatter, scatter_figure
 from .losses import build_loss
@@ -112,17 +113,21 @@ class Trainer:
 
         m = cfg.model
         self.pair = build_pair(cfg, data.info) if pair is None else pair
-        # Channels-last (NHWC) layout: convolutions, and above all nearest upsampling, run
-        # several times faster in it on CPU and GPU; the data is converted once, here.
-        self.channels_last = t.channels_last and data.is_image and is_convolutional(self.pair.discriminator)
-        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        self.G, self.D = self.pair.generator.to(self.device), self.pair.discriminator.to(self.device)
+        data = data.to(self.device)
+        # The fast step's layout and fused forward, where these networks allow them (fast_paths.py).
+        probe = data.batch(torch.arange(min(4, len(data)), device=self.device), labels=self.pair.conditional)
+        probe_z = torch.randn(len(probe.x), m.z_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
+        # Channels-last (NHWC): convolutions, and above all nearest upsampling, run several
+        # times faster in it on CPU and GPU; the data is converted once, here.
+        self.channels_last = (t.channels_last and data.is_image and is_convolutional(self.D)
+                              and to_channels_last(self.G, self.D, probe_z, probe.x, probe.y))
         self.data = data.to(self.device, channels_last=self.channels_last)
-        self.G = self.pair.generator.to(self.device, memory_format=layout)
-        self.D = self.pair.discriminator.to(self.device, memory_format=layout)
         self.loss = build_loss(cfg.loss)
         self.d = self._player("D", self.D, cfg.d, "d")
         self.g = self._player("G", self.G, cfg.g, "g")
-        self.d.fused_forward = t.fused_d_forward and not has_batch_coupling(self.D)
+        self.d.fused_forward = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(self.D, probe.x, probe.y)
+        self.d.reuse_loss_grad = self.g.reuse_loss_grad = t.reuse_loss_grad
         self._warn_batch_coupling()
         self.ema = Ema(self.G, t.ema, m.z_dim, self.pair.num_classes) if t.ema > 0 else None
         self.periodic_eval = PeriodicEval(cfg, self.ema is not None, self.device, data.info)

@@ -94,10 +94,10 @@ class InMemoryData:
         """On ``device``; ``channels_last`` stores images in NHWC layout, so every batch
         drawn from them already has the layout a channels-last network wants."""
         labels = None if self.labels is None else self.labels.to(device)
-        samples = self.samples.to(device)
-        if channels_last and samples.ndim == 4:
+        samples = self.samples
+        if channels_last and samples.ndim == 4:  # before the move: one copy on the device, not two
             samples = samples.contiguous(memory_format=torch.channels_last)
-        return InMemoryData(samples, labels, self.name, self.protocol)
+        return InMemoryData(samples.to(device), labels, self.name, self.protocol)
 
     def subset(self, n: int) -> "InMemoryData":
         """The first n samples (``data.limit``)."""

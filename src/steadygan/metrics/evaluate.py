@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 
 from ..checkpoint import atomic_write_text
@@ -36,11 +37,12 @@ from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample
 from ..registry import ConfigError
 from ..sampling import LoadedGenerator, load_generator
 from .conditional import class_agreement, intra_class_fid
-from .features import ClassifierExtractor, FeatureExtractor, StackedExtractor, build_extractor
-from .fid import fid
+from .features import ClassifierExtractor, FeatureExtractor, StackedExtractor, build_extractor_for
+from .fid import fid, frechet_distance, gaussian_stats
 from .kid import kid
 from .modes import mode_metrics, stacked_mode_metrics
 from .prdc import prdc
+from .stats import ReferenceStats, save_stats
 
 IMAGE_METRICS = ("fid", "kid", "pr", "dc")
 IMAGE_SAMPLES = 10_000
@@ -86,11 +88,17 @@ def _subset(data: InMemoryData, n: int, seed: int) -> torch.Tensor:
 
 
 def score_features(real: torch.Tensor, other: torch.Tensor, metrics: tuple[str, ...], seed: int = 0,
-                   kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, float]:
-    """The image metrics of ``other`` against ``real``, from (N, D) features."""
+                   kid_subsets: int = 100, kid_subset_size: int = 1000,
+                   real_gaussian: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+    """The image metrics of ``other`` against ``real``, from (N, D) features.
+
+    ``real_gaussian``: the (mean, covariance) of ``real`` when already known (a statistics
+    file); FID is then the same number without recomputing them.
+    """
     out: dict[str, float] = {}
     if "fid" in metrics:
-        out["fid"] = fid(real, other)
+        out["fid"] = fid(real, other) if real_gaussian is None else \
+            frechet_distance(*real_gaussian, *gaussian_stats(other))
     if "kid" in metrics:
         out["kid"], out["kid_std"] = kid(real, other, kid_subsets, kid_subset_size, seed)
     if "pr" in metrics or "dc" in metrics:
@@ -145,21 +153,32 @@ class Evaluator:
     def _build_extractor(self) -> FeatureExtractor:
         if isinstance(self.extractor_spec, FeatureExtractor):
             return self.extractor_spec
-        options = dict(self.extractor_options)
-        if self.extractor_spec == "classifier" and self.protocol == "stacked":
-            # One digit classifier on the single-channel set the stacks were built from.
-            base = "fashion-mnist" if self.root is None else "idx"
-            return StackedExtractor(build_extractor("classifier", dataset=base, root=self.root,
-                                                    resolution=self.resolution, channels=1, **options))
-        if self.extractor_spec == "classifier":
-            # The classifier is trained on this run's data, at its resolution.
-            for key, value in (("dataset", self.dataset), ("root", self.root),
-                               ("resolution", self.resolution), ("channels", self.channels)):
-                options.setdefault(key, value)
-        return build_extractor(self.extractor_spec, **options)
+        recipe = self.extractor_recipe()
+        return build_extractor_for(**{k: v for k, v in recipe.items() if k != "options"},
+                                   **self.extractor_options)
+
+    def extractor_recipe(self) -> dict[str, Any] | None:
+        """How to build this evaluator's extractor again (``build_extractor_for`` arguments, the
+        options apart from the device), or None when it was handed a built extractor."""
+        if isinstance(self.extractor_spec, FeatureExtractor):
+            return None
+        # The classifier is trained on this run's data, at its resolution.
+        return {"name": self.extractor_spec, "dataset": self.dataset, "root": self.root,
+                "resolution": self.resolution, "channels": self.channels,
+                "options": {k: v for k, v in self.extractor_options.items() if k != "device"}}
 
     def features(self, samples: torch.Tensor) -> torch.Tensor:
         return self.extractor(samples, self.batch_size)
+
+    def reference_stats(self) -> ReferenceStats:
+        """The real features (train subset) as a statistics file's content (see stats.py)."""
+        if self.protocol == "mixture":
+            raise ConfigError(f"'{self.dataset}' is 2-D points: there are no feature statistics to save")
+        ref = self.reference()
+        source = {"kind": "dataset", "name": self.dataset, "root": self.root, "split": "train",
+                  "n": ref["n_real"], "seed": self.seed}
+        return ReferenceStats.from_features(ref["real"], self.extractor, self.extractor_recipe(),
+                                            (self.channels, self.resolution, self.resolution), source)
 
     def reference(self) -> dict[str, Any]:
         """Real features (train subset) and the floor (train subset vs test subset), cached."""
@@ -289,15 +308,21 @@ def json_safe(value: Any) -> Any:
 
 
 def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, use_ema: bool = True,
-                 device: str = "cpu", **kwargs: Any) -> dict[str, Any]:
+                 device: str = "cpu", stats_file: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
     """Evaluate a run's newest (or the given) checkpoint and write ``run_dir/metrics.json``.
 
-    ``kwargs`` are those of :func:`evaluate_generator`.
+    ``kwargs`` are those of :func:`evaluate_generator`. ``stats_file``: also save the
+    reference (the run's data, as features of the same extractor) there, see stats.py.
     """
     run_dir = Path(run_dir)
     loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
-    result = json_safe(evaluate_generator(loaded, **kwargs))
+    evaluator = Evaluator.from_config(loaded.config, **kwargs)
+    if stats_file is not None and evaluator.protocol == "mixture":
+        evaluator.reference_stats()  # refuses before anything is computed
+    result = json_safe(evaluator.evaluate(loaded))
     atomic_write_text(run_dir / METRICS_FILE, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    if stats_file is not None:
+        save_stats(stats_file, evaluator.reference_stats())
     return result
 
 
@@ -310,7 +335,11 @@ def _fmt(value: Any) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Plain-text table: metric, GAN value, real-vs-real floor, extractor."""
+    """Plain-text table: metric, GAN value, real-vs-real floor, extractor.
+
+    Without a floor (a reference that is a folder, an array or a statistics file) the floor
+    column is left out and the last line says why.
+    """
     if result.get("kind") == "toy":
         keys = _TOY_COLUMNS
         extractor = f"modes ({result['extractor']['n_modes']}, std {result['extractor']['std']})"
@@ -320,12 +349,18 @@ def format_table(result: dict[str, Any]) -> str:
                 if k in result["metrics"]]
         ex = result["extractor"]
         extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"
-    rows = [("metric", "GAN", "real vs real", "extractor")]
-    rows += [(k, _fmt(result["metrics"].get(k)), _fmt(result["floor"].get(k)), extractor) for k in keys]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    floor = result.get("floor")
+    if floor is None:
+        rows = [("metric", "GAN", "extractor")]
+        rows += [(k, _fmt(result["metrics"].get(k)), extractor) for k in keys]
+    else:
+        rows = [("metric", "GAN", "real vs real", "extractor")]
+        rows += [(k, _fmt(result["metrics"].get(k)), _fmt(floor.get(k)), extractor) for k in keys]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     samples = ", ".join(f"{k} {v}" for k, v in result["samples"].items())
-    lines.append(f"step {result['step']}, seed {result['seed']}, samples: {samples}; "
-                 f"floor: {result.get('floor_note', '')}")
+    where = f"step {result['step']}, " if "step" in result else ""
+    note = f"floor: {result.get('floor_note', '')}" if floor is not None else f"no floor: {result.get('floor_note', '')}"
+    lines.append(f"{where}seed {result['seed']}, samples: {samples}; {note}")
     return "\n".join(lines)

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import atomic_write
-from ..data import InMemoryData, load_dataset, to_float_images
+from ..data import InMemoryData, dataset_protocol, load_dataset, to_float_images
 from ..registry import ConfigError, Registry
-from .inception import FID_WEIGHTS_NAME, FIDInceptionV3
+from .inception import FID_WEIGHTS_NAME, FIDInceptionV3, to_unit_range
 from .modes import predict_triples
 
 CLASSIFIER_ARCH = "smallcnn"
@@ -104,8 +104,12 @@ class FeatureExtractor:
         state = {} if model is None else model.state_dict()
         self.weights_sha256 = state_dict_sha256(state)
 
+    def prepare(self, samples: torch.Tensor) -> torch.Tensor:
+        """One batch as the network takes it (default: uint8 images scaled to [-1, 1])."""
+        return to_model_input(samples)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of one float batch already on the device."""
+        """Features of one prepared batch already on the device."""
         assert self.model is not None
         return self.model(x)
 
@@ -118,7 +122,7 @@ class FeatureExtractor:
     def __call__(self, samples: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         self._check(samples)
         batch_size = batch_size or self.default_batch_size
-        out = [self.embed(to_model_input(chunk).to(self.device)).float().cpu()
+        out = [self.embed(self.prepare(chunk.to(self.device))).float().cpu()
                for chunk in samples.split(batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.feature_dim or 0)
 
@@ -346,12 +350,20 @@ class StackedExtractor(FeatureExtractor):
 # --- FID Inception -----------------------------------------------------------------------------
 
 class InceptionExtractor(FeatureExtractor):
-    """2048-d pool features of the FID InceptionV3 (inputs resized to 299x299)."""
+    """2048-d pool features of the FID InceptionV3.
+
+    Samples go in as pytorch-fid's network takes them: uint8 pixels / 255 (float samples in
+    [-1, 1] as (x + 1) / 2); the model then repeats grayscale to RGB, resizes bilinearly to
+    299x299 (align_corners=False) and maps [0, 1] to [-1, 1] (``inception.preprocess``).
+    """
 
     def __init__(self, model: FIDInceptionV3, info: dict[str, Any] | None = None,
                  device: str | torch.device = "cpu") -> None:
         # 50 at 299 px is ~2 GB of activations: the batch pytorch-fid uses by default.
         super().__init__("inception", model, 2048, info, device, default_batch_size=50)
+
+    def prepare(self, samples: torch.Tensor) -> torch.Tensor:
+        return to_unit_range(samples)
 
 
 @EXTRACTORS.register("inception", summary="FID InceptionV3 (2048-d), from pytorch-fid's local weights file",
@@ -376,3 +388,25 @@ def inception(weights: str | None = None, device: str = "cpu") -> InceptionExtra
     except RuntimeError as exc:
         raise ConfigError(f"{path} does not fit the FID InceptionV3 ({exc}); {hint}") from exc
     return InceptionExtractor(model, {"weights_file": str(path), "file_sha256": file_sha256(path)}, device)
+
+
+# --- an extractor for given data -----------------------------------------------------------------
+
+def build_extractor_for(name: str, dataset: str | None = None, root: str | None = None, resolution: int = 28,
+                        channels: int = 1, **options: Any) -> FeatureExtractor:
+    """The extractor ``name`` for images of ``dataset`` at this resolution and channel count.
+
+    Only the classifier depends on the data: it is trained on ``dataset``'s labelled train
+    split at that size (for stacked data, one single-channel classifier applied per channel,
+    which also counts the digit triples). Other extractors ignore the data arguments.
+    """
+    if name != "classifier":
+        return build_extractor(name, **options)
+    if dataset is None:
+        raise ConfigError("the 'classifier' extractor needs a labelled dataset to be trained on")
+    if dataset_protocol(dataset) == "stacked":
+        base = "fashion-mnist" if root is None else "idx"
+        return StackedExtractor(build_extractor("classifier", dataset=base, root=root, resolution=resolution,
+                                                channels=1, **options))
+    return build_extractor("classifier", dataset=dataset, root=root, resolution=resolution, channels=channels,
+                           **options)

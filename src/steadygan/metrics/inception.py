@@ -8,6 +8,19 @@ an average pool in the last block's pooling branch. This module reproduces that 
 with the same module and parameter names, so that file loads with ``strict=True``; the
 code is written here (no torchvision on the target machines). Weights are only ever read
 from a local file.
+
+Input conventions, as pytorch-fid applies them (its image loader, then ``InceptionV3`` with
+``resize_input=True, normalize_input=True``), reproduced step for step by :func:`preprocess`:
+
+1. uint8 pixels become float32 in [0, 1] by dividing by 255 (torchvision's ``ToTensor``);
+2. grayscale images are repeated to 3 channels (pytorch-fid opens every file with
+   ``convert("RGB")``, which copies L into R, G and B);
+3. the image is resized to 299x299 by bilinear interpolation with ``align_corners=False``
+   and no antialiasing (``F.interpolate``'s defaults), whatever its size, up or down;
+4. values are mapped from [0, 1] to [-1, 1] as ``2 * x - 1``, after the resize.
+
+Scaling before or after the resize differs at float32 rounding level only (bilinear weights
+sum to one); the order is kept anyway, so the network sees the tensor pytorch-fid feeds it.
 """
 
 from __future__ import annotations
@@ -18,6 +31,25 @@ from torch import nn
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 INPUT_SIZE = 299
+
+
+def to_unit_range(samples: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1] (x / 255); float images in [-1, 1] -> (x + 1) / 2."""
+    if samples.dtype == torch.uint8:
+        return samples.float().div(255.0)
+    return samples.float().add(1.0).div(2.0)
+
+
+def preprocess(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [0, 1], (N, 1 or 3, H, W), of any size -> the network's input:
+    (N, 3, 299, 299) in [-1, 1], by pytorch-fid's steps (see the module docstring)."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or not images.is_floating_point():
+        raise ValueError(f"expected float images (N, 1 or 3, H, W) in [0, 1], got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    if images.shape[1] == 1:
+        images = images.repeat(1, 3, 1, 1)
+    x = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    return 2 * x - 1
 
 
 class BasicConv2d(nn.Module):
@@ -150,11 +182,12 @@ class FIDInceptionE(nn.Module):
 
 
 class FIDInceptionV3(nn.Module):
-    """The FID InceptionV3; ``forward`` maps images in [-1, 1] to (N, 2048) pool features.
+    """The FID InceptionV3; ``forward`` maps images in [0, 1] to (N, 2048) pool features.
 
-    Inputs of any size are resized to 299x299 (bilinear, as pytorch-fid does). ``fc``
-    (1008 classes) is never used but is part of the weights file, so it is kept for
-    strict loading.
+    ``forward`` takes what pytorch-fid's network takes (float in [0, 1], any size, 1 or 3
+    channels) and applies :func:`preprocess`; ``features`` runs the network alone on
+    preprocessed (N, 3, 299, 299) input in [-1, 1]. ``fc`` (1008 classes) is never used
+    but is part of the weights file, so it is kept for strict loading.
     """
 
     def __init__(self) -> None:
@@ -178,9 +211,10 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(2048, 1008)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        return self.features(preprocess(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool features of preprocessed input (N, 3, 299, 299) in [-1, 1]."""
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))

@@ -93,6 +93,11 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
         pair = MODELS.build(arch, sample_shape=tuple(sample_shape), z_dim=g_inputs, g_norm=g_norm,
                             d_norm=d_norm, **architecture_options(width, depth))
     if num_classes:
+        missing = [a for a in ("embed", "head") if not hasattr(pair.discriminator, a)]
+        if missing:
+            raise ConfigError(f"model.conditional=true: the discriminator of model '{arch}' has no "
+                              f"{' or '.join(missing)}; a projection discriminator needs embed(x) -> (N, F) features "
+                              "and a head Linear(F, 1)")
         pair = GanPair(ConditionalGenerator(pair.generator, num_classes),
                        ProjectionDiscriminator(pair.discriminator, num_classes), num_classes)
     if spectral_norm:  # every D layer, the projection's class embedding included (Miyato & Koyama 2018)

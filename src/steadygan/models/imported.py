@@ -42,13 +42,19 @@ def load_factory(path: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        parts = module_name.split(".")
+        if exc.name not in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}:  # found, but its import failed
+            raise ConfigError(f"model.arch={path}: '{module_name}' imports '{exc.name}', which is not installed") from exc
         raise ConfigError(f"model.arch={path}: cannot import '{module_name}' ({exc}); run from the folder that "
                           "holds it, or add that folder to PYTHONPATH") from exc
     except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
         raise ConfigError(f"model.arch={path}: importing '{module_name}' failed: {type(exc).__name__}: {exc}") from exc
-    factory = getattr(module, attr, None)
+    if not hasattr(module, attr):
+        raise ConfigError(f"model.arch={path}: module '{module_name}' has no '{attr}'")
+    factory = getattr(module, attr)
     if not callable(factory):
-        raise ConfigError(f"model.arch={path}: module '{module_name}' has no function or class '{attr}'")
+        raise ConfigError(f"model.arch={path}: '{attr}' in '{module_name}' is a {type(factory).__name__}, "
+                          "not a function or class")
     return factory
 
 
@@ -71,7 +77,11 @@ def build_imported(path: str, sample_shape: tuple[int, ...], z_dim: int, **optio
     """Call the factory and check what it returned on two samples."""
     given = {k: v for k, v in options.items() if v is not None}
     check_imported_options(path, given)
-    result = load_factory(path)(sample_shape=tuple(sample_shape), z_dim=z_dim, **given)
+    try:
+        result = load_factory(path)(sample_shape=tuple(sample_shape), z_dim=z_dim, **given)
+    except Exception as exc:  # noqa: BLE001 - the user's factory failed (e.g. on another data shape)
+        raise ConfigError(f"model.arch={path}: the factory failed for sample_shape={tuple(sample_shape)}, "
+                          f"z_dim={z_dim}: {type(exc).__name__}: {exc}") from exc
     if isinstance(result, GanPair):
         pair = result
     elif isinstance(result, (tuple, list)) and len(result) == 2 and all(isinstance(m, nn.Module) for m in result):
