@@ -3,7 +3,7 @@
 # several seeds, on the 2-D mixtures (mode coverage, PacGAN/VEEGAN protocol) and on
 # Fashion-MNIST (classifier FID at an equal wall-clock budget).
 #
-#   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | all      (from the repository root, after `make venv`)
+#   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -18,7 +18,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -59,4 +59,14 @@ if [[ $part == fmnist-long || $part == all ]]; then
   $SG compare -c configs/baseline.yaml -v baseline "r1:gamma=1" "seed-param:lambda=0.1" "clip-value:eps=0.01" \
       --seeds 3 --steps 100000 --time 180 --set train.eval_seconds=30 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
       train.checkpoint_every=500 -j 1 --no-progress -o lab/fmnist-long --metric fid
+fi
+if [[ $part == share-fake || $part == all ]]; then
+  # Sample quality per generator step with one generator forward per iteration
+  # (train.share_fake=true, the default since the fast step) against two (false: the D and
+  # the G update draw their own noise), the plain GAN on Fashion-MNIST, equal step budgets.
+  for share in false true; do
+    $SG compare -c configs/baseline.yaml -v baseline --seeds 3 --steps 1500 \
+        --set train.share_fake=$share train.eval_every=500 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
+        train.checkpoint_every=500 -j 1 --no-progress -o lab/share-fake-$share --metric fid
+  done
 fi

@@ -184,16 +184,23 @@ searched recursively, all of one size), or an .npy/.npz array: uint8 (N, H, W, C
 0..255, or float (N, C, H, W) with values in [-1, 1], C = 1 or 3. REF is a dataset name (with
 --data-dir when it has no default folder), an MNIST-format IDX folder, a CIFAR-10 folder, a folder
 of images, an array, or a file written by --save-stats. A run without --ref is scored against its
-own data and metrics.json is written into it; otherwise only the output (and --save-stats) is written.
-Grayscale is repeated to RGB for a colour reference; colour is never turned into grayscale.
+own data and metrics.json is written into it; otherwise only the output (and --save-stats) is
+written.
+
+A dataset REF is loaded at the samples' size and channels, as training with that data.resolution and
+data.channels would; other REFs keep theirs: grayscale samples are repeated to RGB for a colour REF,
+RGB files with three equal channels count as grayscale, and real colour against a grayscale REF, or
+another image size, is an error (--extractor inception allows other sizes: it resizes both sides to
+299x299).
 
 Features: 'classifier' (default) is a small CNN trained once on a labelled train split and cached
-(STEADYGAN_CACHE or ~/.cache/steadygan): the run's data, or the dataset REF; a folder or array REF has
-no labels, so it needs --classifier-data DATA (or --extractor pixels / inception). 'inception' is the
-standard FID network, read from a local pytorch-fid weights file. A statistics file is scored with
-the extractor that made it; another one is refused. Every number is printed beside the same metric
-between two real samples (train split vs test split), the floor a perfect generator would reach,
-when REF is a dataset; a folder, array or statistics file has no floor and the column is left out.
+(STEADYGAN_CACHE or ~/.cache/steadygan): the dataset REF's, or a run's own data; a folder or array
+REF has no labels, so other SAMPLES need --classifier-data DATA (or --extractor pixels / inception).
+'inception' is the standard FID network, read from a local pytorch-fid weights file. A statistics
+file is scored with the extractor that made it; another one is refused. When REF is a dataset, every
+number is printed beside the same metric between two real samples (train split vs test split), the
+floor a perfect generator would reach; a folder, array or statistics file has no floor, and the
+column is left out.
 """
 
 
@@ -202,7 +209,8 @@ def _eval_options(args: argparse.Namespace, name: str) -> dict:
 
 
 def _emit(args: argparse.Namespace, result: dict | None, notes: list[str]) -> None:
-    """The table (or one JSON object with --json, notes then going to stderr)."""
+    """The table (or one JSON object with --json, notes then going to stderr). A result
+    without metrics (statistics saved, nothing scored) is shown by its notes alone."""
     import json
 
     from .metrics import format_table, json_safe
@@ -213,20 +221,19 @@ def _emit(args: argparse.Namespace, result: dict | None, notes: list[str]) -> No
         for note in notes:
             print(note, file=sys.stderr)
         return
-    if result is not None:
+    if result is not None and "metrics" in result:
         print(format_table(result))
     for note in notes:
         print(note)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .data import to_uint8_images
     from .metrics import evaluate_run
     from .metrics.evaluate import DEFAULT_SAMPLES, IMAGE_SAMPLES, check_metrics, check_sample_count
     from .metrics.reference import ExtractorChoice, build_reference, fit_samples, reference_shape, score_images
-    from .metrics.sources import DatasetRef, ImageSet, read_classifier_data, read_reference, read_samples
+    from .metrics.sources import (DatasetRef, ImageSet, read_classifier_data, read_reference, read_samples,
+                                  samples_from_run)
     from .metrics.stats import save_stats
-    from .sampling import load_generator
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if args.samples is None and (args.ref is None or args.save_stats is None):
@@ -234,7 +241,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           "or --ref REF --save-stats FILE to save a reference's statistics")
     samples = read_samples(args.samples) if args.samples is not None else None
     if isinstance(samples, Path) and args.ref is None:
-        # A run against its own data: the evaluation training runs do, written to RUN/metrics.json.
+        # A run against its own data: the evaluation training does, written to RUN/metrics.json.
         if args.data_dir or args.classifier_data:
             raise ConfigError("--data-dir and --classifier-data go with --ref; without it a run is scored "
                               "against its own data")
@@ -257,28 +264,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ref = read_reference(args.ref, args.data_dir)
     choice = ExtractorChoice(args.extractor, args.weights, args.device,
                              read_classifier_data(args.classifier_data) if args.classifier_data else None)
-    run_info: dict = {}
+    origin: dict = {}
     if isinstance(samples, Path):
-        loaded = load_generator(samples, args.checkpoint, use_ema=not args.raw, device=args.device)
-        if loaded.info.kind != "image":
-            raise ConfigError(f"{samples} generates 2-D points: score it against its own mixture, without --ref")
-        if isinstance(ref, ImageSet) and choice.classifier_data is None:
-            # An unlabelled reference: the classifier is the one of the run's own (labelled) data.
-            choice.classifier_data = DatasetRef(loaded.config.data.name, loaded.config.data.root)
         n = args.n or (DEFAULT_SAMPLES[ref.protocol] if isinstance(ref, DatasetRef) else IMAGE_SAMPLES)
-        images = to_uint8_images(loaded.sample(n, args.seed).cpu())  # rounded as a saved PNG would be
-        samples = ImageSet(images, "run", str(samples))
-        run_info = {"step": loaded.step, "checkpoint": str(loaded.checkpoint), "ema": loaded.ema}
+        samples, run_data, origin = samples_from_run(samples, n, args.seed, args.checkpoint, not args.raw,
+                                                     args.device)
+        if isinstance(ref, ImageSet) and choice.classifier_data is None:
+            choice.classifier_data = run_data  # an unlabelled reference: the classifier of the run's own data
     reference = build_reference(ref, reference_shape(ref, samples), choice, metrics, args.n, args.seed)
-    notes = []
+    notes, result = [], None
     if args.save_stats:
         path = save_stats(args.save_stats, reference.stats())
         notes.append(f"wrote {path} ({len(reference.features)} reference features, "
                      f"{reference.extractor.name} extractor)")
-    result = None
+        result = {"stats_file": str(path), "reference": reference.source, "features": len(reference.features),
+                  "extractor": reference.extractor.record()}
     if samples is not None:
         samples = fit_samples(samples, reference, "the reference")
-        result = {**score_images(samples, reference, metrics, args.n, args.seed), **run_info}
+        result = {**score_images(samples, reference, metrics, args.n, args.seed), **origin}
     _emit(args, result, notes)
     return 0
 

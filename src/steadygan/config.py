@@ -66,7 +66,7 @@ class TrainConfig:
     n_critic: int = 1                # D updates per G update
     seed: int = 0
     device: str = "auto"             # auto | cpu | cuda | cuda:N
-    amp: str = "none"                # none | bf16 (autocast on CUDA; penalties stay fp32-accurate)
+    amp: str = "none"                # none | bf16 | fp16 (autocast; fp16 with a gradient scaler per player)
     ema: float = 0.0                 # EMA decay of G's weights; 0 disables
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -345,8 +345,8 @@ def validate(cfg: Config) -> None:
     if not 0 < t.rollback_lr_factor < 1:
         # 1 would replay the same steps (same RNG state, same rates) into the same divergence.
         raise ConfigError(f"train.rollback_lr_factor must be in (0, 1) (got {t.rollback_lr_factor})")
-    if t.amp not in ("none", "bf16"):
-        raise ConfigError(f"train.amp must be 'none' or 'bf16' (got {t.amp!r})")
+    if t.amp not in ("none", "bf16", "fp16"):
+        raise ConfigError(f"train.amp must be 'none', 'bf16' or 'fp16' (got {t.amp!r})")
     _validate_eval(t)
 
 

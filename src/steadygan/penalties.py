@@ -52,6 +52,7 @@ class PenaltyInputs:
     fake_logits: Tensor
     d_loss: Tensor | None
     g_loss: Tensor | None
+    grad_scale: float = 1.0     # fp16: the gradient scaler's scale, for the inner gradients
     _own_loss_grads: list[Tensor | None] | None = field(default=None, init=False, repr=False)
 
     def own_loss_grads(self) -> list[Tensor | None]:
@@ -60,8 +61,7 @@ class PenaltyInputs:
         most once per update: penalties share it, and the step reuses it as the first-order
         part of the update instead of back-propagating the loss a second time."""
         if self._own_loss_grads is None:
-            self._own_loss_grads = list(torch.autograd.grad(self.own_loss, self.own_params, create_graph=True,
-                                                            allow_unused=True))
+            self._own_loss_grads = param_grads(self.own_loss, self.own_params, self.grad_scale)
         return self._own_loss_grads
 
     @property
@@ -118,14 +118,18 @@ PENALTIES: Registry[Penalty] = Registry("penalty")
 
 # --- input-gradient penalties --------------------------------------------------------------
 
-def per_sample_sq_grad_norm(outputs: Tensor, points: Tensor) -> Tensor:
+def per_sample_sq_grad_norm(outputs: Tensor, points: Tensor, grad_scale: float = 1.0) -> Tensor:
     """||grad_x D(x_i)||^2 for each sample i, with the graph kept for the outer backward.
 
     Each sample's gradient is flattened before the norm (over C, H, W together), never
     taken over one axis. Summing the outputs gives every sample's own gradient because a
-    D without batch coupling makes D(x_i) depend on x_i alone.
+    D without batch coupling makes D(x_i) depend on x_i alone. ``grad_scale``: under fp16
+    autocast, the outputs are multiplied by the gradient scaler's scale before the inner
+    backward (small fp16 gradients would flush to zero) and the gradient divided after.
     """
-    (grad,) = torch.autograd.grad(outputs.sum(), points, create_graph=True)
+    (grad,) = torch.autograd.grad(outputs.sum() * grad_scale, points, create_graph=True)
+    if grad_scale != 1.0:
+        grad = grad.float() / grad_scale
     return grad.float().flatten(1).square().sum(1)
 
 
@@ -146,61 +150,67 @@ def _norm(sq: Tensor) -> Tensor:
 # samples (labels already bound for a conditional D).
 
 def r1_penalty(d: Callable[[Tensor], Tensor], real: Tensor, gamma: float = 10.0,
-               logits: Tensor | None = None) -> Tensor:
+               logits: Tensor | None = None, grad_scale: float = 1.0) -> Tensor:
     """(gamma/2) E||grad_x D(x)||^2 at real samples (Mescheder et al. 2018).
 
     To reuse the forward of the loss, pass ``logits = d(real)`` computed from a ``real``
-    that requires grad; otherwise D is run here on a copy of ``real``."""
+    that requires grad; otherwise D is run here on a copy of ``real``. Under fp16 autocast
+    pass ``grad_scale=scaler.get_scale()`` (every penalty here takes it: the PyTorch AMP
+    recipe for gradient penalties)."""
     if logits is None:
         real = real.detach().requires_grad_(True)
         logits = d(real)
-    return gamma * 0.5 * per_sample_sq_grad_norm(logits, real).mean()
+    return gamma * 0.5 * per_sample_sq_grad_norm(logits, real, grad_scale).mean()
 
 
 def r2_penalty(d: Callable[[Tensor], Tensor], fake: Tensor, gamma: float = 10.0,
-               logits: Tensor | None = None) -> Tensor:
+               logits: Tensor | None = None, grad_scale: float = 1.0) -> Tensor:
     """(gamma/2) E||grad_x D(x)||^2 at generated samples (Mescheder et al. 2018); ``logits`` as in r1."""
-    return r1_penalty(d, fake, gamma, logits)
+    return r1_penalty(d, fake, gamma, logits, grad_scale)
 
 
-def wgan_gp_penalty(d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, lam: float = 10.0) -> Tensor:
+def wgan_gp_penalty(d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, lam: float = 10.0,
+                    grad_scale: float = 1.0) -> Tensor:
     """lambda E(||grad D(x_hat)|| - 1)^2 at per-sample random real/fake interpolates (Gulrajani et al. 2017)."""
     points = per_sample_mix(real.detach(), fake.detach())
-    return lam * (_norm(per_sample_sq_grad_norm(d(points), points)) - 1).square().mean()
+    return lam * (_norm(per_sample_sq_grad_norm(d(points), points, grad_scale)) - 1).square().mean()
 
 
-def zero_gp_penalty(d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, lam: float = 10.0) -> Tensor:
+def zero_gp_penalty(d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, lam: float = 10.0,
+                    grad_scale: float = 1.0) -> Tensor:
     """lambda E||grad D(x_hat)||^2 at per-sample real/fake interpolates (Thanh-Tung et al. 2019)."""
     points = per_sample_mix(real.detach(), fake.detach())
-    return lam * per_sample_sq_grad_norm(d(points), points).mean()
+    return lam * per_sample_sq_grad_norm(d(points), points, grad_scale).mean()
 
 
-def dragan_penalty(d: Callable[[Tensor], Tensor], real: Tensor, lam: float = 10.0, scale: float = 0.5) -> Tensor:
+def dragan_penalty(d: Callable[[Tensor], Tensor], real: Tensor, lam: float = 10.0, scale: float = 0.5,
+                   grad_scale: float = 1.0) -> Tensor:
     """lambda E(||grad D(x)|| - 1)^2 at points between real samples and real samples pushed
     up by up to ``scale`` standard deviations of the batch (Kodali et al. 2017, as the
     authors' code draws them)."""
     real = real.detach()
     perturbed = real + scale * real.std() * torch.rand_like(real)
     points = per_sample_mix(real, perturbed)
-    return lam * (_norm(per_sample_sq_grad_norm(d(points), points)) - 1).square().mean()
+    return lam * (_norm(per_sample_sq_grad_norm(d(points), points, grad_scale)) - 1).square().mean()
 
 
-def param_grad_penalty(loss: Tensor, params: list[Tensor], lam: float = 1.0) -> Tensor:
+def param_grad_penalty(loss: Tensor, params: list[Tensor], lam: float = 1.0, grad_scale: float = 1.0) -> Tensor:
     """lambda ||grad_theta loss||^2: the GP-GAN document's penalty, added to the loss of the
     player whose parameters ``params`` are (a double backward when minimised)."""
-    return lam * sq_param_grad_norm(loss, params)
+    return lam * sq_param_grad_norm(loss, params, grad_scale)
 
 
 def consensus_penalty(d_loss: Tensor, d_params: list[Tensor], g_loss: Tensor, g_params: list[Tensor],
-                      gamma: float = 10.0) -> Tensor:
+                      gamma: float = 10.0, grad_scale: float = 1.0) -> Tensor:
     """(gamma/2)(||grad_D L_D||^2 + ||grad_G L_G||^2), added to both players' losses
     (Mescheder et al. 2017)."""
-    return gamma * 0.5 * (sq_param_grad_norm(d_loss, d_params) + sq_param_grad_norm(g_loss, g_params))
+    return gamma * 0.5 * (sq_param_grad_norm(d_loss, d_params, grad_scale)
+                          + sq_param_grad_norm(g_loss, g_params, grad_scale))
 
 
-def nk_penalty(d_loss: Tensor, d_params: list[Tensor], eta: float = 0.5) -> Tensor:
+def nk_penalty(d_loss: Tensor, d_params: list[Tensor], eta: float = 0.5, grad_scale: float = 1.0) -> Tensor:
     """eta ||grad_D L_D||^2, added to the generator's loss (Nagarajan & Kolter 2017)."""
-    return eta * sq_param_grad_norm(d_loss, d_params)
+    return eta * sq_param_grad_norm(d_loss, d_params, grad_scale)
 
 
 @PENALTIES.register("r1", summary="(gamma/2) E||grad D(x_real)||^2, zero-centred at real data",
@@ -212,7 +222,7 @@ class R1Penalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         assert inputs.real_logits is not None
-        return r1_penalty(inputs.score, inputs.real, 1.0, logits=inputs.real_logits)
+        return r1_penalty(inputs.score, inputs.real, 1.0, logits=inputs.real_logits, grad_scale=inputs.grad_scale)
 
 
 @PENALTIES.register("r2", summary="(gamma/2) E||grad D(x_fake)||^2, zero-centred at generated data",
@@ -223,7 +233,7 @@ class R2Penalty(Penalty):
     weight_alias = "gamma"
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
-        return r2_penalty(inputs.score, inputs.fake, 1.0, logits=inputs.fake_logits)
+        return r2_penalty(inputs.score, inputs.fake, 1.0, logits=inputs.fake_logits, grad_scale=inputs.grad_scale)
 
 
 @PENALTIES.register("wgan-gp", summary="lambda E(||grad D(x_hat)|| - 1)^2 at per-sample real/fake interpolates",
@@ -233,7 +243,7 @@ class WganGpPenalty(Penalty):
     weight_alias = "lambda"
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
-        return wgan_gp_penalty(inputs.score, inputs.real, inputs.fake, 1.0)
+        return wgan_gp_penalty(inputs.score, inputs.real, inputs.fake, 1.0, grad_scale=inputs.grad_scale)
 
 
 @PENALTIES.register("zero-gp", summary="lambda E||grad D(x_hat)||^2 at interpolates (zero-centred GP)",
@@ -243,7 +253,7 @@ class ZeroGpPenalty(Penalty):
     weight_alias = "lambda"
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
-        return zero_gp_penalty(inputs.score, inputs.real, inputs.fake, 1.0)
+        return zero_gp_penalty(inputs.score, inputs.real, inputs.fake, 1.0, grad_scale=inputs.grad_scale)
 
 
 @PENALTIES.register("dragan", summary="lambda E(||grad D(x + delta)|| - 1)^2 around perturbed real data",
@@ -259,7 +269,7 @@ class DraganPenalty(Penalty):
         self.scale = float(scale)
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
-        return dragan_penalty(inputs.score, inputs.real, 1.0, self.scale)
+        return dragan_penalty(inputs.score, inputs.real, 1.0, self.scale, grad_scale=inputs.grad_scale)
 
 
 INPUT_GRADIENT_PENALTIES = ("r1", "r2", "wgan-gp", "zero-gp", "dragan")
@@ -272,9 +282,16 @@ def sq_norm(grads: list[Tensor | None], device: torch.device) -> Tensor:
     return sum((g.float().square().sum() for g in grads if g is not None), torch.zeros((), device=device))
 
 
-def sq_param_grad_norm(loss: Tensor, params: list[Tensor]) -> Tensor:
+def param_grads(loss: Tensor, params: list[Tensor], grad_scale: float = 1.0) -> list[Tensor | None]:
+    """grad_params loss with its graph (None where the loss does not reach a parameter);
+    ``grad_scale`` as in :func:`per_sample_sq_grad_norm`."""
+    grads = torch.autograd.grad(loss * grad_scale, params, create_graph=True, allow_unused=True)
+    return [g if g is None or grad_scale == 1.0 else g.float() / grad_scale for g in grads]
+
+
+def sq_param_grad_norm(loss: Tensor, params: list[Tensor], grad_scale: float = 1.0) -> Tensor:
     """||grad_params loss||^2 over all parameters, keeping the graph (double backward)."""
-    return sq_norm(list(torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)), loss.device)
+    return sq_norm(param_grads(loss, params, grad_scale), loss.device)
 
 
 @PENALTIES.register("seed-param",
@@ -312,7 +329,7 @@ class SeedParamPenalty(Penalty):
             differentiated = inputs.real_logits.mean()
         else:
             differentiated = inputs.fake_logits.mean()
-        return sq_param_grad_norm(differentiated, inputs.own_params)
+        return sq_param_grad_norm(differentiated, inputs.own_params, inputs.grad_scale)
 
 
 @PENALTIES.register("consensus", summary="(gamma/2)(||grad_D L_D||^2 + ||grad_G L_G||^2) added to both players",
@@ -335,9 +352,9 @@ class ConsensusPenalty(Penalty):
     def value(self, inputs: PenaltyInputs) -> Tensor:
         assert inputs.d_loss is not None and inputs.g_loss is not None
         if inputs.player == "d":
-            other = sq_param_grad_norm(inputs.g_loss, inputs.g_params)
+            other = sq_param_grad_norm(inputs.g_loss, inputs.g_params, inputs.grad_scale)
         else:
-            other = sq_param_grad_norm(inputs.d_loss, inputs.d_params)
+            other = sq_param_grad_norm(inputs.d_loss, inputs.d_params, inputs.grad_scale)
         return 0.5 * (sq_norm(inputs.own_loss_grads(), other.device) + other)
 
 
@@ -352,7 +369,7 @@ class NagarajanKolterPenalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         assert inputs.d_loss is not None
-        return nk_penalty(inputs.d_loss, inputs.d_params, 1.0)
+        return nk_penalty(inputs.d_loss, inputs.d_params, 1.0, grad_scale=inputs.grad_scale)
 
 
 PARAMETER_GRADIENT_PENALTIES = ("seed-param", "consensus", "nk")

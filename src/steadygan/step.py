@@ -50,6 +50,12 @@ class Player:
     clipper: Clipper
     fused_forward: bool = False    # D only: one forward over real and fake (no batch coupling in D)
     reuse_loss_grad: bool = True   # add a penalty's grad(loss) instead of back-propagating the loss again
+    scaler: torch.amp.GradScaler | None = None  # fp16 autocast: scales the backward, skips non-finite steps
+
+    @property
+    def grad_scale(self) -> float:
+        """The scale inner gradients (penalties) are taken at: the scaler's, else 1."""
+        return 1.0 if self.scaler is None else self.scaler.get_scale()
 
     @property
     def params(self) -> list[Tensor]:
@@ -100,11 +106,12 @@ def _penalty_terms(due: list[Penalty], inputs: PenaltyInputs, stats: Stats, tag:
 
 
 def _update(player: Player, loss: Tensor, penalty: Tensor | float, inputs: PenaltyInputs, stats: Stats) -> Stats:
-    params = player.params
+    params, scaler = player.params, player.scaler
     player.optimizer.zero_grad(set_to_none=True)
-    first_order = inputs.computed_own_loss_grads if player.reuse_loss_grad else None
+    first_order = inputs.computed_own_loss_grads if player.reuse_loss_grad and scaler is None else None
     if first_order is None:
-        (loss + penalty).backward(inputs=params)
+        objective = loss + penalty
+        (objective if scaler is None else scaler.scale(objective)).backward(inputs=params)
     else:
         # A penalty already took grad(loss) with its graph (seed-param, consensus): the update
         # is that plus grad(penalty), so back-propagate the penalty alone rather than the
@@ -114,10 +121,29 @@ def _update(player: Player, loss: Tensor, penalty: Tensor | float, inputs: Penal
             if g is not None:
                 p.grad = g.detach() if p.grad is None else p.grad.add_(g.detach())
     sync_gradients(params)
+    if scaler is not None:
+        scaler.unscale_(player.optimizer)  # clippers see true gradients
     clip = player.clipper.clip_(params)
-    player.optimizer.step()
+    if scaler is None:
+        player.optimizer.step()
+        stats[f"Grad/{player.tag}/norm"] = clip.grad_norm.detach()
+    else:
+        scale = scaler.get_scale()
+        scaler.step(player.optimizer)  # skipped when a gradient is inf/NaN: fp16 overflow, not divergence
+        scaler.update()
+        skipped = scaler.get_scale() < scale  # the scale is lowered exactly when the step was skipped
+        stats[f"AMP/{player.tag}/scale"] = torch.tensor(scale)
+        stats[f"AMP/{player.tag}/skipped"] = torch.tensor(float(skipped))
+        if skipped:
+            # Gradients (and penalties' inner gradients) overflowed fp16 at this scale: the
+            # scaler retries at half of it, and these inf values would read as divergence.
+            # Losses come from fp32 logits and stay: a non-finite loss still stops the run,
+            # and so does a scale driven below 1 (gradients overflow even unscaled).
+            for key in [k for k in stats if k.startswith("Penalty/")]:
+                del stats[key]
+        if not skipped or scaler.get_scale() < 1.0:
+            stats[f"Grad/{player.tag}/norm"] = clip.grad_norm.detach()
     weights_clipped = player.clipper.after_step_(params)
-    stats[f"Grad/{player.tag}/norm"] = clip.grad_norm.detach()
     stats[f"Grad/{player.tag}/clipped"] = clip.clipped if weights_clipped is None else weights_clipped
     return stats
 
@@ -153,7 +179,8 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
         stats: Stats = {"Loss/D": d_loss.detach(), "Logits/real": real_logits.detach().mean(),
                         "Logits/fake": fake_logits.detach().mean()}
         inputs = PenaltyInputs(player="d", score=score, d_params=d.params, g_params=g.params, real=real, fake=fake,
-                               real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss, g_loss=g_loss)
+                               real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss, g_loss=g_loss,
+                               grad_scale=d.grad_scale)
         penalty = _penalty_terms(due, inputs, stats, d.tag)
     return _update(d, d_loss, penalty, inputs, stats)
 
@@ -179,6 +206,6 @@ def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
         stats: Stats = {"Loss/G": g_loss.detach()}
         inputs = PenaltyInputs(player="g", score=score, d_params=d.params, g_params=g.params, real=batch.x,
                                fake=fake, real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss,
-                               g_loss=g_loss)
+                               g_loss=g_loss, grad_scale=g.grad_scale)
         penalty = _penalty_terms(due, inputs, stats, g.tag)
     return _update(g, g_loss, penalty, inputs, stats)

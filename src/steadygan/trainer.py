@@ -148,8 +148,15 @@ class Trainer:
         self.elapsed = 0.0     # training seconds, summed over resumes
         self.rollbacks = 0     # divergences recovered from (train.on_nan=rollback)
         self.lr_scale = 1.0    # learning-rate factor after those rollbacks
-        amp = t.amp == "bf16"
-        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+        # Mixed precision: bf16 keeps fp32's exponent range and needs nothing more; fp16 needs
+        # a gradient scaler per player (their losses and gradients differ by orders of magnitude).
+        if t.amp == "none":
+            self._autocast = contextlib.nullcontext
+        else:
+            dtype = torch.bfloat16 if t.amp == "bf16" else torch.float16
+            self._autocast = lambda: torch.autocast(self.device.type, dtype=dtype)
+        if t.amp == "fp16":
+            self.d.scaler, self.g.scaler = torch.amp.GradScaler(self.device.type), torch.amp.GradScaler(self.device.type)
 
     def _player(self, tag: str, net: torch.nn.Module, pc, role: str) -> Player:
         penalties = [build_penalty(spec, role) for spec in pc.penalties]
@@ -175,6 +182,7 @@ class Trainer:
             "opt_g": self.g.optimizer.state_dict(), "opt_d": self.d.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(), "rng": capture_rng(), "eval": self.periodic_eval.state_dict(),
             "rollbacks": self.rollbacks, "lr_scale": self.lr_scale,
+            **{f"scaler_{p.tag.lower()}": p.scaler.state_dict() for p in (self.d, self.g) if p.scaler is not None},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -190,6 +198,10 @@ class Trainer:
         self.step, self.d_updates, self.elapsed = state["step"], state["d_updates"], state["elapsed"]
         self.rollbacks, self.lr_scale = state.get("rollbacks", 0), state.get("lr_scale", 1.0)
         self._apply_hyperparameters()
+        for player in (self.d, self.g):
+            key = f"scaler_{player.tag.lower()}"
+            if player.scaler is not None and state.get(key) is not None:  # fp16: the scale it had reached
+                player.scaler.load_state_dict(state[key])
         restore_rng(state["rng"])
         self.periodic_eval.load_state_dict(state.get("eval"))
 

@@ -3,7 +3,9 @@
 Pure functions of feature sets (``fid``, ``kid``, ``prdc``, ``mode_metrics``), feature
 extractors by name (``EXTRACTORS``: classifier, inception, pixels, identity), and the
 evaluation of a trained generator against its data with a real-vs-real floor
-(``evaluate_generator``, ``evaluate_run``, ``Evaluator``).
+(``evaluate_generator``, ``evaluate_run``, ``Evaluator``). Scoring any image set against any
+reference (``steadygan eval SAMPLES --ref REF``): ``sources`` (arguments -> images, dataset or
+statistics), ``reference`` (real features, floor, scoring), ``stats`` (statistics files).
 """
 
 from .evaluate import (IMAGE_METRICS, METRICS_FILE, Evaluator, evaluate_generator, evaluate_run, format_table,
@@ -17,9 +19,11 @@ from .kid import kid, mmd2_unbiased
 from ..data.stacked import make_stacked_mnist
 from .modes import mode_metrics, predict_triples, stacked_mode_metrics
 from .prdc import density_coverage, precision_recall, prdc
+from .stats import ReferenceStats, load_stats, save_stats
 
 __all__ = [
     "EXTRACTORS", "FID_WEIGHTS_NAME", "IMAGE_METRICS", "METRICS_FILE", "ClassifierExtractor", "Evaluator",
+    "ReferenceStats", "load_stats", "save_stats",
     "FIDInceptionV3", "FeatureExtractor", "InceptionExtractor", "SmallCNN", "build_extractor", "classifier",
     "dataset_fingerprint", "default_cache_dir", "density_coverage", "evaluate_generator", "evaluate_run",
     "fid", "format_table", "frechet_distance", "gaussian_stats", "inception", "json_safe", "kid",

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..registry import ConfigError
 from ..data import DataError
-from .evaluate import DEFAULT_SAMPLES, IMAGE_SAMPLES, MIN_SAMPLES, Evaluator, check_metrics, score_features
+from ..registry import ConfigError
+from .evaluate import IMAGE_SAMPLES, MIN_SAMPLES, Evaluator, check_metrics, score_features
 from .features import FeatureExtractor, StackedExtractor, build_extractor_for
 from .fid import gaussian_stats
 from .modes import stacked_mode_metrics

@@ -37,7 +37,7 @@ from ..data import DATASETS, DEFAULT_ROOTS, DataError, dataset_protocol, to_uint
 from ..data.folder import list_images
 from ..data.idx import find_split, load_idx_dataset
 from ..registry import ConfigError
-from .stats import ReferenceStats, is_stats_file, load_stats
+from .stats import ReferenceStats, load_stats
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 GRAY_MODES = {"1", "L", "LA"}
@@ -104,9 +104,6 @@ class DatasetRef:
     @property
     def protocol(self) -> str:
         return dataset_protocol(self.name)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "dataset", "name": self.name, "root": self.root}
 
     def native_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the dataset as stored: the reference size when no samples set it."""
@@ -239,6 +236,21 @@ def read_samples(arg: str) -> Path | ImageSet:
     raise DataError(f"{arg}: {what}; SAMPLES is a run directory, a folder of images or an .npy/.npz array")
 
 
+def samples_from_run(run_dir: Path, n: int, seed: int = 0, checkpoint: str | None = None, use_ema: bool = True,
+                     device: str = "cpu") -> tuple[ImageSet, DatasetRef, dict[str, Any]]:
+    """n images from the run's generator (noise seeded by ``seed``), rounded to uint8 as a
+    saved PNG would be; also the run's own data and where the images came from."""
+    from ..sampling import load_generator  # builds networks: imported only when a run is scored
+
+    loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
+    if loaded.info.kind != "image":
+        raise ConfigError(f"{run_dir} generates 2-D points: score it against its own mixture, without --ref")
+    images = to_uint8_images(loaded.sample(n, seed + 1).cpu())
+    origin = {"step": loaded.step, "checkpoint": str(loaded.checkpoint), "ema": loaded.ema}
+    data = DatasetRef(loaded.config.data.name, loaded.config.data.root)
+    return ImageSet(images, "run", str(run_dir)), data, origin
+
+
 def read_reference(arg: str, data_dir: str | None = None) -> DatasetRef | ImageSet | ReferenceStats:
     """REF: a dataset, a folder of images, an array or a statistics file (see the module doc)."""
     path = Path(arg).expanduser()
@@ -250,9 +262,7 @@ def read_reference(arg: str, data_dir: str | None = None) -> DatasetRef | ImageS
             return _dataset_folder(path) or read_image_folder(path)
         if path.suffix.lower() in ARRAY_SUFFIXES:
             return read_array(path)
-        if is_stats_file(path):
-            return load_stats(path)
-        raise DataError(f"{arg}: not a statistics file written by --save-stats, an .npy/.npz array or a folder")
+        return load_stats(path)  # any other file must be one written by --save-stats
     return _named_dataset(arg, data_dir, "--ref")
 
 

@@ -89,24 +89,17 @@ def save_stats(path: str | Path, stats: ReferenceStats) -> Path:
     return path
 
 
-def is_stats_file(path: str | Path) -> bool:
-    """True when ``path`` loads (weights_only) as a dict naming this module's format."""
-    try:
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - anything unreadable is simply not a statistics file
-        return False
-    return isinstance(payload, dict) and payload.get("format") == STATS_FORMAT
-
-
 def load_stats(path: str | Path) -> ReferenceStats:
     """Read a statistics file; DataError (one line) for anything else or a damaged one."""
     path = Path(path).expanduser()
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a wrong or corrupt file can raise almost anything
-        raise DataError(f"{path}: not a statistics file written by --save-stats ({type(exc).__name__})") from exc
+        raise DataError(f"{path}: not a statistics file written by --save-stats ({type(exc).__name__}); a file "
+                        "REF is such a file or an .npy/.npz array") from exc
     if not isinstance(payload, dict) or payload.get("format") != STATS_FORMAT:
-        raise DataError(f"{path}: not a statistics file written by --save-stats")
+        raise DataError(f"{path}: not a statistics file written by --save-stats; a file REF is such a file "
+                        "or an .npy/.npz array")
     if payload.get("version") != STATS_VERSION:
         raise DataError(f"{path}: statistics format version {payload.get('version')!r}; this steadygan reads "
                         f"version {STATS_VERSION}: save the statistics again")
