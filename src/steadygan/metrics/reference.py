@@ -134,7 +134,7 @@ def build_reference(ref: DatasetRef | ImageSet | ReferenceStats, shape: tuple[in
             raise ConfigError(CLASSIFIER_HINT.format(ref=_label(ref)))
         extractor = _build(recipe, choice)
         check_same_extractor(ref, extractor.record())
-        return Reference(ref.features, (ref.mean, ref.cov), extractor, ref.recipe, shape,
+        return Reference(ref.features, (ref.mean, ref.cov), extractor, recipe, shape,
                          {"kind": "stats", "path": ref.path, "made_from": ref.source},
                          n if n is not None else IMAGE_SAMPLES, floor_note="the reference is a statistics file")
 

@@ -245,7 +245,7 @@ def samples_from_run(run_dir: Path, n: int, seed: int = 0, checkpoint: str | Non
     loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
     if loaded.info.kind != "image":
         raise ConfigError(f"{run_dir} generates 2-D points: score it against its own mixture, without --ref")
-    images = to_uint8_images(loaded.sample(n, seed + 1).cpu())
+    images = to_uint8_images(loaded.sample(n, seed).cpu())
     origin = {"step": loaded.step, "checkpoint": str(loaded.checkpoint), "ema": loaded.ema}
     data = DatasetRef(loaded.config.data.name, loaded.config.data.root)
     return ImageSet(images, "run", str(run_dir)), data, origin
