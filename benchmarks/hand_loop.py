@@ -5,14 +5,16 @@ generator forward, whose batch serves the discriminator update (detached) and th
 update; two discriminator forwards (real, fake); BCE-with-logits (the non-saturating loss);
 Adam(2e-4, betas 0.5/0.999) for both; default NCHW layout. steadygan trains deep copies of
 the same modules, with the same initial weights and the same data, through its ``Trainer``
-one iteration at a time (the default config: its fast step).
+one iteration at a time: with the default config (its fast step), and with the plain step
+it had before (``train.share_fake``, ``channels_last``, ``fused_d_forward`` and
+``reuse_loss_grad`` false), so the gain of the fast step is measured in the same run.
 
 Architectures:
   dcgan28     steadygan's DCGAN pair at 28 px, 1 channel
   upsample32  a generator of nearest-upsample + 3x3 convolutions and a 4-conv discriminator
               with dropout and BatchNorm, at 32 px (a common published shape, written here)
 
-Rounds interleave the contenders (hand, steadygan) and a fp32 matmul probe, so a noisy
+Rounds interleave the contenders (hand, steadygan, steadygan plain) and a fp32 matmul probe, so a noisy
 machine's drifts hit all alike. Reported per architecture: median ms/iteration, the ratio
 hand / steadygan (above 1: steadygan is faster), FLOPs per iteration (matmuls and
 convolutions, forward and backward, counted by torch.utils.flop_counter), the GFLOP/s each
@@ -42,6 +44,8 @@ from steadygan.models import GanPair, build_models
 from steadygan.trainer import Trainer
 
 Z_DIM = 100
+PLAIN_STEP = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false",
+              "train.reuse_loss_grad=false"]
 
 
 class UpsampleGenerator(nn.Module):
@@ -151,16 +155,18 @@ def main() -> None:
     print(f"{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch}, {args.rounds} rounds x {args.iters} iterations"
           + (f", steadygan --set {' '.join(args.set)}" if args.set else ""))
-    print("\n| architecture | hand loop ms/it | steadygan ms/it | ratio (hand/steadygan) | hand GFLOP/s (% of matmul) "
-          "| steadygan GFLOP/s (% of matmul) | matmul GFLOP/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| architecture | hand loop ms/it | steadygan ms/it | plain step ms/it | hand / steadygan "
+          "| plain / steadygan | hand GFLOP/s (% of matmul) | steadygan GFLOP/s (% of matmul) | matmul GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for arch in args.arch:
         torch.manual_seed(0)
         pair, shape = make_pair(arch)
         images = torch.randint(0, 256, (4096, *shape), dtype=torch.uint8)
         hand = HandLoop(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images, args.batch)
+        plain = steadygan_trainer(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images,
+                                  args.batch, [*PLAIN_STEP, *args.set])
         ours = steadygan_trainer(pair, images, args.batch, args.set)
-        contenders = {"hand": hand.iteration, "steadygan": ours._one_step}
+        contenders = {"hand": hand.iteration, "steadygan": ours._one_step, "plain": plain._one_step}
         for fn in contenders.values():  # warm-up: allocator, oneDNN primitive caches
             for _ in range(3):
                 fn()
@@ -177,7 +183,8 @@ def main() -> None:
         ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
         peak = 2 * 1024 ** 3 / statistics.median(matmul) / 1e9
         rate = {name: flops[name] / (ms[name] / 1e3) / 1e9 for name in contenders}
-        print(f"| {arch} | {ms['hand']:.1f} | {ms['steadygan']:.1f} | {ms['hand'] / ms['steadygan']:.2f} | "
+        print(f"| {arch} | {ms['hand']:.1f} | {ms['steadygan']:.1f} | {ms['plain']:.1f} | "
+              f"{ms['hand'] / ms['steadygan']:.2f} | {ms['plain'] / ms['steadygan']:.2f} | "
               f"{rate['hand']:.0f} ({100 * rate['hand'] / peak:.0f}%) | "
               f"{rate['steadygan']:.0f} ({100 * rate['steadygan'] / peak:.0f}%) | {peak:.0f} |")
 

@@ -40,6 +40,12 @@ METHODS = {
     "agc": ["d.clip=agc", "g.clip=agc"],
     "weight-clip": ["loss=wasserstein", "d.clip=weight-clip"],
 }
+# The step before the fast step (one G forward per update, NCHW, two D forwards, loss
+# back-propagated again under a parameter-gradient penalty), for the gain in the same run.
+PLAIN_STEP = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false",
+              "train.reuse_loss_grad=false"]
+METHODS["none-plain-step"] = PLAIN_STEP
+METHODS["seed-param-plain-step"] = METHODS["seed-param"] + PLAIN_STEP
 
 
 def main() -> None:
@@ -51,6 +57,8 @@ def main() -> None:
     parser.add_argument("--arch", default="dcgan")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every method (e.g. model.width=32)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,7 +69,7 @@ def main() -> None:
     trainers = {}
     for name in args.methods:
         cfg = load_config(None, [f"model.arch={args.arch}", f"data.batch_size={args.batch}",
-                                 f"train.device={args.device}", "train.progress=false", *METHODS[name]])
+                                 f"train.device={args.device}", "train.progress=false", *METHODS[name], *args.set])
         trainers[name] = Trainer(cfg, run_dir=".", data=data)
         for _ in range(3):  # warm-up: allocator, autograd graph caches
             trainers[name]._one_step()

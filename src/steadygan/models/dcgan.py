@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..registry import ConfigError
-from .layers import dcgan_init_, norm2d
+from .layers import dcgan_init_, flatten_features, norm2d, to_layout_of
 
 
 def base_and_doublings(resolution: int) -> tuple[int, int]:
@@ -44,7 +44,7 @@ class DcganGenerator(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.project(z).view(-1, self.ch0, self.base, self.base)
-        return self.body(self.project_act(x))
+        return self.body(self.project_act(to_layout_of(x, self.body[0].weight)))
 
 
 class DcganDiscriminator(nn.Module):
@@ -65,7 +65,7 @@ class DcganDiscriminator(nn.Module):
 
     def embed(self, x: Tensor) -> Tensor:
         """Penultimate features (N, F); the projection head of a conditional D reads them."""
-        return self.features(x).flatten(1)
+        return flatten_features(self.features(x))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.embed(x)).squeeze(1)

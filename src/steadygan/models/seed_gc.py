@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..registry import ConfigError
-from .layers import dcgan_init_, norm1d, norm2d
+from .layers import dcgan_init_, flatten_features, norm1d, norm2d
 
 RESOLUTIONS = (28, 32, 64)
 
@@ -70,7 +70,7 @@ class SeedGcDiscriminator(nn.Module):
 
     def embed(self, x: Tensor) -> Tensor:
         """Penultimate features (N, F); the projection head of a conditional D reads them."""
-        return self.features(x).flatten(1)
+        return flatten_features(self.features(x))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.embed(x)).squeeze(1)
