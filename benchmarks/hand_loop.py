@@ -6,8 +6,7 @@ update; two discriminator forwards (real, fake); BCE-with-logits (the non-satura
 Adam(2e-4, betas 0.5/0.999) for both; default NCHW layout. steadygan trains deep copies of
 the same modules, with the same initial weights and the same data, through its ``Trainer``
 one iteration at a time: with the default config (its fast step), and with the plain step
-it had before (``train.share_fake``, ``channels_last``, ``fused_d_forward`` and
-``reuse_loss_grad`` false), so the gain of the fast step is measured in the same run.
+it had before (``train.share_fake``, ``channels_last`` and ``fused_d_forward`` false), so the gain of the fast step is measured in the same run.
 
 Architectures:
   dcgan28     steadygan's DCGAN pair at 28 px, 1 channel
@@ -44,8 +43,7 @@ from steadygan.models import GanPair, build_models
 from steadygan.trainer import Trainer
 
 Z_DIM = 100
-PLAIN_STEP = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false",
-              "train.reuse_loss_grad=false"]
+PLAIN_STEP = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false"]
 
 
 class UpsampleGenerator(nn.Module):

@@ -40,10 +40,9 @@ METHODS = {
     "agc": ["d.clip=agc", "g.clip=agc"],
     "weight-clip": ["loss=wasserstein", "d.clip=weight-clip"],
 }
-# The step before the fast step (one G forward per update, NCHW, two D forwards, loss
-# back-propagated again under a parameter-gradient penalty), for the gain in the same run.
-PLAIN_STEP = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false",
-              "train.reuse_loss_grad=false"]
+# The step before the fast step (one G forward per update, NCHW, two D forwards), for the
+# gain in the same run.
+PLAIN_STEP = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false"]
 METHODS["none-plain-step"] = PLAIN_STEP
 METHODS["seed-param-plain-step"] = METHODS["seed-param"] + PLAIN_STEP
 

@@ -35,8 +35,7 @@ from test_trainer import assert_same_state, final_state, resume_matches_straight
 
 ATOL = 1e-5
 LR = 20.0
-SLOW = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false",
-        "train.reuse_loss_grad=false"]
+SLOW = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false"]
 
 
 def _players(d_penalties=(), num_classes=0, d_norm="none", seed=0):

@@ -119,9 +119,9 @@ def test_weight_clip_bounds_d_after_step():
 
 @pytest.mark.parametrize("player", ["d", "g"])
 @pytest.mark.parametrize("name", ["seed-param", "consensus"])
-def test_reused_first_order_gradient_gives_the_update_of_the_whole_objective(player, name):
-    """seed-param and consensus take grad(loss) with its graph; the step reuses it as the
-    first-order part of the update. The update must equal -lr * grad(loss + w * penalty),
+def test_parameter_gradient_penalties_give_the_update_of_the_whole_objective(player, name):
+    """seed-param and consensus take grad(loss) with its graph (shared between them through
+    PenaltyInputs.own_loss_grads). The update must equal -lr * grad(loss + w * penalty),
     here computed independently in one autograd call on copies of the networks."""
     lr, weight = 1.0, 0.5
     spec = {"name": name, "weight": weight}

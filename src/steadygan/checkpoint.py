@@ -18,11 +18,10 @@ import numpy as np
 import torch
 
 FORMAT_VERSION = 3  # 2: data description stored; config options an architecture or optimiser ignores are None
-#                    3: the fast-step options (train.share_fake, channels_last, fused_d_forward,
-#                       reuse_loss_grad) stored
+#                    3: the fast-step options (train.share_fake, channels_last, fused_d_forward) stored
 READABLE_VERSIONS = (1, 2, 3)
 # Options added since format 2, with the value that reproduces what older releases computed.
-ADDED_SINCE_V2 = {"share_fake": False, "channels_last": False, "fused_d_forward": False, "reuse_loss_grad": False}
+ADDED_SINCE_V2 = {"share_fake": False, "channels_last": False, "fused_d_forward": False}
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
 
 

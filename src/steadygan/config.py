@@ -81,7 +81,6 @@ class TrainConfig:
     share_fake: bool = True          # n_critic=1: one G forward per iteration serves the D and the G update
     channels_last: bool = True       # convolutional nets and image batches in NHWC memory layout
     fused_d_forward: bool = True     # D without BatchNorm scores real and fake in one forward
-    reuse_loss_grad: bool = True     # seed-param/consensus: their grad(loss) is the update's first-order part
     init_from: str | None = None     # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
     on_nan: str = "stop"             # stop | rollback: reload the last good checkpoint with lower learning rates
     max_rollbacks: int = 3           # on_nan=rollback: give up (stop) after this many

@@ -58,15 +58,9 @@ class PenaltyInputs:
     def own_loss_grads(self) -> list[Tensor | None]:
         """grad of the updating player's loss w.r.t. its own parameters, with the graph kept
         for a double backward (None for a parameter the loss does not reach). Computed at
-        most once per update: penalties share it, and the step reuses it as the first-order
-        part of the update instead of back-propagating the loss a second time."""
+        most once per update: seed-param and consensus, both due, share it."""
         if self._own_loss_grads is None:
             self._own_loss_grads = param_grads(self.own_loss, self.own_params, self.grad_scale)
-        return self._own_loss_grads
-
-    @property
-    def computed_own_loss_grads(self) -> list[Tensor | None] | None:
-        """What :meth:`own_loss_grads` computed during this update, or None if no penalty asked."""
         return self._own_loss_grads
 
     @property
@@ -299,8 +293,8 @@ def sq_param_grad_norm(loss: Tensor, params: list[Tensor], grad_scale: float = 1
                     paper="GP-GAN source document, sec. 3.4 (cf. gradient-norm regularisation, Drucker & LeCun 1992)")
 class SeedParamPenalty(Penalty):
     """The GP-GAN document's penalty, lambda * ||grad||^2 on the player's own parameters
-    (:func:`param_grad_penalty`; here from the step's shared grad(loss), see
-    :meth:`PenaltyInputs.own_loss_grads`).
+    (:func:`param_grad_penalty`; here from :meth:`PenaltyInputs.own_loss_grads`, shared with
+    consensus when both are due).
 
     Section 3.4 adds lambda ||grad G||^2 to the generator's loss and subtracts
     lambda ||grad D||^2 from the discriminator's *maximised* objective, i.e. both players
@@ -336,8 +330,8 @@ class SeedParamPenalty(Penalty):
                     paper="Mescheder et al. 2017, The Numerics of GANs")
 class ConsensusPenalty(Penalty):
     """Consensus optimisation: both players also descend on L = 1/2 ||v||^2
-    (:func:`consensus_penalty`, with the updating player's half from the step's shared
-    grad(loss)).
+    (:func:`consensus_penalty`, with the updating player's half from
+    :meth:`PenaltyInputs.own_loss_grads`).
 
     v is the joint vector field (each player's loss gradient on its own parameters). With
     alternating updates each player differentiates L with respect to its own parameters

@@ -49,7 +49,6 @@ class Player:
     penalties: list[Penalty]
     clipper: Clipper
     fused_forward: bool = False    # D only: one forward over real and fake (no batch coupling in D)
-    reuse_loss_grad: bool = True   # add a penalty's grad(loss) instead of back-propagating the loss again
     scaler: torch.amp.GradScaler | None = None  # fp16 autocast: scales the backward, skips non-finite steps
 
     @property
@@ -105,21 +104,11 @@ def _penalty_terms(due: list[Penalty], inputs: PenaltyInputs, stats: Stats, tag:
     return total
 
 
-def _update(player: Player, loss: Tensor, penalty: Tensor | float, inputs: PenaltyInputs, stats: Stats) -> Stats:
+def _update(player: Player, loss: Tensor, penalty: Tensor | float, stats: Stats) -> Stats:
     params, scaler = player.params, player.scaler
     player.optimizer.zero_grad(set_to_none=True)
-    first_order = inputs.computed_own_loss_grads if player.reuse_loss_grad and scaler is None else None
-    if first_order is None:
-        objective = loss + penalty
-        (objective if scaler is None else scaler.scale(objective)).backward(inputs=params)
-    else:
-        # A penalty already took grad(loss) with its graph (seed-param, consensus): the update
-        # is that plus grad(penalty), so back-propagate the penalty alone rather than the
-        # loss a second time.
-        penalty.backward(inputs=params)
-        for p, g in zip(params, first_order):
-            if g is not None:
-                p.grad = g.detach() if p.grad is None else p.grad.add_(g.detach())
+    objective = loss + penalty
+    (objective if scaler is None else scaler.scale(objective)).backward(inputs=params)
     sync_gradients(params)
     if scaler is not None:
         scaler.unscale_(player.optimizer)  # clippers see true gradients
@@ -182,7 +171,7 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
                                real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss, g_loss=g_loss,
                                grad_scale=d.grad_scale)
         penalty = _penalty_terms(due, inputs, stats, d.tag)
-    return _update(d, d_loss, penalty, inputs, stats)
+    return _update(d, d_loss, penalty, stats)
 
 
 def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z: Tensor, step: int,
@@ -208,4 +197,4 @@ def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
                                fake=fake, real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss,
                                g_loss=g_loss, grad_scale=g.grad_scale)
         penalty = _penalty_terms(due, inputs, stats, g.tag)
-    return _update(g, g_loss, penalty, inputs, stats)
+    return _update(g, g_loss, penalty, stats)

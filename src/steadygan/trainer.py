@@ -127,7 +127,6 @@ class Trainer:
         self.d = self._player("D", self.D, cfg.d, "d")
         self.g = self._player("G", self.G, cfg.g, "g")
         self.d.fused_forward = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(self.D, probe.x, probe.y)
-        self.d.reuse_loss_grad = self.g.reuse_loss_grad = t.reuse_loss_grad
         self._warn_batch_coupling()
         self.ema = Ema(self.G, t.ema, m.z_dim, self.pair.num_classes) if t.ema > 0 else None
         self.periodic_eval = PeriodicEval(cfg, self.ema is not None, self.device, data.info)

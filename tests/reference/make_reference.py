@@ -28,8 +28,7 @@ from steadygan.trainer import train  # noqa: E402
 COMMON = ["train.progress=false", "train.sample_every=1000", "train.checkpoint_every=1000", "train.threads=1",
           # The step as it was when the reference was made; tests/test_fast_step.py checks the
           # fast step (one G forward, channels-last, fused D forward) against this one.
-          "train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false",
-          "train.reuse_loss_grad=false"]
+          "train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false"]
 
 CASES = {
     # 2-D data, MLP pair, lazy R1 + norm clipping on D, two critic steps, EMA.
