@@ -5,16 +5,18 @@ generator forward, whose batch serves the discriminator update (detached) and th
 update; two discriminator forwards (real, fake); BCE-with-logits (the non-saturating loss);
 Adam(2e-4, betas 0.5/0.999) for both; default NCHW layout. steadygan trains deep copies of
 the same modules, with the same initial weights and the same data, through its ``Trainer``
-one iteration at a time: with the default config (its fast step), and with the plain step
-it had before (``train.share_fake``, ``channels_last`` and ``fused_d_forward`` false), so the gain of the fast step is measured in the same run.
+one iteration at a time: with the default config (channels-last, fused D forward), with
+one generator forward shared by both updates as well (``train.share_fake=true``, the hand
+loop's scheme, opt-in), and with the plain step it had before (all three off), so every
+gain is measured in the same run.
 
 Architectures:
   dcgan28     steadygan's DCGAN pair at 28 px, 1 channel
   upsample32  a generator of nearest-upsample + 3x3 convolutions and a 4-conv discriminator
               with dropout and BatchNorm, at 32 px (a common published shape, written here)
 
-Rounds interleave the contenders (hand, steadygan, steadygan plain) and a fp32 matmul probe, so a noisy
-machine's drifts hit all alike. Reported per architecture: median ms/iteration, the ratio
+Rounds interleave the four contenders and a fp32 matmul probe, so a noisy machine's
+drifts hit all alike. Reported per architecture: median ms/iteration, the ratio
 hand / steadygan (above 1: steadygan is faster), FLOPs per iteration (matmuls and
 convolutions, forward and backward, counted by torch.utils.flop_counter), the GFLOP/s each
 achieves, and that rate as a fraction of the matmul rate measured in the same run.
@@ -153,9 +155,10 @@ def main() -> None:
     print(f"{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch}, {args.rounds} rounds x {args.iters} iterations"
           + (f", steadygan --set {' '.join(args.set)}" if args.set else ""))
-    print("\n| architecture | hand loop ms/it | steadygan ms/it | plain step ms/it | hand / steadygan "
-          "| plain / steadygan | hand GFLOP/s (% of matmul) | steadygan GFLOP/s (% of matmul) | matmul GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| architecture | hand loop ms/it | steadygan ms/it | + share_fake ms/it | plain step ms/it "
+          "| hand / steadygan | hand / +share_fake | plain / steadygan | hand GFLOP/s (% of matmul) "
+          "| steadygan GFLOP/s (% of matmul) | +share_fake GFLOP/s (% of matmul) | matmul GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for arch in args.arch:
         torch.manual_seed(0)
         pair, shape = make_pair(arch)
@@ -163,8 +166,11 @@ def main() -> None:
         hand = HandLoop(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images, args.batch)
         plain = steadygan_trainer(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images,
                                   args.batch, [*PLAIN_STEP, *args.set])
+        shared = steadygan_trainer(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images,
+                                   args.batch, ["train.share_fake=true", *args.set])
         ours = steadygan_trainer(pair, images, args.batch, args.set)
-        contenders = {"hand": hand.iteration, "steadygan": ours._one_step, "plain": plain._one_step}
+        contenders = {"hand": hand.iteration, "steadygan": ours._one_step, "shared": shared._one_step,
+                      "plain": plain._one_step}
         for fn in contenders.values():  # warm-up: allocator, oneDNN primitive caches
             for _ in range(3):
                 fn()
@@ -181,10 +187,11 @@ def main() -> None:
         ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
         peak = 2 * 1024 ** 3 / statistics.median(matmul) / 1e9
         rate = {name: flops[name] / (ms[name] / 1e3) / 1e9 for name in contenders}
-        print(f"| {arch} | {ms['hand']:.1f} | {ms['steadygan']:.1f} | {ms['plain']:.1f} | "
-              f"{ms['hand'] / ms['steadygan']:.2f} | {ms['plain'] / ms['steadygan']:.2f} | "
-              f"{rate['hand']:.0f} ({100 * rate['hand'] / peak:.0f}%) | "
-              f"{rate['steadygan']:.0f} ({100 * rate['steadygan'] / peak:.0f}%) | {peak:.0f} |")
+        pct = {name: f"{rate[name]:.0f} ({100 * rate[name] / peak:.0f}%)" for name in rate}
+        print(f"| {arch} | {ms['hand']:.1f} | {ms['steadygan']:.1f} | {ms['shared']:.1f} | {ms['plain']:.1f} | "
+              f"{ms['hand'] / ms['steadygan']:.2f} | {ms['hand'] / ms['shared']:.2f} | "
+              f"{ms['plain'] / ms['steadygan']:.2f} | {pct['hand']} | {pct['steadygan']} | {pct['shared']} | "
+              f"{peak:.0f} |")
 
 
 if __name__ == "__main__":

@@ -156,7 +156,9 @@ def _colour_cfg(tmp_path, *sets):
 
 
 def test_the_trainer_uses_the_fast_paths_where_they_apply(tmp_path):
-    fast = Trainer(_colour_cfg(tmp_path), None, _colour_data())
+    default = Trainer(_colour_cfg(tmp_path), None, _colour_data())
+    assert default.channels_last and default.d.fused_forward and not default._shares_fake()  # shared: opt-in
+    fast = Trainer(_colour_cfg(tmp_path, "train.share_fake=true"), None, _colour_data())
     assert fast.channels_last and fast.d.fused_forward and fast._shares_fake()
     assert fast.G.project[0].weight.is_contiguous()  # 2-D weights have no channels-last form
     assert next(p for p in fast.D.parameters() if p.ndim == 4).is_contiguous(memory_format=torch.channels_last)
@@ -169,8 +171,10 @@ def test_the_trainer_uses_the_fast_paths_where_they_apply(tmp_path):
     assert not (slow.channels_last or slow.d.fused_forward or slow._shares_fake())
     with_bn = Trainer(_colour_cfg(tmp_path, "model.d_norm=batch"), None, _colour_data())
     assert not with_bn.d.fused_forward  # BatchNorm couples the batch: two forwards stay two
-    assert not Trainer(_colour_cfg(tmp_path, "train.n_critic=2"), None, _colour_data())._shares_fake()
-    lazy = Trainer(_colour_cfg(tmp_path, "d.penalties=[consensus:every=2]"), None, _colour_data())
+    assert not Trainer(_colour_cfg(tmp_path, "train.n_critic=2", "train.share_fake=true"), None,
+                       _colour_data())._shares_fake()
+    lazy = Trainer(_colour_cfg(tmp_path, "d.penalties=[consensus:every=2]", "train.share_fake=true"), None,
+                   _colour_data())
     assert not lazy._shares_fake()  # due at D update 0
     lazy.d_updates = 1
     assert lazy._shares_fake()
@@ -302,7 +306,7 @@ def test_a_lab_folder_from_before_the_fast_step_resumes_on_its_own_step(tmp_path
     (old.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
     _as_format_2(latest_checkpoint(old.run_dir))
     job_cfg = toy_cfg_for_lab(tmp_path, "train.steps=8")
-    job_cfg.train.share_fake = True  # today's default, as `compare` builds it
+    job_cfg.train.share_fake = True  # a lab that asks for the shared forward (channels-last and fused: defaults)
     job = RunJob(parse_variant("baseline"), 0, old.run_dir, job_cfg)
     result = run_one(job)
     assert result["action"].startswith("resumed") and result["step"] == 8

@@ -78,7 +78,7 @@ class TrainConfig:
     progress: bool = True            # tqdm bar
     threads: int | None = None       # torch CPU threads; None = torch's default
     # The fast step (see steadygan.step); false gives the arithmetic of releases before them.
-    share_fake: bool = True          # n_critic=1: one G forward per iteration serves the D and the G update
+    share_fake: bool = False         # n_critic=1: one G forward serves the D and the G update (opt-in: BENCHMARKS)
     channels_last: bool = True       # convolutional nets and image batches in NHWC memory layout
     fused_d_forward: bool = True     # D without BatchNorm scores real and fake in one forward
     init_from: str | None = None     # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
