@@ -31,7 +31,7 @@ def test_defaults_validate():
     (["g.penalties=[r1]"], "cannot be attached to the generator"),
     (["d.penalties=[r1,r1]"], "lists a penalty twice"),
     (["train.ema=1.5"], r"train.ema must be in \[0, 1\)"),
-    (["train.amp=fp16"], "train.amp must be"),
+    (["train.amp=fp8"], "train.amp must be .none., .bf16. or .fp16."),
     (["d.betas=[0.5]"], "two numbers"),
     (["model.depth=4"], "model.depth does not apply to model 'dcgan'"),
     (["model.arch=seed-gc", "model.width=32"], "model.width does not apply to model 'seed-gc'"),
