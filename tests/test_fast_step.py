@@ -117,7 +117,8 @@ def test_one_shared_generator_forward_gives_the_updates_of_two_forwards_of_the_s
 def test_a_penalty_that_needs_the_generators_loss_cannot_take_a_shared_batch():
     d, g = _players(({"name": "consensus"},))
     batch, z = _batch()
-    with pytest.raises(ValueError, match="differentiates G's loss"):
+    with pytest.raises(ValueError, match=r"^a penalty due in this D step differentiates G's loss: generate its fake "
+                                         r"batch in the step \(fake=None\)$"):
         d_step(d, g, build_loss("non-saturating"), batch, z, step=0, fake=g(z))
 
 

@@ -10,7 +10,7 @@ import torch
 from steadygan.clipping import build_clipper
 from steadygan.losses import build_loss
 from steadygan.models import build_models
-from steadygan.penalties import build_penalty
+from steadygan.penalties import Penalty, build_penalty
 from steadygan.step import Player, d_step, g_step
 
 
@@ -149,3 +149,29 @@ def test_parameter_gradient_penalties_give_the_update_of_the_whole_objective(pla
     for b, a, e in zip(before, after, expected):
         torch.testing.assert_close(b - a, lr * e, rtol=1e-4, atol=1e-6)
     assert max(e.abs().max().item() for e in expected) > 1e-3
+
+
+class ScaleSpy(Penalty):
+    """Records the inner-gradient scale the step hands its penalties."""
+
+    name, players = "scale-spy", ("d", "g")
+
+    def __init__(self):
+        super().__init__(weight=0.0)
+        self.seen: list[tuple[str, float]] = []
+
+    def value(self, inputs):
+        self.seen.append((inputs.player, inputs.grad_scale))
+        return inputs.fake_logits.sum() * 0
+
+
+def test_both_steps_hand_penalties_the_gradient_scalers_scale():
+    d, g = players()
+    spy = ScaleSpy()
+    d.penalties, g.penalties = [spy], [spy]
+    d.scaler, g.scaler = torch.amp.GradScaler("cpu", init_scale=8.0), torch.amp.GradScaler("cpu", init_scale=4.0)
+    real, z = batch()
+    loss = build_loss("non-saturating")
+    d_step(d, g, loss, real, z, step=0)
+    g_step(g, d, loss, real, z, step=0)
+    assert spy.seen == [("d", 8.0), ("g", 4.0)]

@@ -63,6 +63,10 @@ class PenaltyInputs:
             self._own_loss_grads = param_grads(self.own_loss, self.own_params, self.grad_scale)
         return self._own_loss_grads
 
+    def __post_init__(self) -> None:
+        if self.player not in ("d", "g"):
+            raise ValueError(f"PenaltyInputs.player is 'd' or 'g' (got {self.player!r})")
+
     @property
     def own_loss(self) -> Tensor:
         loss = self.d_loss if self.player == "d" else self.g_loss
