@@ -166,7 +166,10 @@ def test_input_gradient_penalties_on_a_conditional_d_match_closed_forms(name):
     assert stats[f"Penalty/D/{name}"].item() == pytest.approx(expected, rel=1e-4)
 
 
-def test_conditional_step_generates_for_the_batch_labels():
+@pytest.mark.parametrize("d_penalties", [[], [{"name": "consensus"}]])  # consensus: G runs with its graph in the D step
+def test_conditional_step_generates_for_the_batch_labels(d_penalties):
+    from steadygan.penalties import build_penalty
+
     seen = []
 
     class Recorder(nn.Module):
@@ -180,7 +183,8 @@ def test_conditional_step_generates_for_the_batch_labels():
 
     D = ProjectionDiscriminator(LinearFeatures(2), 3)
     G = Recorder()
-    d = Player("D", D, torch.optim.SGD(D.parameters(), lr=0.1), [], build_clipper(None))
+    d = Player("D", D, torch.optim.SGD(D.parameters(), lr=0.1), [build_penalty(p, "d") for p in d_penalties],
+               build_clipper(None))
     g = Player("G", G, torch.optim.SGD(G.parameters(), lr=0.1), [], build_clipper(None))
     batch = Batch(torch.randn(4, 2), torch.tensor([2, 0, 1, 2]))
     d_step(d, g, build_loss("non-saturating"), batch, torch.randn(4, 3), step=0)

@@ -365,3 +365,29 @@ def test_functional_parameter_gradient_penalties_on_the_dirac_game():
     got = consensus_penalty(i.d_loss, i.d_params, i.g_loss, i.g_params, gamma=4.0)
     assert got.item() == pytest.approx(2.0 * (0.7 ** 2 + 1.3 ** 2), rel=1e-6)
     assert nk_penalty(i.d_loss, i.d_params, eta=3.0).item() == pytest.approx(3.0 * 0.7 ** 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("function,name", [(r1_penalty, "r1"), (r2_penalty, "r2"), (wgan_gp_penalty, "wgan-gp"),
+                                           (zero_gp_penalty, "zero-gp"), (dragan_penalty, "dragan"),
+                                           (param_grad_penalty, "seed-param"), (consensus_penalty, "consensus"),
+                                           (nk_penalty, "nk")])
+def test_each_functional_penalty_defaults_to_its_registry_weight(function, name):
+    import inspect
+
+    cls = PENALTIES.get(name).factory
+    weight = "lam" if cls.weight_alias == "lambda" else cls.weight_alias  # lambda is a Python keyword
+    assert inspect.signature(function).parameters[weight].default == cls.default_weight
+
+
+def test_functional_parameter_penalties_take_their_inner_gradients_at_the_given_scale(monkeypatch):
+    import steadygan.penalties as module
+
+    scales = []
+    real_norm = module.sq_param_grad_norm
+    monkeypatch.setattr(module, "sq_param_grad_norm",
+                        lambda loss, params, grad_scale=1.0: scales.append(grad_scale) or real_norm(loss, params))
+    i = dirac_inputs("g")
+    consensus_penalty(i.d_loss, i.d_params, i.g_loss, i.g_params, grad_scale=8.0)
+    nk_penalty(i.d_loss, i.d_params, grad_scale=4.0)
+    param_grad_penalty(i.g_loss, i.g_params, grad_scale=2.0)
+    assert scales == [8.0, 8.0, 4.0, 2.0]

@@ -175,3 +175,12 @@ def test_both_steps_hand_penalties_the_gradient_scalers_scale():
     d_step(d, g, loss, real, z, step=0)
     g_step(g, d, loss, real, z, step=0)
     assert spy.seen == [("d", 8.0), ("g", 4.0)]
+
+
+def test_each_update_reports_exactly_its_documented_stats():
+    d, g = players()
+    real, z = batch()
+    loss = build_loss("non-saturating")
+    assert set(d_step(d, g, loss, real, z, step=0)) == {"Loss/D", "Logits/real", "Logits/fake", "Grad/D/norm",
+                                                         "Grad/D/clipped"}
+    assert set(g_step(g, d, loss, real, z, step=0)) == {"Loss/G", "Grad/G/norm", "Grad/G/clipped"}
