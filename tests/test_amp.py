@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from steadygan.checkpoint import load_checkpoint
-from steadygan.penalties import r1_penalty
+from steadygan.penalties import Penalty, r1_penalty
 from steadygan.trainer import Trainer, train
 
 from test_trainer import assert_same_state, final_state, toy_cfg
@@ -72,6 +72,7 @@ def test_an_overflowing_step_is_skipped_logged_and_training_goes_on(tmp_path):
     assert result.step == 12
     rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     assert any(r["AMP/D/skipped"] == 0.0 for r in rows)
+    assert all(("Grad/D/norm" in r) == (r["AMP/D/skipped"] == 0.0) for r in rows)  # logged on every step taken
 
 
 def test_resume_under_fp16_is_bit_exact(tmp_path):
@@ -84,3 +85,35 @@ def test_resume_under_fp16_is_bit_exact(tmp_path):
     assert resumed.step == straight.step
     assert_same_state(final_state(straight.run_dir), final_state(resumed.run_dir))
     assert final_state(straight.run_dir)["scaler_d"] == final_state(resumed.run_dir)["scaler_d"]
+
+
+class InfPenalty(Penalty):
+    """A penalty whose gradient is inf: every step under a scaler overflows."""
+
+    name, players = "inf", ("d",)
+
+    def value(self, inputs):
+        return inputs.real_logits.sum() * float("inf")
+
+
+@pytest.mark.parametrize("init_scale,norm_logged", [(2.0, False), (1.5, True)])
+def test_a_scale_driven_below_one_is_reported_as_divergence(init_scale, norm_logged):
+    """Skipped steps drop Grad/D/norm (an fp16 overflow is not divergence) until the scale
+    falls below 1: then gradients overflow even unscaled, and the inf norm goes to the
+    tracker, which stops the run."""
+    from steadygan.clipping import build_clipper
+    from steadygan.losses import build_loss
+    from steadygan.models import build_models
+    from steadygan.step import Player, d_step
+
+    torch.manual_seed(0)
+    pair = build_models("mlp", (2,), 2, width=8, depth=2)
+    D, G = pair.discriminator, pair.generator
+    penalty = InfPenalty(weight=1.0)
+    penalty.needs = frozenset({"real_grad"})
+    d = Player("D", D, torch.optim.SGD(D.parameters(), lr=0.1), [penalty], build_clipper(None),
+               scaler=torch.amp.GradScaler("cpu", init_scale=init_scale))
+    g = Player("G", G, torch.optim.SGD(G.parameters(), lr=0.1), [], build_clipper(None))
+    stats = d_step(d, g, build_loss("non-saturating"), torch.randn(8, 2), torch.randn(8, 2), step=0)
+    assert stats["AMP/D/skipped"].item() == 1.0 and d.scaler.get_scale() == init_scale / 2
+    assert ("Grad/D/norm" in stats) is norm_logged
