@@ -4,7 +4,7 @@ from .clipping import CLIPPERS, Clipper, ClipStats, agc_, build_clipper, clip_no
 from .config import Config, load_config
 from .data import DATASETS, InMemoryData, load_dataset
 from .losses import LOSSES, AdversarialLoss, build_loss
-from .models import MODELS, build_models
+from .models import MODELS, GanPair, build_models
 from .penalties import (PENALTIES, Penalty, PenaltyInputs, build_penalty, consensus_penalty, dragan_penalty,
                         nk_penalty, param_grad_penalty, r1_penalty, r2_penalty, wgan_gp_penalty, zero_gp_penalty)
 from .registry import ConfigError
@@ -14,7 +14,7 @@ from .trainer import Trainer, TrainResult, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "AdversarialLoss", "CLIPPERS", "ClipStats", "Clipper", "Config", "ConfigError", "DATASETS",
+    "AdversarialLoss", "CLIPPERS", "GanPair", "ClipStats", "Clipper", "Config", "ConfigError", "DATASETS",
     "InMemoryData", "LOSSES", "MODELS", "PENALTIES", "Penalty", "PenaltyInputs", "Player",
     "TrainResult", "Trainer", "build_clipper", "build_loss", "build_models", "build_penalty",
     "d_step", "g_step", "load_config", "load_dataset", "train",

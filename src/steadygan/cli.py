@@ -271,7 +271,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                                      args.device)
         if isinstance(ref, ImageSet) and choice.classifier_data is None:
             choice.classifier_data = run_data  # an unlabelled reference: the classifier of the run's own data
-    reference = build_reference(ref, reference_shape(ref, samples), choice, metrics, args.n, args.seed)
+    # Without --n, the reference (and its floor) uses as many images as there are samples:
+    # FID's bias grows as the sample count falls, so 300 samples against a 10,000-image
+    # floor would make even real images look poor.
+    n_ref = args.n if args.n is not None or samples is None else len(samples)
+    reference = build_reference(ref, reference_shape(ref, samples), choice, metrics, n_ref, args.seed)
     notes, result = [], None
     if args.save_stats:
         path = save_stats(args.save_stats, reference.stats())

@@ -301,3 +301,9 @@ def test_help_shows_the_new_forms():
                    "steadygan eval my-samples/ --ref fashion-mnist", "--save-stats fm-stats.pt",
                    "uint8 (N, H, W, C)", "float (N, C, H, W) with values in [-1, 1]"):
         assert needle in text, needle
+
+
+def test_without_n_the_reference_and_its_floor_use_as_many_images_as_the_samples(tmp_path, idx, capsys):
+    few = _write_folder(tmp_path / "few", _images(idx, "test")[:30])
+    result = _eval_json(capsys, str(few), "--ref", str(idx), *PIXELS, "--metrics", "fid")
+    assert result["samples"] == {"generated": 30, "real": 30, "real_test": 30}

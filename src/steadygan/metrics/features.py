@@ -372,7 +372,7 @@ def inception(weights: str | None = None, device: str = "cpu") -> InceptionExtra
     """The FID Inception with weights read from ``weights`` (a local file only)."""
     hint = (f"the 'inception' extractor needs pytorch-fid's FID Inception weights, the file "
             f"{FID_WEIGHTS_NAME} (TensorFlow's 2015-12-05 Inception graph converted to PyTorch); "
-            f"nothing is downloaded: copy that file here and pass weights=PATH")
+            f"nothing is downloaded: copy that file here and pass --weights FILE (train.eval_weights in a config)")
     if weights is None:
         raise ConfigError(hint)
     path = Path(weights).expanduser()

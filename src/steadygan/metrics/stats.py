@@ -127,5 +127,5 @@ def check_same_extractor(stats: ReferenceStats, record: dict[str, Any]) -> None:
     option = (stats.recipe or {}).get("name") or theirs.get("name")  # the --extractor value that made it
     raise ConfigError(f"{stats.path or 'the statistics file'} holds features of {describe_extractor(theirs)}, "
                       f"but this evaluation uses {describe_extractor(record)}: features of different extractors "
-                      f"are not comparable (pass --extractor {option} with the same weights, or save the "
-                      "statistics again with --save-stats)")
+                      f"are not comparable (score with --extractor {option} and the weights that made the file "
+                      "(a retrained classifier differs), or save the statistics again here with --save-stats)")
