@@ -175,3 +175,12 @@ def test_sample_class_on_an_unconditional_run_is_an_error(tmp_path, capsys):
     assert main(["train", "--config", "configs/ring8.yaml", "--steps", "1", "--out", str(out), *TOY]) == 0
     assert main(["sample", str(only_run(out)), "--class", "1"]) == 2
     assert "is unconditional" in capsys.readouterr().err
+
+
+def test_a_reader_that_closes_the_pipe_ends_methods_quietly():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m steadygan methods | head -1", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.startswith("losses") and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -28,6 +28,7 @@ from steadygan.data import InMemoryData
 from steadygan.losses import build_loss
 from steadygan.models import build_models
 from steadygan.penalties import build_penalty
+from steadygan.registry import ConfigError
 from steadygan.step import Player, d_step, g_step
 from steadygan.trainer import Trainer, train
 
@@ -172,8 +173,8 @@ def test_the_trainer_uses_the_fast_paths_where_they_apply(tmp_path):
     assert not (slow.channels_last or slow.d.fused_forward or slow._shares_fake())
     with_bn = Trainer(_colour_cfg(tmp_path, "model.d_norm=batch"), None, _colour_data())
     assert not with_bn.d.fused_forward  # BatchNorm couples the batch: two forwards stay two
-    assert not Trainer(_colour_cfg(tmp_path, "train.n_critic=2", "train.share_fake=true"), None,
-                       _colour_data())._shares_fake()
+    with pytest.raises(ConfigError, match="with train.n_critic=2 each D update needs its own batch"):
+        _colour_cfg(tmp_path, "train.n_critic=2", "train.share_fake=true")  # an option that would do nothing
     lazy = Trainer(_colour_cfg(tmp_path, "d.penalties=[consensus:every=2]", "train.share_fake=true"), None,
                    _colour_data())
     assert not lazy._shares_fake()  # due at D update 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -483,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: abort without the final checkpoint
         print(f"steadygan {args.command}: aborted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `steadygan methods | head`: the reader left; nothing more to say
+        sys.stdout = open(os.devnull, "w")  # the interpreter's final flush must not fail again
+        return 141
 
 
 if __name__ == "__main__":

@@ -344,6 +344,9 @@ def validate(cfg: Config) -> None:
     if not 0 < t.rollback_lr_factor < 1:
         # 1 would replay the same steps (same RNG state, same rates) into the same divergence.
         raise ConfigError(f"train.rollback_lr_factor must be in (0, 1) (got {t.rollback_lr_factor})")
+    if t.share_fake and t.n_critic != 1:
+        raise ConfigError(f"train.share_fake=true shares one generator forward between one D and one G update; "
+                          f"with train.n_critic={t.n_critic} each D update needs its own batch: set one of them back")
     if t.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"train.amp must be 'none', 'bf16' or 'fp16' (got {t.amp!r})")
     _validate_eval(t)

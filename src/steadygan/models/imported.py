@@ -70,7 +70,8 @@ def check_imported_options(path: str, options: dict[str, Any]) -> None:
     for key in ("sample_shape", "z_dim", *options):
         if key not in params:
             what = f"model.{key} does not apply to" if key in options else f"it must take '{key}':"
-            raise ConfigError(f"model.arch={path}: {what} {path.partition(':')[2]}{inspect.signature(factory)}")
+            hint = f" (--set model.{key}=null)" if key in options else ""
+            raise ConfigError(f"model.arch={path}: {what} {path.partition(':')[2]}{inspect.signature(factory)}{hint}")
 
 
 def build_imported(path: str, sample_shape: tuple[int, ...], z_dim: int, **options: Any) -> GanPair:
