@@ -391,3 +391,32 @@ def test_functional_parameter_penalties_take_their_inner_gradients_at_the_given_
     nk_penalty(i.d_loss, i.d_params, grad_scale=4.0)
     param_grad_penalty(i.g_loss, i.g_params, grad_scale=2.0)
     assert scales == [8.0, 8.0, 4.0, 2.0]
+
+
+def test_scaling_inner_gradients_by_a_power_of_two_changes_no_fp32_value():
+    """In fp32, multiplying by 2^k before autograd.grad and dividing after is exact: each
+    penalty must give the same value at grad_scale 8 as at 1 (a scale applied on one side
+    only, or twice, would move it by 8x or 64x)."""
+    torch.manual_seed(6)
+    D = nn.Sequential(nn.Flatten(), nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0))
+    real, fake = torch.randn(4, 2, 2, 2), torch.randn(4, 2, 2, 2)
+    i = dirac_inputs("g")
+    cases = {
+        "r1": lambda s: r1_penalty(D, real, 1.0, grad_scale=s),
+        "wgan-gp": lambda s: wgan_gp_penalty(D, real, fake, 1.0, grad_scale=s),
+        "param": lambda s: param_grad_penalty(i.g_loss, i.g_params, 1.0, grad_scale=s),
+        "consensus": lambda s: consensus_penalty(i.d_loss, i.d_params, i.g_loss, i.g_params, 1.0, grad_scale=s),
+    }
+    for name, value in cases.items():
+        torch.manual_seed(0)
+        at_one = value(1.0)
+        torch.manual_seed(0)
+        assert value(8.0).item() == pytest.approx(at_one.item(), rel=1e-6), name
+    inputs = dirac_inputs("d")
+    inputs.grad_scale = 8.0
+    assert build_penalty({"name": "seed-param"}, "d").value(inputs).item() == pytest.approx(0.7 ** 2, rel=1e-6)
+
+
+def test_a_penalty_spec_without_a_name_is_a_config_error():
+    with pytest.raises(ConfigError, match="a d penalty needs a name; choose from: .*r1"):
+        build_penalty({"gamma": 1}, "d")
