@@ -120,7 +120,8 @@ def _update(player: Player, loss: Tensor, penalty: Tensor | float, stats: Stats)
         scale = scaler.get_scale()
         scaler.step(player.optimizer)  # skipped when a gradient is inf/NaN: fp16 overflow, not divergence
         scaler.update()
-        skipped = scaler.get_scale() < scale  # the scale is lowered exactly when the step was skipped
+        new_scale = scaler.get_scale()
+        skipped = new_scale < scale  # the scale is lowered exactly when the step was skipped
         stats[f"AMP/{player.tag}/scale"] = torch.tensor(scale)
         stats[f"AMP/{player.tag}/skipped"] = torch.tensor(float(skipped))
         if skipped:
@@ -130,7 +131,7 @@ def _update(player: Player, loss: Tensor, penalty: Tensor | float, stats: Stats)
             # and so does a scale driven below 1 (gradients overflow even unscaled).
             for key in [k for k in stats if k.startswith("Penalty/")]:
                 del stats[key]
-        if not skipped or scaler.get_scale() < 1.0:
+        if not skipped or new_scale < 1.0:
             stats[f"Grad/{player.tag}/norm"] = clip.grad_norm.detach()
     weights_clipped = player.clipper.after_step_(params)
     stats[f"Grad/{player.tag}/clipped"] = clip.clipped if weights_clipped is None else weights_clipped

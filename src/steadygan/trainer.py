@@ -395,10 +395,11 @@ class Trainer:
         return "steps"
 
     def _shares_fake(self) -> bool:
-        """One G forward serves this iteration's D and G updates: with one D update per G
-        update, and no D penalty due that differentiates G's loss (consensus)."""
-        return (self.cfg.train.share_fake and self.cfg.train.n_critic == 1
-                and not any(G_LOSS in p.needs and p.due(self.d_updates) for p in self.d.penalties))
+        """One G forward serves this iteration's D and G updates (config validation allows
+        share_fake only with n_critic=1), unless a D penalty due now differentiates G's loss
+        (consensus)."""
+        return self.cfg.train.share_fake and not any(G_LOSS in p.needs and p.due(self.d_updates)
+                                                     for p in self.d.penalties)
 
     def _one_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
