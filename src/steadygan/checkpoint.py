@@ -177,6 +177,8 @@ def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(train, dict):
         for key, old_value in ADDED_SINCE_V2.items():
             train.setdefault(key, old_value)
+        if train.get("world_size") is None:  # written before distributed training: one process
+            train["world_size"] = 1
 
     model = config.get("model", {})
     if model.get("arch") in MODELS:

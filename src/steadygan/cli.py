@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -50,26 +51,109 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .trainer import TrainingDiverged, train
+    from .distributed import CollectiveError, init_from_environment, launched_by_torchrun, shutdown
+
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise ConfigError(f"--nproc must be >= 1 (got {args.nproc})")
+        if args.nproc > 1 and not launched_by_torchrun():
+            return _launch_torchrun(args.nproc, args.argv)
+    ctx = init_from_environment(args.device or "auto", args.dist_timeout)
+    try:
+        return _train_in_context(args, ctx)
+    except CollectiveError as exc:  # the trainer's message names the run and its last checkpoint
+        print(f"steadygan train: error: {exc}", file=sys.stderr)
+        return 4
+    finally:
+        shutdown()
+
+
+def _train_in_context(args: argparse.Namespace, ctx) -> int:
+    """Rank 0 reads the config (and, resuming, the run's checkpoint) and hands both to the
+    other ranks, which never read the run directory: only rank 0 needs to see it."""
+    from .config import from_dict
+    from .trainer import train
 
     overrides = _train_overrides(args)
-    if args.resume:
-        from .resume import resume_config
-
-        cfg, payload = resume_config(Path(args.resume), args.config, overrides, args.allow_config_change)
-        result = train(cfg, run_dir=Path(args.resume), resume=payload)
-    else:
-        cfg = load_config(args.config, overrides)
+    resolved, error = None, None
+    if ctx.is_main:
         try:
-            result = train(cfg)
-        except TrainingDiverged:
-            raise
+            if args.resume:
+                from .resume import resume_config
+
+                cfg, payload = resume_config(Path(args.resume), args.config, overrides, args.allow_config_change,
+                                             ctx.world_size)
+            else:
+                cfg, payload = load_config(args.config, overrides), None
+            resolved = (cfg.to_dict(), payload)
+        except (ConfigError, DataError, CheckpointError, StorageError) as exc:
+            error = exc
+    if ctx.distributed:
+        shared = ctx.broadcast_object(("error", str(error)) if error is not None else ("ok", resolved))
+        if shared[0] == "error" and not ctx.is_main:
+            return 2  # rank 0 reports it
+        resolved = shared[1]
+    if error is not None:
+        raise error
+    config, payload = resolved
+    cfg = from_dict(config)
+    result = train(cfg, run_dir=Path(args.resume) if args.resume else None, resume=payload)
+    if not ctx.is_main:
+        return 0
     print(f"run directory: {result.run_dir}")
+    if ctx.distributed:
+        print(f"{ctx.world_size} processes x batch {cfg.data.batch_size} = global batch "
+              f"{ctx.world_size * cfg.data.batch_size}")
     print(f"stopped after {result.step} steps ({result.stopped}); checkpoint: {result.checkpoint}")
     print(f"samples: {result.samples}")
     if result.stopped == "interrupted":
-        print(f"resume with: steadygan train --resume {result.run_dir}")
+        launch = f"steadygan train --nproc {ctx.world_size}" if ctx.distributed else "steadygan train"
+        print(f"resume with: {launch} --resume {result.run_dir}")
     return 0
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc; empty where it is unavailable)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """``steadygan train --nproc N ...`` = ``torchrun --standalone --nproc-per-node N -m steadygan train ...``.
+    SIGINT/SIGTERM are passed on to torchrun, which passes them to every process."""
+    import signal
+    import subprocess
+
+    rest, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--nproc":
+            skip = True
+        elif not token.startswith("--nproc="):
+            rest.append(token)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "steadygan", *rest]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # cores shared, not oversubscribed
+    # Its own session: a Ctrl-C in the terminal reaches this process only, which passes it on
+    # once to the training processes (torchrun, signalled itself, would kill them with a
+    # second signal and no checkpoint).
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def forward(signum, frame):
+        for pid in _children(child.pid) or [child.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -343,6 +427,32 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+PREPARE_EXAMPLES = """\
+examples:
+  steadygan prepare /usr/share/datasets/fashion-mnist -o prepared/fashion-mnist
+  steadygan prepare cifar-10-batches-py/ -o prepared/cifar10-test --split test
+  steadygan prepare photos/ -o prepared/photos --resolution 64 --channels 3
+  steadygan train --set data.name=prepared --data-dir prepared/photos \\
+      --set data.resolution=64 --set data.channels=3
+
+SRC is detected: IDX files -> idx, data_batch_1 -> cifar10, anything else -> a folder of
+images (first-level sub-folders are the classes). OUT holds images.npy (uint8 NHWC),
+labels.npy and manifest.json; training memory-maps images.npy instead of loading it.
+"""
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .data.prepared import describe, prepare_source
+
+    manifest = prepare_source(args.src, args.output, args.kind, args.split, args.resolution, args.channels,
+                              args.force)
+    c, h, _ = manifest["shape"]
+    print(describe(manifest, args.output))
+    print(f"train on it: steadygan train --set data.name=prepared --data-dir {args.output} "
+          f"--set data.resolution={h} --set data.channels={c}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steadygan",
@@ -379,6 +489,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when a loss or weight turns NaN/inf: stop (default), or reload the last good checkpoint "
                         "with learning rates x train.rollback_lr_factor, at most train.max_rollbacks times")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes of this machine (launches torchrun --standalone --nproc-per-node N); "
+                        "data.batch_size is per process, the global batch N times it. Several machines: run "
+                        "`torchrun --nnodes ... -m steadygan train ...` on each (README: Scaling out)")
+    p.add_argument("--dist-timeout", type=float, default=600.0, metavar="S",
+                   help="distributed runs: a process that waits S seconds for another (hung, or lost without a "
+                        "closed connection) stops with an error instead of waiting forever (default 600)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="write a grid of samples from a trained run",
@@ -454,6 +571,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="device (default cpu)")
     p.set_defaults(func=cmd_complete)
 
+    p = sub.add_parser("prepare", help="convert an image, IDX or CIFAR-10 folder into a memory-mapped dataset",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PREPARE_EXAMPLES,
+                       description="Write SRC as one uint8 array (OUT/images.npy), its labels and a manifest\n"
+                                   "for data.name=prepared: datasets larger than memory train from it.")
+    p.add_argument("src", metavar="SRC", help="an image folder, an MNIST-format IDX folder or CIFAR-10 python batches")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="folder to write (new or empty)")
+    p.add_argument("--kind", default="auto", choices=("auto", "folder", "idx", "cifar10"),
+                   help="what SRC holds (default: detected)")
+    p.add_argument("--split", default="train", choices=("train", "test"), help="IDX/CIFAR-10 split (default train)")
+    p.add_argument("--resolution", type=int, metavar="R",
+                   help="resize to R x R (required for a folder; default: the IDX/CIFAR size)")
+    p.add_argument("--channels", type=int, choices=(1, 3), metavar="C",
+                   help="1 or 3 (default: the source's; 3 for a folder)")
+    p.add_argument("--force", action="store_true", help="replace the prepared dataset already in OUT")
+    p.set_defaults(func=cmd_prepare)
+
     p = sub.add_parser("methods", help="list losses, penalties, clippers, models, optimisers and datasets")
     p.set_defaults(func=cmd_methods)
 
@@ -469,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` launches it again
     try:
         return args.func(args)
     except (ConfigError, DataError, CheckpointError, StorageError) as exc:

@@ -144,7 +144,10 @@ def _marker(job: RunJob, status: str, step: int, stopped: str, checkpoint: Path 
 
 def _check_resumable(job: RunJob, saved: dict[str, Any]) -> None:
     saved = normalised(saved, str(job.run_dir))  # configs of older releases compare by meaning
-    changed = [k for k in diff_configs(saved, job.cfg.to_dict()) if k not in _LAB_RESUMABLE]
+    planned = job.cfg.to_dict()
+    if planned["train"]["world_size"] is None:  # a compare trains each run in one process
+        planned["train"]["world_size"] = 1
+    changed = [k for k in diff_configs(saved, planned) if k not in _LAB_RESUMABLE]
     if changed:
         raise ConfigError(f"{job.run_dir} was trained with a different config ({', '.join(changed)} changed); "
                           "use a new output folder, or delete that run directory to retrain it")

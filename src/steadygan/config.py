@@ -83,6 +83,10 @@ class TrainConfig:
     fused_d_forward: bool = True     # D without BatchNorm scores real and fake in one forward
     init_from: str | None = None     # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
     on_nan: str = "stop"             # stop | rollback: reload the last good checkpoint with lower learning rates
+    # Distributed runs (torchrun / --nproc): data.batch_size is per process, the global batch
+    # is batch_size x world_size. world_size is recorded from the launch (None: not yet).
+    world_size: int | None = None
+    sync_batchnorm: bool = False     # CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
     max_rollbacks: int = 3           # on_nan=rollback: give up (stop) after this many
     rollback_lr_factor: float = 0.5  # on_nan=rollback: learning rates are multiplied by this each time
     # Evaluation during training (see steadygan.periodic_eval); rows go to stats.jsonl as Metric/*.
@@ -347,6 +351,8 @@ def validate(cfg: Config) -> None:
     if t.share_fake and t.n_critic != 1:
         raise ConfigError(f"train.share_fake=true shares one generator forward between one D and one G update; "
                           f"with train.n_critic={t.n_critic} each D update needs its own batch: set one of them back")
+    if t.world_size is not None and t.world_size < 1:
+        raise ConfigError(f"train.world_size must be >= 1 (got {t.world_size}); it is recorded from the launch")
     if t.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"train.amp must be 'none', 'bf16' or 'fp16' (got {t.amp!r})")
     _validate_eval(t)

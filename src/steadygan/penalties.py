@@ -24,6 +24,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import Tensor
 
+from .distributed import global_mean, global_std, shard_of
 from .registry import ConfigError, Registry
 
 # Capabilities a penalty may ask the step for (``Penalty.needs``).
@@ -114,6 +115,12 @@ class Penalty(ABC):
 PENALTIES: Registry[Penalty] = Registry("penalty")
 
 
+def at_least_fp32(t: Tensor) -> Tensor:
+    """``t`` in float32, or as it is when wider: under autocast, logits and gradients are
+    taken up to fp32 for the losses and norms; float64 (precision tests) stays float64."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 # --- input-gradient penalties --------------------------------------------------------------
 
 def per_sample_sq_grad_norm(outputs: Tensor, points: Tensor, grad_scale: float = 1.0) -> Tensor:
@@ -127,14 +134,21 @@ def per_sample_sq_grad_norm(outputs: Tensor, points: Tensor, grad_scale: float =
     """
     (grad,) = torch.autograd.grad(outputs.sum() * grad_scale, points, create_graph=True)
     if grad_scale != 1.0:
-        grad = grad.float() / grad_scale
-    return grad.float().flatten(1).square().sum(1)
+        grad = at_least_fp32(grad) / grad_scale
+    return at_least_fp32(grad).flatten(1).square().sum(1)
 
 
 def per_sample_mix(a: Tensor, b: Tensor) -> Tensor:
-    """alpha * a + (1 - alpha) * b with one alpha ~ U(0, 1) per sample (not per element)."""
-    alpha = torch.rand((a.shape[0],) + (1,) * (a.ndim - 1), device=a.device, dtype=a.dtype)
+    """alpha * a + (1 - alpha) * b with one alpha ~ U(0, 1) per sample (not per element);
+    across processes, each rank's slice of one draw for the global batch."""
+    alpha = shard_of(lambda n: torch.rand((n,) + (1,) * (a.ndim - 1), device=a.device, dtype=a.dtype), a.shape[0])
     return (alpha * a + (1 - alpha) * b).detach().requires_grad_(True)
+
+
+def _layout(x: Tensor) -> torch.memory_format:
+    """The memory format ``torch.rand_like(x)`` would fill in (its values follow memory order)."""
+    return torch.channels_last if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous() else torch.contiguous_format
 
 
 def _norm(sq: Tensor) -> Tensor:
@@ -187,7 +201,10 @@ def dragan_penalty(d: Callable[[Tensor], Tensor], real: Tensor, lam: float = 10.
     up by up to ``scale`` standard deviations of the batch (Kodali et al. 2017, as the
     authors' code draws them)."""
     real = real.detach()
-    perturbed = real + scale * real.std() * torch.rand_like(real)
+    # The data's spread and the uniform draw are those of the global batch across processes.
+    noise = shard_of(lambda n: torch.empty((n,) + real.shape[1:], dtype=real.dtype, device=real.device,
+                                           memory_format=_layout(real)).uniform_(), len(real))
+    perturbed = real + scale * global_std(real) * noise
     points = per_sample_mix(real, perturbed)
     return lam * (_norm(per_sample_sq_grad_norm(d(points), points, grad_scale)) - 1).square().mean()
 
@@ -277,14 +294,19 @@ INPUT_GRADIENT_PENALTIES = ("r1", "r2", "wgan-gp", "zero-gp", "dragan")
 
 def sq_norm(grads: list[Tensor | None], device: torch.device) -> Tensor:
     """Squared L2 norm of a list of gradients (None entries count as zero)."""
-    return sum((g.float().square().sum() for g in grads if g is not None), torch.zeros((), device=device))
+    return sum((at_least_fp32(g).square().sum() for g in grads if g is not None), torch.zeros((), device=device))
 
 
 def param_grads(loss: Tensor, params: list[Tensor], grad_scale: float = 1.0) -> list[Tensor | None]:
     """grad_params loss with its graph (None where the loss does not reach a parameter);
-    ``grad_scale`` as in :func:`per_sample_sq_grad_norm`."""
+    ``grad_scale`` as in :func:`per_sample_sq_grad_norm`.
+
+    Across processes this is the gradient of the *global* loss (the mean over ranks, see
+    :func:`steadygan.distributed.global_mean`): the norm of a mean is not the mean of the
+    per-rank norms, and the penalties built on it must mean what they mean in one process."""
     grads = torch.autograd.grad(loss * grad_scale, params, create_graph=True, allow_unused=True)
-    return [g if g is None or grad_scale == 1.0 else g.float() / grad_scale for g in grads]
+    grads = [g if g is None or grad_scale == 1.0 else at_least_fp32(g) / grad_scale for g in grads]
+    return global_mean(grads)
 
 
 def sq_param_grad_norm(loss: Tensor, params: list[Tensor], grad_scale: float = 1.0) -> Tensor:

@@ -28,6 +28,7 @@ from torch import nn
 from .checkpoint import atomic_write_text
 from .config import Config
 from .data import DataInfo
+from .distributed import SINGLE_PROCESS, ProcessContext
 from .metrics import Evaluator, json_safe
 from .sampling import LoadedGenerator
 
@@ -81,10 +82,18 @@ class PeriodicEval:
     def enabled(self) -> bool:
         return bool(self.cfg.train.eval_every or self.cfg.train.eval_seconds)
 
-    def prepare(self) -> None:
-        """Build the extractor and the real features now, outside the training clock."""
-        if self.enabled:
+    def prepare(self, ctx: ProcessContext = SINGLE_PROCESS) -> None:
+        """Build the extractor and the real features now, outside the training clock.
+
+        Distributed: rank 0 builds them first (training and caching the classifier if it has
+        to); the other ranks then load the extractor, to embed their share of the samples."""
+        if not self.enabled:
+            return
+        if ctx.is_main:
             self.evaluator.reference()
+        ctx.barrier()
+        if not ctx.is_main and self.evaluator.protocol != "mixture":
+            self.evaluator.extractor
 
     def due(self, step: int, elapsed: float) -> bool:
         if not self.enabled or step == self.last_step:
@@ -95,23 +104,31 @@ class PeriodicEval:
         return seconds is not None and elapsed - self.last_elapsed >= seconds
 
     def run(self, step: int, elapsed: float, generators: dict[str, nn.Module],
-            save_best: Callable[[Path], None], run_dir: Path) -> dict[str, Any]:
-        """Score each target generator; returns the stats row (step, elapsed_s, Metric/*, eval_s)."""
+            save_best: Callable[[Path], None], run_dir: Path, ctx: ProcessContext = SINGLE_PROCESS) -> dict[str, Any]:
+        """Score each target generator; returns the stats row (step, elapsed_s, Metric/*, eval_s).
+
+        Distributed: every rank generates and embeds its share of the samples, rank 0 scores
+        them and shares the row, so every rank keeps the same best-checkpoint record."""
         row: dict[str, Any] = {"elapsed_s": round(elapsed, 4)}
         seconds = 0.0
         for which, prefix in self.targets:
             G = generators[which]
+            # BatchNorm running statistics are per rank: every share is generated with rank 0's,
+            # the ones its checkpoint holds.
+            ctx.broadcast_modules([G], buffers_only=True)
             was_training = G.training
             G.eval()  # BatchNorm from running statistics: the score does not depend on the batch
             try:
                 loaded = LoadedGenerator(G, self.cfg, step, run_dir / f"(training, step {step})", which == "ema",
                                          self.info, self.cfg.model.conditional)
-                result = self.evaluator.evaluate(loaded)
+                result = self.evaluator.evaluate(loaded, ctx)
             finally:
                 G.train(was_training)
-            row.update(metric_row(result, prefix))
-            seconds += result["seconds"]
+            if ctx.is_main:
+                row.update(metric_row(result, prefix))
+                seconds += result["seconds"]
         row["eval_s"] = round(seconds, 2)
+        row = ctx.broadcast_object(row)
         self.last_step, self.last_elapsed = step, elapsed
         score = main_score(row, self.evaluator.protocol == "mixture")
         if score is not None and (self.best is None or score > tuple(self.best["score"])):
@@ -119,7 +136,8 @@ class PeriodicEval:
                          **{k: v for k, v in row.items() if k.startswith("Metric/")}}
             path = run_dir / "checkpoints" / BEST_CHECKPOINT
             save_best(path)
-            atomic_write_text(path.parent / "best.json", json.dumps(json_safe(self.best), indent=2) + "\n")
+            if ctx.is_main:
+                atomic_write_text(path.parent / "best.json", json.dumps(json_safe(self.best), indent=2) + "\n")
         return row
 
     def state_dict(self) -> dict[str, Any]:

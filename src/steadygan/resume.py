@@ -122,8 +122,9 @@ def keep_stored_arithmetic(cfg: Config, stored: dict[str, Any]) -> None:
 
 
 def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
-                  allow_change: bool) -> tuple[Config, dict[str, Any]]:
-    """The config to continue ``run_dir`` with and the checkpoint state to load."""
+                  allow_change: bool, world_size: int = 1) -> tuple[Config, dict[str, Any]]:
+    """The config to continue ``run_dir`` with and the checkpoint state to load;
+    ``world_size``: the processes this resume was launched with."""
     run_dir = Path(run_dir)
     ckpt, payload = newest_usable_checkpoint(run_dir)
     check_belongs(run_dir, ckpt, payload)
@@ -138,7 +139,14 @@ def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
     for assignment in overrides:
         apply_override(data, assignment)
     cfg = from_dict(data)
+    cfg.train.world_size = world_size  # recorded from the launch, compared below
     changed = [k for k in diff_configs(saved, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+    before = saved["train"]["world_size"]
+    if "train.world_size" in changed and not allow_change:
+        batch = cfg.data.batch_size
+        raise ConfigError(f"{run_dir} trained on {before} process(es) (global batch {batch * before}); resume it "
+                          f"with as many (steadygan train --nproc {before}, or torchrun --nproc-per-node), or pass "
+                          f"--allow-config-change to continue on {world_size} (global batch {batch * world_size})")
     fixed = [k for k in changed if _fixed(k)]
     if fixed:
         raise ConfigError(f"cannot resume {run_dir} with another {', '.join(fixed)}: the checkpoint's networks, "

@@ -11,6 +11,7 @@ from torch import nn
 from .build import build_pair, info_from_config
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_matching
 from .config import Config, from_dict
+from .distributed import chunk_bounds
 from .data import DataInfo
 from .models import call
 from .registry import ConfigError
@@ -40,9 +41,12 @@ class LoadedGenerator:
         return torch.arange(n) % self.num_classes if self.conditional else None
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, batch_size: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, seed: int = 0, batch_size: int = 256, labels: torch.Tensor | None = None,
+               part: tuple[int, int] = (0, 1)) -> torch.Tensor:
         """n samples (images in [-1, 1], or 2-D points) from noise seeded by ``seed``;
-        a conditional generator draws class ``labels[i]`` for sample i (default ``labels_for(n)``)."""
+        a conditional generator draws class ``labels[i]`` for sample i (default ``labels_for(n)``).
+        ``part=(k, parts)``: only the k-th of ``parts`` contiguous chunks of those n samples
+        (each process of a distributed evaluation generates one)."""
         if labels is not None and not self.conditional:
             raise ConfigError("this run's generator is unconditional: it takes no class")
         labels = self.labels_for(n) if labels is None else torch.as_tensor(labels).long()
@@ -50,6 +54,9 @@ class LoadedGenerator:
             if labels.shape != (n,) or labels.min() < 0 or labels.max() >= self.num_classes:
                 raise ConfigError(f"classes must be {n} integers in 0..{self.num_classes - 1}")
         z = torch.randn(n, self.config.model.z_dim, generator=torch.Generator().manual_seed(seed))
+        start, stop = chunk_bounds(n, *part)
+        z = z[start:stop]
+        labels = None if labels is None else labels[start:stop]
         device = next(self.generator.parameters()).device
         out = []
         for i, chunk in enumerate(z.split(batch_size)):

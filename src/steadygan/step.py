@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from .batch import Batch, as_batch
 from .clipping import Clipper
+from .distributed import all_reduce_mean_
 from .losses import AdversarialLoss
 from .models.pair import bind, call
-from .penalties import D_LOSS, FAKE_GRAD, G_LOSS, REAL_GRAD, Penalty, PenaltyInputs
+from .penalties import D_LOSS, FAKE_GRAD, G_LOSS, REAL_GRAD, Penalty, PenaltyInputs, at_least_fp32
 
 Stats = dict[str, Tensor]
 
@@ -67,17 +67,12 @@ class Player:
 def sync_gradients(params: list[Tensor]) -> None:
     """The point where gradients are final: average them across processes.
 
-    Parameter-gradient penalties need the full double backward on each process before
-    averaging, which a DDP wrapper's bucketed hooks would not see; doing the all-reduce
-    here, after ``backward`` and before clipping, keeps every method correct. A no-op in a
-    single process.
+    Here, after ``backward`` has added every penalty's term (second-order ones included)
+    and before clipping, so that clippers and the optimiser see the global gradient. A DDP
+    wrapper's bucketed hooks, which fire during the backward, would miss those terms. One
+    flattened all-reduce per update; a no-op in a single process.
     """
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        world = dist.get_world_size()
-        for p in params:
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad.div_(world)
+    all_reduce_mean_([p.grad for p in params if p.grad is not None])
 
 
 def _score_real_and_fake(d: Player, y: Tensor | None, real: Tensor, fake: Tensor,
@@ -88,11 +83,11 @@ def _score_real_and_fake(d: Player, y: Tensor | None, real: Tensor, fake: Tensor
     these logits with respect to one half: through a fused graph that inner gradient and
     its double backward would run over all 2N samples."""
     if d.fused_forward and not input_grads:
-        both = call(d.net, torch.cat([real, fake]), None if y is None else torch.cat([y, y])).float()
-        real_logits, fake_logits = both.split([len(real), len(fake)])
+        both = call(d.net, torch.cat([real, fake]), None if y is None else torch.cat([y, y]))
+        real_logits, fake_logits = at_least_fp32(both).split([len(real), len(fake)])
         return real_logits, fake_logits
     score = bind(d.net, y)
-    return score(real).float(), score(fake).float()
+    return at_least_fp32(score(real)), at_least_fp32(score(fake))
 
 
 def _penalty_terms(due: list[Penalty], inputs: PenaltyInputs, stats: Stats, tag: str) -> Tensor | float:
@@ -187,11 +182,11 @@ def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
     with autocast():
         if fake is None:
             fake = g(z, batch.y)
-        fake_logits = score(fake).float()
+        fake_logits = at_least_fp32(score(fake))
         g_loss = loss.g_loss(fake_logits)
         real_logits = d_loss = None
         if D_LOSS in needs:  # nk, consensus: the discriminator's loss at this G
-            real_logits = score(batch.x).float()
+            real_logits = at_least_fp32(score(batch.x))
             d_loss = loss.d_loss(real_logits, fake_logits)
         stats: Stats = {"Loss/G": g_loss.detach()}
         inputs = PenaltyInputs(player="g", score=score, d_params=d.params, g_params=g.params, real=batch.x,

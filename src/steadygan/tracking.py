@@ -25,13 +25,17 @@ class Diverged(RuntimeError):
 
 
 class Tracker:
+    """``writes=False`` (ranks other than 0 of a distributed run): nothing is written or
+    shown, but ``flush`` still checks every value, so each rank finds its own divergence."""
+
     def __init__(self, run_dir: Path, start_step: int, total_steps: int, progress: bool = True,
-                 tensorboard: bool = True) -> None:
+                 tensorboard: bool = True, writes: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        self._stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")
+        self._stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8") if writes else None
         self._pending: list[tuple[int, float, dict[str, torch.Tensor]]] = []
         self._writer = None
-        if tensorboard:
+        progress = progress and writes
+        if tensorboard and writes:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=start_step)
@@ -57,12 +61,14 @@ class Tracker:
             rows[i][key] = number
         self._pending.clear()
         for row in rows:
-            self._stats_file.write(json.dumps(row) + "\n")
+            if self._stats_file is not None:
+                self._stats_file.write(json.dumps(row) + "\n")
             if self._writer is not None:
                 for k, v in row.items():
                     if k != "step" and math.isfinite(v):
                         self._writer.add_scalar(k, v, row["step"])
-        self._stats_file.flush()
+        if self._stats_file is not None:
+            self._stats_file.flush()
         last = rows[-1]
         self.bar.set_postfix({k.split("/", 1)[1] if k.startswith("Loss/") else k: f"{last[k]:.3g}"
                               for k in ("Loss/D", "Loss/G") if k in last}, refresh=False)
@@ -77,15 +83,18 @@ class Tracker:
         from .guards import truncate_stats
 
         self._pending.clear()
-        self._stats_file.close()
-        truncate_stats(self.run_dir / "stats.jsonl", step)
-        self._stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")
+        if self._stats_file is not None:
+            self._stats_file.close()
+            truncate_stats(self.run_dir / "stats.jsonl", step)
+            self._stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")
         self.bar.n = step
         self.bar.refresh()
 
     def log_values(self, step: int, values: dict[str, float]) -> None:
         """Rows outside the per-step stream (e.g. evaluation results)."""
         # NaN (e.g. KL with no high-quality sample) is written as null: stats.jsonl stays strict JSON.
+        if self._stats_file is None:
+            return
         row = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
         self._stats_file.write(json.dumps({"step": step, **row}) + "\n")
         self._stats_file.flush()
@@ -100,6 +109,7 @@ class Tracker:
 
     def close(self) -> None:
         self.bar.close()
-        self._stats_file.close()
+        if self._stats_file is not None:
+            self._stats_file.close()
         if self._writer is not None:
             self._writer.close()

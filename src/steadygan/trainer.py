@@ -36,6 +36,7 @@ from .checkpoint import (atomic_write_text, capture_rng, checkpoint_path, latest
 from .clipping import build_clipper
 from .config import Config, dump_config
 from .data import BatchSampler, InMemoryData, mixture
+from .distributed import CollectiveError, ProcessContext, shard_of
 from .ema import Ema
 from .fast_paths import can_fuse_real_and_fake, to_channels_last
 from .guards import first_non_finite, run_lock, stop_signals, truncate_stats
@@ -65,10 +66,9 @@ class TrainResult:
     samples: Path | None
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+def resolve_device(name: str, context: ProcessContext | None = None) -> torch.device:
+    """``train.device`` for this process (in a distributed run on GPUs: its local rank's GPU)."""
+    device = (context or ProcessContext()).device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
     return device
@@ -95,24 +95,34 @@ class Trainer:
     """Builds data, models and players from a config; trains into ``run_dir``."""
 
     def __init__(self, cfg: Config, run_dir: Path | None, data: InMemoryData | None = None,
-                 pair: GanPair | None = None) -> None:
+                 pair: GanPair | None = None, context: ProcessContext | None = None) -> None:
         """``data`` and ``pair`` replace what the config's data.* and model.* would build
         (benchmarks use them to train other networks; a checkpoint then restores only into
-        networks of the same shapes)."""
+        networks of the same shapes). ``context``: this process's place in a distributed
+        job (default: the torch.distributed job already joined, else a single process)."""
+        self.ctx = ProcessContext.current() if context is None else context
         # run_dir may be set after construction: `train` creates it only once data and
         # models were built, so a bad dataset leaves no empty run directory behind.
         self.cfg, self.run_dir = cfg, None if run_dir is None else Path(run_dir)
         t = cfg.train
+        if t.world_size is None:
+            t.world_size = self.ctx.world_size  # recorded in config.yaml: the global batch is batch_size x this
+        elif t.world_size != self.ctx.world_size:
+            raise ConfigError(f"train.world_size={t.world_size} but this run was launched with {self.ctx.world_size} "
+                              "process(es); leave train.world_size out (it is recorded from the launch)")
         if t.threads:
             torch.set_num_threads(t.threads)
-        seed_everything(t.seed)
-        self.device = resolve_device(t.device)
+        seed_everything(t.seed)  # the same on every rank: random draws are sharded (shard_of), not reseeded
+        self.device = resolve_device(t.device, self.ctx)
         if data is None:
             data = build_data(cfg)
-        self.sampler = BatchSampler(len(data), cfg.data.batch_size, t.seed, data.name)
+        # One sampler for the global batch, the same on every rank; each rank takes its slice
+        # (_real_batch): every epoch is split across ranks, reshuffled from the seed.
+        self.sampler = BatchSampler(len(data), cfg.data.batch_size * self.ctx.world_size, t.seed, data.name)
 
         m = cfg.model
         self.pair = build_pair(cfg, data.info) if pair is None else pair
+        self._batch_norm_across_ranks()
         self.G, self.D = self.pair.generator.to(self.device), self.pair.discriminator.to(self.device)
         data = data.to(self.device)
         # The fast step's layout and fused forward, where these networks allow them (fast_paths.py).
@@ -161,6 +171,23 @@ class Trainer:
         penalties = [build_penalty(spec, role) for spec in pc.penalties]
         params = [p for p in net.parameters() if p.requires_grad]
         return Player(tag, net, build_optimizer(params, pc, role), penalties, build_clipper(pc.clip))
+
+    def _batch_norm_across_ranks(self) -> None:
+        """Distributed: BatchNorm normalises over each rank's share of the batch, unless
+        train.sync_batchnorm=true makes it use the global batch (SyncBatchNorm, CUDA only)."""
+        if not self.ctx.distributed or not any(has_batch_coupling(net) for net in
+                                               (self.pair.generator, self.pair.discriminator)):
+            return
+        if self.cfg.train.sync_batchnorm:
+            if self.device.type != "cuda":
+                raise ConfigError("train.sync_batchnorm=true needs CUDA devices (PyTorch's SyncBatchNorm); on CPUs "
+                                  "use BatchNorm per rank (the default) or model.g_norm/d_norm=layer")
+            self.pair.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.pair.generator)
+            self.pair.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.pair.discriminator)
+        elif self.ctx.is_main:
+            warnings.warn(f"BatchNorm statistics are per rank ({self.cfg.data.batch_size} samples each, not the global "
+                          f"{self.cfg.data.batch_size * self.ctx.world_size}); train.sync_batchnorm=true (CUDA) "
+                          "synchronises them", stacklevel=3)
 
     def _warn_batch_coupling(self) -> None:
         gp = [p.name for p in self.d.penalties if p.name in INPUT_GRADIENT_PENALTIES]
@@ -243,16 +270,43 @@ class Trainer:
         """The numbered checkpoint of this step (rotated), or ``path`` (never rotated).
 
         Refuses (Diverged) when any parameter, buffer or optimiser state is not finite: a
-        checkpoint on disk is always one that training can continue from."""
+        checkpoint on disk is always one that training can continue from. Distributed: every
+        rank checks its own state and they refuse together; rank 0 writes."""
         if self.ema is not None:
             self.ema.refresh_batch_stats()  # the saved EMA samples well in eval mode
         bad = first_non_finite({"G": self.G, "D": self.D, "EMA": self.ema.model if self.ema else None},
                                {"G": self.g.optimizer, "D": self.d.optimizer})
-        if bad is not None:
-            raise Diverged(self.step, bad, math.nan)
+        self._raise_if_any_diverged(None if bad is None else Diverged(self.step, bad, math.nan))
+        target = path if path is not None else checkpoint_path(self.run_dir, self.step)
+        if not self.ctx.is_main:
+            return target
         if path is not None:
             return save_checkpoint(self.state_dict(), path)
-        return save_checkpoint(self.state_dict(), checkpoint_path(self.run_dir, self.step), self.cfg.train.keep_checkpoints)
+        return save_checkpoint(self.state_dict(), target, self.cfg.train.keep_checkpoints)
+
+    def _raise_if_any_diverged(self, found: Diverged | None) -> None:
+        """Raise ``found``; in a distributed run, raise the earliest divergence any rank found,
+        on every rank at once (one rank stopping alone would leave the others waiting)."""
+        if self.ctx.distributed:
+            world = self.ctx.world_size
+            code = -(found.step * world + self.ctx.rank) if found is not None else -math.inf
+            (agreed,) = self.ctx.agree_max([code])
+            if agreed == -math.inf:
+                return
+            step, src = divmod(int(-agreed), world)
+            key, value = self.ctx.broadcast_object(None if found is None else (found.key, found.value), src=src)
+            found = Diverged(step, key if src == 0 else f"{key} (rank {src})", value)
+        if found is not None:
+            raise found
+
+    def _flush(self, tracker: Tracker) -> None:
+        """Write pending stats; raise Diverged (on every rank) on a non-finite value."""
+        try:
+            tracker.flush()
+        except Diverged as exc:
+            self._raise_if_any_diverged(exc)
+            raise
+        self._raise_if_any_diverged(None)
 
     # --- sampling ---------------------------------------------------------------------------
 
@@ -272,10 +326,13 @@ class Trainer:
             G.train(was_training)
 
     def write_samples(self, tracker: Tracker | None = None) -> Path:
+        """The fixed-noise grid of this step (rank 0 only: it uses no training randomness)."""
+        path = sample_grid_path(self.run_dir, self.step)
+        if not self.ctx.is_main:
+            return path
         if self.ema is not None:
             self.ema.refresh_batch_stats()
         fake = self.generate(self.fixed_z, self.fixed_y)
-        path = sample_grid_path(self.run_dir, self.step)
         if self.data.is_image:
             save_grid(fake, path, scale=2 if fake.shape[-1] <= 32 else 1, nrow=self.grid_columns)
             image = make_grid(fake, self.grid_columns)
@@ -293,34 +350,44 @@ class Trainer:
 
     def evaluate(self, tracker: Tracker) -> dict[str, float]:
         """Score the generator(s) now; the row goes to stats.jsonl and TensorBoard."""
-        tracker.flush()  # raises on a non-finite value: a diverged model is not scored
+        self._flush(tracker)  # raises on a non-finite value: a diverged model is not scored
         if self.ema is not None:
             self.ema.refresh_batch_stats()
         generators = {"raw": self.G, "ema": self.ema.model if self.ema is not None else None}
-        row = self.periodic_eval.run(self.step, self.elapsed, generators, self.save, self.run_dir)
+        row = self.periodic_eval.run(self.step, self.elapsed, generators, self.save, self.run_dir, self.ctx)
         tracker.log_values(self.step, row)
         return row
 
     # --- loop -------------------------------------------------------------------------------
 
     def _real_batch(self) -> Batch:
-        return self.data.batch(self.sampler.next_index(), labels=self.pair.conditional)
+        """This rank's slice of the global batch (the whole batch in one process)."""
+        index, b = self.sampler.next_index(), self.cfg.data.batch_size
+        return self.data.batch(index[self.ctx.rank * b:(self.ctx.rank + 1) * b], labels=self.pair.conditional)
 
     def _noise(self) -> torch.Tensor:
-        return torch.randn(self.cfg.data.batch_size, self.cfg.model.z_dim, device=self.device)
+        z_dim = self.cfg.model.z_dim
+        return shard_of(lambda n: torch.randn(n, z_dim, device=self.device), self.cfg.data.batch_size)
 
     def train(self) -> TrainResult:
-        with run_lock(self.run_dir):
-            return self._train_locked()
+        try:
+            with run_lock(self.run_dir) if self.ctx.is_main else contextlib.nullcontext():
+                return self._train_locked()
+        except CollectiveError as exc:
+            last = getattr(self, "_last_ckpt", None)
+            raise CollectiveError(f"{exc}; the last checkpoint is {last}; continue with the same launch and "
+                                  f"--resume {self.run_dir}" if last else f"{exc}; no checkpoint was written") from exc
 
     def _train_locked(self) -> TrainResult:
         t = self.cfg.train
-        atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
-        truncate_stats(self.run_dir / "stats.jsonl", self.step)  # steps after the checkpoint are redone
-        tracker = Tracker(self.run_dir, self.step, t.steps, t.progress)
-        self._last_ckpt, self._last_samples = latest_checkpoint(self.run_dir), None
+        if self.ctx.is_main:
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+            truncate_stats(self.run_dir / "stats.jsonl", self.step)  # steps after the checkpoint are redone
+        tracker = Tracker(self.run_dir, self.step, t.steps, t.progress, writes=self.ctx.is_main)
+        self._last_ckpt = self.ctx.broadcast_object(latest_checkpoint(self.run_dir) if self.ctx.is_main else None)
+        self._last_samples = None
         try:
-            self.periodic_eval.prepare()  # extractor and real features, off the training clock
+            self.periodic_eval.prepare(self.ctx)  # extractor and real features, off the training clock
             # The handler stays in place through the final evaluation and save: a SIGTERM
             # there still ends with the checkpoint.
             with stop_signals() as interrupted:
@@ -343,7 +410,7 @@ class Trainer:
 
     def _finish(self, tracker: Tracker, stopped: str) -> None:
         """Final evaluation (unless interrupted), final checkpoint and sample grid."""
-        tracker.flush()
+        self._flush(tracker)
         final_eval = (stopped != "interrupted" and self.periodic_eval.enabled
                       and self.periodic_eval.last_step != self.step)
         if final_eval:
@@ -358,7 +425,8 @@ class Trainer:
         t = self.cfg.train
         if t.on_nan != "rollback" or self.rollbacks >= t.max_rollbacks or self._last_ckpt is None:
             return False
-        state = load_checkpoint(self._last_ckpt)
+        # Rank 0 reads the file; every rank continues from the same state.
+        state = self.ctx.broadcast_object(load_checkpoint(self._last_ckpt) if self.ctx.is_main else None)
         rollbacks, scale = self.rollbacks + 1, self.lr_scale * t.rollback_lr_factor
         self.load_state_dict(state)
         self.rollbacks, self.lr_scale = rollbacks, scale
@@ -366,33 +434,46 @@ class Trainer:
         tracker.rewind(self.step)
         tracker.log_values(self.step, {"Rollback/count": rollbacks, "Rollback/lr_scale": scale,
                                        "Rollback/diverged_at": exc.step})
-        print(f"steadygan: {exc}; rolled back to {self._last_ckpt.name} (step {self.step}) with learning rates "
-              f"x{scale:g} (rollback {rollbacks} of at most {t.max_rollbacks})", file=sys.stderr)
+        if self.ctx.is_main:
+            print(f"steadygan: {exc}; rolled back to {self._last_ckpt.name} (step {self.step}) with learning rates "
+                  f"x{scale:g} (rollback {rollbacks} of at most {t.max_rollbacks})", file=sys.stderr)
         return True
 
     def _loop(self, tracker: Tracker, interrupted: threading.Event) -> str:
         """Train until the step or time budget is spent; returns why it stopped."""
         t = self.cfg.train
         started = time.perf_counter() - self.elapsed
+        stop = self._agree_on_stop(interrupted)
         while self.step < t.steps:
             if t.time is not None and self.elapsed >= t.time:
                 return "time"
-            if interrupted.is_set():
+            if stop:
                 return "interrupted"
             stats = self._one_step()
             self.elapsed = time.perf_counter() - started
+            stop = self._agree_on_stop(interrupted)  # and on rank 0's clock
             tracker.record(self.step, self.elapsed, stats)
             if self.step % t.log_every == 0:
-                tracker.flush()
+                self._flush(tracker)
             if self.step % t.sample_every == 0:
                 self._last_samples = self.write_samples(tracker)
             if self.periodic_eval.due(self.step, self.elapsed):
                 self.evaluate(tracker)
                 started = time.perf_counter() - self.elapsed  # evaluation time is not training time
             if self.step % t.checkpoint_every == 0:
-                tracker.flush()  # raises on a non-finite value: never checkpoint a diverged model
+                self._flush(tracker)  # raises on a non-finite value: never checkpoint a diverged model
                 self._last_ckpt = self.save()
         return "steps"
+
+    def _agree_on_stop(self, interrupted: threading.Event) -> bool:
+        """Whether to stop at this step boundary. Distributed, every decision that depends on
+        time or signals is taken alike on all ranks: stop when any rank got SIGINT/SIGTERM,
+        and read the training clock as rank 0's (time budget, evaluation every N seconds).
+        One small all-reduce per step, on the CPU."""
+        if not self.ctx.distributed:
+            return interrupted.is_set()
+        stop, self.elapsed = self.ctx.agree_max([float(interrupted.is_set()), self.elapsed if self.ctx.is_main else 0.0])
+        return stop > 0
 
     def _shares_fake(self) -> bool:
         """One G forward serves this iteration's D and G updates (config validation allows
@@ -428,11 +509,14 @@ def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | Non
           data: InMemoryData | None = None) -> TrainResult:
     """Train a new run (numbered directory under train.out_dir) or resume one from its state."""
     trainer = Trainer(cfg, run_dir, data)
+    ctx = trainer.ctx
     if resume is not None:
         trainer.load_state_dict(resume)
     elif cfg.train.init_from:
         trainer.init_from(cfg.train.init_from)
-    trainer.periodic_eval.prepare()  # its data, extractor and weights files are checked here too
+    ctx.broadcast_modules([trainer.G, trainer.D, trainer.ema.model if trainer.ema else None])  # rank 0's weights
+    trainer.periodic_eval.prepare(ctx)  # its data, extractor and weights files are checked here too
     if trainer.run_dir is None:  # created only now that everything above worked: no empty run dirs
-        trainer.run_dir = new_run_dir(cfg.train.out_dir, cfg.train.name)
+        trainer.run_dir = Path(ctx.broadcast_object(new_run_dir(cfg.train.out_dir, cfg.train.name)
+                                                    if ctx.is_main else None))
     return trainer.train()

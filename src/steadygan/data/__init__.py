@@ -12,13 +12,14 @@ from .base import BatchSampler, DataError, DataInfo, InMemoryData, fit_images, t
 from .cifar import load_cifar10
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx
+from .prepared import load_prepared, prepare_dataset
 from .stacked import make_stacked_mnist
 from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
 
 __all__ = ["BatchSampler", "DataError", "DataInfo", "InMemoryData", "DATASETS", "load_dataset", "fit_images",
            "dataset_protocol", "is_mixture", "mixture",
            "to_float_images", "to_uint8_images", "read_idx", "write_idx", "sample_mixture",
-           "ring8_modes", "grid25_modes", "TOY_MIXTURES"]
+           "ring8_modes", "grid25_modes", "TOY_MIXTURES", "load_prepared", "prepare_dataset"]
 
 DATASETS: Registry[Callable[..., InMemoryData]] = Registry("dataset")
 
@@ -62,6 +63,14 @@ def _cifar(root: str | None, split: str, resolution: int, channels: int) -> InMe
 def _folder(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
     images, labels = load_image_folder(_root("folder", root), resolution, channels)
     return InMemoryData(images, labels, "folder")
+
+
+@DATASETS.register("prepared", summary="a memory-mapped set written by `steadygan prepare` (data.root: its "
+                                        "folder); data.resolution/channels must match it")
+def _prepared(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+    # One split per prepared folder (the manifest says which): every split asks for it, as
+    # for an image folder, so the evaluator's floor compares two disjoint halves of it.
+    return load_prepared(_root("prepared", root), resolution, channels)
 
 
 STACKED_SEEDS = {"train": 0, "test": 1}  # fixed: the data (and its classifier cache) never change

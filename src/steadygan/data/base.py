@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -55,12 +55,21 @@ class InMemoryData:
     costs 47 MB instead of 188 MB; 2-D toy points are float32 (N, 2) and used as they are.
     ``protocol`` defaults to "image" for uint8 samples and "points" otherwise; loaders of
     datasets with their own evaluation protocol (stacked, mixtures) say so.
+
+    ``mapped`` marks samples that are a memory map of a prepared file (data/prepared.py), a
+    set that may not fit in memory: they are never copied whole. ``to(device)`` then leaves
+    them on the host and records where batches go (``batch_device``) and in which layout
+    (``batch_layout``); ``batch()`` gathers each batch on the host and moves only that.
+    Both fields are ignored for samples held in memory.
     """
 
     samples: torch.Tensor
     labels: torch.Tensor | None
     name: str
     protocol: str | None = None
+    mapped: bool = False
+    batch_device: torch.device | None = None  # mapped only; None: the host
+    batch_layout: torch.memory_format = torch.contiguous_format  # mapped only; what an in-memory set would give
 
     def __post_init__(self) -> None:
         if len(self.samples) == 0:
@@ -95,27 +104,41 @@ class InMemoryData:
         drawn from them already has the layout a channels-last network wants."""
         labels = None if self.labels is None else self.labels.to(device)
         samples = self.samples
+        if self.mapped:
+            # Moving or re-laying out a memory map would read the whole file into memory (host
+            # or device): the samples stay as they are and each batch is moved alone.
+            layout = torch.channels_last if channels_last and samples.ndim == 4 else self.batch_layout
+            return replace(self, labels=labels, batch_device=torch.device(device), batch_layout=layout)
         if channels_last and samples.ndim == 4:  # before the move: one copy on the device, not two
             samples = samples.contiguous(memory_format=torch.channels_last)
         return InMemoryData(samples.to(device), labels, self.name, self.protocol)
 
     def subset(self, n: int) -> "InMemoryData":
-        """The first n samples (``data.limit``)."""
+        """The first n samples (``data.limit``); a view, so a memory map stays one."""
         labels = None if self.labels is None else self.labels[:n]
-        return InMemoryData(self.samples[:n], labels, self.name, self.protocol)
+        return replace(self, samples=self.samples[:n], labels=labels)
 
     def batch(self, index: torch.Tensor, labels: bool = False) -> Batch:
         """The samples at these indices (images scaled to [-1, 1], points unchanged), with
         their labels when ``labels`` (a conditional model) asks for them."""
         index = index.to(self.samples.device)
         x = self.samples[index]
+        if self.mapped:
+            # Gathered from the map on the host (only these rows are read), laid out as an
+            # in-memory set's batch would be, then moved: uint8, a quarter of the float bytes.
+            if x.ndim == 4:
+                x = x.contiguous(memory_format=self.batch_layout)
+            if self.batch_device is not None:
+                x = x.to(self.batch_device)
+        # In torch's default dtype: float32, or float64 where a test asks for it.
+        x = x.to(torch.get_default_dtype())
         if self.is_image:
-            x = x.float().div_(127.5).sub_(1.0)
+            x = x.div_(127.5).sub_(1.0)
         if not labels:
             return Batch(x)
         if self.labels is None:
             raise DataError(f"dataset '{self.name}' has no labels; a conditional model needs labelled data")
-        return Batch(x, self.labels[index].long())
+        return Batch(x, self.labels[index.to(self.labels.device)].long())
 
 
 def to_float_images(x: torch.Tensor) -> torch.Tensor:

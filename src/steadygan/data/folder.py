@@ -38,24 +38,31 @@ def list_images(root: str | Path) -> list[Path]:
     return files
 
 
+def read_square_image(path: Path, resolution: int, channels: int) -> np.ndarray:
+    """One image as uint8 (resolution, resolution, channels): converted, centre-cropped, resized.
+
+    Shared by the in-memory loader and ``steadygan prepare`` (which streams a folder one
+    chunk at a time), so both give the same pixels."""
+    try:
+        with Image.open(path) as img:
+            img = _square(img.convert("L" if channels == 1 else "RGB"), resolution)
+            return np.asarray(img).reshape(resolution, resolution, channels)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: unreadable image ({exc}); remove or replace it") from exc
+
+
 def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; set data.root to a folder of images")
     files = list_images(root)
-    mode = "L" if channels == 1 else "RGB"
     images = np.empty((len(files), resolution, resolution, channels), dtype=np.uint8)
     for i, path in enumerate(files):
-        try:
-            with Image.open(path) as img:
-                img = _square(img.convert(mode), resolution)
-                images[i] = np.asarray(img).reshape(resolution, resolution, channels)
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-            raise DataError(f"{path}: unreadable image ({exc}); remove or replace it") from exc
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), _class_labels(root, files)
+        images[i] = read_square_image(path, resolution, channels)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), class_labels(root, files)
 
 
-def _class_labels(root: Path, files: list[Path]) -> torch.Tensor | None:
+def class_labels(root: Path, files: list[Path]) -> torch.Tensor | None:
     """Each image's class: the index of its first-level sub-folder (sorted); None without classes."""
     tops = [p.relative_to(root).parts for p in files]
     if all(len(parts) == 1 for parts in tops):

@@ -33,6 +33,7 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..config import Config
+from ..distributed import SINGLE_PROCESS, ProcessContext
 from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample_mixture, to_uint8_images
 from ..registry import ConfigError
 from ..sampling import LoadedGenerator, load_generator
@@ -246,14 +247,30 @@ class Evaluator:
             return {}  # another extractor was chosen: no digit classifier to count modes with
         return stacked_mode_metrics(extractor.predict_triples(images))
 
-    def evaluate(self, loaded: LoadedGenerator) -> dict[str, Any]:
-        """Metrics of ``loaded``'s samples (drawn from noise seeded by ``seed``) and the floor."""
+    def evaluate(self, loaded: LoadedGenerator, ctx: ProcessContext = SINGLE_PROCESS) -> dict[str, Any] | None:
+        """Metrics of ``loaded``'s samples (drawn from noise seeded by ``seed``) and the floor.
+
+        Distributed (``ctx``): each rank generates and embeds its contiguous share of the same
+        n samples; rank 0 gathers them in order and scores them (the other ranks get None)."""
         if loaded.config.data.name != self.dataset:
             raise ConfigError(f"this evaluator is for '{self.dataset}', the generator was trained on "
                               f"'{loaded.config.data.name}'")
         start = time.perf_counter()
+        samples = loaded.sample(self.n, self.seed, self.batch_size, part=(ctx.rank, ctx.world_size)).cpu()
+        if self.protocol != "mixture":
+            # Rounded to uint8 like the real data: both sets take the identical path through
+            # the extractor, and a saved PNG of a sample would score the same.
+            images = to_uint8_images(samples)
+            generated = self.features(images)
+        if ctx.distributed:
+            parts = ctx.gather_to_main(samples if self.protocol == "mixture" else (images, generated))
+            if not ctx.is_main:
+                return None
+            if self.protocol == "mixture":
+                samples = torch.cat(parts)
+            else:
+                images, generated = (torch.cat(p) for p in zip(*parts))
         ref = self.reference()
-        samples = loaded.sample(self.n, self.seed, self.batch_size).cpu()
         result: dict[str, Any] = {"dataset": self.dataset, "step": loaded.step,
                                   "checkpoint": str(loaded.checkpoint), "ema": loaded.ema, "seed": self.seed}
         if self.protocol == "mixture":
@@ -263,10 +280,6 @@ class Evaluator:
                           metrics=mode_metrics(samples, modes, std), floor=ref["floor"],
                           floor_note="true mixture samples")
         else:
-            # Rounded to uint8 like the real data: both sets take the identical path through
-            # the extractor, and a saved PNG of a sample would score the same.
-            images = to_uint8_images(samples)
-            generated = self.features(images)
             result.update(kind="image",
                           samples={"generated": len(generated), "real": ref["n_real"], "real_test": ref["n_test"]},
                           extractor=self.extractor.record(),

@@ -67,7 +67,9 @@ def dataset_fingerprint(data: InMemoryData) -> str:
     """sha256 of the samples' shape and bytes and of the labels (as int64)."""
     h = hashlib.sha256()
     h.update(f"{tuple(data.samples.shape)}|{data.samples.dtype}|".encode())
-    h.update(data.samples.contiguous().numpy().tobytes())
+    # In chunks (the same bytes in the same order): a memory-mapped set is never copied whole.
+    for chunk in data.samples.split(4096):
+        h.update(chunk.contiguous().numpy().tobytes())
     if data.labels is not None:
         h.update(b"labels|")
         h.update(data.labels.to(torch.int64).contiguous().numpy().tobytes())

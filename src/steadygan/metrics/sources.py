@@ -4,7 +4,7 @@ a dataset, or saved statistics.
 SAMPLES (what is scored) is a run directory (its generator draws the images), a folder of
 images, or an ``.npy`` / ``.npz`` array. REF (what they are scored against) is a dataset
 (a registry name, with ``--data-dir`` where it has no default folder; an MNIST-format IDX
-folder; a CIFAR-10 folder), a folder of images, an array, or a statistics file written by
+folder; a CIFAR-10 folder; a folder written by ``steadygan prepare``), a folder of images, an array, or a statistics file written by
 ``--save-stats``. A path that exists is read as a path, before any dataset name.
 
 Images end up as uint8 (N, C, H, W) tensors with C = 1 or 3:
@@ -36,6 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from ..data import DATASETS, DEFAULT_ROOTS, DataError, dataset_protocol, to_uint8_images
 from ..data.folder import list_images
 from ..data.idx import find_split, load_idx_dataset
+from ..data.prepared import MANIFEST, read_manifest
 from ..registry import ConfigError
 from .stats import ReferenceStats, load_stats
 
@@ -115,6 +116,9 @@ class DatasetRef:
         root = self.root or DEFAULT_ROOTS.get(self.name)
         if root is None:
             raise DataError(f"dataset '{self.name}' has no default location; add --data-dir FOLDER")
+        if self.name == "prepared":  # its manifest says, without reading the images
+            c, h, w = read_manifest(root)["shape"]
+            return (c, h, w)
         images, _ = load_idx_dataset(Path(root).expanduser(), "train")
         return (3 if self.protocol == "stacked" else 1, *images.shape[2:])
 
@@ -212,7 +216,9 @@ def is_run_dir(path: Path) -> bool:
 
 
 def _dataset_folder(path: Path) -> DatasetRef | None:
-    """An IDX or CIFAR-10 folder as a dataset; None for anything else."""
+    """An IDX, CIFAR-10 or prepared folder as a dataset; None for anything else."""
+    if (path / MANIFEST).is_file():
+        return DatasetRef("prepared", str(path))
     try:
         find_split(path, "train", "images")
         return DatasetRef("idx", str(path))
