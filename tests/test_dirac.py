@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from steadygan.dirac import (DIRAC_METHODS, START, TOLERANCE, add_dirac_parser, cmd_dirac, dirac_players,
-                             distance_to_equilibrium, run_dirac, simulate)
+                             distance_to_equilibrium, run_dirac, simulate, summarize)
 from steadygan.registry import ConfigError
 from steadygan.step import d_step, g_step
 
@@ -148,3 +148,15 @@ def test_cli_subcommand(tmp_path, capsys):
     assert args.func is cmd_dirac and args.func(args) == 0
     out = capsys.readouterr().out
     assert "plain" in out and "wgan" in out and str(tmp_path / "dirac.png") in out
+
+
+def test_rpgan_alone_orbits_and_rpgan_with_r1_converges():
+    """The real sample sits at 0, so D(real) = 0 and the relativistic loss is the
+    non-saturating GAN on this game: the same trajectory to the bit, which does not reach the
+    equilibrium. With R1 (gamma = 1) it converges like the regularised minimax game."""
+    rpgan, non_saturating = simulate("rpgan"), simulate("non-saturating")
+    assert torch.equal(rpgan, non_saturating)
+    assert summarize(rpgan)["converged"] is False and summarize(rpgan)["final_distance"] > 0.1
+    with_r1 = summarize(simulate({"loss": "relativistic", "d_penalties": [{"name": "r1", "gamma": 1.0}]}))
+    assert with_r1["converged"] is True and with_r1["final_distance"] < 1e-6
+    assert summarize(simulate("r3gan"))["converged"] is True

@@ -25,17 +25,22 @@ def mean(values) -> float:
     return sum(values) / len(values)
 
 
-# Each loss written from its paper's definition with probabilities sigma(l), in float64.
+# Each loss written from its paper's definition with probabilities sigma(l), in float64:
+# (D's loss of (real, fake) logits, G's loss of (real, fake) logits).
 CLOSED_FORMS = {
     "minimax": (lambda r, f: -mean(log_sigmoid(x) for x in r) - mean(math.log(1 - 1 / (1 + math.exp(-x))) for x in f),
-                lambda f: mean(math.log(1 - 1 / (1 + math.exp(-x))) for x in f)),
+                lambda r, f: mean(math.log(1 - 1 / (1 + math.exp(-x))) for x in f)),
     "non-saturating": (lambda r, f: -mean(log_sigmoid(x) for x in r) - mean(math.log(1 - 1 / (1 + math.exp(-x))) for x in f),
-                       lambda f: -mean(log_sigmoid(x) for x in f)),
-    "wasserstein": (lambda r, f: mean(f) - mean(r), lambda f: -mean(f)),
+                       lambda r, f: -mean(log_sigmoid(x) for x in f)),
+    "wasserstein": (lambda r, f: mean(f) - mean(r), lambda r, f: -mean(f)),
     "hinge": (lambda r, f: mean(max(0.0, 1 - x) for x in r) + mean(max(0.0, 1 + x) for x in f),
-              lambda f: -mean(f)),
+              lambda r, f: -mean(f)),
     "least-squares": (lambda r, f: 0.5 * (mean((x - 1) ** 2 for x in r) + mean(x ** 2 for x in f)),
-                      lambda f: 0.5 * mean((x - 1) ** 2 for x in f)),
+                      lambda r, f: 0.5 * mean((x - 1) ** 2 for x in f)),
+    # RpGAN: D's probability that real sample i is more real than generated sample i is
+    # sigma(r_i - f_i); D maximises its log, G the log of the reverse comparison.
+    "relativistic": (lambda r, f: -mean(log_sigmoid(a - b) for a, b in zip(r, f)),
+                     lambda r, f: -mean(log_sigmoid(b - a) for a, b in zip(r, f))),
 }
 
 
@@ -49,7 +54,16 @@ def test_loss_values_match_closed_forms(name):
     d_ref, g_ref = CLOSED_FORMS[name]
     real, fake = torch.tensor(REAL, dtype=torch.float64), torch.tensor(FAKE, dtype=torch.float64)
     assert loss.d_loss(real, fake).item() == pytest.approx(d_ref(REAL, FAKE), rel=1e-12)
-    assert loss.g_loss(fake).item() == pytest.approx(g_ref(FAKE), rel=1e-12)
+    assert loss.generator(fake, real).item() == pytest.approx(g_ref(REAL, FAKE), rel=1e-12)
+
+
+def test_the_relativistic_loss_pairs_samples_and_asks_for_real_logits():
+    loss = build_loss("relativistic")
+    real, fake = torch.tensor([3.0, -3.0]), torch.tensor([-3.0, 3.0])
+    # Paired, the first pair is easy for D and the second hard; unpaired means would cancel.
+    assert loss.d_loss(real, fake).item() == pytest.approx(0.5 * (math.log1p(math.exp(-6)) + math.log1p(math.exp(6))))
+    with pytest.raises(ValueError, match="pairs generated and real"):
+        loss.generator(fake)
 
 
 @pytest.mark.parametrize("name", sorted(CLOSED_FORMS))

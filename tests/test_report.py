@@ -123,6 +123,14 @@ def test_collapse_definitions():
     assert collapse_reason(Run("v", 0, None, eval_rows=[eval_row(1, 1.0, recall=0.03)])) == "final Metric/recall = 0.03"
     assert collapse_reason(Run("v", 0, None, eval_rows=[eval_row(1, 1.0, recall=0.2, fid=300)])) is None
     assert collapse_reason(Run("v", 0, None, step_rows=[step_row(1, 0.1)])) is None  # nothing measured
+    # Labelled images: class coverage decides. A fabricated one-class run (KL = ln 10 to ten
+    # equal classes) is collapsed; a varied run with the low recall of early training is not.
+    one_class = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, recall=0.5, class_kl=math.log(10), classes=1)])
+    assert collapse_reason(one_class) == "final Metric/class_kl = 2.3 > ln 2"
+    varied = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, recall=0.01, class_kl=0.05, classes=10)])
+    assert collapse_reason(varied) is None
+    half = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, class_kl=math.log(2) + 1e-9)])  # five of ten, evenly
+    assert collapse_reason(half) is not None
 
 
 def test_step_time_is_the_median_of_consecutive_steps():

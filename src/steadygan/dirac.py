@@ -96,6 +96,16 @@ DIRAC_METHODS: dict[str, dict[str, Any]] = {
         "g_penalties": [{"name": "seed-param", "lambda": 1.0}],
         "summary": "minimax + the GP-GAN document's lambda |grad_own-params loss|^2 (both), lambda = 1",
     },
+    # With the real sample at 0, D(real) = 0: the relativistic pair f(D(fake) - D(real)) is
+    # f(psi theta), so RpGAN moves like the non-saturating GAN here (the pairing matters only
+    # when real samples differ); R1 and R2 coincide too (grad_x D = psi at every x).
+    "rpgan": {
+        "loss": "relativistic", "summary": "relativistic pairing loss (RpGAN), no regulariser",
+    },
+    "r3gan": {
+        "loss": "relativistic", "d_penalties": [{"name": "r1", "gamma": 1.0}, {"name": "r2", "gamma": 1.0}],
+        "summary": "RpGAN + R1 + R2 (each gamma/2 |grad D|^2), gamma = 1: the R3GAN recipe's regularisers",
+    },
 }
 
 

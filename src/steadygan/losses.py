@@ -18,9 +18,22 @@ from .registry import Registry
 
 @dataclass(frozen=True)
 class AdversarialLoss:
+    """``d_loss(real, fake)``; ``g_loss(fake)``, or ``g_loss(fake, real)`` for a loss that
+    pairs samples (``pairs_samples``: the relativistic loss compares generated sample i with
+    real sample i, so G's loss needs D's logits on real data too). Call :meth:`generator`."""
+
     name: str
     d_loss: Callable[[Tensor, Tensor], Tensor]
-    g_loss: Callable[[Tensor], Tensor]
+    g_loss: Callable[..., Tensor]
+    pairs_samples: bool = False
+
+    def generator(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        """G's loss on D's logits of its samples (and of real samples, for a pairing loss)."""
+        if not self.pairs_samples:
+            return self.g_loss(fake)
+        if real is None:
+            raise ValueError(f"the {self.name} loss pairs generated and real samples: pass D's real logits")
+        return self.g_loss(fake, real)
 
 
 LOSSES: Registry[AdversarialLoss] = Registry("loss")
@@ -65,6 +78,17 @@ def least_squares_g(fake: Tensor) -> Tensor:
     return 0.5 * (fake - 1).square().mean()
 
 
+def relativistic_d(real: Tensor, fake: Tensor) -> Tensor:
+    """softplus(D(fake_i) - D(real_i)) = -log sigmoid(D(real_i) - D(fake_i)): D learns that a
+    real sample is more real than its paired generated one."""
+    return F.softplus(fake - real).mean()
+
+
+def relativistic_g(fake: Tensor, real: Tensor) -> Tensor:
+    """softplus(D(real_i) - D(fake_i)): the same comparison, from G's side."""
+    return F.softplus(real - fake).mean()
+
+
 @LOSSES.register("minimax", summary="original GAN game; G minimises log(1 - D(G(z))) (saturates early)",
                  paper="Goodfellow et al. 2014")
 def minimax() -> AdversarialLoss:
@@ -93,6 +117,14 @@ def hinge() -> AdversarialLoss:
                  paper="Mao et al. 2017")
 def least_squares() -> AdversarialLoss:
     return AdversarialLoss("least-squares", least_squares_d, least_squares_g)
+
+
+@LOSSES.register("relativistic",
+                 summary="RpGAN: softplus(D(fake_i) - D(real_i)) for D and the reverse for G, each real sample "
+                         "paired with a generated one",
+                 paper="Jolicoeur-Martineau 2019 (relativistic GAN); Huang et al. 2024 (R3GAN)")
+def relativistic() -> AdversarialLoss:
+    return AdversarialLoss("relativistic", relativistic_d, relativistic_g, pairs_samples=True)
 
 
 def build_loss(name: str) -> AdversarialLoss:

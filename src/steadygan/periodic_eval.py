@@ -36,7 +36,8 @@ from .sampling import LoadedGenerator
 METRIC_KEYS = {"fid": "fid", "kid": "kid", "kid_std": "kid_std", "precision": "precision", "recall": "recall",
                "density": "density", "coverage": "coverage",
                "modes_recovered": "modes", "modes": "modes", "high_quality_fraction": "hq", "kl_to_uniform": "kl",
-               "class_agreement": "class_agreement", "intra_fid": "intra_fid"}
+               "class_agreement": "class_agreement", "intra_fid": "intra_fid",
+               "classes_covered": "classes", "class_kl": "class_kl"}
 # Main metric candidates in order of preference, with their direction (True = higher is better).
 MAIN_METRICS = (("fid", False), ("kid", False), ("precision", True), ("density", True))
 BEST_CHECKPOINT = "best.pt"

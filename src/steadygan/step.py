@@ -160,7 +160,7 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
             real = real.detach().requires_grad_(True)
         real_logits, fake_logits = _score_real_and_fake(d, batch.y, real, fake, bool(needs & {REAL_GRAD, FAKE_GRAD}))
         d_loss = loss.d_loss(real_logits, fake_logits)
-        g_loss = loss.g_loss(fake_logits) if G_LOSS in needs else None
+        g_loss = loss.generator(fake_logits, real_logits) if G_LOSS in needs else None
         stats: Stats = {"Loss/D": d_loss.detach(), "Logits/real": real_logits.detach().mean(),
                         "Logits/fake": fake_logits.detach().mean()}
         inputs = PenaltyInputs(player="d", score=score, d_params=d.params, g_params=g.params, real=real, fake=fake,
@@ -173,7 +173,8 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
 def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z: Tensor, step: int,
            autocast: Callable[[], ContextManager] = contextlib.nullcontext, fake: Tensor | None = None) -> Stats:
     """One generator update; the batch's samples are used only by penalties that need
-    D's loss, its labels (if any) are the classes G generates. ``fake``: G's batch from
+    D's loss and by a loss that pairs samples (relativistic), its labels (if any) are the
+    classes G generates. ``fake``: G's batch from
     ``z``, generated this iteration with its graph (then G is not run again)."""
     batch = as_batch(batch)
     due = [p for p in g.penalties if p.due(step)]
@@ -183,11 +184,14 @@ def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
         if fake is None:
             fake = g(z, batch.y)
         fake_logits = at_least_fp32(score(fake))
-        g_loss = loss.g_loss(fake_logits)
         real_logits = d_loss = None
         if D_LOSS in needs:  # nk, consensus: the discriminator's loss at this G
             real_logits = at_least_fp32(score(batch.x))
             d_loss = loss.d_loss(real_logits, fake_logits)
+        elif loss.pairs_samples:  # G's loss compares with D(real), a constant for G: no graph
+            with torch.no_grad():
+                real_logits = at_least_fp32(score(batch.x))
+        g_loss = loss.generator(fake_logits, real_logits)
         stats: Stats = {"Loss/G": g_loss.detach()}
         inputs = PenaltyInputs(player="g", score=score, d_params=d.params, g_params=g.params, real=batch.x,
                                fake=fake, real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss,

@@ -13,7 +13,7 @@ from torch import nn
 from steadygan.config import Config
 from steadygan.data import DataInfo, load_dataset, to_float_images
 from steadygan.metrics import Evaluator
-from steadygan.metrics.conditional import class_agreement, intra_class_fid
+from steadygan.metrics.conditional import class_agreement, class_coverage, class_histogram, intra_class_fid
 from steadygan.metrics.features import ClassifierExtractor, SmallCNN
 from steadygan.metrics.fid import fid
 from steadygan.sampling import LoadedGenerator
@@ -101,3 +101,48 @@ def test_evaluator_reports_conditional_metrics_with_their_floor(data_root, ignor
     else:
         assert result["metrics"]["class_agreement"] == 1.0
         assert result["metrics"]["intra_fid"] < result["floor"]["intra_fid"] * 3
+
+
+def test_class_coverage_by_hand():
+    data = torch.tensor([0.5, 0.25, 0.25])
+    # Matching histograms: every class covered, KL 0.
+    assert class_coverage(torch.tensor([0, 0, 1, 2]), data) == {"classes_covered": 3.0, "class_kl": 0.0}
+    # One class only: KL = log(1 / 0.25); the others are not covered.
+    one = class_coverage(torch.tensor([2, 2, 2]), data)
+    assert one["classes_covered"] == 1.0 and one["class_kl"] == pytest.approx(math.log(4))
+    # Class 1 drawn at 1/40 = 10% of its share (0.25): covered; class 2 never: not.
+    shares = torch.tensor([0] * 39 + [1])
+    result = class_coverage(shares, data)
+    kl = 39 / 40 * math.log(39 / 40 / 0.5) + 1 / 40 * math.log(1 / 40 / 0.25)
+    assert result["classes_covered"] == 2.0 and result["class_kl"] == pytest.approx(kl)
+    for bad_hist in (torch.tensor([0.5, 0.4]), torch.ones(2, 2) / 4):
+        with pytest.raises(ValueError, match="sums to 1"):
+            class_coverage(torch.tensor([0]), bad_hist)
+    with pytest.raises(ValueError, match="outside"):
+        class_coverage(torch.tensor([5]), data)
+
+
+@pytest.mark.parametrize("one_class", [False, True])
+def test_evaluator_reports_class_coverage_of_any_generator_on_labelled_data(data_root, one_class):  # noqa: F811
+    """An unconditional generator replaying training images: of every class, or only of
+    class 0 (a collapse that FID alone would call mild on this data)."""
+    data = load_dataset("idx", str(data_root))
+    cfg = Config()
+    cfg.data.name, cfg.data.root, cfg.model.z_dim = "idx", str(data_root), 4
+    labels = torch.zeros_like(data.labels) if one_class else data.labels
+    replay = Replay(data.samples, data.labels)
+    generator = lambda z: replay(z, labels[torch.arange(len(z)) % len(labels)])  # noqa: E731
+    module = nn.Module()
+    module.forward, module.dummy = generator, nn.Parameter(torch.zeros(1))
+    loaded = LoadedGenerator(module, cfg, 1, Path("x.pt"), False)
+    result = Evaluator.from_config(cfg, metrics=("fid",), n=60, extractor=OracleClassifier()).evaluate(loaded)
+    hist = class_histogram(data.labels, data.num_classes)
+    assert result["floor"]["classes_covered"] == (hist > 0).sum().item()
+    drawn = labels[torch.arange(60) % len(labels)]
+    expected = class_coverage(drawn, hist)  # the oracle sees exactly the classes replayed
+    assert result["metrics"]["classes_covered"] == expected["classes_covered"]
+    assert result["metrics"]["class_kl"] == pytest.approx(expected["class_kl"])
+    if one_class:
+        assert result["metrics"]["classes_covered"] == 1 and result["metrics"]["class_kl"] > math.log(2)
+    else:
+        assert result["metrics"]["class_kl"] < 0.2

@@ -37,7 +37,7 @@ from ..distributed import SINGLE_PROCESS, ProcessContext
 from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample_mixture, to_uint8_images
 from ..registry import ConfigError
 from ..sampling import LoadedGenerator, load_generator
-from .conditional import class_agreement, intra_class_fid
+from .conditional import class_agreement, class_coverage, class_histogram, intra_class_fid
 from .features import ClassifierExtractor, FeatureExtractor, StackedExtractor, build_extractor_for
 from .fid import fid, frechet_distance, gaussian_stats
 from .kid import kid
@@ -211,6 +211,11 @@ class Evaluator:
                 if self.protocol == "stacked":
                     # Mode counts grow with n: the floor counts as many real samples as are generated.
                     self._reference["floor"].update(self._stacked_modes(real_x))
+                if train.labels is not None and isinstance(self.extractor, ClassifierExtractor):
+                    # Class coverage: generated classes against the data's class histogram.
+                    self._reference["class_hist"] = class_histogram(train.labels, train.num_classes)
+                    self._reference["floor"].update(class_coverage(self.extractor.predict(other_x),
+                                                                   self._reference["class_hist"]))
                 if self.conditional:
                     self._conditional_reference(train.labels[real_i], other_x, floor_set, other.labels[other_i],
                                                 train.num_classes)
@@ -288,6 +293,8 @@ class Evaluator:
                           floor=ref["floor"], floor_note=ref["note"])
             if self.protocol == "stacked":
                 result["metrics"].update(self._stacked_modes(images))
+            if "class_hist" in ref:
+                result["metrics"].update(class_coverage(self.extractor.predict(images), ref["class_hist"]))
             if self.conditional and loaded.conditional:
                 result["metrics"].update(self._conditional_metrics(loaded, images, generated))
         result["seconds"] = round(time.perf_counter() - start, 2)
@@ -358,7 +365,7 @@ def format_table(result: dict[str, Any]) -> str:
         extractor = f"modes ({result['extractor']['n_modes']}, std {result['extractor']['std']})"
     else:
         keys = [k for k in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "modes",
-                            "kl_to_uniform", "class_agreement", "intra_fid")
+                            "kl_to_uniform", "class_agreement", "intra_fid", "classes_covered", "class_kl")
                 if k in result["metrics"]]
         ex = result["extractor"]
         extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"

@@ -168,8 +168,10 @@ def write_report(out_dir: Path, main_metric: str | None = None, threshold: float
         "time to quality: steps and training seconds at the first evaluation at least as good as the threshold.",
         f"diverged: stopped on a NaN/inf, a non-finite logged loss or main metric, or a final FID more than "
         f"{BLOWUP:g}x the run's best.",
-        f"collapsed: final `Metric/modes` <= {COLLAPSE_MODES} (2-D data) or final `Metric/recall` < "
-        f"{COLLAPSE_RECALL:g} (images). Early in training recall is that low without any collapse: "
+        f"collapsed: final `Metric/modes` <= {COLLAPSE_MODES} (2-D data); labelled images: final "
+        "`Metric/class_kl` > ln 2, the KL divergence of the classes a classifier sees in the samples from "
+        "the data's class histogram (as concentrated as half the classes drawn evenly); other images: final "
+        f"`Metric/recall` < {COLLAPSE_RECALL:g}. Early in training recall is that low without any collapse: "
         "read the recall rule with the sample grids.",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "
         "spikes of sample grids, checkpoints and evaluation), mean over seeds; x baseline: ratio to the "

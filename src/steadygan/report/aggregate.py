@@ -14,7 +14,8 @@ Definitions (also printed in every report):
   not finite, or a lower-is-better main metric blew up: its final value is not finite or is
   more than ``BLOWUP`` times the run's best (FID only: KID and KL live near 0, where a factor
   of two is noise).
-* *collapsed*: 2-D data: final ``Metric/modes`` <= 1; images: final ``Metric/recall`` < 0.05.
+* *collapsed*: 2-D data: final ``Metric/modes`` <= 1; labelled images: final ``Metric/class_kl`` > ln 2
+  (class coverage); other images: final ``Metric/recall`` < 0.05.
 * *step time*: per run the median of the ``elapsed_s`` differences between consecutive per-step
   rows (the median leaves out the spikes of sample grids, checkpoints and evaluation); per
   variant the mean over seeds, and its ratio to the baseline variant's.
@@ -42,6 +43,9 @@ BLOWUP = 2.0             # final > BLOWUP x best counts as a blown-up (diverged)
 BLOWUP_METRICS = ("Metric/fid",)
 COLLAPSE_MODES = 1       # final Metric/modes <= this: collapsed to (at most) one mode
 COLLAPSE_RECALL = 0.05   # final Metric/recall below this: collapsed
+# Final KL(generated classes || data classes) above ln 2: the classes drawn are at least as
+# concentrated as half of K equally frequent classes drawn evenly (one class: ln K).
+COLLAPSE_CLASS_KL = math.log(2)
 LOSS_KEYS = ("Loss/D", "Loss/G")
 
 # True when higher is better. Metrics not listed need an explicit direction: NAME:max or NAME:min.
@@ -49,6 +53,7 @@ METRIC_DIRECTIONS = {
     "Metric/fid": False, "Metric/kid": False, "Metric/kl": False,
     "Metric/precision": True, "Metric/recall": True, "Metric/density": True, "Metric/coverage": True,
     "Metric/modes": True, "Metric/hq": True, "Metric/class_agreement": True, "Metric/intra_fid": False,
+    "Metric/classes": True, "Metric/class_kl": False,
 }
 DEFAULT_METRICS = ("Metric/fid", "Metric/modes")
 
@@ -230,6 +235,9 @@ def collapse_reason(run: Run) -> str | None:
     modes = final_value(run, "Metric/modes")
     if modes is not None:
         return f"final Metric/modes = {modes:g}" if modes <= COLLAPSE_MODES else None
+    class_kl = final_value(run, "Metric/class_kl")
+    if class_kl is not None:  # labelled images: class coverage decides, recall is not read
+        return f"final Metric/class_kl = {class_kl:.3g} > ln 2" if class_kl > COLLAPSE_CLASS_KL else None
     recall = final_value(run, "Metric/recall")
     if recall is not None and recall < COLLAPSE_RECALL:
         return f"final Metric/recall = {recall:.3g}"
