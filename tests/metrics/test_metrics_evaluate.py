@@ -120,7 +120,8 @@ def test_classifier_extractor_is_built_for_the_runs_data(tmp_path, data_root):
     assert record["name"] == "classifier" and record["feature_dim"] == 128
     assert record["dataset_sha256"] == dataset_fingerprint(load_dataset("idx", str(data_root), "train"))
     assert 0.0 <= record["test_accuracy"] <= 1.0
-    assert set(result["metrics"]) == {"fid", "precision", "recall"}
+    # The asked-for metrics, and class coverage: the classifier knows the data's labels.
+    assert set(result["metrics"]) == {"fid", "precision", "recall", "classes_covered", "class_kl"}
 
 
 def test_evaluator_reuses_its_reference_features(data_root, monkeypatch):
