@@ -115,6 +115,21 @@ def train_with_nan_on_rank1(out: str, *argv: str) -> None:
     sys.exit(main(list(argv)))
 
 
+def train_with_full_disk_on_rank0(out: str, *argv: str) -> None:
+    """``steadygan train ARGV`` where rank 0's checkpoint writes fail as on a full disk."""
+    import errno
+
+    import steadygan.checkpoint as checkpoint_module
+    from steadygan.cli import main
+
+    if os.environ.get("RANK") == "0":
+        def full(obj, f, *args, **kwargs):  # torch.save inside the atomic writer
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        checkpoint_module.torch.save = full
+    sys.exit(main(list(argv)))
+
+
 if __name__ == "__main__":
     scenario, out, *rest = sys.argv[1:]
     globals()[scenario](out, *rest)

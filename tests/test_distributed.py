@@ -206,7 +206,7 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step_with_a_checkpoint(tmp_p
     assert 5 <= step < 100_000
 
 
-def test_nproc_launches_torchrun_and_passes_sigterm_on(tmp_path):
+def test_nproc_launches_the_processes_and_passes_sigterm_on(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "steadygan", *ring8_args(tmp_path, 100_000, 8), "--nproc", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stats = tmp_path / "00000-ring8" / "stats.jsonl"
@@ -254,3 +254,51 @@ def test_image_evaluation_is_shared_out_and_scores_what_one_process_scores(tmp_p
     loaded = load_generator(run, run / "checkpoints" / "ckpt-00000004.pt")
     direct = Evaluator.from_config(loaded.config, metrics=["fid"], n=40, extractor="pixels").evaluate(loaded)
     assert row["Metric/fid"] == pytest.approx(direct["metrics"]["fid"], rel=1e-6)
+
+
+def test_an_error_on_one_rank_only_stops_the_others_at_once(tmp_path, idx_dir):
+    """Rank 1 cannot find the data (its working directory lacks it): it reports that and
+    leaves; rank 0, waiting in a collective, sees the closed connection and stops too."""
+    import shutil
+
+    cwds = [tmp_path / "rank0", tmp_path / "rank1"]
+    for c in cwds:
+        c.mkdir()
+    shutil.copytree(idx_dir, cwds[0] / "data")
+    args = ["-m", "steadygan", "train", "--no-progress", "--steps", "4", "--set", "data.name=idx",
+            "--data-dir", "data", "--set", "data.batch_size=8", "--set", "model.width=8", "--set", "model.z_dim=8"]
+    started = time.monotonic()
+    results = finish(launch(args, cwds), timeout=120)
+    assert time.monotonic() - started < 30, "a rank waited for one that had already failed"
+    assert [rc for rc, _, _ in results] == [4, 2], results
+    assert "another process of this job failed" in results[0][2]
+    assert "data" in results[1][2] and "Traceback" not in results[1][2]
+
+
+def test_a_checkpoint_rank0_cannot_write_stops_every_rank_without_naming_it(tmp_path):
+    results = finish(launch([str(HERE / "distributed_scenarios.py"), "train_with_full_disk_on_rank0", "-",
+                             *ring8_args(tmp_path, 20, 8, "--set", "train.checkpoint_every=5")]), timeout=60)
+    assert [rc for rc, _, _ in results] == [2, 4], results
+    assert "No space left" in results[0][2] or "free" in results[0][2]
+    assert "rank 0 could not write" in results[1][2]
+
+
+def test_nproc_checks_the_config_before_launching():
+    proc = subprocess.run([sys.executable, "-m", "steadygan", "train", "--nproc", "2", "--set", "train.amp=bogus"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "train.amp" in proc.stderr
+
+
+def test_an_ema_of_a_sync_batchnorm_generator_normalises_locally():
+    from steadygan.models import build_models, revert_sync_batchnorm
+
+    torch.manual_seed(0)
+    G = build_models("mlp", (2,), 4, g_norm="batch").generator
+    reference = G.eval()(z := torch.randn(5, 4))
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    local = revert_sync_batchnorm(synced).eval()
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in local.modules())
+    assert torch.equal(local(z), reference)
+    local.train()(z)  # runs on CPU in one process: no collective inside

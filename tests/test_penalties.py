@@ -420,3 +420,39 @@ def test_scaling_inner_gradients_by_a_power_of_two_changes_no_fp32_value():
 def test_a_penalty_spec_without_a_name_is_a_config_error():
     with pytest.raises(ConfigError, match="a d penalty needs a name; choose from: .*r1"):
         build_penalty({"gamma": 1}, "d")
+
+
+def test_lecam_by_hand_one_and_two_sided():
+    from steadygan.penalties import lecam_penalty
+
+    real, fake = torch.tensor([1.0, -0.5]), torch.tensor([0.2, -1.0])
+    ema_real, ema_fake = 0.4, -0.3
+    # One-sided (the authors' code): real outputs above ema_fake, fake outputs below ema_real.
+    one = ((1.3 ** 2 + 0.0 ** 2) / 2) + ((0.2 ** 2 + 1.4 ** 2) / 2)
+    assert lecam_penalty(real, fake, ema_real, ema_fake, lam=1.0).item() == pytest.approx(one)
+    two = ((1.3 ** 2 + 0.2 ** 2) / 2) + ((0.2 ** 2 + 1.4 ** 2) / 2)
+    assert lecam_penalty(real, fake, ema_real, ema_fake, lam=0.5, two_sided=True).item() == pytest.approx(0.5 * two)
+
+
+def test_lecam_penalty_keeps_moving_averages_and_checkpoints_them():
+    penalty = build_penalty({"name": "lecam", "lambda": 0.3, "decay": 0.5}, "d")
+    assert penalty.weight == 0.3 and penalty.players == ("d",)
+
+    def inputs(real, fake):
+        real, fake = torch.tensor(real), torch.tensor(fake)
+        return PenaltyInputs(player="d", score=lambda x: x, d_params=[], g_params=[], real=real, fake=fake,
+                             real_logits=real, fake_logits=fake, d_loss=None, g_loss=None)
+
+    first = penalty.value(inputs([2.0, 4.0], [-2.0, 0.0]))  # EMAs 0 before: relu(D(real))^2, relu(-D(fake))^2
+    assert first.item() == pytest.approx((4 + 16) / 2 + (4 + 0) / 2)
+    assert penalty.state_dict() == {"ema_real": 1.5, "ema_fake": -0.5}  # 0.5 * 0 + 0.5 * mean
+    second = penalty.value(inputs([0.0, 0.0], [0.0, 0.0]))
+    assert second.item() == pytest.approx(0.5 ** 2 + 1.5 ** 2)
+    assert penalty.state_dict() == {"ema_real": 0.75, "ema_fake": -0.25}
+    again = build_penalty({"name": "lecam", "decay": 0.5}, "d")
+    again.load_state_dict(penalty.state_dict())
+    assert again.value(inputs([1.0], [1.0])).item() == penalty.value(inputs([1.0], [1.0])).item()
+    with pytest.raises(ConfigError, match="decay"):
+        build_penalty({"name": "lecam", "decay": 1.0}, "d")
+    with pytest.raises(ConfigError, match="cannot be attached to the generator"):
+        build_penalty({"name": "lecam"}, "g")

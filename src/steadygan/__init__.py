@@ -1,12 +1,14 @@
 """steadygan: train GANs that do not fall apart, and measure which stabiliser works."""
 
+from .augment import AUGMENTS, Augment, AugmentedDiscriminator
 from .clipping import CLIPPERS, Clipper, ClipStats, agc_, build_clipper, clip_norm_, clip_value_, weight_clip_
 from .config import Config, load_config
 from .data import DATASETS, InMemoryData, load_dataset
 from .losses import LOSSES, AdversarialLoss, build_loss
 from .models import MODELS, GanPair, build_models
 from .penalties import (PENALTIES, Penalty, PenaltyInputs, build_penalty, consensus_penalty, dragan_penalty,
-                        nk_penalty, param_grad_penalty, r1_penalty, r2_penalty, wgan_gp_penalty, zero_gp_penalty)
+                        lecam_penalty, nk_penalty, param_grad_penalty, r1_penalty, r2_penalty, wgan_gp_penalty,
+                        zero_gp_penalty)
 from .registry import ConfigError
 from .step import Player, d_step, g_step
 from .trainer import Trainer, TrainResult, train
@@ -14,11 +16,11 @@ from .trainer import Trainer, TrainResult, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "AdversarialLoss", "CLIPPERS", "GanPair", "ClipStats", "Clipper", "Config", "ConfigError", "DATASETS",
+    "AUGMENTS", "AdversarialLoss", "Augment", "AugmentedDiscriminator", "CLIPPERS", "GanPair", "ClipStats", "Clipper", "Config", "ConfigError", "DATASETS",
     "InMemoryData", "LOSSES", "MODELS", "PENALTIES", "Penalty", "PenaltyInputs", "Player",
     "TrainResult", "Trainer", "build_clipper", "build_loss", "build_models", "build_penalty",
     "d_step", "g_step", "load_config", "load_dataset", "train",
     # the stabilisers as functions, for any training loop
     "r1_penalty", "r2_penalty", "wgan_gp_penalty", "zero_gp_penalty", "dragan_penalty", "param_grad_penalty",
-    "consensus_penalty", "nk_penalty", "clip_value_", "clip_norm_", "agc_", "weight_clip_",
+    "consensus_penalty", "nk_penalty", "lecam_penalty", "clip_value_", "clip_norm_", "agc_", "weight_clip_",
 ]

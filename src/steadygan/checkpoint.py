@@ -32,6 +32,9 @@ def capture_rng() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        # The device this process draws on: in a distributed run every rank restores it into
+        # its own GPU (rank 0's other entries are GPUs it never drew from).
+        "cuda_current": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None,
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached": float(cached)},
         "python": {"version": version, "state": list(py_state), "gauss": py_gauss},
@@ -43,6 +46,8 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        if state.get("cuda_current") is not None:
+            torch.cuda.set_rng_state(state["cuda_current"].cpu())
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     p = state["python"]

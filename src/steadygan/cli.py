@@ -52,20 +52,31 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .distributed import CollectiveError, init_from_environment, launched_by_torchrun, shutdown
+    from .trainer import TrainingDiverged
 
     if args.nproc is not None:
         if args.nproc < 1:
             raise ConfigError(f"--nproc must be >= 1 (got {args.nproc})")
         if args.nproc > 1 and not launched_by_torchrun():
-            return _launch_torchrun(args.nproc, args.argv)
+            if not args.resume:
+                load_config(args.config, _train_overrides(args))  # a bad config: one line here, not N
+            return _launch_local(args.nproc, args.argv)
     ctx = init_from_environment(args.device or "auto", args.dist_timeout)
+    agreed = False  # every rank ends the same way: they may wait for each other before leaving
     try:
-        return _train_in_context(args, ctx)
+        code = _train_in_context(args, ctx)
+        agreed = True
+        return code
+    except TrainingDiverged:
+        agreed = True  # divergence is decided collectively
+        raise
     except CollectiveError as exc:  # the trainer's message names the run and its last checkpoint
         print(f"steadygan train: error: {exc}", file=sys.stderr)
         return 4
     finally:
-        shutdown()
+        # After an error on this rank alone, leave at once: the others then see the closed
+        # connection and stop (waiting for them here would hang until --dist-timeout).
+        shutdown(wait_s=30.0 if agreed else 0.0)
 
 
 def _train_in_context(args: argparse.Namespace, ctx) -> int:
@@ -112,19 +123,16 @@ def _train_in_context(args: argparse.Namespace, ctx) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
-    """The child processes of ``pid`` (Linux /proc; empty where it is unavailable)."""
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def _launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """``steadygan train --nproc N ...`` = ``torchrun --standalone --nproc-per-node N -m steadygan train ...``.
-    SIGINT/SIGTERM are passed on to torchrun, which passes them to every process."""
+def _launch_local(nproc: int, argv: list[str]) -> int:
+    """``steadygan train --nproc N ...``: N processes of ``steadygan train ...`` on this machine
+    with torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT on loopback). Each runs
+    in its own session: a Ctrl-C in the terminal reaches this process only, which passes
+    SIGTERM to every process once (each then stops at the same step with a checkpoint).
+    Returns rank 0's exit code (or another rank's, if rank 0 succeeded and it did not)."""
     import signal
+    import socket
     import subprocess
+    import time
 
     rest, skip = [], False
     for token in argv:
@@ -134,26 +142,41 @@ def _launch_torchrun(nproc: int, argv: list[str]) -> int:
             skip = True
         elif not token.startswith("--nproc="):
             rest.append(token)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "steadygan", *rest]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # cores shared, not oversubscribed
-    # Its own session: a Ctrl-C in the terminal reaches this process only, which passes it on
-    # once to the training processes (torchrun, signalled itself, would kill them with a
-    # second signal and no checkpoint).
-    child = subprocess.Popen(command, env=env, start_new_session=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    threads = str(max(1, (os.cpu_count() or 1) // nproc))  # the cores shared, not oversubscribed
+    procs = []
+    for rank in range(nproc):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
+               "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        env.setdefault("OMP_NUM_THREADS", threads)
+        procs.append(subprocess.Popen([sys.executable, "-m", "steadygan", *rest], env=env, start_new_session=True))
 
     def forward(signum, frame):
-        for pid in _children(child.pid) or [child.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        for p in procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGTERM)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return child.wait()
+        # A failed process makes the others fail within seconds (closed connections); one
+        # that outlives that by a minute is stopped.
+        deadline = None
+        while any(p.poll() is None for p in procs):
+            if deadline is None and any(p.poll() not in (None, 0) for p in procs):
+                deadline = time.monotonic() + 60
+            if deadline is not None and time.monotonic() > deadline:
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+            time.sleep(0.05)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    codes = [p.returncode for p in procs]
+    return codes[0] if codes[0] != 0 else next((c for c in codes if c != 0), 0)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -386,6 +409,7 @@ MODEL_OPTIONS = (
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    from .augment import AUGMENTS
     from .clipping import CLIPPERS
     from .data import DATASETS
     from .losses import LOSSES
@@ -396,7 +420,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     sections = (("losses (loss=NAME)", LOSSES),
                 ("gradient penalties (d.penalties=[SPEC,...] / g.penalties=[SPEC,...])", PENALTIES),
-                ("clippers (d.clip=SPEC / g.clip=SPEC)", CLIPPERS), ("models (model.arch=NAME, or package.module:factory for your own networks: see README)", MODELS),
+                ("clippers (d.clip=SPEC / g.clip=SPEC)", CLIPPERS),
+                ("augmentations of D's inputs (train.augment=SPEC)", AUGMENTS), ("models (model.arch=NAME, or package.module:factory for your own networks: see README)", MODELS),
                 ("optimisers (d.optimizer / g.optimizer)", OPTIMIZERS), ("datasets (data.name=NAME)", DATASETS),
                 ("feature extractors for metrics (steadygan eval --extractor NAME / train.eval_extractor)", EXTRACTORS))
     for title, registry in sections:
@@ -408,7 +433,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
                 cls = e.factory
                 details.append(f"for {'+'.join(cls.players).upper()}; {cls.weight_alias}={cls.default_weight:g}")
                 details += [f"{k}={v}" for k, v in e.parameters().items() if k != "weight"]
-            elif registry is CLIPPERS:
+            elif registry is CLIPPERS or registry is AUGMENTS:
                 details += [f"{k}={v}" for k, v in e.parameters().items()]
             elif registry is MODELS:
                 details += [f"model.{k}={v}" for k, v in e.parameters().items() if k in ("width", "depth")]
@@ -490,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with learning rates x train.rollback_lr_factor, at most train.max_rollbacks times")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N",
-                   help="train on N processes of this machine (launches torchrun --standalone --nproc-per-node N); "
+                   help="train on N processes of this machine (each with torchrun's environment, on loopback); "
                         "data.batch_size is per process, the global batch N times it. Several machines: run "
                         "`torchrun --nnodes ... -m steadygan train ...` on each (README: Scaling out)")
     p.add_argument("--dist-timeout", type=float, default=600.0, metavar="S",

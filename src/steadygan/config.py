@@ -87,6 +87,7 @@ class TrainConfig:
     # is batch_size x world_size. world_size is recorded from the launch (None: not yet).
     world_size: int | None = None
     sync_batchnorm: bool = False     # CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
+    augment: Any = None              # D's inputs: diffaugment | ada spec (steadygan methods), None = none
     max_rollbacks: int = 3           # on_nan=rollback: give up (stop) after this many
     rollback_lr_factor: float = 0.5  # on_nan=rollback: learning rates are multiplied by this each time
     # Evaluation during training (see steadygan.periodic_eval); rows go to stats.jsonl as Metric/*.
@@ -125,7 +126,7 @@ RESUMABLE_CHANGES = {"train.steps", "train.time", "train.sample_every", "train.c
 
 def parse_spec(spec: Any, what: str) -> dict[str, Any] | None:
     """``"r1:gamma=10,every=16"`` or ``{name: r1, gamma: 10}`` -> ``{"name": "r1", "gamma": 10}``."""
-    if what == "clipper" and (spec is None or spec == "none"):
+    if what in ("clipper", "augmentation") and (spec is None or spec == "none"):
         return None
     if isinstance(spec, dict):
         if "name" not in spec:
@@ -351,6 +352,10 @@ def validate(cfg: Config) -> None:
     if t.share_fake and t.n_critic != 1:
         raise ConfigError(f"train.share_fake=true shares one generator forward between one D and one G update; "
                           f"with train.n_critic={t.n_critic} each D update needs its own batch: set one of them back")
+    from .augment import build_augment
+
+    t.augment = parse_spec(t.augment, "augmentation")
+    build_augment(t.augment)
     if t.world_size is not None and t.world_size < 1:
         raise ConfigError(f"train.world_size must be >= 1 (got {t.world_size}); it is recorded from the launch")
     if t.amp not in ("none", "bf16", "fp16"):

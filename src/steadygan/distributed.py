@@ -161,7 +161,10 @@ class ProcessContext:
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
         device = torch.device(name)
-        if device.type == "cuda" and self.distributed and device.index is None:
+        if device.type == "cuda" and self.distributed:
+            if device.index is not None and device.index != self.local_rank:
+                raise ConfigError(f"train.device={name} in a distributed run: give train.device=cuda and each "
+                                  "process takes the GPU of its local rank")
             device = torch.device("cuda", self.local_rank)
         return device
 
@@ -264,7 +267,7 @@ def shutdown(wait_s: float = 30.0) -> None:
     gloo abort that peer. A peer that died or hangs only shortens or ends the wait."""
     global _CURRENT
     if dist.is_available() and dist.is_initialized():
-        if dist.get_world_size() > 1:
+        if dist.get_world_size() > 1 and wait_s > 0:
             group = _CURRENT.control if _CURRENT is not None else None
             try:
                 dist.monitored_barrier(group=group, timeout=datetime.timedelta(seconds=wait_s))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor
@@ -95,6 +95,13 @@ class Penalty(ABC):
         if int(every) != every or every < 1:
             raise ConfigError(f"penalty '{self.name}': every must be an integer >= 1 (got {every})")
         self.weight, self.every = weight, int(every)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a penalty carries from step to step (checkpointed); most carry nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def due(self, step: int) -> bool:
         """Lazy regularisation: apply on steps 0, k, 2k, ..."""
@@ -393,6 +400,58 @@ class NagarajanKolterPenalty(Penalty):
 
 
 PARAMETER_GRADIENT_PENALTIES = ("seed-param", "consensus", "nk")
+
+
+# --- output regularisers -------------------------------------------------------------------
+
+def lecam_penalty(real_logits: Tensor, fake_logits: Tensor, ema_real: Tensor | float, ema_fake: Tensor | float,
+                  lam: float = 0.3, two_sided: bool = False) -> Tensor:
+    """lambda (E[relu(D(x) - ema_fake)^2] + E[relu(ema_real - D(G(z)))^2]) (Tseng et al. 2021):
+    D's outputs on real data are held near the moving average of its outputs on generated
+    data and vice versa, which bounds how far D can separate a small training set. The
+    paper's equation squares the plain differences (``two_sided=True``); its authors' code
+    penalises only outputs that overshoot the opposite average (the default here)."""
+    real_gap, fake_gap = real_logits - ema_fake, ema_real - fake_logits
+    if not two_sided:
+        real_gap, fake_gap = real_gap.relu(), fake_gap.relu()
+    return lam * (real_gap.square().mean() + fake_gap.square().mean())
+
+
+@PENALTIES.register("lecam", summary="lambda E[(D(x_real) - ema D(fake))^2 + (D(x_fake) - ema D(real))^2]; for "
+                                     "limited data",
+                    paper="Tseng et al. 2021, Regularizing Generative Adversarial Networks under Limited Data")
+class LeCamPenalty(Penalty):
+    """:func:`lecam_penalty` with the two moving averages kept here (decay 0.99, from 0),
+    updated after each use with the batch's mean logits (the global batch's, across
+    processes) and saved in checkpoints."""
+
+    name = "lecam"
+    weight_alias = "lambda"
+    default_weight = 0.3
+
+    def __init__(self, weight: float | None = None, every: int = 1, decay: float = 0.99,
+                 two_sided: bool = False) -> None:
+        super().__init__(weight, every)
+        if not 0 <= decay < 1:
+            raise ConfigError(f"penalty 'lecam': decay must be in [0, 1) (got {decay})")
+        self.decay, self.two_sided = float(decay), bool(two_sided)
+        self.ema_real, self.ema_fake = 0.0, 0.0
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        assert inputs.real_logits is not None
+        value = lecam_penalty(inputs.real_logits, inputs.fake_logits, self.ema_real, self.ema_fake, 1.0,
+                              self.two_sided)
+        # Kept as tensors on D's device: no host sync per step.
+        (means,) = global_mean([torch.stack([inputs.real_logits.detach().mean(), inputs.fake_logits.detach().mean()])])
+        self.ema_real = self.decay * self.ema_real + (1 - self.decay) * means[0]
+        self.ema_fake = self.decay * self.ema_fake + (1 - self.decay) * means[1]
+        return value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ema_real": float(self.ema_real), "ema_fake": float(self.ema_fake)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ema_real, self.ema_fake = float(state["ema_real"]), float(state["ema_fake"])
 
 
 def build_penalty(spec: dict, player: str) -> Penalty:

@@ -29,20 +29,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from .augment import AugmentedDiscriminator, build_augment
 from .batch import Batch
 from .build import build_data, build_pair
 from .checkpoint import (atomic_write_text, capture_rng, checkpoint_path, latest_checkpoint, load_checkpoint,
                          load_matching, restore_rng, save_checkpoint)
 from .clipping import build_clipper
 from .config import Config, dump_config
-from .data import BatchSampler, InMemoryData, mixture
+from .data import BatchSampler, DataError, InMemoryData, mixture
 from .distributed import CollectiveError, ProcessContext, shard_of
 from .ema import Ema
 from .fast_paths import can_fuse_real_and_fake, to_channels_last
 from .guards import first_non_finite, run_lock, stop_signals, truncate_stats
 from .images import figure_to_array, make_grid, sample_grid_path, save_grid, save_scatter, scatter_figure
 from .losses import build_loss
-from .models import GanPair, call, has_batch_coupling, is_convolutional
+from .models import GanPair, call, has_batch_coupling, is_convolutional, revert_sync_batchnorm
 from .optim import build_optimizer
 from .penalties import G_LOSS, INPUT_GRADIENT_PENALTIES, build_penalty
 from .periodic_eval import PeriodicEval
@@ -118,6 +119,7 @@ class Trainer:
             data = build_data(cfg)
         # One sampler for the global batch, the same on every rank; each rank takes its slice
         # (_real_batch): every epoch is split across ranks, reshuffled from the seed.
+        self._check_batch_size(len(data))
         self.sampler = BatchSampler(len(data), cfg.data.batch_size * self.ctx.world_size, t.seed, data.name)
 
         m = cfg.model
@@ -134,11 +136,18 @@ class Trainer:
                               and to_channels_last(self.G, self.D, probe_z, probe.x, probe.y))
         self.data = data.to(self.device, channels_last=self.channels_last)
         self.loss = build_loss(cfg.loss)
-        self.d = self._player("D", self.D, cfg.d, "d")
+        # DiffAugment / ADA: D is scored through the augmentation (both updates, penalties too).
+        self.augment = build_augment(t.augment)
+        d_net = self.D if self.augment is None else AugmentedDiscriminator(self.D, self.augment)
+        self.d = self._player("D", d_net, cfg.d, "d")
         self.g = self._player("G", self.G, cfg.g, "g")
         self.d.fused_forward = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(self.D, probe.x, probe.y)
         self._warn_batch_coupling()
         self.ema = Ema(self.G, t.ema, m.z_dim, self.pair.num_classes) if t.ema > 0 else None
+        if self.ema is not None:
+            # The EMA is not trained: its standing statistics need no other process (and a
+            # SyncBatchNorm there would make every sample grid a collective).
+            revert_sync_batchnorm(self.ema.model)
         self.periodic_eval = PeriodicEval(cfg, self.ema is not None, self.device, data.info)
 
         # Fixed noise for sample grids, from its own generator so that sampling never
@@ -189,6 +198,12 @@ class Trainer:
                           f"{self.cfg.data.batch_size * self.ctx.world_size}); train.sync_batchnorm=true (CUDA) "
                           "synchronises them", stacklevel=3)
 
+    def _check_batch_size(self, n: int) -> None:
+        b, world = self.cfg.data.batch_size, self.ctx.world_size
+        if world > 1 and b * world > n:
+            raise DataError(f"the global batch, data.batch_size={b} x {world} processes = {b * world}, is larger than "
+                            f"{self.cfg.data.name} ({n} samples); lower data.batch_size or use more data")
+
     def _warn_batch_coupling(self) -> None:
         gp = [p.name for p in self.d.penalties if p.name in INPUT_GRADIENT_PENALTIES]
         if gp and has_batch_coupling(self.D):
@@ -208,6 +223,8 @@ class Trainer:
             "opt_g": self.g.optimizer.state_dict(), "opt_d": self.d.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(), "rng": capture_rng(), "eval": self.periodic_eval.state_dict(),
             "rollbacks": self.rollbacks, "lr_scale": self.lr_scale,
+            "augment": None if self.augment is None else self.augment.state_dict(),
+            "penalty_states": {p.tag: [pen.state_dict() for pen in p.penalties] for p in (self.d, self.g)},
             **{f"scaler_{p.tag.lower()}": p.scaler.state_dict() for p in (self.d, self.g) if p.scaler is not None},
         }
 
@@ -223,6 +240,11 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.step, self.d_updates, self.elapsed = state["step"], state["d_updates"], state["elapsed"]
         self.rollbacks, self.lr_scale = state.get("rollbacks", 0), state.get("lr_scale", 1.0)
+        if self.augment is not None and state.get("augment") is not None:
+            self.augment.load_state_dict(state["augment"])
+        for player in (self.d, self.g):
+            for penalty, saved in zip(player.penalties, (state.get("penalty_states") or {}).get(player.tag, [])):
+                penalty.load_state_dict(saved)
         self._apply_hyperparameters()
         for player in (self.d, self.g):
             key = f"scaler_{player.tag.lower()}"
@@ -278,11 +300,20 @@ class Trainer:
                                {"G": self.g.optimizer, "D": self.d.optimizer})
         self._raise_if_any_diverged(None if bad is None else Diverged(self.step, bad, math.nan))
         target = path if path is not None else checkpoint_path(self.run_dir, self.step)
-        if not self.ctx.is_main:
-            return target
-        if path is not None:
-            return save_checkpoint(self.state_dict(), path)
-        return save_checkpoint(self.state_dict(), target, self.cfg.train.keep_checkpoints)
+        failure = None
+        if self.ctx.is_main:
+            try:
+                save_checkpoint(self.state_dict(), target, None if path is not None else self.cfg.train.keep_checkpoints)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others know
+                failure = exc
+        # The other ranks learn whether rank 0's write worked: they never name a checkpoint
+        # that is not on disk, nor train on after it failed.
+        (failed,) = self.ctx.agree_max([float(failure is not None)])
+        if failure is not None:
+            raise failure
+        if failed:
+            raise CollectiveError(f"rank {self.ctx.rank}: rank 0 could not write {target} (its message says why)")
+        return target
 
     def _raise_if_any_diverged(self, found: Diverged | None) -> None:
         """Raise ``found``; in a distributed run, raise the earliest divergence any rank found,
@@ -328,10 +359,10 @@ class Trainer:
     def write_samples(self, tracker: Tracker | None = None) -> Path:
         """The fixed-noise grid of this step (rank 0 only: it uses no training randomness)."""
         path = sample_grid_path(self.run_dir, self.step)
+        if self.ema is not None:
+            self.ema.refresh_batch_stats()  # every rank: the EMA's state stays the same everywhere
         if not self.ctx.is_main:
             return path
-        if self.ema is not None:
-            self.ema.refresh_batch_stats()
         fake = self.generate(self.fixed_z, self.fixed_y)
         if self.data.is_image:
             save_grid(fake, path, scale=2 if fake.shape[-1] <= 32 else 1, nrow=self.grid_columns)
@@ -482,6 +513,12 @@ class Trainer:
         return self.cfg.train.share_fake and not any(G_LOSS in p.needs and p.due(self.d_updates)
                                                      for p in self.d.penalties)
 
+    def _after_d_update(self, stats: dict[str, torch.Tensor]) -> None:
+        self.d_updates += 1
+        if self.augment is not None:
+            self.augment.observe(stats["Logits/real_sign"], self.cfg.data.batch_size * self.ctx.world_size)
+            stats["Augment/p"] = torch.tensor(self.augment.p)
+
     def _one_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
         if self._shares_fake():
@@ -489,13 +526,13 @@ class Trainer:
             with self._autocast():
                 fake = self.g(z, batch.y)  # with its graph: the G update back-propagates through it
             stats.update(d_step(self.d, self.g, self.loss, batch, z, self.d_updates, self._autocast, fake=fake))
-            self.d_updates += 1
+            self._after_d_update(stats)
             stats.update(g_step(self.g, self.d, self.loss, batch, z, self.step, self._autocast, fake=fake))
         else:
             for _ in range(self.cfg.train.n_critic):
                 batch = self._real_batch()
                 stats.update(d_step(self.d, self.g, self.loss, batch, self._noise(), self.d_updates, self._autocast))
-                self.d_updates += 1
+                self._after_d_update(stats)
             # The G step reuses the last batch: its labels (if any) are the classes G draws, and
             # its samples are read only by penalties that need D's loss.
             stats.update(g_step(self.g, self.d, self.loss, batch, self._noise(), self.step, self._autocast))
@@ -512,7 +549,7 @@ def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | Non
     ctx = trainer.ctx
     if resume is not None:
         trainer.load_state_dict(resume)
-    elif cfg.train.init_from:
+    elif cfg.train.init_from and ctx.is_main:  # read by rank 0, broadcast below
         trainer.init_from(cfg.train.init_from)
     ctx.broadcast_modules([trainer.G, trainer.D, trainer.ema.model if trainer.ema else None])  # rank 0's weights
     trainer.periodic_eval.prepare(ctx)  # its data, extractor and weights files are checked here too

@@ -217,7 +217,10 @@ def train_classifier(train: InMemoryData, test: InMemoryData | None, epochs: int
     n_classes = max(int(train.labels.max()) + 1, 2)
     steps_per_epoch = max(len(train) // batch_size, 1)
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
+    # manual_seed reseeds every GPU too: fork them all, or a process that trains the classifier
+    # (in a distributed run, only one) would leave its GPU streams unlike the others'.
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=gpus):
         torch.manual_seed(seed)
         model = SmallCNN(train.samples.shape[1], n_classes)
         opt = torch.optim.Adam(model.parameters(), lr)

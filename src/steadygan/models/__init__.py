@@ -6,7 +6,7 @@ from ..registry import ConfigError, Registry
 from .conditional import CLASS_EMBED_DIM, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import DcganDiscriminator, DcganGenerator
 from .imported import build_imported, check_imported_options, is_import_path
-from .layers import NORMS, apply_spectral_norm, has_batch_coupling, is_convolutional
+from .layers import NORMS, apply_spectral_norm, has_batch_coupling, is_convolutional, revert_sync_batchnorm
 from .mlp import MlpDiscriminator, MlpGenerator
 from .pair import GanPair, bind, call
 from .seed_gc import SeedGcDiscriminator, SeedGcGenerator
@@ -105,5 +105,6 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
     return pair
 
 
-__all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "is_convolutional", "NORMS", "call", "bind",
+__all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "is_convolutional",
+           "revert_sync_batchnorm", "NORMS", "call", "bind",
            "ConditionalGenerator", "ProjectionDiscriminator", "is_import_path"]

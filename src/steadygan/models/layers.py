@@ -48,6 +48,31 @@ def has_batch_coupling(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
+class LocalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over this process's batch for inputs of any rank (what a SyncBatchNorm,
+    which forgot whether it was BatchNorm1d or 2d, becomes again)."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (got {input.dim()}-D)")
+
+
+def revert_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace, in place, every SyncBatchNorm inside ``module`` by a :class:`LocalBatchNorm`
+    with its state (PyTorch converts one way only); returns ``module``."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.SyncBatchNorm):
+            device = next(child.buffers(), torch.empty(0)).device
+            plain = LocalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                   child.track_running_stats).to(device)
+            plain.load_state_dict(child.state_dict())
+            plain.train(child.training)
+            setattr(module, name, plain)
+        else:
+            revert_sync_batchnorm(child)
+    return module
+
+
 def to_layout_of(x: Tensor, weight: Tensor) -> Tensor:
     """``x`` in the memory layout of a convolution's ``weight``: a feature map made by
     ``view`` from a linear layer is channels-first, and one elementwise layer (BatchNorm,
