@@ -3,7 +3,8 @@
 # several seeds, on the 2-D mixtures (mode coverage, PacGAN/VEEGAN protocol) and on
 # Fashion-MNIST (classifier FID at an equal wall-clock budget).
 #
-#   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake | all      (from the repository root, after `make venv`)
+#   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
+#                     failure-search | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -18,7 +19,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -68,5 +69,23 @@ if [[ $part == share-fake || $part == all ]]; then
     $SG compare -c configs/baseline.yaml -v baseline --seeds 3 --steps 1500 \
         --set train.share_fake=$share train.eval_every=500 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
         train.checkpoint_every=500 -j 1 --no-progress -o lab/share-fake-$share --metric fid
+  done
+fi
+if [[ $part == failure-search || $part == all ]]; then
+  # Issue 14, experiment 1, first step: where does the plain (non-saturating, unregularised)
+  # GAN fail on Fashion-MNIST? One seed per candidate setting, 2,000 steps, FID and class
+  # coverage every 250 steps; the candidates that fail go on to 5 seeds (failure-confirm).
+  declare -A SETTINGS=(
+    [lr-2e-3]="d.lr=0.002 g.lr=0.002"
+    [beta1-0.9]="d.betas=[0.9,0.999] g.betas=[0.9,0.999]"
+    [limited-1k]="data.limit=1000"
+    [g-no-norm]="model.g_norm=none"
+    [d-lr-5x]="d.lr=0.001"
+  )
+  for name in "${!SETTINGS[@]}"; do
+    # shellcheck disable=SC2086
+    $SG compare -c configs/baseline.yaml -v baseline --seeds 1 --steps 2000 \
+        --set ${SETTINGS[$name]} train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
+        train.checkpoint_every=500 -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
   done
 fi
