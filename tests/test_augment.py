@@ -111,7 +111,9 @@ def test_ada_moves_p_by_its_speed_towards_the_target():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("diffaugment:policy=colour", "operations are"), ("diffaugment:p=2", r"p must be in \[0, 1\]"),
+    ("diffaugment:policy=colour", "unknown: colour"), ("diffaugment:policy=", "give operations from"),
+    ("diffaugment:p=2", r"p must be in \[0, 1\]"), ("ada:target=abc", "target must be a number"),
+    ("ada:target=0.6,target=0.7", "target is given twice"),
     ("ada:target=1", r"target must be in \(0, 1\)"), ("ada:interval=0", "interval an integer"),
     ("diffaugment:target=0.6", "target"),
 ])
@@ -153,3 +155,13 @@ def test_training_with_ada_logs_p_and_resumes_exactly(tmp_path, idx_dir):
     assert all(torch.equal(a["discriminator"][k], b["discriminator"][k]) for k in a["discriminator"])
     rows = (tmp_path / "straight" / "00000" / "stats.jsonl").read_text()
     assert '"Augment/p"' in rows
+
+
+def test_augmenting_points_is_an_error(tmp_path):
+    from steadygan.config import load_config
+    from steadygan.trainer import Trainer
+
+    cfg = load_config(None, ["data.name=ring8", "model.arch=mlp", "data.toy_samples=512", "train.augment=diffaugment",
+                             f"train.out_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="transforms images"):
+        Trainer(cfg, None)

@@ -336,3 +336,14 @@ def test_list_images_names_a_missing_folder(tmp_path):
 
     with pytest.raises(DataError, match="nope: no such folder"):
         list_images(tmp_path / "nope")
+
+
+def test_sixteen_bit_images_are_refused_not_clipped_to_white(tmp_path):
+    from PIL import Image
+
+    import numpy as np
+
+    Image.fromarray(np.full((8, 8), 30000, dtype=np.uint16)).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    with pytest.raises(DataError, match="deep.png: I;16 images .* are not supported; convert them to 8-bit"):
+        load_image_folder(tmp_path, 8, 1)

@@ -160,3 +160,12 @@ def test_rpgan_alone_orbits_and_rpgan_with_r1_converges():
     with_r1 = summarize(simulate({"loss": "relativistic", "d_penalties": [{"name": "r1", "gamma": 1.0}]}))
     assert with_r1["converged"] is True and with_r1["final_distance"] < 1e-6
     assert summarize(simulate("r3gan"))["converged"] is True
+
+
+def test_bad_start_and_output_paths_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="--start must be two finite numbers"):
+        run_dirac(tmp_path / "d", steps=3, methods=["plain"], start=(math.nan, 1.0))
+    assert not (tmp_path / "d").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        run_dirac(tmp_path / "file", steps=3, methods=["plain"])

@@ -302,3 +302,24 @@ def test_an_ema_of_a_sync_batchnorm_generator_normalises_locally():
     assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in local.modules())
     assert torch.equal(local(z), reference)
     local.train()(z)  # runs on CPU in one process: no collective inside
+
+
+def test_processes_of_a_killed_launcher_stop_with_a_checkpoint(tmp_path):
+    """A closed terminal or kill -9 of `--nproc`'s launcher must not leave processes training unseen."""
+    proc = subprocess.Popen([sys.executable, "-m", "steadygan", *ring8_args(tmp_path, 100_000, 8), "--nproc", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stats = tmp_path / "00000-ring8" / "stats.jsonl"
+    deadline = time.monotonic() + 90
+    while not (stats.exists() and stats.read_text().count("\n") >= 2):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+              for pid in workers):
+        assert time.monotonic() < deadline, "the launched processes outlived their launcher"
+        time.sleep(0.1)
+    assert list((tmp_path / "00000-ring8" / "checkpoints").glob("ckpt-*.pt"))

@@ -454,5 +454,7 @@ def test_lecam_penalty_keeps_moving_averages_and_checkpoints_them():
     assert again.value(inputs([1.0], [1.0])).item() == penalty.value(inputs([1.0], [1.0])).item()
     with pytest.raises(ConfigError, match="decay"):
         build_penalty({"name": "lecam", "decay": 1.0}, "d")
+    with pytest.raises(ConfigError, match="two_sided must be true or false"):
+        build_penalty({"name": "lecam", "two_sided": "maybe"}, "d")
     with pytest.raises(ConfigError, match="cannot be attached to the generator"):
         build_penalty({"name": "lecam"}, "g")

@@ -96,11 +96,14 @@ class Augment:
 
     def __init__(self, policy: str = "color+translation+cutout", p: float = 1.0, target: float | None = None,
                  speed_kimg: float = 500.0, interval: int = 4) -> None:
-        ops = [o for o in str(policy).split("+") if o]
+        for key, value in (("p", p), ("speed_kimg", speed_kimg)) + ((("target", target),) if target is not None else ()):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"augment {key} must be a number (got {value!r})")
+        ops = [o for o in str(policy or "").split("+") if o]
         unknown = [o for o in ops if o not in _OPS]
         if not ops or unknown:
-            raise ConfigError(f"augment policy {policy!r}: operations are {', '.join(OPERATIONS)} joined by '+' "
-                              f"(unknown: {', '.join(unknown) or 'none given'})")
+            raise ConfigError(f"augment policy {policy or ''!r}: give operations from {', '.join(OPERATIONS)} "
+                              f"joined by '+'" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
         if not 0 <= p <= 1:
             raise ConfigError(f"augment p must be in [0, 1] (got {p})")
         if target is not None and not 0 < target < 1:

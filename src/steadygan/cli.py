@@ -65,7 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     agreed = False  # every rank ends the same way: they may wait for each other before leaving
     try:
         code = _train_in_context(args, ctx)
-        agreed = True
+        agreed = code == 0  # a rank returning an error code left rank 0 reporting one
         return code
     except TrainingDiverged:
         agreed = True  # divergence is decided collectively
@@ -90,8 +90,10 @@ def _train_in_context(args: argparse.Namespace, ctx) -> int:
     if ctx.is_main:
         try:
             if args.resume:
+                from .guards import check_unlocked
                 from .resume import resume_config
 
+                check_unlocked(Path(args.resume))  # a live run's PID before anything about its checkpoints
                 cfg, payload = resume_config(Path(args.resume), args.config, overrides, args.allow_config_change,
                                              ctx.world_size)
             else:
@@ -146,20 +148,24 @@ def _launch_local(nproc: int, argv: list[str]) -> int:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     threads = str(max(1, (os.cpu_count() or 1) // nproc))  # the cores shared, not oversubscribed
+    if nproc > (os.cpu_count() or 1):
+        print(f"warning: {nproc} processes on {os.cpu_count()} cores: they will share them and run slowly",
+              file=sys.stderr)
     procs = []
     for rank in range(nproc):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
                "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
         env.setdefault("OMP_NUM_THREADS", threads)
-        procs.append(subprocess.Popen([sys.executable, "-m", "steadygan", *rest], env=env, start_new_session=True))
+        procs.append(subprocess.Popen([sys.executable, "-m", "steadygan", *rest], env=env, start_new_session=True,
+                                      preexec_fn=_stop_with_parent))
 
-    def forward(signum, frame):
+    def forward(signum, frame):  # the first signal stops every process at a step boundary; a second aborts
         for p in procs:
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     p.send_signal(signal.SIGTERM)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         # A failed process makes the others fail within seconds (closed connections); one
         # that outlives that by a minute is stopped.
@@ -175,8 +181,22 @@ def _launch_local(nproc: int, argv: list[str]) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    codes = [p.returncode for p in procs]
-    return codes[0] if codes[0] != 0 else next((c for c in codes if c != 0), 0)
+    codes = [128 - p.returncode if p.returncode < 0 else p.returncode for p in procs]  # killed by signal N: 128+N
+    code = codes[0] if codes[0] != 0 else next((c for c in codes if c != 0), 0)
+    if code > 128 and all(c > 128 for c in codes):
+        print(f"steadygan train: every process was stopped by a signal before it could write a checkpoint",
+              file=sys.stderr)
+    return code
+
+
+def _stop_with_parent() -> None:
+    """In a launched process (Linux): SIGTERM when the launcher dies (a closed terminal, kill -9), so
+    no process trains on unseen; it then stops at a step boundary with a checkpoint."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -624,7 +644,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _one_line_warning  # what went wrong, not which source line said so
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` launches it again

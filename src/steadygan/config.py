@@ -133,13 +133,16 @@ def parse_spec(spec: Any, what: str) -> dict[str, Any] | None:
             raise ConfigError(f"{what} spec {spec} has no 'name'")
         return dict(spec)
     if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"a {what} spec must be a name, 'name:key=value,...' or a mapping (got {spec!r})")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ConfigError(f"{article} {what} spec must be a name, 'name:key=value,...' or a mapping (got {spec!r})")
     name, _, rest = spec.partition(":")
     out: dict[str, Any] = {"name": name.strip()}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = item.partition("=")
         if not eq:
             raise ConfigError(f"{what} spec '{spec}': '{item}' is not key=value")
+        if key.strip() in out:
+            raise ConfigError(f"{what} spec '{spec}': {key.strip()} is given twice")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as exc:

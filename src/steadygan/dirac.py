@@ -304,7 +304,11 @@ def run_dirac(out_dir: str | Path, steps: int = DEFAULT_STEPS, lr: float = DEFAU
     names = list(DIRAC_METHODS) if not methods else list(methods)
     for name in names:
         method_spec(name)  # unknown names fail before any work
+    if not all(math.isfinite(float(v)) for v in start):
+        raise ConfigError(f"--start must be two finite numbers (got {start[0]:g} {start[1]:g})")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; -o names the folder for dirac.png and dirac.json")
     out.mkdir(parents=True, exist_ok=True)
     trajectories = {name: simulate(name, steps=steps, lr=lr, start=start) for name in names}
     png = plot_dirac(trajectories, out / "dirac.png", tol=tol,

@@ -69,6 +69,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def check_unlocked(run_dir: Path) -> None:
+    """Refuse (RunLocked, naming the PID) when a live process trains into ``run_dir`` now."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.exists() or str(path.resolve()) in _HELD:
+        return
+    with run_lock(Path(run_dir)):
+        pass
+
+
 STOP_REQUESTED = threading.Event()  # worker processes: a stop signal was received; no new training
 
 

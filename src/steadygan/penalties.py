@@ -417,8 +417,8 @@ def lecam_penalty(real_logits: Tensor, fake_logits: Tensor, ema_real: Tensor | f
     return lam * (real_gap.square().mean() + fake_gap.square().mean())
 
 
-@PENALTIES.register("lecam", summary="lambda E[(D(x_real) - ema D(fake))^2 + (D(x_fake) - ema D(real))^2]; for "
-                                     "limited data",
+@PENALTIES.register("lecam", summary="lambda (E[relu(D(x_real) - ema D(fake))^2] + E[relu(ema D(real) - "
+                                     "D(x_fake))^2]) (two_sided: without relu); for limited data",
                     paper="Tseng et al. 2021, Regularizing Generative Adversarial Networks under Limited Data")
 class LeCamPenalty(Penalty):
     """:func:`lecam_penalty` with the two moving averages kept here (decay 0.99, from 0),
@@ -434,6 +434,8 @@ class LeCamPenalty(Penalty):
         super().__init__(weight, every)
         if not 0 <= decay < 1:
             raise ConfigError(f"penalty 'lecam': decay must be in [0, 1) (got {decay})")
+        if not isinstance(two_sided, bool):
+            raise ConfigError(f"penalty 'lecam': two_sided must be true or false (got {two_sided!r})")
         self.decay, self.two_sided = float(decay), bool(two_sided)
         self.ema_real, self.ema_fake = 0.0, 0.0
 

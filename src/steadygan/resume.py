@@ -159,4 +159,7 @@ def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
             "--allow-config-change to resume with the change applied, or start a new run."
         )
     print(f"resuming {run_dir} from {ckpt.name} (step {payload['step']})", file=sys.stderr)
+    if payload["step"] >= cfg.train.steps:
+        print(f"note: the run is already at step {payload['step']}, train.steps is {cfg.train.steps}: nothing to "
+              f"train (raise --steps to continue it)", file=sys.stderr)
     return cfg, payload

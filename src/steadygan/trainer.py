@@ -138,6 +138,8 @@ class Trainer:
         self.loss = build_loss(cfg.loss)
         # DiffAugment / ADA: D is scored through the augmentation (both updates, penalties too).
         self.augment = build_augment(t.augment)
+        if self.augment is not None and not data.is_image:
+            raise ConfigError(f"train.augment transforms images; '{data.name}' holds {data.info.kind}: leave it unset")
         d_net = self.D if self.augment is None else AugmentedDiscriminator(self.D, self.augment)
         self.d = self._player("D", d_net, cfg.d, "d")
         self.g = self._player("G", self.G, cfg.g, "g")

@@ -45,8 +45,14 @@ def read_square_image(path: Path, resolution: int, channels: int) -> np.ndarray:
     chunk at a time), so both give the same pixels."""
     try:
         with Image.open(path) as img:
+            if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+                # PIL's conversion of these to 8 bits clips instead of scaling: every pixel white.
+                raise DataError(f"{path}: {img.mode} images (16-bit or float pixels) are not supported; "
+                                "convert them to 8-bit first")
             img = _square(img.convert("L" if channels == 1 else "RGB"), resolution)
             return np.asarray(img).reshape(resolution, resolution, channels)
+    except DataError:
+        raise
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: unreadable image ({exc}); remove or replace it") from exc
 
