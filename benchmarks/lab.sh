@@ -4,7 +4,7 @@
 # Fashion-MNIST (classifier FID at an equal wall-clock budget).
 #
 #   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
-#                     failure-search | all      (from the repository root, after `make venv`)
+#                     failure-search | failure-search-2 | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -19,7 +19,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -88,4 +88,23 @@ if [[ $part == failure-search || $part == all ]]; then
         --set ${SETTINGS[$name]} train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
         train.checkpoint_every=500 -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
   done
+fi
+if [[ $part == failure-search-2 || $part == all ]]; then
+  # Second round: the default setting for reference (what class coverage a healthy run has at
+  # 2,000 steps), the one candidate that failed above pushed further (beta1 = 0.9 at 5x the
+  # learning rate), and limited data trained long enough for D to overfit (6,000 steps =
+  # 384 passes over 1,000 images).
+  declare -A SETTINGS2=(
+    [default]=""
+    [beta1-0.9-lr-1e-3]="d.betas=[0.9,0.999] g.betas=[0.9,0.999] d.lr=0.001 g.lr=0.001"
+  )
+  for name in "${!SETTINGS2[@]}"; do
+    # shellcheck disable=SC2086
+    $SG compare -c configs/baseline.yaml -v baseline --seeds 1 --steps 2000 \
+        --set ${SETTINGS2[$name]} train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
+        train.checkpoint_every=500 -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
+  done
+  $SG compare -c configs/baseline.yaml -v baseline --seeds 1 --steps 6000 \
+      --set data.limit=1000 train.eval_every=500 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
+      train.checkpoint_every=1000 -j 1 --no-progress -o lab/failure-search/limited-1k-long --metric fid
 fi

@@ -206,7 +206,8 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step_with_a_checkpoint(tmp_p
     assert 5 <= step < 100_000
 
 
-def test_nproc_launches_the_processes_and_passes_sigterm_on(tmp_path):
+def launch_nproc_and_wait_for_training(tmp_path: Path) -> subprocess.Popen:
+    """`steadygan train --nproc 2` on a long ring8 run, returned once it has logged two steps."""
     proc = subprocess.Popen([sys.executable, "-m", "steadygan", *ring8_args(tmp_path, 100_000, 8), "--nproc", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stats = tmp_path / "00000-ring8" / "stats.jsonl"
@@ -214,6 +215,11 @@ def test_nproc_launches_the_processes_and_passes_sigterm_on(tmp_path):
     while not (stats.exists() and stats.read_text().count("\n") >= 2):
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.05)
+    return proc
+
+
+def test_nproc_launches_the_processes_and_passes_sigterm_on(tmp_path):
+    proc = launch_nproc_and_wait_for_training(tmp_path)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
@@ -306,13 +312,7 @@ def test_an_ema_of_a_sync_batchnorm_generator_normalises_locally():
 
 def test_processes_of_a_killed_launcher_stop_with_a_checkpoint(tmp_path):
     """A closed terminal or kill -9 of `--nproc`'s launcher must not leave processes training unseen."""
-    proc = subprocess.Popen([sys.executable, "-m", "steadygan", *ring8_args(tmp_path, 100_000, 8), "--nproc", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stats = tmp_path / "00000-ring8" / "stats.jsonl"
-    deadline = time.monotonic() + 90
-    while not (stats.exists() and stats.read_text().count("\n") >= 2):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+    proc = launch_nproc_and_wait_for_training(tmp_path)
     workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
     assert len(workers) == 2
     proc.kill()
