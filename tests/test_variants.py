@@ -106,6 +106,12 @@ def test_combined_variants():
     ("r1:gamma", "is not key=value"),
     ("", "non-empty spec"),
     ("r1:label=a+agc:label=b", "label twice"),
+    ("r3gan+r1", "penalty 'r1' twice"),
+    ("r3gan+wgan-gp", "needs loss=wasserstein, but another part set loss=relativistic"),
+    ("diffaugment+ada", "sets train.augment, which another part set differently"),
+    ("diffaugment:policy=color", "has no option 'policy'"),
+    ("ada:target=2", "target must be in"),
+    ("spectral-norm:on=1", "has no option 'on'"),
 ])
 def test_errors_name_the_valid_choices(spec, message):
     with pytest.raises(ConfigError, match=message):
@@ -124,3 +130,14 @@ def test_parse_variants_rejects_clashing_directories():
         parse_variants(["r1:gamma=1", "r1:gamma=1"])
     with pytest.raises(ConfigError, match="no variants"):
         parse_variants([])
+
+
+def test_recipes_beyond_penalties_and_clippers():
+    cfg = resolved("r3gan:gamma=0.1")
+    assert cfg.loss == "relativistic" and cfg.d.penalties == [{"name": "r1", "gamma": 0.1}, {"name": "r2", "gamma": 0.1}]
+    assert cfg.d.betas == cfg.g.betas == [0.0, 0.99] and cfg.train.ema == 0.999
+    assert resolved("relativistic+r1:gamma=1").loss == "relativistic"
+    cfg = resolved("diffaugment:p=0.5+spectral-norm")
+    assert cfg.model.spectral_norm is True and cfg.train.augment == {"name": "diffaugment", "p": 0.5}
+    assert resolved("ada:target=0.7").train.augment == {"name": "ada", "target": 0.7}
+    assert resolved("baseline").model.spectral_norm is False

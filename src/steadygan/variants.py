@@ -11,6 +11,12 @@ Grammar: ``NAME[:key=value,...]``, several joined with ``+`` to combine stabilis
 * clippers ``clip-value[:eps=]``, ``clip-norm[:max_norm=]`` (``max`` is an alias) and
   ``agc[:clipping=]`` on both players; ``weight-clip[:c=]`` on D only.
 
+* recipes beyond penalties and clippers: ``relativistic`` (loss=relativistic, RpGAN);
+  ``r3gan[:gamma=]`` (the R3GAN recipe: RpGAN + R1 + R2 with that gamma, Adam betas
+  (0, 0.99), EMA 0.999); ``spectral-norm`` (model.spectral_norm=true); ``diffaugment[:p=]``
+  and ``ada[:target=,speed_kimg=,interval=]`` (train.augment; the operation list is the
+  default one here, since ``+`` joins variant parts: set another with --set train.augment).
+
 ``wgan-gp`` and ``weight-clip`` also set ``loss=wasserstein``, as in their papers (a
 Lipschitz constraint is what they add to the Wasserstein critic). Only the loss is switched:
 n_critic and the Adam betas the WGAN papers used are left to the base config, so that every
@@ -58,9 +64,12 @@ CLIPPER_VARIANTS: dict[str, ClipperVariant] = {
 PENALTY_LOSS = {"wgan-gp": "wasserstein"}
 
 
+RECIPES = ("relativistic", "r3gan", "spectral-norm", "diffaugment", "ada")
+
+
 def variant_names() -> list[str]:
     """Every name a variant part may start with."""
-    return [BASELINE, *PENALTIES.names(), *CLIPPER_VARIANTS]
+    return [BASELINE, *PENALTIES.names(), *CLIPPER_VARIANTS, *RECIPES]
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,12 @@ class _Plan:
     penalties: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     clips: dict[str, dict[str, Any]] = field(default_factory=dict)
     loss: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # other keys a recipe sets
+
+    def set(self, key: str, value: Any, by: str) -> None:
+        if key in self.settings and self.settings[key] != value:
+            raise ConfigError(f"variant part '{by}' sets {key}, which another part set differently")
+        self.settings[key] = value
 
     def set_loss(self, loss: str, by: str) -> None:
         if self.loss not in (None, loss):
@@ -98,12 +113,14 @@ class _Plan:
     def overrides(self) -> tuple[str, ...]:
         def flow(value: Any) -> str:
             # YAML flow style, so that load_config's YAML parsing reads it back exactly.
-            return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
+            text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6).strip()
+            return text.removesuffix("...").strip()  # a bare scalar ends with YAML's document marker
 
         out = [f"{p}.penalties={flow(specs)}" for p, specs in sorted(self.penalties.items())]
         out += [f"{p}.clip={flow(spec)}" for p, spec in sorted(self.clips.items())]
         if self.loss:
             out.append(f"loss={self.loss}")
+        out += [f"{key}={flow(value)}" for key, value in sorted(self.settings.items())]
         return tuple(out)
 
 
@@ -152,6 +169,32 @@ def _add_clipper(plan: _Plan, name: str, options: dict[str, Any]) -> None:
         plan.set_loss(kind.loss, name)
 
 
+def _add_recipe(plan: _Plan, name: str, options: dict[str, Any]) -> None:
+    from .augment import AUGMENTS, build_augment
+
+    if name == "relativistic":
+        _check_options(name, options, [])
+        plan.set_loss("relativistic", name)
+    elif name == "spectral-norm":
+        _check_options(name, options, [])
+        plan.set("model.spectral_norm", True, name)
+    elif name == "r3gan":
+        _check_options(name, options, ["gamma"])
+        gamma = options.get("gamma", 1.0)
+        for penalty in ("r1", "r2"):
+            _add_penalty(plan, penalty, {"gamma": gamma})
+        plan.set_loss("relativistic", name)
+        for player in ("d", "g"):
+            plan.set(f"{player}.betas", [0.0, 0.99], name)
+        plan.set("train.ema", 0.999, name)
+    else:  # diffaugment, ada
+        valid = [k for k in AUGMENTS.get(name).parameters() if k != "policy"]
+        _check_options(name, options, valid)
+        spec = {"name": name, **options}
+        build_augment(spec)
+        plan.set("train.augment", spec, name)
+
+
 def parse_variant(spec: str) -> Variant:
     """``"r1:gamma=10"`` -> Variant(label="r1:gamma=10", overrides=("d.penalties=[...]",))."""
     if not isinstance(spec, str) or not spec.strip():
@@ -173,6 +216,8 @@ def parse_variant(spec: str) -> Variant:
             _add_clipper(plan, name, parsed)
         elif name in PENALTIES:
             _add_penalty(plan, name, parsed)
+        elif name in RECIPES:
+            _add_recipe(plan, name, parsed)
         else:
             raise ConfigError(f"unknown variant '{name}'; choose from: {', '.join(variant_names())}")
     return Variant(spec.strip(), label if label is not None else spec.strip(), plan.overrides())
