@@ -116,10 +116,16 @@ def test_class_coverage_by_hand():
     kl = 39 / 40 * math.log(39 / 40 / 0.5) + 1 / 40 * math.log(1 / 40 / 0.25)
     assert result["classes_covered"] == 2.0 and result["class_kl"] == pytest.approx(kl)
     for bad_hist in (torch.tensor([0.5, 0.4]), torch.ones(2, 2) / 4):
-        with pytest.raises(ValueError, match="sums to 1"):
+        with pytest.raises(ValueError, match="^need 1-D predicted classes and a class histogram that sums to 1$"):
             class_coverage(torch.tensor([0]), bad_hist)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="need 1-D predicted"):
+        class_coverage(torch.tensor([], dtype=torch.long), data)
+    with pytest.raises(ValueError, match="^predicted class 5 is outside the data's 3 classes$"):
         class_coverage(torch.tensor([5]), data)
+    # A class the data does not have is never counted as covered, even when not drawn either.
+    assert class_coverage(torch.tensor([0, 1]), torch.tensor([0.5, 0.5, 0.0]))["classes_covered"] == 2.0
+    # The histogram has num_classes entries even when the last classes have no label.
+    assert class_histogram(torch.tensor([0, 0, 1]), 4).tolist() == pytest.approx([2 / 3, 1 / 3, 0, 0])
 
 
 @pytest.mark.parametrize("one_class", [False, True])
