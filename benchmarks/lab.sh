@@ -4,7 +4,7 @@
 # Fashion-MNIST (classifier FID at an equal wall-clock budget).
 #
 #   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
-#                     failure-search | failure-search-2 | failure-confirm | all      (from the repository root, after `make venv`)
+#                     failure-search | failure-search-2 | failure-confirm | failure-search-3 | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -19,7 +19,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -114,4 +114,18 @@ if [[ $part == failure-confirm || $part == all ]]; then
       --set "d.betas=[0.9,0.999]" "g.betas=[0.9,0.999]" train.eval_every=250 train.eval_n=2000 \
       "train.eval_metrics=[fid,pr]" train.checkpoint_every=500 -j 1 --no-progress -o lab/failure-search/beta1-0.9 \
       --metric fid
+fi
+if [[ $part == failure-search-3 || $part == all ]]; then
+  # Third round, harsher: the momentum that hurt most at 25x the learning rate, and BatchNorm
+  # in D (the DCGAN paper's D) at 10x.
+  declare -A SETTINGS3=(
+    [beta1-0.9-lr-5e-3]="d.betas=[0.9,0.999] g.betas=[0.9,0.999] d.lr=0.005 g.lr=0.005"
+    [d-batchnorm-lr-2e-3]="model.d_norm=batch d.lr=0.002 g.lr=0.002"
+  )
+  for name in "${!SETTINGS3[@]}"; do
+    # shellcheck disable=SC2086
+    $SG compare -c configs/baseline.yaml -v baseline --seeds 1 --steps 2000 \
+        --set ${SETTINGS3[$name]} train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
+        train.checkpoint_every=500 -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
+  done
 fi
