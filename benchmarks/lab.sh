@@ -4,7 +4,8 @@
 # Fashion-MNIST (classifier FID at an equal wall-clock budget).
 #
 #   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
-#                     failure-search | failure-search-2 | failure-confirm | failure-search-3 | all      (from the repository root, after `make venv`)
+#                     failure-search | failure-search-2 | failure-confirm | failure-search-3 |
+#                     failure-confirm-2 | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -19,7 +20,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -128,4 +129,11 @@ if [[ $part == failure-search-3 || $part == all ]]; then
         --set ${SETTINGS3[$name]} train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
         train.checkpoint_every=500 -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
   done
+fi
+if [[ $part == failure-confirm-2 || $part == all ]]; then
+  # The first clear failure (beta1 = 0.9 at 5e-3: one class left by step 1,000), at 5 seeds.
+  $SG compare -c configs/baseline.yaml -v baseline --seeds 5 --steps 2000 \
+      --set "d.betas=[0.9,0.999]" "g.betas=[0.9,0.999]" d.lr=0.005 g.lr=0.005 train.eval_every=250 \
+      train.eval_n=2000 "train.eval_metrics=[fid,pr]" train.checkpoint_every=500 -j 1 --no-progress \
+      -o lab/failure-search/beta1-0.9-lr-5e-3 --metric fid
 fi
