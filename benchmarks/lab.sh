@@ -72,68 +72,46 @@ if [[ $part == share-fake || $part == all ]]; then
         train.checkpoint_every=500 -j 1 --no-progress -o lab/share-fake-$share --metric fid
   done
 fi
+# The plain GAN (baseline.yaml) under a setting: plain_gan NAME SEEDS STEPS EVAL_EVERY [KEY=VALUE...],
+# into lab/failure-search/NAME (FID, recall and class coverage on 2,000 samples).
+plain_gan() {
+  local name=$1 seeds=$2 steps=$3 every=$4
+  shift 4
+  $SG compare -c configs/baseline.yaml -v baseline --seeds "$seeds" --steps "$steps" \
+      --set "$@" train.eval_every="$every" train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
+      train.checkpoint_every=$((every * 2)) -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
+}
+BETA1_09=("d.betas=[0.9,0.999]" "g.betas=[0.9,0.999]")
 if [[ $part == failure-search || $part == all ]]; then
   # Issue 14, experiment 1, first step: where does the plain (non-saturating, unregularised)
-  # GAN fail on Fashion-MNIST? One seed per candidate setting, 2,000 steps, FID and class
-  # coverage every 250 steps; the candidates that fail go on to 5 seeds (failure-confirm).
-  declare -A SETTINGS=(
-    [lr-2e-3]="d.lr=0.002 g.lr=0.002"
-    [beta1-0.9]="d.betas=[0.9,0.999] g.betas=[0.9,0.999]"
-    [limited-1k]="data.limit=1000"
-    [g-no-norm]="model.g_norm=none"
-    [d-lr-5x]="d.lr=0.001"
-  )
-  for name in "${!SETTINGS[@]}"; do
-    # shellcheck disable=SC2086
-    $SG compare -c configs/baseline.yaml -v baseline --seeds 1 --steps 2000 \
-        --set ${SETTINGS[$name]} train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
-        train.checkpoint_every=500 -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
-  done
+  # GAN fail on Fashion-MNIST? One seed per candidate setting, 2,000 steps, evaluated every
+  # 250 steps; the candidates that fail go on to 5 seeds (failure-confirm).
+  plain_gan lr-2e-3 1 2000 250 d.lr=0.002 g.lr=0.002
+  plain_gan beta1-0.9 1 2000 250 "${BETA1_09[@]}"
+  plain_gan limited-1k 1 2000 250 data.limit=1000
+  plain_gan g-no-norm 1 2000 250 model.g_norm=none
+  plain_gan d-lr-5x 1 2000 250 d.lr=0.001
 fi
 if [[ $part == failure-search-2 || $part == all ]]; then
   # Second round: the default setting for reference (what class coverage a healthy run has at
   # 2,000 steps), the one candidate that failed above pushed further (beta1 = 0.9 at 5x the
   # learning rate), and limited data trained long enough for D to overfit (6,000 steps =
   # 384 passes over 1,000 images).
-  declare -A SETTINGS2=(
-    [default]=""
-    [beta1-0.9-lr-1e-3]="d.betas=[0.9,0.999] g.betas=[0.9,0.999] d.lr=0.001 g.lr=0.001"
-  )
-  for name in "${!SETTINGS2[@]}"; do
-    # shellcheck disable=SC2086
-    $SG compare -c configs/baseline.yaml -v baseline --seeds 1 --steps 2000 \
-        --set ${SETTINGS2[$name]} train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
-        train.checkpoint_every=500 -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
-  done
-  $SG compare -c configs/baseline.yaml -v baseline --seeds 1 --steps 6000 \
-      --set data.limit=1000 train.eval_every=500 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
-      train.checkpoint_every=1000 -j 1 --no-progress -o lab/failure-search/limited-1k-long --metric fid
+  plain_gan default 1 2000 250
+  plain_gan beta1-0.9-lr-1e-3 1 2000 250 "${BETA1_09[@]}" d.lr=0.001 g.lr=0.001
+  plain_gan limited-1k-long 1 6000 500 data.limit=1000
 fi
 if [[ $part == failure-confirm || $part == all ]]; then
   # The candidate the search flagged (Adam beta1 = 0.9), at 5 seeds (seed 0 is the search's run).
-  $SG compare -c configs/baseline.yaml -v baseline --seeds 5 --steps 2000 \
-      --set "d.betas=[0.9,0.999]" "g.betas=[0.9,0.999]" train.eval_every=250 train.eval_n=2000 \
-      "train.eval_metrics=[fid,pr]" train.checkpoint_every=500 -j 1 --no-progress -o lab/failure-search/beta1-0.9 \
-      --metric fid
+  plain_gan beta1-0.9 5 2000 250 "${BETA1_09[@]}"
 fi
 if [[ $part == failure-search-3 || $part == all ]]; then
   # Third round, harsher: the momentum that hurt most at 25x the learning rate, and BatchNorm
   # in D (the DCGAN paper's D) at 10x.
-  declare -A SETTINGS3=(
-    [beta1-0.9-lr-5e-3]="d.betas=[0.9,0.999] g.betas=[0.9,0.999] d.lr=0.005 g.lr=0.005"
-    [d-batchnorm-lr-2e-3]="model.d_norm=batch d.lr=0.002 g.lr=0.002"
-  )
-  for name in "${!SETTINGS3[@]}"; do
-    # shellcheck disable=SC2086
-    $SG compare -c configs/baseline.yaml -v baseline --seeds 1 --steps 2000 \
-        --set ${SETTINGS3[$name]} train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
-        train.checkpoint_every=500 -j 1 --no-progress -o "lab/failure-search/$name" --metric fid
-  done
+  plain_gan beta1-0.9-lr-5e-3 1 2000 250 "${BETA1_09[@]}" d.lr=0.005 g.lr=0.005
+  plain_gan d-batchnorm-lr-2e-3 1 2000 250 model.d_norm=batch d.lr=0.002 g.lr=0.002
 fi
 if [[ $part == failure-confirm-2 || $part == all ]]; then
   # The first clear failure (beta1 = 0.9 at 5e-3: one class left by step 1,000), at 5 seeds.
-  $SG compare -c configs/baseline.yaml -v baseline --seeds 5 --steps 2000 \
-      --set "d.betas=[0.9,0.999]" "g.betas=[0.9,0.999]" d.lr=0.005 g.lr=0.005 train.eval_every=250 \
-      train.eval_n=2000 "train.eval_metrics=[fid,pr]" train.checkpoint_every=500 -j 1 --no-progress \
-      -o lab/failure-search/beta1-0.9-lr-5e-3 --metric fid
+  plain_gan beta1-0.9-lr-5e-3 5 2000 250 "${BETA1_09[@]}" d.lr=0.005 g.lr=0.005
 fi

@@ -79,7 +79,7 @@ def test_two_ranks_update_every_method_exactly_as_one_process_with_the_global_ba
     out = str(tmp_path / "rank{rank}.pt")
     results = finish(launch([str(HERE / "distributed_scenarios.py"), "step_equivalence", out]))
     assert all(rc == 0 for rc, _, _ in results), results
-    ranks = [torch.load(out.format(rank=r)) for r in range(WORLD)]
+    ranks = [torch.load(out.format(rank=r), weights_only=True) for r in range(WORLD)]
     for name in scenarios.METHODS:
         single = scenarios.run_method(name)  # this process: world size 1, batch 2 x PER_RANK
         assert max_difference(ranks[0][name], ranks[1][name]) == 0.0, f"{name}: the ranks disagree"
