@@ -16,13 +16,14 @@ Architectures:
               with dropout and BatchNorm, at 32 px (a common published shape, written here)
 
 Rounds interleave the four contenders and a fp32 matmul probe, so a noisy machine's
-drifts hit all alike. Reported per architecture: median ms/iteration, the ratio
+drifts hit all alike (on CUDA each timing waits for the device). Reported per architecture: median ms/iteration, the ratio
 hand / steadygan (above 1: steadygan is faster), FLOPs per iteration (matmuls and
 convolutions, forward and backward, counted by torch.utils.flop_counter), the GFLOP/s each
 achieves, and that rate as a fraction of the matmul rate measured in the same run.
 
     python benchmarks/hand_loop.py                       # both architectures, batch 64, CPU
     python benchmarks/hand_loop.py --arch dcgan28 --rounds 9 --iters 10
+    python benchmarks/hand_loop.py --device cuda --compile reduce-overhead --iters 20
 """
 
 from __future__ import annotations
@@ -95,16 +96,17 @@ class HandLoop:
     """The hand-written loop: what a user writes without a library."""
 
     def __init__(self, pair: GanPair, images: torch.Tensor, batch: int) -> None:
-        self.G, self.D = pair.generator, pair.discriminator
+        self.G, self.D = pair.generator.to(images.device), pair.discriminator.to(images.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.images, self.batch = images, batch
 
     def iteration(self) -> None:
-        index = torch.randint(0, len(self.images), (self.batch,))
+        device = self.images.device
+        index = torch.randint(0, len(self.images), (self.batch,), device=device)
         real = self.images[index].float().div(127.5).sub(1.0)
-        ones, zeros = torch.ones(self.batch), torch.zeros(self.batch)
-        fake = self.G(torch.randn(self.batch, Z_DIM))
+        ones, zeros = torch.ones(self.batch, device=device), torch.zeros(self.batch, device=device)
+        fake = self.G(torch.randn(self.batch, Z_DIM, device=device))
         self.opt_d.zero_grad()
         d_loss = (F.binary_cross_entropy_with_logits(self.D(real), ones)
                   + F.binary_cross_entropy_with_logits(self.D(fake.detach()), zeros))
@@ -117,8 +119,8 @@ class HandLoop:
 
 
 def steadygan_trainer(pair: GanPair, images: torch.Tensor, batch: int, extra: list[str]) -> Trainer:
-    data = InMemoryData(images, torch.zeros(len(images), dtype=torch.long), f"random-{images.shape[-1]}")
-    cfg = load_config(None, [f"data.batch_size={batch}", f"model.z_dim={Z_DIM}", "train.device=cpu",
+    data = InMemoryData(images.cpu(), torch.zeros(len(images), dtype=torch.long), f"random-{images.shape[-1]}")
+    cfg = load_config(None, [f"data.batch_size={batch}", f"model.z_dim={Z_DIM}", f"train.device={images.device}",
                              "train.progress=false", *extra])
     return Trainer(cfg, run_dir=".", data=data, pair=pair)
 
@@ -129,14 +131,23 @@ def flops_of(fn) -> int:
     return counter.get_total_flops()
 
 
-def matmul_probe(n: int = 1024, reps: int = 8) -> float:
-    """Seconds per n x n fp32 matmul (2 n^3 FLOPs)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_probe(device: torch.device, n: int = 1024, reps: int = 8) -> tuple[float, int]:
+    """(seconds per n x n fp32 matmul (2 n^3 FLOPs), n); on CUDA n = 8192 (TF32 off: fp32 as on the CPU)."""
+    if device.type == "cuda":
+        n, reps = 8192, 4
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
-    return (time.perf_counter() - t0) / reps
+    synchronize(device)
+    return (time.perf_counter() - t0) / reps, n
 
 
 def main() -> None:
@@ -146,53 +157,69 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=8, help="iterations per contender per round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (each timing then waits for the device)")
+    parser.add_argument("--compile", default=None, metavar="MODE",
+                        help="also time steadygan with train.compile=MODE (default, reduce-overhead, max-autotune)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the steadygan side (e.g. train.share_fake=false)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 throughout
 
-    print(f"{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, batch {args.batch}, {args.rounds} rounds x {args.iters} iterations"
-          + (f", steadygan --set {' '.join(args.set)}" if args.set else ""))
-    print("\n| architecture | hand loop ms/it | steadygan ms/it | + share_fake ms/it | plain step ms/it "
-          "| hand / steadygan | hand / +share_fake | plain / steadygan | hand GFLOP/s (% of matmul) "
-          "| steadygan GFLOP/s (% of matmul) | +share_fake GFLOP/s (% of matmul) | matmul GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    names = {"hand": "hand loop", "steadygan": "steadygan", "shared": "+ share_fake", "plain": "plain step"}
+    if args.compile:
+        names["compiled"] = f"+ compile={args.compile}"
+    print(f"{date.today()}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+          f"{args.rounds} rounds x {args.iters} iterations" + (f", steadygan --set {' '.join(args.set)}" if args.set else ""))
+    print("\n| architecture | " + " | ".join(f"{n} ms/it" for n in names.values())
+          + " | " + " | ".join(f"hand / {n}" for key, n in names.items() if key != "hand")
+          + " | " + " | ".join(f"{n} GFLOP/s (% of matmul)" for n in names.values()) + " | matmul GFLOP/s |")
+    print("|---" * (1 + 3 * len(names)) + "|---|")
     for arch in args.arch:
         torch.manual_seed(0)
         pair, shape = make_pair(arch)
-        images = torch.randint(0, 256, (4096, *shape), dtype=torch.uint8)
-        hand = HandLoop(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images, args.batch)
-        plain = steadygan_trainer(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images,
-                                  args.batch, [*PLAIN_STEP, *args.set])
-        shared = steadygan_trainer(GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator)), images,
-                                   args.batch, ["train.share_fake=true", *args.set])
-        ours = steadygan_trainer(pair, images, args.batch, args.set)
-        contenders = {"hand": hand.iteration, "steadygan": ours._one_step, "shared": shared._one_step,
-                      "plain": plain._one_step}
-        for fn in contenders.values():  # warm-up: allocator, oneDNN primitive caches
-            for _ in range(3):
+        images = torch.randint(0, 256, (4096, *shape), dtype=torch.uint8).to(device)
+
+        def copied() -> GanPair:
+            return GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator))
+
+        contenders = {"hand": HandLoop(copied(), images, args.batch).iteration,
+                      "steadygan": steadygan_trainer(copied(), images, args.batch, args.set)._one_step,
+                      "shared": steadygan_trainer(copied(), images, args.batch,
+                                                  ["train.share_fake=true", *args.set])._one_step,
+                      "plain": steadygan_trainer(copied(), images, args.batch, [*PLAIN_STEP, *args.set])._one_step}
+        if args.compile:
+            contenders["compiled"] = steadygan_trainer(copied(), images, args.batch,
+                                                       [f"train.compile={args.compile}", *args.set])._one_step
+        for fn in contenders.values():  # warm-up: allocator, oneDNN/cuDNN caches, compilation
+            for _ in range(5):
                 fn()
-        flops = {name: flops_of(fn) for name, fn in contenders.items()}
+        synchronize(device)
+        flops = {name: flops_of(fn) for name, fn in contenders.items() if name != "compiled"}
+        flops["compiled"] = flops["steadygan"]  # the same arithmetic; the counter cannot see inside compiled code
         times: dict[str, list[float]] = {name: [] for name in contenders}
         matmul: list[float] = []
         for _ in range(args.rounds):
             for name, fn in contenders.items():
+                synchronize(device)
                 t0 = time.perf_counter()
                 for _ in range(args.iters):
                     fn()
+                synchronize(device)
                 times[name].append((time.perf_counter() - t0) / args.iters)
-            matmul.append(matmul_probe())
+            seconds, n = matmul_probe(device)
+            matmul.append(seconds)
         ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
-        peak = 2 * 1024 ** 3 / statistics.median(matmul) / 1e9
+        peak = 2 * n ** 3 / statistics.median(matmul) / 1e9
         rate = {name: flops[name] / (ms[name] / 1e3) / 1e9 for name in contenders}
-        pct = {name: f"{rate[name]:.0f} ({100 * rate[name] / peak:.0f}%)" for name in rate}
-        print(f"| {arch} | {ms['hand']:.1f} | {ms['steadygan']:.1f} | {ms['shared']:.1f} | {ms['plain']:.1f} | "
-              f"{ms['hand'] / ms['steadygan']:.2f} | {ms['hand'] / ms['shared']:.2f} | "
-              f"{ms['plain'] / ms['steadygan']:.2f} | {pct['hand']} | {pct['steadygan']} | {pct['shared']} | "
-              f"{peak:.0f} |")
-
+        print(f"| {arch} | " + " | ".join(f"{ms[k]:.1f}" for k in names)
+              + " | " + " | ".join(f"{ms['hand'] / ms[k]:.2f}" for k in names if k != "hand")
+              + " | " + " | ".join(f"{rate[k]:.0f} ({100 * rate[k] / peak:.0f}%)" for k in names)
+              + f" | {peak:.0f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@
 #
 #   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
 #                     failure-search | failure-search-2 | failure-confirm | failure-search-3 |
-#                     failure-confirm-2 | all      (from the repository root, after `make venv`)
+#                     failure-confirm-2 | stabiliser-sweep | stabiliser-table | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -20,7 +20,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -114,4 +114,35 @@ fi
 if [[ $part == failure-confirm-2 || $part == all ]]; then
   # The first clear failure (beta1 = 0.9 at 5e-3: one class left by step 1,000), at 5 seeds.
   plain_gan beta1-0.9-lr-5e-3 5 2000 250 "${BETA1_09[@]}" d.lr=0.005 g.lr=0.005
+fi
+
+# Issue 14, experiment 1: every stabiliser on the first failing setting (Adam beta1 = 0.9 at
+# learning rate 5e-3, where the plain GAN collapsed in 5 of 5 seeds, most by step 250).
+FAILING=("${BETA1_09[@]}" d.lr=0.005 g.lr=0.005)
+EVAL_SET=(train.eval_n=2000 "train.eval_metrics=[fid,pr]")
+# on_failing OUT STEP_OR_TIME_ARGS... -- VARIANTS... [-- EXTRA_SETS...]: one compare on the failing setting.
+on_failing() {
+  local out=$1; shift
+  local budget=() variants=() extra=()
+  while [[ $1 != -- ]]; do budget+=("$1"); shift; done; shift
+  while [[ $# -gt 0 && $1 != -- ]]; do variants+=("$1"); shift; done
+  [[ $# -gt 0 ]] && { shift; extra=("$@"); }
+  $SG compare -c configs/baseline.yaml -v "${variants[@]}" "${budget[@]}" \
+      --set "${FAILING[@]}" "${EVAL_SET[@]}" "${extra[@]}" -j 1 --no-progress -o "$out" --metric fid --threshold 50
+}
+if [[ $part == stabiliser-sweep || $part == all ]]; then
+  # Strength of each method with a strength: 3 values, seed 0, 600 generator steps (WGAN-GP:
+  # 5 critic steps each, so 300), evaluated every 200 (150). Step budgets, so that the choice
+  # does not depend on what else the machine was doing. The value with the best final FID
+  # that did not collapse goes to the table.
+  SWEEP=(--seed-list 0 --steps 600 --)
+  EVERY=(-- train.eval_every=200 train.checkpoint_every=600)
+  on_failing lab/stabiliser-sweep "${SWEEP[@]}" "seed-param:lambda=0.01" "seed-param:lambda=0.1" "seed-param:lambda=1" "${EVERY[@]}"
+  on_failing lab/stabiliser-sweep "${SWEEP[@]}" "r1:gamma=0.1" "r1:gamma=1" "r1:gamma=10" "${EVERY[@]}"
+  on_failing lab/stabiliser-sweep "${SWEEP[@]}" "clip-norm:max=0.1" "clip-norm:max=1" "clip-norm:max=10" "${EVERY[@]}"
+  on_failing lab/stabiliser-sweep "${SWEEP[@]}" "r3gan:gamma=0.1" "r3gan:gamma=1" "r3gan:gamma=10" "${EVERY[@]}"
+  on_failing lab/stabiliser-sweep "${SWEEP[@]}" "diffaugment:p=0.25" "diffaugment:p=0.5" "diffaugment:p=1" "${EVERY[@]}"
+  on_failing lab/stabiliser-sweep --seed-list 0 --steps 300 -- \
+      "wgan-gp:lambda=1,label=wgan-gp n5 lambda=1" "wgan-gp:lambda=10,label=wgan-gp n5 lambda=10" \
+      "wgan-gp:lambda=100,label=wgan-gp n5 lambda=100" -- train.n_critic=5 train.eval_every=100 train.checkpoint_every=300
 fi

@@ -346,3 +346,40 @@ def toy_cfg_for_lab(tmp_path, *sets):
     from test_trainer import toy_cfg
 
     return toy_cfg(tmp_path, "train.steps=4", "train.checkpoint_every=2", *sets)
+
+
+SGD = ["d.optimizer=sgd", "g.optimizer=sgd", "d.betas=null", "g.betas=null", "d.lr=0.05", "g.lr=0.05"]
+
+
+def test_compile_refuses_penalties_that_differentiate_a_gradient_by_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"train.compile=default: r1, seed-param differentiate"):
+        Trainer(_colour_cfg(tmp_path, "train.compile=default", "d.penalties=[r1]", "g.penalties=[seed-param]"),
+                None, _colour_data())
+    with pytest.raises(ConfigError, match="train.compile must be one of none, default, reduce-overhead"):
+        _colour_cfg(tmp_path, "train.compile=fast")
+    lecam = Trainer(_colour_cfg(tmp_path, "train.compile=default", "d.penalties=[lecam]"), None, _colour_data())
+    assert isinstance(lecam.d.net, torch._dynamo.eval_frame.OptimizedModule)  # logits only: allowed
+
+
+def test_compiled_networks_train_the_parameters_of_eager_ones(tmp_path):
+    """torch.compile (CPU: inductor's C++ kernels) changes how the step is computed, not what:
+    two SGD iterations move every parameter as the eager step does, to float rounding. The
+    modules the trainer saves, samples and averages stay eager: their state_dict keys are
+    the eager run's."""
+    runs = {}
+    for mode in ("none", "default"):
+        torch.manual_seed(0)
+        trainer = Trainer(_colour_cfg(tmp_path, *SGD, f"train.compile={mode}", "train.ema=0.5"), None, _colour_data())
+        initial = copy.deepcopy(trainer.G.state_dict())
+        for _ in range(2):
+            trainer._one_step()
+        runs[mode] = trainer
+    compiled, eager = runs["default"], runs["none"]
+    assert isinstance(compiled.g.net, torch._dynamo.eval_frame.OptimizedModule)
+    assert not isinstance(compiled.G, torch._dynamo.eval_frame.OptimizedModule)
+    assert not torch.equal(compiled.G.project[0].weight, initial["project.0.weight"])  # it trained
+    for part in ("G", "D"):
+        a, b = getattr(eager, part).state_dict(), getattr(compiled, part).state_dict()
+        assert list(a) == list(b)
+        for name, tensor in a.items():
+            torch.testing.assert_close(b[name], tensor, rtol=0, atol=ATOL, msg=f"{part}.{name}")

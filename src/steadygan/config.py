@@ -81,6 +81,7 @@ class TrainConfig:
     share_fake: bool = False         # n_critic=1: one G forward serves the D and the G update (opt-in: BENCHMARKS)
     channels_last: bool = True       # convolutional nets and image batches in NHWC memory layout
     fused_d_forward: bool = True     # D without BatchNorm scores real and fake in one forward
+    compile: str = "none"            # none | default | reduce-overhead | max-autotune: torch.compile the step's G and D
     init_from: str | None = None     # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
     on_nan: str = "stop"             # stop | rollback: reload the last good checkpoint with lower learning rates
     # Distributed runs (torchrun / --nproc): data.batch_size is per process, the global batch
@@ -115,11 +116,15 @@ class Config:
 
 # Keys that may change when a run is resumed: they set how long and how loudly it runs,
 # not what it computes.
+# train.compile: "none", or a torch.compile mode.
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
 RESUMABLE_CHANGES = {"train.steps", "train.time", "train.sample_every", "train.checkpoint_every",
                      "train.keep_checkpoints", "train.log_every", "train.progress", "train.samples",
                      "train.threads", "train.eval_every", "train.eval_seconds", "train.eval_metrics",
                      "train.eval_n", "train.eval_extractor", "train.eval_weights", "train.eval_on",
-                     "train.init_from", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor"}
+                     "train.init_from", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor",
+                     "train.compile"}
 
 
 # --- specs -----------------------------------------------------------------------------------
@@ -361,6 +366,9 @@ def validate(cfg: Config) -> None:
     build_augment(t.augment)
     if t.world_size is not None and t.world_size < 1:
         raise ConfigError(f"train.world_size must be >= 1 (got {t.world_size}); it is recorded from the launch")
+    if t.compile not in COMPILE_MODES:
+        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)} (got {t.compile!r}); "
+                          "the modes are torch.compile's")
     if t.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"train.amp must be 'none', 'bf16' or 'fp16' (got {t.amp!r})")
     _validate_eval(t)

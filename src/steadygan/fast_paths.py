@@ -1,9 +1,11 @@
 """Which fast paths of the step a pair of networks can take (ARCHITECTURE: "The fast step").
 
-Both are decided on the networks themselves, once, before training, on a few real samples
-in eval mode (no BatchNorm statistics move, no dropout) and with noise from a generator of
-their own (the training RNG does not move): the built-in architectures pass by
-construction, and a user's networks either pass or keep the plain path with a warning.
+The layout and the fused forward are decided on the networks themselves, once, before
+training, on a few real samples in eval mode (no BatchNorm statistics move, no dropout) and
+with noise from a generator of their own (the training RNG does not move): the built-in
+architectures pass by construction, and a user's networks either pass or keep the plain path
+with a warning. Compilation (``train.compile``) is the user's choice, refused only with
+penalties it cannot run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from .models import call, has_batch_coupling
+from .registry import ConfigError
 
 
 def _outputs(G: nn.Module, D: nn.Module, z: Tensor, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -70,3 +73,21 @@ def can_fuse_real_and_fake(D: nn.Module, x: Tensor, y: Tensor | None) -> bool:
         return _close(call(D, x, y), torch.cat(parts))
     finally:
         D.train(was_training)
+
+
+def compile_players(players: list, mode: str) -> None:
+    """torch.compile the networks the step calls (``Player.net``), in place of the players'
+    own references: the modules themselves, which checkpoints, sample grids, the EMA and
+    evaluation use, stay eager, so their state_dict keys do not change and sampling does not
+    trigger compilations. Shapes are static (``dynamic=False``): the step calls each network
+    at two or three fixed batch sizes (N, and 2N for a fused D forward), each compiled once.
+
+    A penalty that differentiates a gradient cannot run through a compiled network
+    (AOTAutograd has no double backward), so such penalties are refused here, by name."""
+    second_order = sorted({p.name for player in players for p in player.penalties if p.second_order})
+    if second_order:
+        raise ConfigError(f"train.compile={mode}: {', '.join(second_order)} differentiate(s) a gradient of the "
+                          "networks (a double backward), which torch.compile does not support; "
+                          "set train.compile=none with these penalties")
+    for player in players:
+        player.net = torch.compile(player.net, mode=None if mode == "default" else mode, dynamic=False)

@@ -87,6 +87,8 @@ class Penalty(ABC):
     needs: ClassVar[frozenset[str]] = frozenset()
     weight_alias: ClassVar[str] = "weight"  # the paper's name for the weight, accepted in specs
     default_weight: ClassVar[float] = 10.0
+    # Whether the penalty differentiates a gradient (a double backward through the networks).
+    second_order: ClassVar[bool] = True
 
     def __init__(self, weight: float | None = None, every: int = 1) -> None:
         weight = self.default_weight if weight is None else float(weight)
@@ -428,6 +430,7 @@ class LeCamPenalty(Penalty):
     name = "lecam"
     weight_alias = "lambda"
     default_weight = 0.3
+    second_order = False  # a function of the logits alone
 
     def __init__(self, weight: float | None = None, every: int = 1, decay: float = 0.99,
                  two_sided: bool = False) -> None:

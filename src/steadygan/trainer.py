@@ -39,7 +39,7 @@ from .config import Config, dump_config
 from .data import BatchSampler, DataError, InMemoryData, mixture
 from .distributed import CollectiveError, ProcessContext, shard_of
 from .ema import Ema
-from .fast_paths import can_fuse_real_and_fake, to_channels_last
+from .fast_paths import can_fuse_real_and_fake, compile_players, to_channels_last
 from .guards import first_non_finite, run_lock, stop_signals, truncate_stats
 from .images import figure_to_array, make_grid, sample_grid_path, save_grid, save_scatter, scatter_figure
 from .losses import build_loss
@@ -150,6 +150,8 @@ class Trainer:
             # The EMA is not trained: its standing statistics need no other process (and a
             # SyncBatchNorm there would make every sample grid a collective).
             revert_sync_batchnorm(self.ema.model)
+        if t.compile != "none":  # after the EMA's copy of G: that copy stays eager
+            compile_players([self.d, self.g], t.compile)
         self.periodic_eval = PeriodicEval(cfg, self.ema is not None, self.device, data.info)
 
         # Fixed noise for sample grids, from its own generator so that sampling never
@@ -523,6 +525,10 @@ class Trainer:
 
     def _one_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
+        if self.cfg.train.compile == "reduce-overhead":
+            # CUDA graphs reuse their output memory from one replay to the next: say where an
+            # iteration begins, so that none of its outputs is taken for the previous one's.
+            torch.compiler.cudagraph_mark_step_begin()
         if self._shares_fake():
             batch, z = self._real_batch(), self._noise()
             with self._autocast():
