@@ -71,12 +71,13 @@ SGD = ["d.optimizer=sgd", "g.optimizer=sgd", "d.betas=null", "g.betas=null", "d.
        "model.d_norm=none"]
 
 
-@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
-def test_compiled_step_on_cuda_trains_the_parameters_of_the_eager_step(tmp_path, idx_dir, mode):
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead", "max-autotune"])
+def test_compiled_step_on_cuda_trains_the_parameters_of_the_eager_step(tmp_path, idx_dir, mode, monkeypatch):
     """train.compile on CUDA (Triton kernels; reduce-overhead replays them as CUDA graphs):
     three SGD iterations move the parameters as the eager step does, to fp32 rounding (TF32
     off on both sides)."""
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     trainers = {}
     for compile_mode in ("none", mode):
         torch.manual_seed(0)

@@ -20,6 +20,9 @@ import copy
 import pytest
 import torch
 
+from torch._dynamo.eval_frame import OptimizedModule
+
+from steadygan.augment import AugmentedDiscriminator
 from steadygan.batch import Batch
 from steadygan.checkpoint import ADDED_SINCE_V2, latest_checkpoint, load_checkpoint, upgrade_config
 from steadygan.clipping import build_clipper
@@ -352,13 +355,25 @@ SGD = ["d.optimizer=sgd", "g.optimizer=sgd", "d.betas=null", "g.betas=null", "d.
 
 
 def test_compile_refuses_penalties_that_differentiate_a_gradient_by_name(tmp_path):
-    with pytest.raises(ConfigError, match=r"train.compile=default: r1, seed-param differentiate"):
-        Trainer(_colour_cfg(tmp_path, "train.compile=default", "d.penalties=[r1]", "g.penalties=[seed-param]"),
-                None, _colour_data())
+    # At config validation: a compare refuses the variant before training any other.
+    with pytest.raises(ConfigError, match=r"^train.compile=default: r1, seed-param differentiate\(s\) a gradient of "
+                       r"the networks \(a double backward\), which torch.compile does not support; "
+                       r"set train.compile=none with these penalties$"):
+        _colour_cfg(tmp_path, "train.compile=default", "d.penalties=[r1]", "g.penalties=[seed-param]")
     with pytest.raises(ConfigError, match="train.compile must be one of none, default, reduce-overhead"):
         _colour_cfg(tmp_path, "train.compile=fast")
     lecam = Trainer(_colour_cfg(tmp_path, "train.compile=default", "d.penalties=[lecam]"), None, _colour_data())
-    assert isinstance(lecam.d.net, torch._dynamo.eval_frame.OptimizedModule)  # logits only: allowed
+    assert isinstance(lecam.d.net, OptimizedModule)  # logits only: allowed
+    assert _colour_cfg(tmp_path, "d.penalties=[r1]").train.compile == "none"
+
+
+def test_an_augmented_discriminator_is_compiled_inside_its_eager_augmentation(tmp_path):
+    """ADA's probability is a Python number that moves every few updates: traced, each move
+    would recompile D until torch's limit, and then D would run eager."""
+    trainer = Trainer(_colour_cfg(tmp_path, "train.compile=default", "train.augment=ada"), None, _colour_data())
+    assert isinstance(trainer.d.net, AugmentedDiscriminator)
+    assert isinstance(trainer.d.net.discriminator, OptimizedModule)
+    assert trainer.d.net.augment is trainer.augment and isinstance(trainer.g.net, OptimizedModule)
 
 
 def test_compiled_networks_train_the_parameters_of_eager_ones(tmp_path):
@@ -375,8 +390,8 @@ def test_compiled_networks_train_the_parameters_of_eager_ones(tmp_path):
             trainer._one_step()
         runs[mode] = trainer
     compiled, eager = runs["default"], runs["none"]
-    assert isinstance(compiled.g.net, torch._dynamo.eval_frame.OptimizedModule)
-    assert not isinstance(compiled.G, torch._dynamo.eval_frame.OptimizedModule)
+    assert isinstance(compiled.g.net, OptimizedModule) and isinstance(compiled.d.net, OptimizedModule)
+    assert not isinstance(compiled.G, OptimizedModule)
     assert not torch.equal(compiled.G.project[0].weight, initial["project.0.weight"])  # it trained
     for part in ("G", "D"):
         a, b = getattr(eager, part).state_dict(), getattr(compiled, part).state_dict()

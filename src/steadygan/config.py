@@ -81,7 +81,7 @@ class TrainConfig:
     share_fake: bool = False         # n_critic=1: one G forward serves the D and the G update (opt-in: BENCHMARKS)
     channels_last: bool = True       # convolutional nets and image batches in NHWC memory layout
     fused_d_forward: bool = True     # D without BatchNorm scores real and fake in one forward
-    compile: str = "none"            # none | default | reduce-overhead | max-autotune: torch.compile the step's G and D
+    compile: str = "none"            # none, or a torch.compile mode (default, reduce-overhead, ...) for the step's G and D
     init_from: str | None = None     # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
     on_nan: str = "stop"             # stop | rollback: reload the last good checkpoint with lower learning rates
     # Distributed runs (torchrun / --nproc): data.batch_size is per process, the global batch
@@ -114,11 +114,12 @@ class Config:
         return dataclasses.asdict(self)
 
 
-# Keys that may change when a run is resumed: they set how long and how loudly it runs,
-# not what it computes.
 # train.compile: "none", or a torch.compile mode.
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
+# Keys that may change when a run is resumed: they set how long, how loudly and how fast it
+# runs, not what it computes (threads and compile change float rounding: a resume that
+# switches them continues the run, but not bit for bit).
 RESUMABLE_CHANGES = {"train.steps", "train.time", "train.sample_every", "train.checkpoint_every",
                      "train.keep_checkpoints", "train.log_every", "train.progress", "train.samples",
                      "train.threads", "train.eval_every", "train.eval_seconds", "train.eval_metrics",
@@ -366,12 +367,26 @@ def validate(cfg: Config) -> None:
     build_augment(t.augment)
     if t.world_size is not None and t.world_size < 1:
         raise ConfigError(f"train.world_size must be >= 1 (got {t.world_size}); it is recorded from the launch")
-    if t.compile not in COMPILE_MODES:
-        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)} (got {t.compile!r}); "
-                          "the modes are torch.compile's")
+    _validate_compile(cfg)
     if t.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"train.amp must be 'none', 'bf16' or 'fp16' (got {t.amp!r})")
     _validate_eval(t)
+
+
+def _validate_compile(cfg: Config) -> None:
+    from .penalties import PENALTIES
+
+    mode = cfg.train.compile
+    if mode not in COMPILE_MODES:
+        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)} (got {mode!r}); "
+                          "the modes are torch.compile's")
+    # torch.compile's AOTAutograd has no double backward: such penalties cannot run compiled.
+    second_order = sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
+                           if mode != "none" and PENALTIES.get(s["name"]).factory.second_order})
+    if second_order:
+        raise ConfigError(f"train.compile={mode}: {', '.join(second_order)} differentiate(s) a gradient of the "
+                          "networks (a double backward), which torch.compile does not support; "
+                          "set train.compile=none with these penalties")
 
 
 def _validate_eval(t: TrainConfig) -> None:

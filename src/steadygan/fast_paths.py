@@ -4,8 +4,8 @@ The layout and the fused forward are decided on the networks themselves, once, b
 training, on a few real samples in eval mode (no BatchNorm statistics move, no dropout) and
 with noise from a generator of their own (the training RNG does not move): the built-in
 architectures pass by construction, and a user's networks either pass or keep the plain path
-with a warning. Compilation (``train.compile``) is the user's choice, refused only with
-penalties it cannot run.
+with a warning. Compilation (``train.compile``) is the user's choice, refused (by config
+validation) only with penalties it cannot run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from .models import call, has_batch_coupling
-from .registry import ConfigError
+from .augment import AugmentedDiscriminator
+from .step import Player
 
 
 def _outputs(G: nn.Module, D: nn.Module, z: Tensor, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -75,19 +76,31 @@ def can_fuse_real_and_fake(D: nn.Module, x: Tensor, y: Tensor | None) -> bool:
         D.train(was_training)
 
 
-def compile_players(players: list, mode: str) -> None:
-    """torch.compile the networks the step calls (``Player.net``), in place of the players'
-    own references: the modules themselves, which checkpoints, sample grids, the EMA and
-    evaluation use, stay eager, so their state_dict keys do not change and sampling does not
-    trigger compilations. Shapes are static (``dynamic=False``): the step calls each network
-    at two or three fixed batch sizes (N, and 2N for a fused D forward), each compiled once.
+# torch.compile modes that replay CUDA graphs (torch's mode table: reduce-overhead, and
+# max-autotune, which also autotunes kernels).
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
-    A penalty that differentiates a gradient cannot run through a compiled network
-    (AOTAutograd has no double backward), so such penalties are refused here, by name."""
-    second_order = sorted({p.name for player in players for p in player.penalties if p.second_order})
-    if second_order:
-        raise ConfigError(f"train.compile={mode}: {', '.join(second_order)} differentiate(s) a gradient of the "
-                          "networks (a double backward), which torch.compile does not support; "
-                          "set train.compile=none with these penalties")
-    for player in players:
-        player.net = torch.compile(player.net, mode=None if mode == "default" else mode, dynamic=False)
+
+def compile_players(d: Player, g: Player, mode: str) -> None:
+    """torch.compile the networks the step calls, in the players' references (``Player.net``)
+    only: the modules themselves, which checkpoints, sample grids, the EMA and evaluation
+    use, stay eager, so their state_dict keys do not change and sampling triggers no
+    compilation. Shapes are static (``dynamic=False``): the step calls each network at two or
+    three fixed batch sizes (N, and 2N for a fused D forward), each compiled once.
+
+    An augmented D is compiled inside its augmentation, which stays eager: ADA's probability
+    is a Python number that changes every few updates, and each change would recompile.
+    Penalties that differentiate a gradient are refused earlier, by config validation."""
+    # One process may build several trainers (compare, notebooks). Compiled code is cached
+    # per forward method, shared between them: past torch's recompile limit (8) a network
+    # runs eager, silently. Starting each trainer from an empty cache avoids that.
+    torch._dynamo.reset()
+
+    def compiled(net: nn.Module) -> nn.Module:
+        return torch.compile(net, mode=mode, dynamic=False)
+
+    g.net = compiled(g.net)
+    if isinstance(d.net, AugmentedDiscriminator):
+        d.net = AugmentedDiscriminator(compiled(d.net.discriminator), d.net.augment)
+    else:
+        d.net = compiled(d.net)

@@ -87,7 +87,9 @@ class Penalty(ABC):
     needs: ClassVar[frozenset[str]] = frozenset()
     weight_alias: ClassVar[str] = "weight"  # the paper's name for the weight, accepted in specs
     default_weight: ClassVar[float] = 10.0
-    # Whether the penalty differentiates a gradient (a double backward through the networks).
+    # Whether the penalty differentiates a gradient (a double backward through the networks):
+    # such penalties cannot run under train.compile. A user's penalty of the logits alone
+    # sets it False.
     second_order: ClassVar[bool] = True
 
     def __init__(self, weight: float | None = None, every: int = 1) -> None:

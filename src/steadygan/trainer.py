@@ -39,7 +39,7 @@ from .config import Config, dump_config
 from .data import BatchSampler, DataError, InMemoryData, mixture
 from .distributed import CollectiveError, ProcessContext, shard_of
 from .ema import Ema
-from .fast_paths import can_fuse_real_and_fake, compile_players, to_channels_last
+from .fast_paths import CUDA_GRAPH_MODES, can_fuse_real_and_fake, compile_players, to_channels_last
 from .guards import first_non_finite, run_lock, stop_signals, truncate_stats
 from .images import figure_to_array, make_grid, sample_grid_path, save_grid, save_scatter, scatter_figure
 from .losses import build_loss
@@ -151,7 +151,7 @@ class Trainer:
             # SyncBatchNorm there would make every sample grid a collective).
             revert_sync_batchnorm(self.ema.model)
         if t.compile != "none":  # after the EMA's copy of G: that copy stays eager
-            compile_players([self.d, self.g], t.compile)
+            compile_players(self.d, self.g, t.compile)
         self.periodic_eval = PeriodicEval(cfg, self.ema is not None, self.device, data.info)
 
         # Fixed noise for sample grids, from its own generator so that sampling never
@@ -525,7 +525,7 @@ class Trainer:
 
     def _one_step(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
-        if self.cfg.train.compile == "reduce-overhead":
+        if self.cfg.train.compile in CUDA_GRAPH_MODES:
             # CUDA graphs reuse their output memory from one replay to the next: say where an
             # iteration begins, so that none of its outputs is taken for the previous one's.
             torch.compiler.cudagraph_mark_step_begin()
