@@ -8,6 +8,7 @@ from .dcgan import DcganDiscriminator, DcganGenerator
 from .imported import build_imported, check_imported_options, is_import_path
 from .layers import NORMS, apply_spectral_norm, has_batch_coupling, is_convolutional, revert_sync_batchnorm
 from .mlp import MlpDiscriminator, MlpGenerator
+from .pacgan_mlp import PacganMlpDiscriminator, PacganMlpGenerator
 from .pair import GanPair, bind, call
 from .seed_gc import SeedGcDiscriminator, SeedGcGenerator
 
@@ -49,6 +50,16 @@ def mlp(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None, d_
         raise ConfigError(f"model 'mlp' is for vector data; the data has shape {sample_shape}; use dcgan or seed-gc")
     return GanPair(MlpGenerator(z_dim, sample_shape[0], width, depth, g_norm or "none"),
                    MlpDiscriminator(sample_shape[0], width, depth, d_norm or "none"))
+
+
+@MODELS.register("pacgan-mlp", summary="PacGAN's 2-D pair: G 4x400 BatchNorm+ReLU, D 3 maxout layers of 200 "
+                                        "(5 pieces); N(0, 0.02) init", paper="Lin et al. 2018 (PacGAN)")
+def pacgan_mlp(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None,
+               d_norm: str | None = None) -> GanPair:
+    if len(sample_shape) != 1:
+        raise ConfigError(f"model 'pacgan-mlp' is for vector data; the data has shape {sample_shape}")
+    return GanPair(PacganMlpGenerator(z_dim, sample_shape[0], norm=g_norm or "batch"),
+                   PacganMlpDiscriminator(sample_shape[0], norm=d_norm or "none"))
 
 
 def architecture_options(width: int | None = None, depth: int | None = None) -> dict[str, int]:
