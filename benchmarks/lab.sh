@@ -6,7 +6,7 @@
 #   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
 #                     failure-search | failure-search-2 | failure-confirm | failure-search-3 |
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
-#                     failure-search-4 | grid25-pacgan | all      (from the repository root, after `make venv`)
+#                     failure-search-4 | grid25-pacgan | stacked | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -21,7 +21,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 grid25-pacgan all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 grid25-pacgan stacked all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -133,7 +133,7 @@ on_failing() {
 }
 if [[ $part == stabiliser-sweep || $part == all ]]; then
   # Strength of each method with a strength: 3 values, seed 0, 600 generator steps (WGAN-GP:
-  # 5 critic steps each, so 300), evaluated every 200 (150). Step budgets, so that the choice
+  # 5 critic steps each, so 300), evaluated every 200 (100). Step budgets, so that the choice
   # does not depend on what else the machine was doing. The value with the best final FID
   # that did not collapse goes to the table.
   SWEEP=(--seed-list 0 --steps 600 --)
@@ -178,4 +178,14 @@ if [[ $part == grid25-pacgan ]]; then
   # Issue 14, experiment 3, first step: PacGAN's grid25 protocol (configs/grid25-pacgan.yaml),
   # the plain GAN alone, 1 seed, to see how many steps its published baseline needs here.
   $SG compare -c configs/grid25-pacgan.yaml -v baseline --seeds 1 -j 1 --no-progress -o lab/grid25-pacgan
+fi
+if [[ $part == stacked || $part == all ]]; then
+  # Issue 14, experiment 2: Stacked MNIST's 1000 modes (configs/stacked-fmnist.yaml, built from
+  # Fashion-MNIST, the set this machine has), the plain GAN, the two documents' methods, R1 and
+  # the R3GAN recipe at section 6's strengths, 3 seeds, 120 s of training per run, one run at a
+  # time. One evaluation at the end: modes and KL to uniform on 26,000 samples (+ FID; KID and
+  # precision/recall left out, they cost most of a 26,000-sample evaluation).
+  $SG compare -c configs/stacked-fmnist.yaml -v baseline "seed-param:lambda=1" "clip-value:eps=0.01" "r1:gamma=10" \
+      "r3gan:gamma=0.1" --seeds 3 --steps 100000 --time 120 --set train.eval_seconds=120 "train.eval_metrics=[fid]" \
+      train.checkpoint_every=500 -j 1 --no-progress -o lab/stacked --metric Metric/modes
 fi
