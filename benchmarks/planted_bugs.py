@@ -5,7 +5,7 @@ now has a test meant to catch it; this script is the evidence that it does, as t
 every bug it copies ``src/`` to a temporary folder, makes the one edit (which must match the
 current source exactly once, so a refactor that moves the code fails loudly here instead of
 silently testing nothing), runs each named test alone against the copy, and expects every one
-to fail. The unedited copy must pass the same tests first. Not part of CI (about a minute).
+to fail. The unedited copy must pass the same tests first. Not part of CI (about two minutes).
 
     python benchmarks/planted_bugs.py            # every bug; exit status 1 if any test passes
     python benchmarks/planted_bugs.py --list

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from steadygan.checkpoint import load_checkpoint
-from steadygan.penalties import Penalty, r1_penalty
+from steadygan.penalties import Penalty, PenaltyInputs, build_penalty, r1_penalty
 from steadygan.trainer import Trainer, train
 
 from test_trainer import assert_same_state, final_state, toy_cfg
@@ -117,3 +117,43 @@ def test_a_scale_driven_below_one_is_reported_as_divergence(init_scale, norm_log
     stats = d_step(d, g, build_loss("non-saturating"), torch.randn(8, 2), torch.randn(8, 2), step=0)
     assert stats["AMP/D/skipped"].item() == 1.0 and d.scaler.get_scale() == init_scale / 2
     assert ("Grad/D/norm" in stats) is norm_logged
+
+
+def _penalty_value(name: str, player: str, grad_scale: float, autocast: bool, **options: object) -> torch.Tensor:
+    """One registry penalty's value on a fixed tiny problem whose inner gradients are ~1e-9:
+    D is a linear map whose logits are scaled by 1e-7, so each backward through D multiplies
+    by 1e-7 in fp16, below its smallest subnormal (6e-8), unless the loss was first scaled."""
+    torch.manual_seed(0)
+    D, G = nn.Linear(64, 1), nn.Linear(8, 64)
+    real, z = torch.randn(16, 64), torch.randn(16, 8)
+    with torch.autocast("cpu", dtype=torch.float16, enabled=autocast):
+        def score(x: torch.Tensor) -> torch.Tensor:
+            return (D(x) * 1e-7).flatten()
+        real = real.requires_grad_(True)
+        fake = G(z)  # not detached: consensus differentiates G's loss in D's update too
+        real_logits, fake_logits = score(real), score(fake)
+        d_loss = (torch.nn.functional.softplus(-real_logits.float()).mean()
+                  + torch.nn.functional.softplus(fake_logits.float()).mean())
+        g_loss = torch.nn.functional.softplus(-fake_logits.float()).mean()
+        unused = nn.Parameter(torch.zeros(1))  # a parameter the losses do not reach: its gradient is None
+        inputs = PenaltyInputs(player=player, score=score, d_params=[*D.parameters(), unused],
+                               g_params=[*G.parameters(), unused], real=real, fake=fake, real_logits=real_logits,
+                               fake_logits=fake_logits, d_loss=d_loss, g_loss=g_loss, grad_scale=grad_scale)
+        torch.manual_seed(1)  # the same interpolation draw for zero-gp in every call
+        return build_penalty({"name": name, **options}, player).value(inputs)
+
+
+@pytest.mark.parametrize("name, player, options", [
+    ("r1", "d", {}), ("r2", "d", {}), ("zero-gp", "d", {}),
+    ("seed-param", "d", {}), ("seed-param", "g", {}), ("seed-param", "d", {"target": "output"}),
+    ("consensus", "d", {}), ("consensus", "g", {}), ("nk", "g", {})])
+def test_each_registry_penalty_hands_the_scale_to_its_inner_gradient(name, player, options):
+    """Each registry penalty passes the scaler's scale on (dropping it underflows to 0 in
+    fp16). The penalties centred at norm 1 (wgan-gp, dragan) are left out: with the
+    gradient flushed to zero their value, (0 - 1)^2, differs from the exact one by 1e-9."""
+    exact = _penalty_value(name, player, 1.0, autocast=False, **options)
+    scaled = _penalty_value(name, player, 2.0 ** 15, autocast=True, **options)
+    unscaled = _penalty_value(name, player, 1.0, autocast=True, **options)
+    assert exact.item() > 0
+    assert scaled.item() == pytest.approx(exact.item(), rel=2e-2, abs=0)  # fp16 rounding of the inputs and weights
+    assert unscaled.item() < 0.5 * exact.item()  # flushed (to zero or to a few subnormal steps)

@@ -60,7 +60,7 @@ def test_agc_matches_hand_computation():
     w.grad[1] *= 1e-4  # row 1 stays under the threshold
     b.grad = torch.tensor([0.5, 0.01, 0.3])
     gw, gb = w.grad.clone(), b.grad.clone()
-    clip, eps = 0.1, 1e-3
+    clip, eps = 0.1, 0.5  # not the default eps: b[0] = 0 is clipped against clip * eps
     stats = build_clipper({"name": "agc", "clipping": clip, "eps": eps}).clip_([w, b])
 
     expected_w, changed = gw.clone(), 0
@@ -199,3 +199,11 @@ def test_functional_clippers_by_hand():
     assert p.grad.tolist() == pytest.approx([0.05, 0.2, 0.2])
     assert weight_clip_([p], 1.5).item() == pytest.approx(2 / 3)
     assert p.tolist() == [1.0, 1.5, 1.5]
+
+
+def test_clippers_built_without_options_use_their_documented_defaults():
+    assert build_clipper({"name": "norm"}).max_norm == 1.0
+    assert build_clipper({"name": "value"}).eps == 0.01  # the GC-GAN document's
+    agc = build_clipper({"name": "agc"})
+    assert (agc.clipping, agc.eps) == (0.01, 1e-3)  # Brock et al. 2021
+    assert build_clipper({"name": "weight-clip"}).c == 0.01  # Arjovsky et al. 2017

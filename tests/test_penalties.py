@@ -345,19 +345,51 @@ def test_functional_input_gradient_penalties_against_closed_forms_on_a_linear_cr
     ("wgan-gp", lambda D, i: wgan_gp_penalty(D, i.real, i.fake, 2.5)),
     ("zero-gp", lambda D, i: zero_gp_penalty(D, i.real, i.fake, 2.5)),
     ("dragan", lambda D, i: dragan_penalty(D, i.real, 2.5)),
+    ("dragan:2", lambda D, i: dragan_penalty(D, i.real, 2.5, scale=2.0)),
     ("seed-param", lambda D, i: param_grad_penalty(i.d_loss, i.d_params, 2.5)),
 ])
 def test_the_registry_and_the_functional_form_give_the_same_value(name, call):
     torch.manual_seed(2)
     D = nn.Sequential(nn.Flatten(), nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0))
     inputs = d_inputs(D, torch.randn(4, 2, 2, 2), torch.randn(4, 2, 2, 2))
-    penalty = build_penalty({"name": name, "weight": 2.5}, "d")
+    name, _, scale = name.partition(":")
+    penalty = build_penalty({"name": name, "weight": 2.5, **({"scale": float(scale)} if scale else {})}, "d")
     torch.manual_seed(3)
     registry = penalty.weight * penalty.value(inputs)
     torch.manual_seed(3)
     functional = call(D, inputs)
     torch.testing.assert_close(functional, registry, rtol=1e-6, atol=0)
     assert registry.item() > 1e-4
+
+
+@pytest.mark.parametrize("name,call", [
+    ("r1", lambda D, i: r1_penalty(D, i.real)),
+    ("r2", lambda D, i: r2_penalty(D, i.fake)),
+    ("wgan-gp", lambda D, i: wgan_gp_penalty(D, i.real, i.fake)),
+    ("zero-gp", lambda D, i: zero_gp_penalty(D, i.real, i.fake)),
+    ("dragan", lambda D, i: dragan_penalty(D, i.real)),
+    ("seed-param", lambda D, i: param_grad_penalty(i.d_loss, i.d_params)),
+])
+def test_a_functional_penalty_called_with_its_defaults_is_the_registry_default(name, call):
+    # Called, not only read from the signature: the default weight (and scale) must reach the value.
+    torch.manual_seed(2)
+    D = nn.Sequential(nn.Flatten(), nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0))
+    inputs = d_inputs(D, torch.randn(4, 2, 2, 2), torch.randn(4, 2, 2, 2))
+    penalty = build_penalty({"name": name}, "d")
+    torch.manual_seed(3)
+    registry = penalty.weight * penalty.value(inputs)
+    torch.manual_seed(3)
+    torch.testing.assert_close(call(D, inputs), registry, rtol=1e-6, atol=0)
+    assert registry.item() > 1e-4
+
+
+def test_functional_parameter_gradient_penalties_with_their_defaults_on_the_dirac_game():
+    i = dirac_inputs("g")
+    consensus = build_penalty({"name": "consensus"}, "d").weight
+    nk = build_penalty({"name": "nk"}, "g").weight
+    got = consensus_penalty(i.d_loss, i.d_params, i.g_loss, i.g_params)
+    assert got.item() == pytest.approx(consensus / 2 * (0.7 ** 2 + 1.3 ** 2), rel=1e-6)
+    assert nk_penalty(i.d_loss, i.d_params).item() == pytest.approx(nk * 0.7 ** 2, rel=1e-6)
 
 
 def test_functional_parameter_gradient_penalties_on_the_dirac_game():
@@ -435,8 +467,9 @@ def test_lecam_by_hand_one_and_two_sided():
 
 
 def test_lecam_penalty_keeps_moving_averages_and_checkpoints_them():
-    penalty = build_penalty({"name": "lecam", "lambda": 0.3, "decay": 0.5}, "d")
-    assert penalty.weight == 0.3 and penalty.players == ("d",)
+    penalty = build_penalty({"name": "lecam", "lambda": 0.7, "decay": 0.5, "every": 2}, "d")
+    assert penalty.weight == 0.7 and penalty.every == 2 and penalty.players == ("d",)
+    assert build_penalty({"name": "lecam"}, "d").weight == 0.3  # the paper's lambda
 
     def inputs(real, fake):
         real, fake = torch.tensor(real), torch.tensor(fake)
@@ -452,6 +485,15 @@ def test_lecam_penalty_keeps_moving_averages_and_checkpoints_them():
     again = build_penalty({"name": "lecam", "decay": 0.5}, "d")
     again.load_state_dict(penalty.state_dict())
     assert again.value(inputs([1.0], [1.0])).item() == penalty.value(inputs([1.0], [1.0])).item()
+    two_sided = build_penalty({"name": "lecam", "decay": 0.5, "two_sided": True}, "d")
+    two_sided.load_state_dict({"ema_real": 0.4, "ema_fake": -0.3})  # test_lecam_by_hand's numbers
+    value = two_sided.value(inputs([1.0, -0.5], [0.2, -1.0])).item()
+    assert value == pytest.approx((1.3 ** 2 + 0.2 ** 2) / 2 + (0.2 ** 2 + 1.4 ** 2) / 2)
+    one_sided = build_penalty({"name": "lecam", "decay": 0.5}, "d")  # the default: the authors' code
+    one_sided.load_state_dict({"ema_real": 0.4, "ema_fake": -0.3})
+    value = one_sided.value(inputs([1.0, -0.5], [0.2, -1.0])).item()
+    assert value == pytest.approx((1.3 ** 2 + 0.0 ** 2) / 2 + (0.2 ** 2 + 1.4 ** 2) / 2)
+    assert build_penalty({"name": "lecam", "decay": 0.0}, "d").decay == 0.0  # no averaging: allowed
     with pytest.raises(ConfigError, match="decay"):
         build_penalty({"name": "lecam", "decay": 1.0}, "d")
     with pytest.raises(ConfigError, match="two_sided must be true or false"):
