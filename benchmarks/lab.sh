@@ -6,7 +6,7 @@
 #   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
 #                     failure-search | failure-search-2 | failure-confirm | failure-search-3 |
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
-#                     failure-search-4 | grid25-pacgan | stacked | all      (from the repository root, after `make venv`)
+#                     failure-search-4 | grid25-pacgan | stacked | stacked-long | all      (from the repository root, after `make venv`)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -21,7 +21,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 grid25-pacgan stacked all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 grid25-pacgan stacked stacked-long all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -188,4 +188,11 @@ if [[ $part == stacked || $part == all ]]; then
   $SG compare -c configs/stacked-fmnist.yaml -v baseline "seed-param:lambda=1" "clip-value:eps=0.01" "r1:gamma=10" \
       "r3gan:gamma=0.1" --seeds 3 --steps 100000 --time 120 --set train.eval_seconds=120 "train.eval_metrics=[fid]" \
       train.checkpoint_every=500 -j 1 --no-progress -o lab/stacked --metric Metric/modes
+fi
+if [[ $part == stacked-long || $part == all ]]; then
+  # The plain GAN and the best method of `stacked` at an equal step budget four times as long
+  # (5,000 generator steps, 1 seed), scored every 2,500 steps: does coverage keep rising?
+  $SG compare -c configs/stacked-fmnist.yaml -v baseline "r3gan:gamma=0.1" --seed-list 0 --steps 5000 \
+      --set train.eval_every=2500 "train.eval_metrics=[fid]" train.checkpoint_every=2500 -j 1 --no-progress \
+      -o lab/stacked-long --metric Metric/modes
 fi

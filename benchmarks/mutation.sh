@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Mutation testing of the core modules with mutmut (configured in pyproject.toml, [tool.mutmut]:
-# which modules, and the unit-level test files that judge each mutant). Slow (about an hour on
-# 2 cores for a fresh run; a later run re-tests only the functions that changed), so not part of
-# CI. Prints the score per module and the surviving mutants: read them before landing a change.
+# which modules, and the unit-level test files that judge each mutant). Slow (several hours on
+# 2 cores for a fresh run of every module: a surviving mutant runs every test that reaches its
+# function, training tests included; a later run re-tests only the functions that changed), so
+# not part of CI. Prints the score per module and the surviving mutants: read them before landing
+# a change.
 #   bash benchmarks/mutation.sh            # run (resumes where a previous run stopped), then report
 #   bash benchmarks/mutation.sh --report   # only report the last run
-#   bash benchmarks/mutation.sh --recheck  # re-run the survivors (after adding tests), then report
+#   bash benchmarks/mutation.sh --recheck  # re-run the survivors (after adding tests) with a fresh
+#                                          # test map, then report
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -13,6 +16,10 @@ PY=${PY:-.venv/bin/python}
 case "${1:-}" in
   --report) ;;
   --recheck)
+    # mutmut maps each function to the tests that call it once, by test name: a test that kept
+    # its name but now reaches other code (a check moved from one module to another) would
+    # not be run against that code's mutants. Re-record the map before judging survivors again.
+    rm -f mutants/mutmut-stats.json
     mapfile -t survivors < <("$PY" -m mutmut results 2>/dev/null | awk -F': ' '$2 == "survived" || $2 == "no tests" {gsub(/ /, "", $1); print $1}')
     [ "${#survivors[@]}" -eq 0 ] || "$PY" -m mutmut run --max-children "${JOBS:-2}" "${survivors[@]}" > mutants.log 2>&1 || true ;;
   *) "$PY" -m mutmut run --max-children "${JOBS:-2}" > mutants.log 2>&1 || true ;;

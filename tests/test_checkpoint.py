@@ -100,7 +100,8 @@ def test_free_space_reads_like_a_person_would_write_it(monkeypatch, tmp_path):
     from collections import namedtuple
 
     usage = namedtuple("usage", "total used free")
-    for free, text in ((500, "500 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (2048, "2.0 KiB"), (5 * 1024 ** 2 + 1, "5.0 MiB"), (3 * 1024 ** 3, "3.0 GiB"),
+    for free, text in ((500, "500 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (2048, "2.0 KiB"),
+                       (5 * 1024 ** 2 + 1, "5.0 MiB"), (3 * 1024 ** 3, "3.0 GiB"),
                        (7 * 1024 ** 4, "7.0 TiB"), (5000 * 1024 ** 4, "5000.0 TiB")):
         monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda _, f=free: usage(0, 0, f))
         assert checkpoint.free_space(tmp_path) == text

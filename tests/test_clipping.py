@@ -201,7 +201,7 @@ def test_functional_clippers_by_hand():
     assert p.tolist() == [1.0, 1.5, 1.5]
 
 
-def test_clippers_built_without_options_use_their_documented_defaults():
+def test_clippers_built_without_options_use_their_papers_settings():
     assert build_clipper({"name": "norm"}).max_norm == 1.0
     assert build_clipper({"name": "value"}).eps == 0.01  # the GC-GAN document's
     agc = build_clipper({"name": "agc"})

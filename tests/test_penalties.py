@@ -425,6 +425,24 @@ def test_functional_parameter_penalties_take_their_inner_gradients_at_the_given_
     assert scales == [8.0, 8.0, 4.0, 2.0]
 
 
+@pytest.mark.parametrize("name", ["wgan-gp", "dragan"])
+def test_penalties_centred_at_norm_one_take_their_inner_gradients_at_the_step_scale(monkeypatch, name):
+    # Their value barely moves when a tiny fp16 gradient flushes to zero ((0 - 1)^2 against
+    # (1e-8 - 1)^2), so the hand-over of the scaler's scale is checked where it happens.
+    import steadygan.penalties as module
+
+    scales = []
+    real_norm = module.per_sample_sq_grad_norm
+    monkeypatch.setattr(module, "per_sample_sq_grad_norm",
+                        lambda out, points, grad_scale=1.0: scales.append(grad_scale) or real_norm(out, points))
+    torch.manual_seed(2)
+    D = nn.Sequential(nn.Flatten(), nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0))
+    inputs = d_inputs(D, torch.randn(4, 2, 2, 2), torch.randn(4, 2, 2, 2))
+    inputs.grad_scale = 16.0
+    build_penalty({"name": name}, "d").value(inputs)
+    assert scales == [16.0]
+
+
 def test_scaling_inner_gradients_by_a_power_of_two_changes_no_fp32_value():
     """In fp32, multiplying by 2^k before autograd.grad and dividing after is exact: each
     penalty must give the same value at grad_scale 8 as at 1 (a scale applied on one side
