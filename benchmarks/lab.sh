@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The stability-lab benchmarks quoted in BENCHMARKS.md and README.md: every stabiliser over
 # several seeds, on the 2-D mixtures (mode coverage, PacGAN/VEEGAN protocol) and on
-# Fashion-MNIST (classifier FID at an equal wall-clock budget).
+# Fashion-MNIST (classifier FID at an equal wall-clock budget), where the plain GAN fails, and
+# on Stacked MNIST's 1,000 modes.
 #
 #   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
 #                     failure-search | failure-search-2 | failure-confirm | failure-search-3 |
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
-#                     failure-search-4 | grid25-pacgan | stacked | stacked-long | all      (from the repository root, after `make venv`)
+#                     failure-search-4 | grid25-pacgan | stacked | stacked-long | all
+#   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
