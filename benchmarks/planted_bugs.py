@@ -76,9 +76,8 @@ BUGS = (
 )
 
 
-def outcome(src: Path, test: str) -> str:
-    """"passed", "failed" (the test ran and an assertion or error in its body failed it) or
-    "broken" (it could not be collected or set up) for one test against the package in ``src``."""
+def environment(src: Path) -> dict[str, str]:
+    """The environment that imports steadygan from the copy in ``src``; exits if it does not."""
     # No .pyc files: they are keyed by mtime in whole seconds, and a same-size edit could reuse one.
     env = dict(os.environ, PYTHONPATH=f"{src}{os.pathsep}{ROOT / 'tests'}", PYTHONDONTWRITEBYTECODE="1")
     # The package must come from the copy, not from the installed (editable) checkout, whose
@@ -87,6 +86,12 @@ def outcome(src: Path, test: str) -> str:
                            env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     if not Path(where).is_relative_to(src):
         raise SystemExit(f"steadygan imports from {where}, not from the planted copy under {src}")
+    return env
+
+
+def outcome(env: dict[str, str], test: str) -> str:
+    """"passed", "failed" (the test ran and an assertion or error in its body failed it) or
+    "broken" (it could not be collected or set up) for one test run in ``env``."""
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
                             env=env, cwd=ROOT, capture_output=True, text=True)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
@@ -122,7 +127,8 @@ def main() -> int:
         clean = Path(tmp) / "clean"
         shutil.copytree(ROOT / "src", clean, ignore=shutil.ignore_patterns("__pycache__"))
         # Each test alone, as the planted runs below: one that fails alone must not pass for a catch.
-        failing = [test for test in all_tests if outcome(clean, test) != "passed"]
+        env = environment(clean)
+        failing = [test for test in all_tests if outcome(env, test) != "passed"]
         if failing:
             raise SystemExit(f"on the unedited source these fail: {', '.join(failing)}; fix that first")
         print("| planted bug | named tests, each run alone | result |\n|---|---|---|")
@@ -130,7 +136,8 @@ def main() -> int:
             src = Path(tmp) / f"bug{i}"
             shutil.copytree(clean, src)
             plant(src, bug)
-            results = [outcome(src, test) for test in bug.tests]
+            env = environment(src)
+            results = [outcome(env, test) for test in bug.tests]
             caught = all(r == "failed" for r in results)
             missed += [] if caught else [bug.name]
             names = ", ".join(f"`{t.split('::')[-1]}` ({'fails' if r == 'failed' else f'**{r}**'})"

@@ -31,6 +31,7 @@ class Maxout(nn.Module):
 
 
 def _init_(module: nn.Module) -> None:
+    # Not layers.dcgan_init_: that also draws BatchNorm gains from N(1, 0.02); PacGAN's keep 1.
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0.0, INIT_STD)
