@@ -7,7 +7,8 @@
 #   benchmarks/lab.sh ring8 | grid25 | ring8-wgan | grid25-long | fmnist | fmnist-long | share-fake |
 #                     failure-search | failure-search-2 | failure-confirm | failure-search-3 |
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
-#                     failure-search-4 | grid25-pacgan | stacked | stacked-long | all
+#                     failure-search-4 | failure-search-5 | failure-search-6 | failure-confirm-3 |
+#                     failing-2-table | grid25-pacgan | stacked | stacked-long | all
 #   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
@@ -23,7 +24,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 grid25-pacgan stacked stacked-long all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table grid25-pacgan stacked stacked-long all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -175,6 +176,39 @@ if [[ $part == failure-search-4 || $part == all ]]; then
   # learning rate, and D 10x faster than G.
   plain_gan g-no-norm-lr-2e-3 1 2000 250 model.g_norm=none d.lr=0.002 g.lr=0.002
   plain_gan d-lr-10x 1 2000 250 d.lr=0.002
+fi
+if [[ $part == failure-search-5 || $part == all ]]; then
+  # Fifth round, kinds other than the optimiser's momentum: the GC-GAN document's own networks
+  # (seed-gc: BatchNorm in D, batch 32) without its clipping, a 50x learning rate at the
+  # default momentum, and 100 training images (10 a class).
+  $SG compare -c configs/gc-gan.yaml -v baseline --seeds 1 --steps 2000 \
+      --set d.clip=null g.clip=null train.eval_every=250 train.eval_n=2000 "train.eval_metrics=[fid,pr]" \
+      train.checkpoint_every=500 -j 1 --no-progress -o lab/failure-search/seed-gc --metric fid
+  plain_gan lr-1e-2 1 2000 250 d.lr=0.01 g.lr=0.01
+  plain_gan limited-100 1 2000 250 data.limit=100
+fi
+if [[ $part == failure-search-6 || $part == all ]]; then
+  # Sixth round: at 50x (1e-2) the plain GAN lost most classes around step 1,250 and
+  # recovered; 100x and 250x the default learning rate, at the default momentum.
+  plain_gan lr-2e-2 1 2000 250 d.lr=0.02 g.lr=0.02
+  plain_gan lr-5e-2 1 2000 250 d.lr=0.05 g.lr=0.05
+fi
+if [[ $part == failure-confirm-3 || $part == all ]]; then
+  # 250x the default learning rate (5e-2) at the default momentum: one class left from step
+  # 1,250 on seed 0. At 5 seeds (seed 0 is the search's run).
+  plain_gan lr-5e-2 5 2000 250 d.lr=0.05 g.lr=0.05
+fi
+if [[ $part == failing-2-table || $part == all ]]; then
+  # Issue 14, experiment 1, the second failing setting (learning rate 5e-2 at the default
+  # momentum; failure-confirm-3): the documents' methods and R1, 5 seeds each, at the plain
+  # GAN's equal *step* budget (2,000 generator steps; it died between steps 1,000 and 1,750).
+  # A time budget would stop a method that costs 3x per step (GP-GAN's penalty) before the
+  # step at which the plain GAN fails, and count that as surviving. Strengths from section 6's
+  # sweep on the first setting (not swept again). Same folder and settings as the baseline's
+  # runs, so the report tables them together (the baseline's runs are skipped as finished).
+  $SG compare -c configs/baseline.yaml -v baseline "clip-value:eps=0.01" "seed-param:lambda=1" "r1:gamma=10" \
+      --seeds 5 --steps 2000 --set d.lr=0.05 g.lr=0.05 train.eval_every=250 train.eval_n=2000 \
+      "train.eval_metrics=[fid,pr]" train.checkpoint_every=500 -j 2 --no-progress -o lab/failure-search/lr-5e-2 --metric fid
 fi
 if [[ $part == grid25-pacgan ]]; then
   # Issue 14, experiment 3, first step: PacGAN's grid25 protocol (configs/grid25-pacgan.yaml),

@@ -110,11 +110,69 @@ def test_ada_moves_p_by_its_speed_towards_the_target():
     assert fixed.p == 1.0
 
 
+def test_ada_steps_down_as_far_as_up_and_holds_p_when_exactly_on_target():
+    """p moves by sign(r_t - target) x images / (speed_kimg x 1000), as in the ADA paper's code."""
+    ada = Augment(p=0.5, target=0.5, speed_kimg=1, interval=1)
+    ada.observe(torch.tensor(0.0), batch_size=100)
+    assert ada.p == pytest.approx(0.4)  # below target: down by one step, not more
+    ada.observe(torch.tensor(0.5), batch_size=100)
+    assert ada.p == pytest.approx(0.4)  # on target: unchanged
+    ada.observe(torch.tensor(1.0), batch_size=100)
+    assert ada.p == pytest.approx(0.5)
+
+
+def test_ada_state_taken_between_two_p_updates_resumes_the_same_p():
+    """The signs gathered since the last update are part of the state: a run checkpointed in
+    the middle of an interval moves p as the uninterrupted run does."""
+    straight = Augment(p=0.0, target=0.5, speed_kimg=1, interval=3)
+    for sign in (0.9, 0.9):
+        straight.observe(torch.tensor(sign), batch_size=100)
+    resumed = Augment(p=0.0, target=0.5, speed_kimg=1, interval=3)
+    resumed.load_state_dict(straight.state_dict())
+    for ada in (straight, resumed):
+        ada.observe(torch.tensor(0.0), batch_size=100)  # r_t = 0.6 with the saved signs, 0.0 without
+    assert straight.p == resumed.p == pytest.approx(0.3)
+    older = Augment(target=0.5)
+    older.load_state_dict({"p": 0.25})  # a state saved without signs
+    assert older.p == 0.25 and older.state_dict() == {"p": 0.25, "signs": []}
+
+
+def test_augment_defaults_are_the_registry_s():
+    """``Augment`` used directly defaults to the ``diffaugment`` entry, and given a target, to ``ada``'s speed and interval."""
+    assert (Augment().ops, Augment().p) == (build_augment({"name": "diffaugment"}).ops, 1.0)
+    direct, entry = Augment(target=0.6), build_augment({"name": "ada"})
+    assert (direct.speed_kimg, direct.interval) == (entry.speed_kimg, entry.interval) == (500.0, 4)
+
+
+def test_a_conditional_discriminator_behind_the_augmentation_gets_the_labels():
+    seen = []
+
+    class ConditionalD(nn.Module):
+        def forward(self, x, y):
+            seen.append((x, y))
+            return x.flatten(1).sum(1) + y
+
+    x, y = images(), torch.tensor([2.0, 0.0, 1.0], dtype=torch.float64)
+    torch.manual_seed(3)
+    out = AugmentedDiscriminator(ConditionalD(), Augment("translation"))(x, y)
+    torch.manual_seed(3)
+    expected = translation(x)
+    (x_seen, y_seen), = seen
+    assert torch.equal(x_seen, expected) and y_seen is y
+    torch.testing.assert_close(out, expected.flatten(1).sum(1) + y)
+
+
 @pytest.mark.parametrize("spec, message", [
     ("diffaugment:policy=colour", "unknown: colour"), ("diffaugment:policy=", "give operations from"),
     ("diffaugment:p=2", r"p must be in \[0, 1\]"), ("ada:target=abc", "target must be a number"),
     ("ada:target=0.6,target=0.7", "target is given twice"),
-    ("ada:target=1", r"target must be in \(0, 1\)"), ("ada:interval=0", "interval an integer"),
+    ("ada:target=1", r"target must be in \(0, 1\)"), ("ada:target=0", r"target must be in \(0, 1\)"),
+    ("ada:interval=0", "interval an integer"), ("ada:interval=1.5", "interval an integer"),
+    ("ada:speed_kimg=0", "speed_kimg must be > 0"), ("diffaugment:p=abc", "augment p must be a number"),
+    ("ada:speed_kimg=abc", "augment speed_kimg must be a number"),
+    ("diffaugment:policy=", r"^augment policy '': give operations from color, translation, cutout joined by '\+'$"),
+    ("diffaugment:policy=color+blur", r"^augment policy 'color\+blur': give operations from color, translation, "
+                                      r"cutout joined by '\+' \(unknown: blur\)$"),
     ("diffaugment:target=0.6", "target"),
 ])
 def test_bad_augment_specs_are_one_line_errors(spec, message):

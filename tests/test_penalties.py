@@ -269,6 +269,26 @@ def test_dragan_perturbs_real_data_upwards_by_at_most_scale_std():
     assert shift.max() > 0.5 * limit  # the perturbation is used, on the scale of the data's std
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_dragan_noise_is_rand_like_s_draw_in_either_memory_layout(monkeypatch, layout):
+    """In one process DRAGAN's noise is exactly ``torch.rand_like(real)`` at the same RNG state,
+    also for the fast step's channels-last batches (rand_like fills in memory order), so runs
+    keep the draws they had before the noise became a shard of a global draw."""
+    import steadygan.penalties as penalties
+    monkeypatch.setattr(penalties, "per_sample_mix", lambda a, b: b.detach().requires_grad_(True))  # the perturbed end
+    real = torch.randn(3, 2, 4, 5).contiguous(memory_format=layout)
+    seen = []
+    def critic(x):
+        seen.append(x.detach())
+        return x.flatten(1).sum(1)
+    torch.manual_seed(7)
+    expected = torch.rand_like(real)
+    torch.manual_seed(7)
+    dragan_penalty(critic, real, scale=0.5)
+    noise = (seen[0] - real) / (0.5 * real.std())
+    torch.testing.assert_close(noise, expected, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("spec, message", [
     ({"name": "dragan", "scale": 0}, r"penalty 'dragan': scale must be > 0 \(got 0\)"),
     ({"name": "dragan", "lambda": -1}, r"penalty 'dragan': weight must be a finite number >= 0 \(got -1.0\)"),

@@ -137,7 +137,9 @@ class Augment:
         self._signs.clear()
         images = batch_size * self.interval
         step = images / (self.speed_kimg * 1000)
-        self.p = min(1.0, max(0.0, self.p + step * (1.0 if r_t.item() > self.target else -1.0)))
+        # sign(r_t - target), as the ADA paper's code: p stays put when r_t is exactly on target.
+        direction = (r_t.item() > self.target) - (r_t.item() < self.target)
+        self.p = min(1.0, max(0.0, self.p + step * direction))
 
     def state_dict(self) -> dict[str, Any]:
         return {"p": self.p, "signs": [float(s) for s in self._signs]}
