@@ -498,6 +498,9 @@ def test_lecam_by_hand_one_and_two_sided():
     assert lecam_penalty(real, fake, ema_real, ema_fake, lam=1.0).item() == pytest.approx(one)
     two = ((1.3 ** 2 + 0.2 ** 2) / 2) + ((0.2 ** 2 + 1.4 ** 2) / 2)
     assert lecam_penalty(real, fake, ema_real, ema_fake, lam=0.5, two_sided=True).item() == pytest.approx(0.5 * two)
+    # Called with its defaults: the registry's weight, one-sided.
+    assert lecam_penalty(real, fake, ema_real, ema_fake).item() == pytest.approx(
+        build_penalty({"name": "lecam"}, "d").weight * one)
 
 
 def test_lecam_penalty_keeps_moving_averages_and_checkpoints_them():

@@ -38,6 +38,19 @@ def test_matches_brute_force_definitions(seed):
     assert 0 < got["precision"] < 1 and 0 < got["recall"] < 1  # the sets are a real test
 
 
+def test_float32_features_far_from_the_origin_are_scored_in_float64():
+    """Features with a large common offset, as float32 (what extractors return): the distance
+    formula |a|^2 + |b|^2 - 2ab cancels catastrophically in float32, so the scores must be the
+    brute-force ones of the same float32 values taken exactly."""
+    rng = np.random.default_rng(3)
+    real = (1e4 + rng.normal(size=(40, 5))).astype(np.float32)
+    fake = (1e4 + rng.normal(size=(33, 5)) * 0.8 + 0.7).astype(np.float32)
+    expected = _brute_force(real.astype(np.float64), fake.astype(np.float64), 3, 5)
+    got = prdc(torch.from_numpy(real), torch.from_numpy(fake), k_pr=3, k_dc=5)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-12), key
+
+
 def test_chunk_size_and_sample_order_do_not_matter():
     rng = np.random.default_rng(2)
     real, fake = rng.normal(size=(120, 6)), rng.normal(size=(90, 6)) + 0.3
