@@ -204,9 +204,12 @@ if [[ $part == failing-2-table || $part == all ]]; then
   # GAN's equal *step* budget (2,000 generator steps; it died between steps 1,000 and 1,750).
   # A time budget would stop a method that costs 3x per step (GP-GAN's penalty) before the
   # step at which the plain GAN fails, and count that as surviving. Strengths from section 6's
-  # sweep on the first setting (not swept again). Same folder and settings as the baseline's
-  # runs, so the report tables them together (the baseline's runs are skipped as finished).
+  # sweep on the first setting (not swept again); value clipping also at the GC-GAN
+  # document's upper eps, 0.1. Same folder and settings as the baseline's runs, so the report
+  # tables them together (the baseline's runs are skipped as finished). Two runs at a time,
+  # one thread each: with a step budget the results do not depend on speed.
   $SG compare -c configs/baseline.yaml -v baseline "clip-value:eps=0.01" "seed-param:lambda=1" "r1:gamma=10" \
+      "clip-value:eps=0.1" \
       --seeds 5 --steps 2000 --set d.lr=0.05 g.lr=0.05 train.eval_every=250 train.eval_n=2000 \
       "train.eval_metrics=[fid,pr]" train.checkpoint_every=500 -j 2 --no-progress -o lab/failure-search/lr-5e-2 --metric fid
 fi
