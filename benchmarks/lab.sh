@@ -8,8 +8,9 @@
 #                     failure-search | failure-search-2 | failure-confirm | failure-search-3 |
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
 #                     failure-search-4 | failure-search-5 | failure-search-6 | failure-confirm-3 |
-#                     failing-2-table | grid25-pacgan | stacked | stacked-long | all
-#   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run)
+#                     failing-2-table | failing-2-wgan-gp | grid25-pacgan | stacked | stacked-long | all
+#   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run,
+#   and failing-2-wgan-gp, about an hour a run)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
 # interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
@@ -24,7 +25,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table grid25-pacgan stacked stacked-long all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -214,6 +215,17 @@ if [[ $part == failing-2-table || $part == all ]]; then
   # one thread each: with a step budget the results do not depend on speed.
   setting_runs lr-5e-2 5 2000 250 2 baseline "clip-value:eps=0.01" "seed-param:lambda=1" "r1:gamma=10" \
       "clip-value:eps=0.1" -- d.lr=0.05 g.lr=0.05
+  # The table's other methods, at section 6's strengths. The R3GAN recipe keeps the setting's
+  # learning rate and sets its own Adam betas (0, 0.99).
+  setting_runs lr-5e-2 5 2000 250 2 "clip-norm:max=0.1" spectral-norm "diffaugment:p=0.5" "r3gan:gamma=0.1" \
+      -- d.lr=0.05 g.lr=0.05
+fi
+if [[ $part == failing-2-wgan-gp ]]; then
+  # WGAN-GP with its paper's 5 critic steps on the second setting: each generator step costs
+  # about 20x the plain GAN's (five critic steps, each with a double backward), about an hour
+  # a run on one core, so it is a part of its own, outside `all`. Same step budget.
+  setting_runs lr-5e-2-wgan-gp "${WGAN_SEEDS:-5}" 2000 250 2 "wgan-gp:lambda=10,label=wgan-gp n5 lambda=10" \
+      -- d.lr=0.05 g.lr=0.05 train.n_critic=5
 fi
 if [[ $part == grid25-pacgan ]]; then
   # Issue 14, experiment 3, first step: PacGAN's grid25 protocol (configs/grid25-pacgan.yaml),

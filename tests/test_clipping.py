@@ -103,6 +103,21 @@ def test_none_clipper_changes_nothing_and_reports_norm():
     stats = build_clipper(None).clip_(params)
     assert stats.grad_norm.item() == pytest.approx(total_norm(before).item(), rel=1e-6)
     assert all(torch.equal(p.grad, g) for p, g in zip(params, before))
+    assert torch.equal(stats.clipped, torch.zeros(()))  # a tensor, like every clipper's: logged as a number
+
+
+def test_agc_reports_the_norm_before_clipping():
+    params = params_with_grads()
+    before = total_norm([p.grad.clone() for p in params])
+    stats = build_clipper({"name": "agc", "clipping": 1e-3}).clip_(params)
+    assert stats.clipped.item() > 0 and total_norm([p.grad for p in params]) < before
+    assert stats.grad_norm.item() == pytest.approx(before.item(), rel=1e-6)
+
+
+def test_a_spec_without_a_name_lists_the_clippers():
+    with pytest.raises(ConfigError) as exc:
+        build_clipper({"eps": 0.1})
+    assert str(exc.value) == "a clipper needs a name; choose from: " + ", ".join(CLIPPERS.names())
 
 
 @pytest.mark.parametrize("spec, message", [

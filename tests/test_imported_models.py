@@ -133,3 +133,132 @@ def test_imported_module_errors_name_the_real_problem(tmp_path, nets_module, cap
     finally:
         for name in ("needs_dep_for_test", "constant_for_test"):
             sys.modules.pop(name, None)
+
+
+# --- closed from surviving mutants (benchmarks/mutation.sh): paths, sys.path, exact texts ---------
+
+EDGE_NETS = '''
+import torch
+from torch import nn
+from steadygan.models import GanPair
+
+
+def gan_pair(sample_shape, z_dim):
+    return GanPair(nn.Linear(z_dim, sample_shape[0]), nn.Sequential(nn.Linear(sample_shape[0], 1), nn.Flatten(0)))
+
+
+def conditional_pair(sample_shape, z_dim):
+    return GanPair(nn.Linear(z_dim, 2), nn.Linear(2, 1), num_classes=3)
+
+
+def three_modules(sample_shape, z_dim):
+    return nn.Linear(z_dim, 2), nn.Sequential(nn.Linear(2, 1), nn.Flatten(0)), nn.Linear(2, 2)
+
+
+def module_and_text(sample_shape, z_dim):
+    return nn.Linear(z_dim, 2), "D"
+
+
+def no_z_dim(sample_shape):
+    return None
+
+
+def fails(sample_shape, z_dim):
+    raise ValueError("no such width")
+'''
+
+
+@pytest.fixture
+def edge_module(tmp_path, monkeypatch):
+    (tmp_path / "edge_nets_for_test.py").write_text(textwrap.dedent(EDGE_NETS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "edge_nets_for_test"
+    sys.modules.pop("edge_nets_for_test", None)
+
+
+def test_what_an_imported_factory_returns_is_checked(edge_module):
+    from steadygan.models.imported import build_imported
+
+    m = edge_module
+    assert isinstance(build_imported(f"{m}:gan_pair", (2,), 4), GanPair)
+    cases = {
+        "three_modules": f"model.arch={m}:three_modules: the factory returned tuple; it must return (generator, "
+                         "discriminator) modules or a GanPair",
+        "module_and_text": f"model.arch={m}:module_and_text: the factory returned tuple; it must return (generator, "
+                           "discriminator) modules or a GanPair",
+        "conditional_pair": f"model.arch={m}:conditional_pair: return an unconditional pair; model.conditional=true "
+                            "adds the class conditioning",
+        "fails": f"model.arch={m}:fails: the factory failed for sample_shape=(2,), z_dim=4: ValueError: no such width",
+        "no_z_dim": f"model.arch={m}:no_z_dim: it must take 'z_dim': no_z_dim(sample_shape)",
+    }
+    for factory, text in cases.items():
+        with pytest.raises(ConfigError) as exc:
+            build_imported(f"{m}:{factory}", (2,), 4)
+        assert str(exc.value) == text
+    with pytest.raises(ConfigError) as exc:
+        build_imported("my_nets_for_test_absent:f", (2,), 4)
+    assert str(exc.value) == ("model.arch=my_nets_for_test_absent:f: cannot import 'my_nets_for_test_absent' "
+                              "(No module named 'my_nets_for_test_absent'); run from the folder that holds it, or add "
+                              "that folder to PYTHONPATH")
+
+
+def test_a_generator_of_the_wrong_shape_is_named_with_its_import_path(tmp_path, nets_module):
+    from steadygan.models.imported import build_imported
+
+    with pytest.raises(ConfigError) as exc:
+        build_imported(f"{nets_module}:wrong_shape", (2,), 4)
+    assert str(exc.value) == (f"model.arch={nets_module}:wrong_shape: the generator maps (2, 4) noise to (2, 3); the "
+                              "data needs (2, 2)")
+
+
+@pytest.mark.parametrize("path", [":f", "module:", "a:b:c"])
+def test_an_import_path_needs_a_module_and_a_name(path):
+    from steadygan.models.imported import load_factory
+
+    with pytest.raises(ConfigError) as exc:
+        load_factory(path)
+    assert str(exc.value) == f"model.arch={path}: an import path is package.module:factory"
+
+
+def test_a_missing_package_and_a_missing_submodule_are_cannot_import(tmp_path, monkeypatch):
+    from steadygan.models.imported import load_factory
+
+    (tmp_path / "pkg_for_test").mkdir()
+    (tmp_path / "pkg_for_test" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        for module in ("absent_pkg_for_test.nets", "pkg_for_test.absent"):
+            with pytest.raises(ConfigError) as exc:
+                load_factory(f"{module}:f")
+            assert f"cannot import '{module}'" in str(exc.value) and "not installed" not in str(exc.value)
+    finally:
+        sys.modules.pop("pkg_for_test", None)
+
+
+def test_a_module_that_raises_while_importing_is_named_with_its_error(tmp_path, monkeypatch):
+    from steadygan.models.imported import load_factory
+
+    (tmp_path / "raises_for_test.py").write_text("raise RuntimeError('no GPU here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as exc:
+        load_factory("raises_for_test:f")
+    assert str(exc.value) == "model.arch=raises_for_test:f: importing 'raises_for_test' failed: RuntimeError: no GPU here"
+
+
+def test_the_current_folder_is_searched_first_as_python_dash_m_would(tmp_path, monkeypatch):
+    from steadygan.models.imported import load_factory
+
+    (tmp_path / "cwd_nets_for_test.py").write_text("def f(sample_shape, z_dim):\n    return None\n")
+    monkeypatch.chdir(tmp_path)
+    cwd = str(tmp_path)
+    try:
+        monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", cwd)])
+        assert load_factory("cwd_nets_for_test:f").__name__ == "f"
+        assert sys.path[0] == cwd and sys.path.count(cwd) == 1
+        load_factory("cwd_nets_for_test:f")
+        assert sys.path.count(cwd) == 1  # not added twice
+        monkeypatch.setattr(sys, "path", ["", *(p for p in sys.path if p != cwd)])
+        load_factory("cwd_nets_for_test:f")
+        assert cwd not in sys.path  # "" already means the current folder
+    finally:
+        sys.modules.pop("cwd_nets_for_test", None)

@@ -363,3 +363,222 @@ def test_the_prepare_help_shows_how_to_train_on_the_result(capsys):
         main(["prepare", "--help"])
     assert exc.value.code == 0
     assert "steadygan train --set data.name=prepared --data-dir" in capsys.readouterr().out
+
+
+# --- closed from surviving mutants (benchmarks/mutation.sh): exact texts, edges, helpers ---------
+
+def test_the_manifest_records_every_field_and_is_indented_json(tmp_path):
+    src = make_folder(tmp_path / "photos", classes=("a",), per_class=2)
+    prepare_source(src, tmp_path / "prep", resolution=8)  # channels default to 3 for a folder
+    text = (tmp_path / "prep" / "manifest.json").read_text()
+    manifest = json.loads(text)
+    assert text == json.dumps(manifest, indent=2) + "\n"
+    files = manifest.pop("files")
+    assert manifest == {"format": "steadygan-prepared", "version": 1, "dataset": "folder", "split": None,
+                        "source": str(src.resolve()), "protocol": "image", "kind": "image", "shape": [3, 8, 8],
+                        "count": 2, "num_classes": 1, "layout": "NHWC"}
+    assert set(files) == {"images.npy", "labels.npy"}
+    load_prepared(tmp_path / "prep", verify=True)  # one class: a labels file, and it loads
+
+
+def test_describe_names_the_size_and_the_labelling():
+    manifest = {"shape": [1, 8, 8], "num_classes": 0, "count": 5, "dataset": "folder", "source": "/x",
+                "files": {"images.npy": {"bytes": 100}}}
+    assert prep.describe(manifest, "out") == "wrote out: 5 images of 1x8x8, unlabelled, 100 B (from folder /x)"
+    manifest.update(num_classes=2, files={"images.npy": {"bytes": 3 << 20}, "labels.npy": {"bytes": 1 << 19}})
+    assert prep.describe(manifest, "out") == "wrote out: 5 images of 1x8x8, 2 classes, 3.5 MiB (from folder /x)"
+
+
+@pytest.mark.parametrize("n,text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
+                                    ((1 << 20) - 1, "1024.0 KiB"), (1 << 20, "1.0 MiB"), (5 << 30, "5.0 GiB"),
+                                    (3 << 40, "3.0 TiB")])
+def test_human_sizes_switch_unit_at_1024(n, text):
+    assert prep._human(n) == text
+
+
+def test_cifar_sources_are_detected_by_their_test_batch_or_their_folder(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "test_batch").write_bytes(b"")
+    (tmp_path / "b" / "cifar-10-batches-py").mkdir(parents=True)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "test_batch").mkdir()  # a folder of that name is not a batch
+    assert [prep.detect_kind(tmp_path / x) for x in "abc"] == ["cifar10", "cifar10", "folder"]
+
+
+def test_the_split_asked_for_is_the_one_prepared(tmp_path):
+    src = make_cifar(tmp_path / "cifar", n=4)
+    rng = np.random.default_rng(1)
+    test_batch = {b"data": rng.integers(0, 256, (6, 3072), dtype=np.uint8), b"labels": [1] * 6}
+    (src / "test_batch").write_bytes(pickle.dumps(test_batch))
+    manifest = prepare_source(src, tmp_path / "prep", split="test")
+    assert manifest["count"] == 6 and manifest["split"] == "test"
+
+
+def test_argument_errors_have_their_whole_text(tmp_path, idx_dir):
+    out = tmp_path / "out"
+    cases = [
+        (dict(src=tmp_path / "nope"), DataError,
+         f"{tmp_path / 'nope'}: no such folder; SRC is an image folder, an MNIST-format IDX folder or a CIFAR-10 "
+         "python folder"),
+        (dict(src=idx_dir, channels=2), ConfigError, "--channels must be 1 or 3 (got 2)"),
+        (dict(src=idx_dir, kind="tfrecord"), ConfigError,
+         "--kind must be auto or one of folder, idx, cifar10 (got 'tfrecord')"),
+        (dict(src=make_folder(tmp_path / "photos")), ConfigError,
+         f"{tmp_path / 'photos'}: a folder of images has no size of its own: give --resolution (and --channels, "
+         "default 3)"),
+    ]
+    for kwargs, error, text in cases:
+        with pytest.raises(error) as exc:
+            prepare_source(out=out, **kwargs)
+        assert str(exc.value) == text
+    out.mkdir()
+    (out / "x").write_text("x")
+    with pytest.raises(DataError) as exc:
+        prepare_source(idx_dir, out)
+    assert str(exc.value) == (f"{out}: folder is not empty; choose a new folder, or pass --force to replace the "
+                              "prepared dataset in it")
+
+
+def test_a_non_square_source_needs_a_resolution(tmp_path):
+    from steadygan.data import write_idx
+
+    src = tmp_path / "idx"
+    src.mkdir()
+    write_idx(src / "train-images-idx3-ubyte", np.zeros((4, 8, 12), np.uint8))
+    write_idx(src / "train-labels-idx1-ubyte", np.arange(4, dtype=np.uint8))
+    with pytest.raises(ConfigError) as exc:
+        prepare_source(src, tmp_path / "prep")
+    assert str(exc.value) == f"{src}: the images are 8x12, not square: give --resolution to resize them"
+    assert prepare_source(src, tmp_path / "prep", resolution=8)["shape"] == [1, 8, 8]
+
+
+def test_only_uint8_image_protocol_data_can_be_prepared(tmp_path):
+    from steadygan.data.base import InMemoryData
+
+    stacked = InMemoryData(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), None, "stacked", "stacked")
+    floats = InMemoryData(torch.zeros(2, 1, 8, 8), None, "floats", "image")
+    for data in (stacked, floats):
+        with pytest.raises(DataError, match="only image datasets"):
+            prep.prepare_dataset(data, tmp_path / "d", "src")
+    images = InMemoryData(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), None, "folder")
+    prep.prepare_dataset(images, tmp_path / "d", "src")
+    with pytest.raises(DataError, match="folder is not empty"):  # force is off unless asked for
+        prep.prepare_dataset(images, tmp_path / "d", "src")
+
+
+def test_prepare_creates_missing_parent_folders(tmp_path, idx_dir):
+    prepare_source(idx_dir, tmp_path / "a" / "b" / "prep")
+    assert load_prepared(tmp_path / "a" / "b" / "prep").samples.shape == (96, 1, 28, 28)
+
+
+def test_a_source_that_yields_fewer_images_than_counted_is_refused(tmp_path):
+    chunks = iter([np.zeros((2, 8, 8, 1), np.uint8)])
+    with pytest.raises(DataError) as exc:
+        prep._write(tmp_path / "prep", 3, (1, 8, 8), chunks, None, {"source": "/photos"}, False)
+    assert str(exc.value) == "/photos: 2 images read, 3 expected; did the source change?"
+    assert not (tmp_path / "prep").exists()
+
+
+def test_a_failed_prepare_into_an_existing_empty_folder_keeps_the_folder(tmp_path):
+    (tmp_path / "prep").mkdir()
+    with pytest.raises(DataError):
+        prep._write(tmp_path / "prep", 3, (1, 8, 8), iter([]), None, {"source": "/photos"}, False)
+    assert (tmp_path / "prep").is_dir() and not any((tmp_path / "prep").iterdir())
+
+
+def test_a_disk_error_while_writing_is_a_storage_error_naming_the_free_space(tmp_path, idx_dir, monkeypatch):
+    import errno
+    import os
+
+    from steadygan.checkpoint import StorageError
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(prep, "free_space", lambda path: f"<free of {Path(path).name}>")
+    monkeypatch.setattr(os, "replace", full_disk)
+    out = tmp_path / "prep"
+    with pytest.raises(StorageError) as exc:
+        prepare_source(idx_dir, out)
+    assert str(exc.value) == (f"cannot write the prepared dataset in {out}: No space left on device "
+                              "(<free of prep> free on that disk); no partial dataset was left")
+    monkeypatch.setattr(Path, "mkdir", full_disk)  # the folder itself cannot be made: the parent's space
+    with pytest.raises(StorageError) as exc:
+        prepare_source(idx_dir, tmp_path / "new")
+    assert f"(<free of {tmp_path.name}> free on that disk)" in str(exc.value)
+    monkeypatch.undo()
+    monkeypatch.setattr(prep, "free_space", lambda path: "?")
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("bare")))
+    with pytest.raises(StorageError, match=r"in .*prep: bare \("):
+        prepare_source(idx_dir, tmp_path / "prep")
+
+
+def test_a_refusal_names_the_folder_to_prepare_again(prepared_idx):
+    (prepared_idx / "manifest.json").write_text("{not json")
+    with pytest.raises(DataError) as exc:
+        load_prepared(prepared_idx)
+    assert str(exc.value) == (f"{prepared_idx / 'manifest.json'}: unreadable manifest (Expecting property name "
+                              "enclosed in double quotes: line 1 column 2 (char 1)); prepare it again: steadygan "
+                              f"prepare SRC -o {prepared_idx} --force")
+    with pytest.raises(DataError) as exc:
+        load_prepared(prepared_idx / "nope")
+    assert str(exc.value).endswith("to a folder written by `steadygan prepare SRC -o FOLDER`")
+
+
+@pytest.mark.parametrize("key,value", [("num_classes", -1), ("num_classes", True), ("count", 0),
+                                       ("files", {"images.npy": "abc", "labels.npy": {"sha256": "x"}})])
+def test_manifest_fields_at_their_edges_are_refused(prepared_idx, key, value):
+    path = prepared_idx / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest[key] = value
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="manifest is incomplete or garbled"):
+        load_prepared(prepared_idx)
+
+
+def test_npy_files_of_format_version_2_load_and_other_versions_are_refused(prepared_idx):
+    images = prepared_idx / "images.npy"
+    array = np.load(images)
+    with open(images, "wb") as f:
+        np.lib.format.write_array(f, array, version=(2, 0))
+    assert torch.equal(load_prepared(prepared_idx).samples.permute(0, 2, 3, 1), torch.from_numpy(array))
+    raw = bytearray(images.read_bytes())
+    raw[6] = 3  # the major version byte after the magic
+    images.write_bytes(bytes(raw))
+    with pytest.raises(DataError) as exc:
+        load_prepared(prepared_idx)
+    assert str(exc.value).startswith(f"{images}: not a readable .npy file (unsupported .npy version (3, 0))")
+
+
+def test_a_fortran_order_array_is_refused_by_name(prepared_idx):
+    images = prepared_idx / "images.npy"
+    np.save(images, np.asfortranarray(np.load(images)))
+    with pytest.raises(DataError) as exc:
+        load_prepared(prepared_idx)
+    assert "holds uint8 (Fortran order), expected uint8 in C order" in str(exc.value)
+
+
+def test_a_header_whose_element_count_overflows_int64_is_refused_as_truncated(prepared_idx):
+    # 2**32 x 2**16 x 2**16 x 1 bytes wraps to 0 in int64: the size check must count exactly.
+    images = prepared_idx / "images.npy"
+    with open(images, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
+                                                 "shape": (2 ** 32, 2 ** 16, 2 ** 16, 1)})
+    path = prepared_idx / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(count=2 ** 32, shape=[1, 2 ** 16, 2 ** 16], num_classes=0)
+    manifest["files"].pop("labels.npy")
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="the file is truncated or corrupt"):
+        load_prepared(prepared_idx)
+
+
+def test_an_unmappable_file_is_a_one_line_refusal(prepared_idx, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("mmap failed\nsecond line")
+
+    monkeypatch.setattr(np, "load", broken)
+    with pytest.raises(DataError) as exc:
+        load_prepared(prepared_idx)
+    assert str(exc.value) == (f"{prepared_idx / 'images.npy'}: cannot be read (mmap failed); prepare it again: "
+                              f"steadygan prepare SRC -o {prepared_idx} --force")

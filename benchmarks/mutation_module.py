@@ -1,0 +1,143 @@
+"""Mutation-test one module against its own test files only: the fast, conservative score.
+
+``benchmarks/mutation.sh`` judges each mutant with every unit test that reaches its function.
+For the modules that every run touches (config, step, checkpoint, the data readers) that
+includes the tests that train, so a surviving mutant costs minutes and a full run takes many
+hours on 2 cores. This script runs mutmut on one module at a time in a working copy of its own
+(``mutants-by-module/<module>/``), with the test selection narrowed to the files that test that
+module (the map below; tests mirror the source tree). A mutant that only some other file would
+catch counts as surviving here, so the score is a lower bound of the full one, and a survivor
+is a reason to read that module's own tests.
+
+    python benchmarks/mutation_module.py step             # run (resumes), then report
+    python benchmarks/mutation_module.py step --report    # only report the last run
+    python benchmarks/mutation_module.py step --fresh     # start again (after the tests changed)
+    python benchmarks/mutation_module.py --list           # modules and their test files
+
+Not part of CI (minutes to an hour a module). Needs ``pip install -e '.[mutation]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "mutants-by-module"
+
+# module (under src/steadygan, dotted) -> the test files that test it
+TESTS: dict[str, tuple[str, ...]] = {
+    "losses": ("tests/test_losses.py",),
+    "penalties": ("tests/test_penalties.py",),
+    "clipping": ("tests/test_clipping.py",),
+    "step": ("tests/test_step.py", "tests/test_fast_step.py"),
+    "fast_paths": ("tests/test_fast_step.py",),
+    "ema": ("tests/test_ema.py",),
+    "checkpoint": ("tests/test_checkpoint.py",),
+    "config": ("tests/test_config.py",),
+    "optim": ("tests/test_optim.py",),
+    "build": ("tests/test_step.py", "tests/test_config.py"),
+    "batch": ("tests/test_batch.py",),
+    "data.base": ("tests/test_data.py",),
+    "data.idx": ("tests/test_data.py",),
+    "data.toy": ("tests/test_data.py",),
+    "data.cifar": ("tests/test_data.py",),
+    "data.folder": ("tests/test_data.py",),
+    "data.stacked": ("tests/test_data.py",),
+    "data.prepared": ("tests/data/test_prepared.py",),
+    "metrics.fid": ("tests/metrics/test_metrics_fid.py",),
+    "metrics.kid": ("tests/metrics/test_metrics_kid.py",),
+    "metrics.prdc": ("tests/metrics/test_metrics_prdc.py",),
+    "metrics.modes": ("tests/metrics/test_metrics_modes.py",),
+    "metrics.conditional": ("tests/metrics/test_metrics_conditional.py",),
+    "metrics.stats": ("tests/metrics/test_metrics_stats.py",),
+    "augment": ("tests/test_augment.py",),
+    "completion": ("tests/test_completion.py",),
+    "models.imported": ("tests/test_imported_models.py",),
+    "distributed": ("tests/test_distributed_collectives.py",),
+}
+
+
+def tool_config(module: str, tests: tuple[str, ...]) -> str:
+    """The [tool.mutmut] table of the working copy: one module, its own tests."""
+    path = "src/steadygan/" + module.replace(".", "/") + ".py"
+    quoted = ", ".join(f'"{t}"' for t in tests)
+    return (
+        "[tool.mutmut]\n"
+        'source_paths = ["src/"]\n'
+        f'only_mutate = ["{path}"]\n'
+        'also_copy = ["configs/", "benchmarks/"]\n'
+        f"pytest_add_cli_args_test_selection = [{quoted}]\n"
+        'pytest_add_cli_args = ["-x"]\n'
+        'process_isolation = "forkserver"\n'
+    )
+
+
+def prepare(module: str, fresh: bool) -> Path:
+    work = WORK / module
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    if not (work / "mutants").exists():
+        # A new copy of the code and tests (mutmut mutates a copy of this copy in mutants/).
+        for name in ("src", "tests", "configs", "benchmarks"):
+            if (work / name).exists():
+                shutil.rmtree(work / name)
+            shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        text = (ROOT / "pyproject.toml").read_text()
+        text = re.sub(r"\n\[tool\.mutmut\].*?(?=\n\[|\Z)", "\n", text, flags=re.S)
+        (work / "pyproject.toml").write_text(text.rstrip() + "\n\n" + tool_config(module, TESTS[module]))
+    return work
+
+
+def report(work: Path, module: str) -> int:
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
+                         capture_output=True, text=True).stdout
+    counts: collections.Counter[str] = collections.Counter()
+    survivors = []
+    for line in out.splitlines():
+        m = re.match(r"\s*(\S+__mutmut_\d+): (.+)$", line)
+        if m:
+            counts[m.group(2).strip()] += 1
+            if m.group(2).strip() in ("survived", "no tests"):
+                survivors.append(m.group(1))
+    judged = counts["killed"] + counts["survived"] + counts["no tests"] + counts["timeout"]
+    killed = counts["killed"] + counts["timeout"]
+    print(f"{module} ({', '.join(TESTS[module])}): {sum(counts.values())} mutants, {killed} killed "
+          f"({counts['timeout']} by timeout), {counts['survived']} survived, {counts['no tests']} no tests, "
+          f"{counts['not checked']} not run; {100 * killed / max(judged, 1):.1f}% of judged killed")
+    (work / "survivors.txt").write_text("".join(s + "\n" for s in survivors))
+    print(f"survivors listed in {work / 'survivors.txt'} (read one: cd {work} && "
+          f"{sys.executable} -m mutmut show NAME)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("module", nargs="?", help="dotted module under steadygan, e.g. step or data.idx")
+    parser.add_argument("--report", action="store_true", help="only report the last run")
+    parser.add_argument("--fresh", action="store_true", help="discard the module's last run and start again")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", 2)), help="mutants at a time")
+    parser.add_argument("--list", action="store_true", help="list the modules and their test files")
+    args = parser.parse_args(argv)
+    if args.list or not args.module:
+        for module, tests in TESTS.items():
+            print(f"{module:22s} {' '.join(tests)}")
+        return 0
+    if args.module not in TESTS:
+        parser.error(f"unknown module {args.module!r}; --list shows the choices")
+    work = prepare(args.module, args.fresh)
+    if not args.report:
+        with open(work / "mutants.log", "w") as log:
+            subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)], cwd=work,
+                           stdout=log, stderr=subprocess.STDOUT)
+    return report(work, args.module)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
