@@ -4,7 +4,8 @@
 # 2 cores for a fresh run of every module: a surviving mutant runs every test that reaches its
 # function, training tests included; a later run re-tests only the functions that changed), so
 # not part of CI. Prints the score per module and the surviving mutants: read them before landing
-# a change.
+# a change. `python benchmarks/mutation_module.py MODULE` is the fast, conservative variant: one
+# module judged by its own test files only.
 #   bash benchmarks/mutation.sh            # run (resumes where a previous run stopped), then report
 #   bash benchmarks/mutation.sh --report   # only report the last run
 #   bash benchmarks/mutation.sh --recheck  # re-run the survivors (after adding tests) with a fresh

@@ -260,3 +260,25 @@ def test_given_classes_are_kept_not_searched():
     assert given.labels.tolist() == [0, 1] and given.labels.dtype == torch.int64
     searched = complete(Shift(), target, make_mask("center", 4), 2, ClassD(), num_classes=4, steps=2, restarts=1)
     assert searched.labels.tolist() == [3, 3]
+
+
+def test_a_colour_mask_png_is_read_as_grey(tmp_path):
+    rgb = np.full((8, 8, 3), 255, np.uint8)
+    rgb[2:6, 2:6] = (200, 0, 0)  # grey 60: dark, so to fill
+    Image.fromarray(rgb).save(tmp_path / "mask.png")
+    mask = make_mask(tmp_path / "mask.png", 8)
+    expected = torch.ones(8, 8)
+    expected[2:6, 2:6] = 0
+    assert torch.equal(mask, expected.view(1, 1, 8, 8))
+
+
+def test_a_mask_may_be_given_as_a_plain_height_by_width_tensor():
+    G, _ = _tiny_pair()
+    images = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    mask = torch.ones(4, 4)
+    mask[:, :2] = 0
+    out = complete(G, images, mask, z_dim=3, steps=1, restarts=1)
+    assert out.completed.shape == images.shape
+    with pytest.raises(ConfigError) as exc:
+        complete(G, images, torch.ones(2, 2), z_dim=3, steps=1)
+    assert str(exc.value) == "mask is (2, 2) but the images are (4, 4)"

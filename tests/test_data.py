@@ -347,3 +347,26 @@ def test_sixteen_bit_images_are_refused_not_clipped_to_white(tmp_path):
     assert Image.open(tmp_path / "deep.png").mode.startswith("I")
     with pytest.raises(DataError, match="deep.png: I;16 images .* are not supported; convert them to 8-bit"):
         load_image_folder(tmp_path, 8, 1)
+
+
+def test_the_centre_crop_of_an_odd_margin_starts_at_its_floor(tmp_path):
+    # 27 wide, 20 high: a margin of 7 columns, 3 on the left and 4 on the right.
+    columns = np.tile(np.arange(27, dtype=np.uint8) * 9, (20, 1))
+    Image.fromarray(columns).save(tmp_path / "wide.png")
+    images, _ = load_image_folder(tmp_path, 20, 1)
+    assert images[0, 0, 0].tolist() == [9 * x for x in range(3, 23)]
+    Image.fromarray(np.ascontiguousarray(columns.T)).save(tmp_path / "wide.png")  # 20 wide, 27 high
+    images, _ = load_image_folder(tmp_path, 20, 1)
+    assert images[0, 0, :, 0].tolist() == [9 * y for y in range(3, 23)]
+
+
+@pytest.mark.parametrize("mode", ["I", "I;16", "I;16B", "I;16L", "I;16N", "F"])
+def test_high_bit_depth_images_are_refused_not_clipped_to_white(tmp_path, monkeypatch, mode):
+    from steadygan.data import folder
+
+    (tmp_path / "deep.png").write_bytes(b"")  # Image.open below stands in for a 16-bit or float file
+    monkeypatch.setattr(folder.Image, "open", lambda path: Image.new(mode, (8, 8)))
+    with pytest.raises(DataError) as exc:
+        load_image_folder(tmp_path, 8, 1)
+    assert str(exc.value) == (f"{tmp_path / 'deep.png'}: {mode} images (16-bit or float pixels) are not supported; "
+                              "convert them to 8-bit first")

@@ -398,3 +398,19 @@ def test_compiled_networks_train_the_parameters_of_eager_ones(tmp_path):
         assert list(a) == list(b)
         for name, tensor in a.items():
             torch.testing.assert_close(b[name], tensor, rtol=0, atol=ATOL, msg=f"{part}.{name}")
+
+
+def test_compile_players_passes_the_mode_and_static_shapes_for_both_networks(monkeypatch):
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from steadygan.fast_paths import compile_players
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda net, **options: calls.append((net, options)) or net)
+    d, g = SimpleNamespace(net=nn.Linear(2, 1)), SimpleNamespace(net=nn.Linear(2, 2))
+    nets = (g.net, d.net)
+    compile_players(d, g, "max-autotune-no-cudagraphs")
+    assert [(net, options) for net, options in calls] == [
+        (net, {"mode": "max-autotune-no-cudagraphs", "dynamic": False}) for net in nets]

@@ -139,7 +139,7 @@ def test_no_points_give_nan_shares_not_an_error():
 
 def test_make_stacked_mnist_errors():
     labels = torch.arange(10)
-    with pytest.raises(TypeError, match="make_stacked_mnist expects uint8 images"):
+    with pytest.raises(TypeError, match="^make_stacked_mnist expects uint8 images$"):
         make_stacked_mnist(torch.zeros(10, 1, 4, 4), labels, 5)
     with pytest.raises(ValueError, match=r"expected single-channel images \(got 3 channels\)"):
         make_stacked_mnist(torch.zeros(10, 3, 4, 4, dtype=torch.uint8), labels, 5)
