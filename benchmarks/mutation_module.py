@@ -34,7 +34,7 @@ WORK = ROOT / "mutants-by-module"
 # module (under src/steadygan, dotted) -> the test files that test it
 TESTS: dict[str, tuple[str, ...]] = {
     "losses": ("tests/test_losses.py",),
-    "penalties": ("tests/test_penalties.py",),
+    "penalties": ("tests/test_penalties.py", "tests/test_amp.py"),  # the fp16 scale: test_amp
     "clipping": ("tests/test_clipping.py",),
     "step": ("tests/test_step.py", "tests/test_fast_step.py"),
     "fast_paths": ("tests/test_fast_step.py",),

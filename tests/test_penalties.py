@@ -537,3 +537,47 @@ def test_lecam_penalty_keeps_moving_averages_and_checkpoints_them():
         build_penalty({"name": "lecam", "two_sided": "maybe"}, "d")
     with pytest.raises(ConfigError, match="cannot be attached to the generator"):
         build_penalty({"name": "lecam"}, "g")
+
+
+# --- closed from surviving mutants (benchmarks/mutation_module.py penalties) ---------------------
+
+def test_an_inner_gradient_at_scale_two_is_divided_back_exactly():
+    # Any scale, 2.0 included, must give the unscaled value: the division is not skipped for one value.
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, requires_grad=True)
+    w = torch.randn(3)
+    out = (x * w).sum(1) ** 2
+    plain = per_sample_sq_grad_norm(out, x)
+    for scale in (2.0, 4.0, 0.5):
+        torch.testing.assert_close(per_sample_sq_grad_norm(out, x, grad_scale=scale), plain, rtol=0, atol=0)
+    p = nn.Parameter(torch.tensor([1.5, -2.0]))
+    unused = nn.Parameter(torch.ones(1))
+    loss = (p ** 3).sum()
+    for scale in (2.0, 8.0):
+        assert sq_param_grad_norm(loss, [p, unused], grad_scale=scale).item() == pytest.approx(
+            sq_param_grad_norm(loss, [p, unused]).item(), rel=0, abs=0)
+
+
+def test_float64_inputs_give_a_float64_penalty():
+    torch.manual_seed(0)
+    real = torch.randn(5, 3, dtype=torch.float64)
+    w = torch.randn(3, dtype=torch.float64) / 3
+    value = r1_penalty(lambda x: torch.tanh(x @ w), real, gamma=2.0)
+    assert value.dtype == torch.float64
+    by_hand = ((1 - torch.tanh(real @ w) ** 2)[:, None] * w).square().sum(1).mean()
+    assert value.item() == pytest.approx(by_hand.item(), rel=1e-13)  # float32 would be off by ~1e-7
+
+
+def test_a_penalty_of_weight_zero_is_allowed_and_a_spec_without_a_name_lists_them():
+    assert build_penalty({"name": "r1", "gamma": 0}, "d").weight == 0.0  # a sweep's "off" point
+    with pytest.raises(ConfigError) as exc:
+        build_penalty({"gamma": 1}, "d")
+    assert str(exc.value) == "a d penalty needs a name; choose from: " + ", ".join(PENALTIES.names())
+
+
+def test_penalty_inputs_name_a_wrong_player():
+    import dataclasses
+
+    with pytest.raises(ValueError) as exc:
+        dataclasses.replace(dirac_inputs("g"), player="both")
+    assert str(exc.value) == "PenaltyInputs.player is 'd' or 'g' (got 'both')"
