@@ -97,3 +97,41 @@ def test_shape_errors_are_reported():
         gaussian_stats(np.zeros((1, 3)))
     with pytest.raises(ValueError):
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+# --- closed from surviving mutants (benchmarks/mutation_module.py metrics.fid) -------------------
+
+def test_float32_statistics_are_scored_in_float64():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 6)), rng.normal(0.3, 1.2, size=(40, 6))
+    stats64 = [*gaussian_stats(a), *gaussian_stats(b)]
+    stats32 = [s.astype(np.float32) for s in stats64]
+    exact = frechet_distance(*[s.astype(np.float64) for s in stats32])  # the same numbers, widened first
+    assert frechet_distance(*stats32) == pytest.approx(exact, rel=1e-13)
+    s1, s2 = stats32[1], stats32[3]
+    assert trace_sqrt_product(s1, s2) == pytest.approx(
+        trace_sqrt_product(s1.astype(np.float64), s2.astype(np.float64)), rel=1e-13)
+
+
+def test_fid_scales_with_the_square_of_tiny_features():
+    # Eigenvalues near 1e-18: the clamp's tolerance must follow the largest eigenvalue, not 1.
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(30, 4)), rng.normal(0.5, 2.0, size=(30, 4))
+    assert fid(a * 1e-9, b * 1e-9) == pytest.approx(1e-18 * fid(a, b), rel=1e-6, abs=0)
+
+
+def test_two_samples_are_enough_and_shape_errors_are_named():
+    mu, sigma = gaussian_stats(np.array([[0.0, 1.0], [2.0, 3.0]]))
+    assert mu.tolist() == [1.0, 2.0] and sigma.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+    with pytest.raises(ValueError) as exc:
+        gaussian_stats(np.zeros((1, 3)))
+    assert str(exc.value) == "need at least 2 samples to estimate a covariance (got 1)"
+    with pytest.raises(ValueError) as exc:
+        gaussian_stats(np.zeros(3))
+    assert str(exc.value) == "features must be a (N, D) array (got shape (3,))"
+    m, s = np.zeros(2), np.eye(2)
+    for args in ((m, s, m, np.eye(3)), (m, s, np.zeros(3), s), (m, np.eye(3), m, np.eye(3))):
+        with pytest.raises(ValueError) as exc:
+            frechet_distance(*args)
+        assert str(exc.value) == (f"shape mismatch: mu {args[0].shape} / {args[2].shape}, sigma {args[1].shape} / "
+                                  f"{args[3].shape}")
