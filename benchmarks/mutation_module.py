@@ -31,25 +31,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "mutants-by-module"
 
-# module (under src/steadygan, dotted) -> the test files that test it
+# module (under src/steadygan, dotted) -> the test files that test it (the parsers are also
+# fuzzed by test_parsers_fuzz.py; the fp16 scale of the penalties is tested in test_amp.py)
 TESTS: dict[str, tuple[str, ...]] = {
     "losses": ("tests/test_losses.py",),
-    "penalties": ("tests/test_penalties.py", "tests/test_amp.py"),  # the fp16 scale: test_amp
+    "penalties": ("tests/test_penalties.py", "tests/test_amp.py"),
     "clipping": ("tests/test_clipping.py",),
     "step": ("tests/test_step.py", "tests/test_fast_step.py"),
     "fast_paths": ("tests/test_fast_step.py",),
     "ema": ("tests/test_ema.py",),
-    "checkpoint": ("tests/test_checkpoint.py",),
-    "config": ("tests/test_config.py",),
+    "checkpoint": ("tests/test_checkpoint.py", "tests/test_parsers_fuzz.py"),
+    "config": ("tests/test_config.py", "tests/test_parsers_fuzz.py"),
     "optim": ("tests/test_optim.py",),
     "build": ("tests/test_step.py", "tests/test_config.py"),
     "batch": ("tests/test_batch.py",),
     "data.base": ("tests/test_data.py",),
-    "data.idx": ("tests/test_data.py",),
+    "data.idx": ("tests/test_data.py", "tests/test_parsers_fuzz.py"),
     "data.toy": ("tests/test_data.py",),
-    "data.cifar": ("tests/test_data.py",),
-    "data.folder": ("tests/test_data.py",),
-    "data.stacked": ("tests/test_data.py",),
+    "data.cifar": ("tests/test_data.py", "tests/test_parsers_fuzz.py"),
+    "data.folder": ("tests/test_data.py", "tests/test_parsers_fuzz.py"),
+    "data.stacked": ("tests/test_data.py", "tests/metrics/test_metrics_modes.py"),
     "data.prepared": ("tests/data/test_prepared.py",),
     "metrics.fid": ("tests/metrics/test_metrics_fid.py",),
     "metrics.kid": ("tests/metrics/test_metrics_kid.py",),

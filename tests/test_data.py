@@ -370,3 +370,49 @@ def test_high_bit_depth_images_are_refused_not_clipped_to_white(tmp_path, monkey
         load_image_folder(tmp_path, 8, 1)
     assert str(exc.value) == (f"{tmp_path / 'deep.png'}: {mode} images (16-bit or float pixels) are not supported; "
                               "convert them to 8-bit first")
+
+
+# --- closed from surviving mutants (benchmarks/mutation_module.py data.idx) ----------------------
+
+def test_idx_refusals_have_their_whole_text(tmp_path):
+    path = tmp_path / "x-idx3-ubyte"
+    cases = [
+        (b"\x00\x00\x08", "file is truncated (3 bytes); re-copy it"),
+        (b"\x00\x00\x08\x03", "header is truncated; re-copy the file"),  # 4 bytes: the magic alone
+        (b"\x00\x00\x08\x01" + (2).to_bytes(4, "big") + b"\x00", None),  # rank 1: the wrong file here
+        (b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (0, 28, 28)),
+         "header has a zero dimension (0x28x28); the file is corrupt"),
+        (b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (3, 2, 2)) + bytes(10),
+         "holds 10 data bytes but its header promises 12 (3x2x2); the file is truncated or corrupt, re-copy it"),
+    ]
+    for raw, text in cases:
+        path.write_bytes(raw)
+        with pytest.raises(DataError) as exc:
+            read_idx(path, 3)
+        assert str(exc.value) == f"{path}: " + (text or "not a uint8 IDX file of rank 3 (magic 00000801, expected "
+                                                        "00000803); is it the right file?")
+    with pytest.raises(DataError) as exc:
+        read_idx(tmp_path, 3)  # a folder: the OS refuses the read
+    assert str(exc.value).startswith(f"{tmp_path}: cannot read ([Errno 21] Is a directory")
+    assert str(exc.value).endswith("); re-copy or re-install the file")
+
+
+def test_dimensions_of_one_are_read_and_any_integer_array_is_written_as_uint8(tmp_path):
+    one = np.arange(4, dtype=np.int64).reshape(1, 2, 2)  # one image; int64 values 0..3
+    write_idx(tmp_path / "one-idx3-ubyte", one)
+    back = read_idx(tmp_path / "one-idx3-ubyte", 3)
+    assert back.dtype == np.uint8 and back.tolist() == one.tolist()
+    assert (tmp_path / "one-idx3-ubyte").stat().st_size == 4 + 3 * 4 + 4  # one byte per value
+
+
+def test_two_candidate_files_are_refused_and_the_default_split_is_train(tmp_path):
+    from steadygan.data.idx import find_split, load_idx_dataset
+
+    root = make_idx_dir(tmp_path / "idx")
+    x, y = load_idx_dataset(root)
+    assert len(x) == 96 and y.dtype == torch.int64  # train: 96 images, test: 48
+    (root / "fashion-train-images-idx3-ubyte.gz").write_bytes((root / "train-images-idx3-ubyte.gz").read_bytes())
+    with pytest.raises(DataError) as exc:
+        find_split(root, "train", "images")
+    assert str(exc.value) == (f"{root}: several train images files (fashion-train-images-idx3-ubyte.gz, "
+                              "train-images-idx3-ubyte.gz); point data.root at a folder holding one dataset")
