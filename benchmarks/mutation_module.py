@@ -5,13 +5,14 @@ For the modules that every run touches (config, step, checkpoint, the data reade
 includes the tests that train, so a surviving mutant costs minutes and a full run takes many
 hours on 2 cores. This script runs mutmut on one module at a time in a working copy of its own
 (``mutants-by-module/<module>/``), with the test selection narrowed to the files that test that
-module (the map below; tests mirror the source tree). A mutant that only some other file would
-catch counts as surviving here, so the score is a lower bound of the full one, and a survivor
-is a reason to read that module's own tests.
+module (the map below). A mutant that only some other file would catch counts as surviving
+here, so the score is a lower bound of the full one, and a survivor is a reason to read that
+module's own tests. The score counts timeouts as killed, as mutmut's own score does.
 
     python benchmarks/mutation_module.py step             # run (resumes), then report
     python benchmarks/mutation_module.py step --report    # only report the last run
-    python benchmarks/mutation_module.py step --fresh     # start again (after the tests changed)
+    python benchmarks/mutation_module.py step --fresh     # start again (after the code or tests changed:
+                                                          # the working copy is not refreshed otherwise)
     python benchmarks/mutation_module.py --list           # modules and their test files
 
 Not part of CI (minutes to an hour a module). Needs ``pip install -e '.[mutation]'``.
@@ -27,6 +28,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the config written is not checked
+    tomllib = None
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "mutants-by-module"
@@ -61,6 +67,8 @@ TESTS: dict[str, tuple[str, ...]] = {
     "augment": ("tests/test_augment.py",),
     "completion": ("tests/test_completion.py",),
     "models.imported": ("tests/test_imported_models.py",),
+    "models.pair": ("tests/test_conditional.py", "tests/test_batch.py"),
+    "models.conditional": ("tests/test_conditional.py",),
     "distributed": ("tests/test_distributed_collectives.py",),
 }
 
@@ -92,26 +100,37 @@ def prepare(module: str, fresh: bool) -> Path:
             shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
         text = (ROOT / "pyproject.toml").read_text()
         text = re.sub(r"\n\[tool\.mutmut\].*?(?=\n\[|\Z)", "\n", text, flags=re.S)
-        (work / "pyproject.toml").write_text(text.rstrip() + "\n\n" + tool_config(module, TESTS[module]))
+        text = text.rstrip() + "\n\n" + tool_config(module, TESTS[module])
+        if tomllib is not None:  # the old table must be gone whole, and the new one read back as written
+            table = tomllib.loads(text)["tool"]["mutmut"]
+            if table["only_mutate"] != ["src/steadygan/" + module.replace(".", "/") + ".py"] or \
+                    table["pytest_add_cli_args_test_selection"] != list(TESTS[module]):
+                raise SystemExit(f"could not rewrite [tool.mutmut] in {work / 'pyproject.toml'}")
+        (work / "pyproject.toml").write_text(text)
     return work
 
 
 def report(work: Path, module: str) -> int:
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
-                         capture_output=True, text=True).stdout
+    results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
+                             capture_output=True, text=True)
+    if results.returncode != 0:
+        print(f"{module}: mutmut results failed: {results.stderr.strip()[-500:]}", file=sys.stderr)
+        return 1
     counts: collections.Counter[str] = collections.Counter()
     survivors = []
-    for line in out.splitlines():
+    for line in results.stdout.splitlines():
         m = re.match(r"\s*(\S+__mutmut_\d+): (.+)$", line)
         if m:
             counts[m.group(2).strip()] += 1
             if m.group(2).strip() in ("survived", "no tests"):
                 survivors.append(m.group(1))
-    judged = counts["killed"] + counts["survived"] + counts["no tests"] + counts["timeout"]
     killed = counts["killed"] + counts["timeout"]
+    judged = killed + counts["survived"] + counts["no tests"]
+    others = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())
+                       if status not in ("killed", "timeout", "survived", "no tests"))
     print(f"{module} ({', '.join(TESTS[module])}): {sum(counts.values())} mutants, {killed} killed "
-          f"({counts['timeout']} by timeout), {counts['survived']} survived, {counts['no tests']} no tests, "
-          f"{counts['not checked']} not run; {100 * killed / max(judged, 1):.1f}% of judged killed")
+          f"({counts['timeout']} by timeout), {counts['survived']} survived, {counts['no tests']} no tests"
+          f"{', ' + others if others else ''}; {100 * killed / max(judged, 1):.1f}% of judged killed")
     (work / "survivors.txt").write_text("".join(s + "\n" for s in survivors))
     print(f"survivors listed in {work / 'survivors.txt'} (read one: cd {work} && "
           f"{sys.executable} -m mutmut show NAME)")
@@ -132,11 +151,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.module not in TESTS:
         parser.error(f"unknown module {args.module!r}; --list shows the choices")
+    if args.report:
+        if args.fresh:
+            parser.error("--fresh discards the run that --report would show; give one of them")
+        if not (WORK / args.module / "mutants").exists():
+            parser.error(f"no run of {args.module} to report; run it first")
+        return report(WORK / args.module, args.module)
     work = prepare(args.module, args.fresh)
-    if not args.report:
-        with open(work / "mutants.log", "w") as log:
-            subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)], cwd=work,
-                           stdout=log, stderr=subprocess.STDOUT)
+    with open(work / "mutants.log", "w") as log:
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)], cwd=work,
+                             stdout=log, stderr=subprocess.STDOUT)
+    if run.returncode != 0:  # e.g. the tests fail without any mutant: nothing was judged
+        print(f"{args.module}: mutmut run failed (exit {run.returncode}); see {work / 'mutants.log'}", file=sys.stderr)
+        return report(work, args.module) or 1
     return report(work, args.module)
 
 

@@ -274,11 +274,12 @@ def test_a_colour_mask_png_is_read_as_grey(tmp_path):
 
 def test_a_mask_may_be_given_as_a_plain_height_by_width_tensor():
     G, _ = _tiny_pair()
-    images = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    images = torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     mask = torch.ones(4, 4)
     mask[:, :2] = 0
     out = complete(G, images, mask, z_dim=3, steps=1, restarts=1)
-    assert out.completed.shape == images.shape
+    assert torch.equal(out.completed[..., 2:], images[..., 2:])  # known: the input's pixels
+    assert torch.equal(out.completed[..., :2], out.generated[..., :2])  # unknown: the generator's
     with pytest.raises(ConfigError) as exc:
         complete(G, images, torch.ones(2, 2), z_dim=3, steps=1)
     assert str(exc.value) == "mask is (2, 2) but the images are (4, 4)"

@@ -361,7 +361,7 @@ def test_the_centre_crop_of_an_odd_margin_starts_at_its_floor(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["I", "I;16", "I;16B", "I;16L", "I;16N", "F"])
-def test_high_bit_depth_images_are_refused_not_clipped_to_white(tmp_path, monkeypatch, mode):
+def test_every_high_bit_depth_mode_is_refused_by_name(tmp_path, monkeypatch, mode):
     from steadygan.data import folder
 
     (tmp_path / "deep.png").write_bytes(b"")  # Image.open below stands in for a 16-bit or float file
@@ -397,7 +397,7 @@ def test_idx_refusals_have_their_whole_text(tmp_path):
     assert str(exc.value).endswith("); re-copy or re-install the file")
 
 
-def test_dimensions_of_one_are_read_and_any_integer_array_is_written_as_uint8(tmp_path):
+def test_dimensions_of_one_are_read_and_an_int64_array_of_byte_values_is_written_as_uint8(tmp_path):
     one = np.arange(4, dtype=np.int64).reshape(1, 2, 2)  # one image; int64 values 0..3
     write_idx(tmp_path / "one-idx3-ubyte", one)
     back = read_idx(tmp_path / "one-idx3-ubyte", 3)

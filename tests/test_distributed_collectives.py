@@ -7,6 +7,7 @@ collective's values and gradients on its own, where a wrong sign or divisor show
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def _worker(r: int, init_file: str, out: str) -> None:
     """One rank: run every collective once and save what it saw."""
     os.environ["LOCAL_RANK"] = str(r)
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=r, world_size=WORLD)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=r, world_size=WORLD,
+                                         timeout=datetime.timedelta(seconds=60))  # a stalled rank fails, not hangs
     ctx = D.ProcessContext.current()
     res: dict = {"rank": D.rank(), "world": D.world_size(), "ctx": (ctx.rank, ctx.world_size, ctx.local_rank),
                  "control": ctx.control, "same_ctx": D.ProcessContext.current() is ctx}
@@ -79,8 +81,9 @@ def ranks(tmp_path_factory):
 
 
 # Each test first checks the one-process path of what it tests (the identity), then the two
-# ranks' values: a test that calls a function in this process is one the mutation tester
-# (benchmarks/mutation_module.py) knows to run against that function's mutants.
+# ranks' values. The call in this process matters to mutation testing too: mutmut maps each
+# function to the tests that call it in the pytest process (it does not see the spawned
+# ranks), and runs only those tests against that function's mutants.
 
 def test_two_ranks_know_who_they_are(ranks):
     assert (D.rank(), D.world_size()) == (0, 1) and D.ProcessContext.current() is D.SINGLE_PROCESS
@@ -141,29 +144,37 @@ def test_modules_and_their_buffers_are_rank_zeros_after_a_broadcast(ranks):
     D.SINGLE_PROCESS.broadcast_modules([net])
     assert torch.equal(net.weight, before)
     zero, one = ranks
-    mean0, weight1_bn, weight1 = one["buffers_only"]
-    assert torch.equal(mean0, torch.full((2,), 1.0))  # rank 0's running mean
-    assert torch.equal(weight1_bn, torch.full((2,), 2.0)) and not torch.equal(weight1, zero["buffers_only"][2])
+    running_mean_1, bn_weight_1, linear_weight_1 = one["buffers_only"]  # rank 1's, after the buffers' broadcast
+    assert torch.equal(running_mean_1, torch.full((2,), 1.0))  # rank 0's running mean
+    assert torch.equal(bn_weight_1, torch.full((2,), 2.0))     # parameters stay rank 1's
+    assert not torch.equal(linear_weight_1, zero["buffers_only"][2])
     for a, b in zip(zero["modules"], one["modules"]):
         assert torch.equal(a, b)
     assert torch.equal(one["modules"][2], torch.full((2,), 1.0))
 
 
 def test_a_lost_peer_is_named_in_one_short_line(ranks):
-    with pytest.raises(D.CollectiveError, match=r"^rank 0: another process .* \(Connection closed by peer\)$"):
-        D._checked(lambda: (_ for _ in ()).throw(RuntimeError("Connection closed by peer")))
+    def lost_peer():
+        raise RuntimeError("Connection closed by peer")
+
+    with pytest.raises(D.CollectiveError) as exc:
+        D._checked(lost_peer)
+    assert str(exc.value) == ("rank 0: another process of this job failed or stopped answering (Connection closed "
+                              "by peer)")
     assert D._checked(lambda: 7) == 7
     for r, res in enumerate(ranks):
         assert res["message"] == (f"rank {r}: another process of this job failed or stopped answering (Read error "
                                   "[127.0.0.1]: Connection reset by peer)")
-        assert res["message_empty"] == f"rank {r}: another process of this job failed or stopped answering (RuntimeError)"
+        assert res["message_empty"] == (f"rank {r}: another process of this job failed or stopped answering "
+                                        "(RuntimeError)")
     long = D.lost_peer_message(RuntimeError("x" * 300))
     assert long == f"rank 0: another process of this job failed or stopped answering ({'x' * 120})"
 
 
 # --- one process ---------------------------------------------------------------------------------
 
-def test_shutdown_in_one_process_does_nothing():
+def test_shutdown_without_a_process_group_only_forgets_the_context(monkeypatch):
+    monkeypatch.setattr(D, "_CURRENT", D.ProcessContext(rank=1, world_size=2))
     D.shutdown()
     assert not torch.distributed.is_initialized() and D._CURRENT is None
 

@@ -138,7 +138,6 @@ def test_imported_module_errors_name_the_real_problem(tmp_path, nets_module, cap
 # --- closed from surviving mutants (benchmarks/mutation.sh): paths, sys.path, exact texts ---------
 
 EDGE_NETS = '''
-import torch
 from torch import nn
 from steadygan.models import GanPair
 
@@ -170,7 +169,7 @@ def fails(sample_shape, z_dim):
 
 @pytest.fixture
 def edge_module(tmp_path, monkeypatch):
-    (tmp_path / "edge_nets_for_test.py").write_text(textwrap.dedent(EDGE_NETS))
+    (tmp_path / "edge_nets_for_test.py").write_text(EDGE_NETS)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "edge_nets_for_test"
     sys.modules.pop("edge_nets_for_test", None)
@@ -179,13 +178,12 @@ def edge_module(tmp_path, monkeypatch):
 def test_what_an_imported_factory_returns_is_checked(edge_module):
     from steadygan.models.imported import build_imported
 
+    assert isinstance(build_imported(f"{edge_module}:gan_pair", (2,), 4), GanPair)
     m = edge_module
-    assert isinstance(build_imported(f"{m}:gan_pair", (2,), 4), GanPair)
+    returned_tuple = "the factory returned tuple; it must return (generator, discriminator) modules or a GanPair"
     cases = {
-        "three_modules": f"model.arch={m}:three_modules: the factory returned tuple; it must return (generator, "
-                         "discriminator) modules or a GanPair",
-        "module_and_text": f"model.arch={m}:module_and_text: the factory returned tuple; it must return (generator, "
-                           "discriminator) modules or a GanPair",
+        "three_modules": f"model.arch={m}:three_modules: {returned_tuple}",
+        "module_and_text": f"model.arch={m}:module_and_text: {returned_tuple}",
         "conditional_pair": f"model.arch={m}:conditional_pair: return an unconditional pair; model.conditional=true "
                             "adds the class conditioning",
         "fails": f"model.arch={m}:fails: the factory failed for sample_shape=(2,), z_dim=4: ValueError: no such width",
@@ -202,7 +200,7 @@ def test_what_an_imported_factory_returns_is_checked(edge_module):
                               "that folder to PYTHONPATH")
 
 
-def test_a_generator_of_the_wrong_shape_is_named_with_its_import_path(tmp_path, nets_module):
+def test_a_generator_of_the_wrong_shape_is_named_with_its_import_path(nets_module):
     from steadygan.models.imported import build_imported
 
     with pytest.raises(ConfigError) as exc:
@@ -242,7 +240,8 @@ def test_a_module_that_raises_while_importing_is_named_with_its_error(tmp_path, 
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError) as exc:
         load_factory("raises_for_test:f")
-    assert str(exc.value) == "model.arch=raises_for_test:f: importing 'raises_for_test' failed: RuntimeError: no GPU here"
+    assert str(exc.value) == ("model.arch=raises_for_test:f: importing 'raises_for_test' failed: RuntimeError: "
+                              "no GPU here")
 
 
 def test_the_current_folder_is_searched_first_as_python_dash_m_would(tmp_path, monkeypatch):

@@ -3,8 +3,10 @@ same training run as in memory, and one-line errors for every broken folder."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -13,11 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from steadygan.checkpoint import latest_checkpoint, load_checkpoint
+from steadygan.checkpoint import StorageError, latest_checkpoint, load_checkpoint
 from steadygan.cli import main
 from steadygan.config import load_config
 from steadygan.data import DataError, load_dataset
 from steadygan.data import prepared as prep
+from steadygan.data import write_idx
+from steadygan.data.base import InMemoryData
 from steadygan.data.prepared import load_prepared, prepare_source, read_manifest
 from steadygan.metrics import dataset_fingerprint
 from steadygan.registry import ConfigError
@@ -440,8 +444,6 @@ def test_argument_errors_have_their_whole_text(tmp_path, idx_dir):
 
 
 def test_a_non_square_source_needs_a_resolution(tmp_path):
-    from steadygan.data import write_idx
-
     src = tmp_path / "idx"
     src.mkdir()
     write_idx(src / "train-images-idx3-ubyte", np.zeros((4, 8, 12), np.uint8))
@@ -453,16 +455,17 @@ def test_a_non_square_source_needs_a_resolution(tmp_path):
 
 
 def test_only_uint8_image_protocol_data_can_be_prepared(tmp_path):
-    from steadygan.data.base import InMemoryData
-
     stacked = InMemoryData(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), None, "stacked", "stacked")
     floats = InMemoryData(torch.zeros(2, 1, 8, 8), None, "floats", "image")
-    for data in (stacked, floats):
-        with pytest.raises(DataError, match="only image datasets"):
+    rows = InMemoryData(torch.zeros(2, 8, 8, dtype=torch.uint8), None, "rows", "image")  # no channel axis
+    for data in (stacked, floats, rows):
+        with pytest.raises(DataError) as exc:
             prep.prepare_dataset(data, tmp_path / "d", "src")
+        assert str(exc.value) == (f"dataset '{data.name}': only image datasets (uint8 (N, C, H, W), protocol "
+                                  "'image') can be prepared")
     images = InMemoryData(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), None, "folder")
     prep.prepare_dataset(images, tmp_path / "d", "src")
-    with pytest.raises(DataError, match="folder is not empty"):  # force is off unless asked for
+    with pytest.raises(DataError, match="folder is not empty; choose a new folder"):  # force is off unless asked
         prep.prepare_dataset(images, tmp_path / "d", "src")
 
 
@@ -487,11 +490,6 @@ def test_a_failed_prepare_into_an_existing_empty_folder_keeps_the_folder(tmp_pat
 
 
 def test_a_disk_error_while_writing_is_a_storage_error_naming_the_free_space(tmp_path, idx_dir, monkeypatch):
-    import errno
-    import os
-
-    from steadygan.checkpoint import StorageError
-
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -508,18 +506,25 @@ def test_a_disk_error_while_writing_is_a_storage_error_naming_the_free_space(tmp
     assert f"(<free of {tmp_path.name}> free on that disk)" in str(exc.value)
     monkeypatch.undo()
     monkeypatch.setattr(prep, "free_space", lambda path: "?")
-    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("bare")))
-    with pytest.raises(StorageError, match=r"in .*prep: bare \("):
+    def bare_error(*args):
+        raise OSError("bare")  # no errno: the message is the exception's text
+
+    monkeypatch.setattr(os, "replace", bare_error)
+    with pytest.raises(StorageError) as exc:
         prepare_source(idx_dir, tmp_path / "prep")
+    assert str(exc.value).startswith(f"cannot write the prepared dataset in {tmp_path / 'prep'}: bare (? free")
 
 
 def test_a_refusal_names_the_folder_to_prepare_again(prepared_idx):
     (prepared_idx / "manifest.json").write_text("{not json")
     with pytest.raises(DataError) as exc:
         load_prepared(prepared_idx)
-    assert str(exc.value) == (f"{prepared_idx / 'manifest.json'}: unreadable manifest (Expecting property name "
-                              "enclosed in double quotes: line 1 column 2 (char 1)); prepare it again: steadygan "
-                              f"prepare SRC -o {prepared_idx} --force")
+    try:
+        json.loads("{not json")
+    except json.JSONDecodeError as error:
+        reason = str(error)
+    assert str(exc.value) == (f"{prepared_idx / 'manifest.json'}: unreadable manifest ({reason}); prepare it again: "
+                              f"steadygan prepare SRC -o {prepared_idx} --force")
     with pytest.raises(DataError) as exc:
         load_prepared(prepared_idx / "nope")
     assert str(exc.value).endswith("to a folder written by `steadygan prepare SRC -o FOLDER`")
@@ -531,9 +536,13 @@ def test_manifest_fields_at_their_edges_are_refused(prepared_idx, key, value):
     path = prepared_idx / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest[key] = value
+    if key == "num_classes":
+        manifest["files"].pop("labels.npy")  # unlabelled, so only the value of num_classes is wrong
     path.write_text(json.dumps(manifest))
-    with pytest.raises(DataError, match="manifest is incomplete or garbled"):
+    with pytest.raises(DataError) as exc:
         load_prepared(prepared_idx)
+    assert str(exc.value) == (f"{path}: manifest is incomplete or garbled (shape, count, num_classes, files); "
+                              f"prepare it again: steadygan prepare SRC -o {prepared_idx} --force")
 
 
 def test_npy_files_of_format_version_2_load_and_other_versions_are_refused(prepared_idx):
@@ -569,8 +578,10 @@ def test_a_header_whose_element_count_overflows_int64_is_refused_as_truncated(pr
     manifest.update(count=2 ** 32, shape=[1, 2 ** 16, 2 ** 16], num_classes=0)
     manifest["files"].pop("labels.npy")
     path.write_text(json.dumps(manifest))
-    with pytest.raises(DataError, match="the file is truncated or corrupt"):
+    with pytest.raises(DataError) as exc:
         load_prepared(prepared_idx)
+    assert f"{images}: is {images.stat().st_size} bytes, expected " in str(exc.value)
+    assert "for its shape; the file is truncated or corrupt" in str(exc.value)
 
 
 def test_an_unmappable_file_is_a_one_line_refusal(prepared_idx, monkeypatch):

@@ -92,13 +92,6 @@ def test_fid_ignores_sample_order():
     assert fid(a, b[perm]) == pytest.approx(fid(a, b), rel=1e-12)
 
 
-def test_shape_errors_are_reported():
-    with pytest.raises(ValueError):
-        gaussian_stats(np.zeros((1, 3)))
-    with pytest.raises(ValueError):
-        frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
-
-
 # --- closed from surviving mutants (benchmarks/mutation_module.py metrics.fid) -------------------
 
 def test_float32_statistics_are_scored_in_float64():
@@ -107,10 +100,9 @@ def test_float32_statistics_are_scored_in_float64():
     stats64 = [*gaussian_stats(a), *gaussian_stats(b)]
     stats32 = [s.astype(np.float32) for s in stats64]
     exact = frechet_distance(*[s.astype(np.float64) for s in stats32])  # the same numbers, widened first
-    assert frechet_distance(*stats32) == pytest.approx(exact, rel=1e-13)
+    assert frechet_distance(*stats32) == exact  # widened first, then the same float64 operations
     s1, s2 = stats32[1], stats32[3]
-    assert trace_sqrt_product(s1, s2) == pytest.approx(
-        trace_sqrt_product(s1.astype(np.float64), s2.astype(np.float64)), rel=1e-13)
+    assert trace_sqrt_product(s1, s2) == trace_sqrt_product(s1.astype(np.float64), s2.astype(np.float64))
 
 
 def test_fid_scales_with_the_square_of_tiny_features():

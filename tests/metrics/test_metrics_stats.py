@@ -50,8 +50,7 @@ def test_a_statistics_file_round_trips_every_field(tmp_path):
         stats.extractor, stats.recipe, stats.shape, stats.source, str(path))
     raw = torch.load(path, weights_only=True)
     assert raw["recipe"] == stats.recipe and raw["source"] == stats.source
-    created = datetime.datetime.strptime(raw["created"], "%Y-%m-%dT%H:%M:%S")
-    assert abs((datetime.datetime.now() - created).total_seconds()) < 600
+    datetime.datetime.strptime(raw["created"], "%Y-%m-%dT%H:%M:%S")  # ISO date and time, or ValueError
 
 
 def test_a_file_without_recipe_or_source_loads_with_none_and_an_empty_source(tmp_path):
@@ -91,7 +90,8 @@ def test_other_files_and_versions_are_refused_with_their_whole_text(tmp_path):
 
 
 @pytest.mark.parametrize("change,reason", [
-    (dict(features=torch.zeros(1, 4), mean=torch.zeros(4), cov=torch.zeros(4, 4)), "features (1, 4), mean (4,), cov (4, 4)"),
+    (dict(features=torch.zeros(1, 4), mean=torch.zeros(4), cov=torch.zeros(4, 4)),
+     "features (1, 4), mean (4,), cov (4, 4)"),
     (dict(mean=torch.zeros(3)), "features (6, 4), mean (3,), cov (4, 4)"),
     (dict(cov=torch.zeros(4, 3)), "features (6, 4), mean (4,), cov (4, 3)"),
     (dict(shape=[1, 28]), "image shape (1, 28)"),
@@ -113,7 +113,8 @@ def test_two_reference_images_are_enough(tmp_path):
 def test_saving_into_a_missing_folder_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as exc:
         save_stats(tmp_path / "nope" / "ref.pt", stats_of())
-    assert str(exc.value) == f"--save-stats {tmp_path / 'nope' / 'ref.pt'}: the folder {tmp_path / 'nope'} does not exist"
+    missing = tmp_path / "nope"
+    assert str(exc.value) == f"--save-stats {missing / 'ref.pt'}: the folder {missing} does not exist"
 
 
 def test_extractors_are_described_by_name_and_weights():
@@ -135,7 +136,7 @@ def test_another_extractor_is_refused_naming_both_and_the_option_to_use():
         "weights that made the file (a retrained classifier differs), or save the statistics again here with "
         "--save-stats)")
     stats.path, stats.recipe = "ref.pt", {"name": "classifier-retrained"}
-    with pytest.raises(ConfigError, match=r"^ref.pt holds features .* --extractor classifier-retrained and"):
+    with pytest.raises(ConfigError, match=r"^ref\.pt holds features .* --extractor classifier-retrained and"):
         check_same_extractor(stats, {"name": "classifier", "weights_sha256": "cd" * 32})
     stats.recipe = None  # the record's name is the option then
     with pytest.raises(ConfigError, match="--extractor classifier and"):
