@@ -186,3 +186,87 @@ def test_each_update_reports_exactly_its_documented_stats():
     with torch.no_grad():  # the D before its update: the share of real samples it calls real, in [-1, 1]
         assert -1 <= stats["Logits/real_sign"].item() <= 1
     assert set(g_step(g, d, loss, real, z, step=0)) == {"Loss/G", "Grad/G/norm", "Grad/G/clipped"}
+
+
+# --- what each step hands its loss and its penalties (closed from surviving mutants) ------------
+
+class InputsSpy(Penalty):
+    """A penalty of weight 0 that keeps a copy of what the step handed it."""
+
+    name, players = "inputs-spy", ("d", "g")
+
+    def __init__(self, needs=frozenset()):
+        super().__init__(weight=0.0)
+        self.needs = frozenset(needs)
+        self.seen = []
+
+    def value(self, inputs):
+        with torch.no_grad():
+            self.seen.append({
+                "real": inputs.real.detach().clone(), "fake": inputs.fake.detach().clone(),
+                "score_of_real": inputs.score(inputs.real).detach().clone(),
+                "real_logits": None if inputs.real_logits is None else inputs.real_logits.detach().clone(),
+                "d_loss": None if inputs.d_loss is None else inputs.d_loss.detach().clone(),
+                "g_loss": None if inputs.g_loss is None else inputs.g_loss.detach().clone()})
+        return inputs.fake_logits.sum() * 0
+
+
+def test_the_generator_step_hands_its_penalties_the_batch_the_fake_and_d_s_scores():
+    from steadygan.penalties import D_LOSS
+
+    d, g = players()
+    spy = InputsSpy({D_LOSS})
+    g.penalties = [spy]
+    real, z = batch()
+    loss = build_loss("hinge")
+    with torch.no_grad():
+        fake, real_logits = g.net(z), d.net(real)
+        d_loss = loss.d_loss(real_logits, d.net(fake))
+    stats = g_step(g, d, loss, real, z, step=0)
+    (seen,) = spy.seen
+    assert torch.equal(seen["real"], real) and torch.equal(seen["fake"], fake)
+    assert torch.equal(seen["score_of_real"], real_logits) and torch.equal(seen["real_logits"], real_logits)
+    assert torch.equal(seen["d_loss"], d_loss)
+    assert "Penalty/G/inputs-spy" in stats  # named by the player
+
+
+@pytest.mark.parametrize("needs", [(), ("g_loss",)])
+def test_the_relativistic_loss_pairs_each_step_with_d_s_real_logits(needs):
+    d, g = players()
+    real, z = batch()
+    loss = build_loss("relativistic")
+    with torch.no_grad():
+        fake = g.net(z)
+        real_logits, fake_logits = d.net(real), d.net(fake)
+        g_loss = loss.generator(fake_logits, real_logits)
+    assert not torch.equal(g_loss, loss.generator(fake_logits, torch.zeros_like(real_logits)))  # it pairs
+    spy = InputsSpy(needs)
+    d.penalties = [spy]
+    initial_d = copy.deepcopy(d.net.state_dict())
+    d_step(d, g, loss, real, z, step=0)
+    if needs:  # a D penalty that needs G's loss (consensus) gets the paired one
+        torch.testing.assert_close(spy.seen[0]["g_loss"], g_loss, rtol=1e-6, atol=0)
+    d.net.load_state_dict(initial_d)  # the G step scores with the D the hand computation used
+    stats = g_step(g, d, loss, real, z, step=0)
+    torch.testing.assert_close(stats["Loss/G"], g_loss, rtol=1e-6, atol=0)
+
+
+def test_both_steps_generate_and_score_with_the_batch_s_labels():
+    from steadygan.batch import Batch
+
+    torch.manual_seed(0)
+    pair = build_models("mlp", (2,), z_dim=4, width=8, depth=2, num_classes=3)
+    d = Player("D", pair.discriminator, torch.optim.SGD(pair.discriminator.parameters(), lr=1e-2), [InputsSpy()],
+               build_clipper(None))
+    g = Player("G", pair.generator, torch.optim.SGD(pair.generator.parameters(), lr=1e-2), [InputsSpy()],
+               build_clipper(None))
+    real, z = batch()
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    with torch.no_grad():
+        fake = pair.generator(z, y)
+        real_logits = pair.discriminator(real, y)
+    d_step(d, g, build_loss("non-saturating"), Batch(real, y), z, step=0)
+    assert torch.equal(d.penalties[0].seen[0]["fake"], fake)
+    assert torch.equal(d.penalties[0].seen[0]["score_of_real"], real_logits)
+    g_step(g, d, build_loss("non-saturating"), Batch(real, y), z, step=0)
+    assert torch.equal(g.penalties[0].seen[0]["fake"], fake)  # G has not moved yet
