@@ -38,12 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "mutants-by-module"
 
 # module (under src/steadygan, dotted) -> the test files that test it (the parsers are also
-# fuzzed by test_parsers_fuzz.py; the fp16 scale of the penalties is tested in test_amp.py)
+# fuzzed by test_parsers_fuzz.py; fp16 training, the penalties' scale included, in test_amp.py)
 TESTS: dict[str, tuple[str, ...]] = {
     "losses": ("tests/test_losses.py",),
     "penalties": ("tests/test_penalties.py", "tests/test_amp.py"),
     "clipping": ("tests/test_clipping.py",),
-    "step": ("tests/test_step.py", "tests/test_fast_step.py"),
+    "step": ("tests/test_step.py", "tests/test_fast_step.py", "tests/test_amp.py"),
     "fast_paths": ("tests/test_fast_step.py",),
     "ema": ("tests/test_ema.py",),
     "checkpoint": ("tests/test_checkpoint.py", "tests/test_parsers_fuzz.py"),

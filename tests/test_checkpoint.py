@@ -128,3 +128,88 @@ def test_load_matching_names_the_missing_the_extra_and_the_absent():
         load_matching(net, {**state, "extra": torch.zeros(1)}, "the G")
     load_matching(net, {k: v + 1 for k, v in state.items()}, "the G")
     assert torch.equal(net.bias.detach(), state["bias"] + 1)
+
+
+# --- closed from surviving mutants (benchmarks/mutation_module.py checkpoint) --------------------
+
+def test_an_old_config_is_upgraded_to_what_it_computed_and_an_upgrade_changes_nothing_more():
+    old = {"train": {"steps": 10},
+           "model": {"arch": "dcgan", "width": 64, "depth": 3},
+           "d": {"optimizer": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "momentum": 0.9, "nesterov": False,
+                 "alpha": 0.99},
+           "g": {"optimizer": "sgd", "lr": 1e-2, "betas": [0.5, 0.999], "momentum": 0.9, "nesterov": True,
+                 "alpha": 0.99}}
+    new = checkpoint.upgrade_config(old)
+    assert new["train"] == {"steps": 10, "share_fake": False, "channels_last": False, "fused_d_forward": False,
+                            "world_size": 1}
+    assert new["model"] == {"arch": "dcgan", "width": 64, "depth": None}  # dcgan has no depth
+    assert new["d"] == {"optimizer": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "momentum": None, "nesterov": None,
+                        "alpha": None}
+    assert new["g"] == {"optimizer": "sgd", "lr": 1e-2, "betas": None, "momentum": 0.9, "nesterov": True,
+                        "alpha": None}
+    again = checkpoint.upgrade_config({k: dict(v) for k, v in new.items()})
+    assert again == new
+    current = {"train": {"world_size": 2, "share_fake": True}, "model": {"arch": "mlp", "width": 8, "depth": 2}}
+    assert checkpoint.upgrade_config(current)["train"] == {"world_size": 2, "share_fake": True, "channels_last": False,
+                                                           "fused_d_forward": False}
+    assert current["model"] == {"arch": "mlp", "width": 8, "depth": 2}  # mlp takes both
+
+
+def test_a_loaded_checkpoint_carries_the_upgraded_config(tmp_path):
+    path = save_checkpoint(payload(3, config={"train": {"steps": 3}}), tmp_path / "ckpt-00000003.pt")
+    assert load_checkpoint(path)["config"]["train"]["world_size"] == 1
+
+
+def test_checkpoint_refusals_have_their_whole_text(tmp_path):
+    path = tmp_path / "ckpt-00000005.pt"
+    torch.save({"format": checkpoint.FORMAT_VERSION, "step": 5}, path)
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(path)
+    assert str(exc.value) == f"{path}: not a complete steadygan checkpoint (no config, generator)"
+    torch.save({"format": checkpoint.FORMAT_VERSION, **payload(7)}, path)
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(path)
+    assert str(exc.value) == f"{path}: holds step 7 but its name says step 5; it was renamed or copied from elsewhere"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(path)
+    assert str(exc.value).startswith(f"{path}: not a loadable steadygan checkpoint (UnpicklingError: ")
+
+
+def test_a_layer_of_another_shape_is_named_with_both_shapes():
+    from torch import nn
+
+    from steadygan.checkpoint import load_matching
+
+    with pytest.raises(CheckpointError) as exc:
+        load_matching(nn.Linear(2, 3), nn.Linear(2, 4).state_dict(), "the D")
+    assert str(exc.value) == ("the D: layer 'weight' has shape (4, 2) there but (3, 2) here; use the same model "
+                              "settings (or data size)")
+
+
+def test_safe_write_makes_missing_folders_and_names_a_failure_in_one_line(tmp_path, monkeypatch):
+    from steadygan.checkpoint import StorageError, safe_write
+
+    target = tmp_path / "a" / "b" / "file.bin"
+    safe_write(target, lambda p: p.write_bytes(b"x"))
+    assert target.read_bytes() == b"x"
+    monkeypatch.setattr(checkpoint, "free_space", lambda path: "3 B")
+
+    def disk_full(p):
+        raise OSError(28, "No space left on device")  # before any byte is written: no temp file exists
+
+    def short_write(p):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed\nmore")
+
+    for write, reason in ((disk_full, "No space left on device"),
+                          (short_write, "PytorchStreamWriter failed writing file data/0: file write failed")):
+        with pytest.raises(StorageError) as exc:
+            safe_write(target, write)
+        assert str(exc.value) == (f"cannot write {target}: {reason} (3 B free on that disk); the previous file is "
+                                  "unchanged")
+        assert target.read_bytes() == b"x" and sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
+
+
+def test_the_numpy_rng_keys_are_stored_as_int64():
+    keys = capture_rng()["numpy"]["keys"]
+    assert keys.dtype == torch.int64 and keys.shape == (624,)  # the Mersenne Twister's state, exactly
