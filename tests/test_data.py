@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from steadygan.data import (BatchSampler, DataError, fit_images, load_dataset, read_idx, sample_mixture,
@@ -416,3 +417,84 @@ def test_two_candidate_files_are_refused_and_the_default_split_is_train(tmp_path
         find_split(root, "train", "images")
     assert str(exc.value) == (f"{root}: several train images files (fashion-train-images-idx3-ubyte.gz, "
                               "train-images-idx3-ubyte.gz); point data.root at a folder holding one dataset")
+
+
+# --- closed from surviving mutants (benchmarks/mutation_module.py data.base) ---------------------
+
+def test_in_memory_data_checks_its_samples_and_reads_its_classes():
+    from steadygan.data.base import InMemoryData
+
+    one = InMemoryData(torch.zeros(1, 2), None, "one")
+    assert (one.protocol, one.num_classes) == ("points", 0)
+    images = InMemoryData(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 4, 2]), "imgs")
+    assert (images.protocol, images.num_classes) == ("image", 5)  # the largest label + 1
+    assert InMemoryData(torch.zeros(2, 2), None, "pts", "mixture").protocol == "mixture"  # a loader's own
+    with pytest.raises(DataError) as exc:
+        InMemoryData(torch.zeros(0, 2), None, "none")
+    assert str(exc.value) == "dataset 'none' is empty"
+    with pytest.raises(DataError) as exc:
+        InMemoryData(torch.zeros(3, 2), torch.tensor([0, 1]), "short")
+    assert str(exc.value) == "dataset 'short': 3 samples but 2 labels"
+
+
+def test_to_uint8_images_rounds_and_saturates():
+    x = torch.tensor([-1.5, -1.0, -0.999, 0.0, 0.5, 1.0, 1.2])
+    assert to_uint8_images(x).tolist() == [0, 0, 0, 128, 191, 255, 255]  # 127.5 rounds to even: 128
+    assert to_uint8_images(x).dtype == torch.uint8
+
+
+def test_fit_images_converts_channels_by_luminance_and_resizes_in_range():
+    rgb = torch.tensor([[[[255]], [[0]], [[0]]], [[[0]], [[0]], [[255]]], [[[255]], [[255]], [[255]]]],
+                       dtype=torch.uint8)  # red, blue and white single pixels
+    grey = fit_images(rgb, 1, 1)
+    assert grey.shape == (3, 1, 1, 1) and grey.dtype == torch.uint8
+    assert grey.flatten().tolist() == [round(0.299 * 255), round(0.114 * 255), 255]
+    up = fit_images(torch.tensor([[[[0, 255], [255, 0]]]], dtype=torch.uint8), 3, 3)
+    assert up.shape == (1, 3, 3, 3) and up.dtype == torch.uint8
+    expected = F.interpolate(torch.tensor([[[[0.0, 255.0], [255.0, 0.0]]]]), size=(3, 3), mode="bilinear",
+                             align_corners=False).round()  # growing: no antialiasing
+    assert torch.equal(up[:, :1].float(), expected) and torch.equal(up[:, 0], up[:, 2])
+    big = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    down = F.interpolate(big.float(), size=(4, 4), mode="bilinear", align_corners=False, antialias=True)
+    assert torch.equal(fit_images(big, 4, 1), down.round().clamp(0, 255).to(torch.uint8))
+    with pytest.raises(TypeError) as exc:
+        fit_images(torch.zeros(1, 1, 2, 2), 2, 1)
+    assert str(exc.value) == "fit_images expects a uint8 (N, C, H, W) tensor"
+    with pytest.raises(TypeError):
+        fit_images(torch.zeros(1, 2, 2, dtype=torch.uint8), 2, 1)
+    for c, channels in ((2, 1), (1, 4)):
+        with pytest.raises(ConfigError) as exc:
+            fit_images(torch.zeros(1, c, 2, 2, dtype=torch.uint8), 2, channels)
+        assert str(exc.value) == f"channels must be 1 or 3 (got data {c}, requested {channels})"
+
+
+def test_fit_images_works_in_chunks_of_4096(monkeypatch):
+    seen = []
+    real_interpolate = F.interpolate
+    monkeypatch.setattr(F, "interpolate", lambda x, **kw: seen.append(len(x)) or real_interpolate(x, **kw))
+    fit_images(torch.zeros(4097, 1, 2, 2, dtype=torch.uint8), 1, 1)
+    assert seen == [4096, 1]
+
+
+def test_batch_sampler_epochs_cursor_and_its_checks():
+    s = BatchSampler(7, 3, seed=0)
+    assert (s.cursor, s.epoch) == (0, 0)
+    assert torch.equal(s.perm, torch.randperm(7, generator=torch.Generator().manual_seed(0)))
+    first = [s.next_index() for _ in range(2)]  # 6 of 7 drawn: no room left for a third batch
+    assert (s.cursor, s.epoch) == (6, 0) and torch.equal(torch.cat(first), s.perm[:6])
+    s.next_index()
+    assert (s.cursor, s.epoch) == (3, 1)
+    exact = BatchSampler(6, 3, seed=0)
+    for _ in range(2):
+        exact.next_index()
+    perm = exact.perm.clone()
+    exact.next_index()  # 6 + 3 > 6: a new epoch, not a read past the end
+    assert exact.epoch == 1 and not torch.equal(exact.perm, perm)
+    BatchSampler(1, 1, seed=0).next_index()  # a batch of one is allowed
+    BatchSampler(3, 3, seed=0)  # the whole set in one batch too
+    with pytest.raises(ConfigError) as exc:
+        BatchSampler(3, 0, seed=0)
+    assert str(exc.value) == "data.batch_size must be >= 1 (got 0)"
+    with pytest.raises(DataError) as exc:
+        BatchSampler(3, 4, seed=0)
+    assert str(exc.value) == "batch size 4 is larger than dataset (3 samples); lower data.batch_size or use more data"
