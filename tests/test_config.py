@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from steadygan.config import diff_configs, from_dict, load_config, merge_spec_fragments, parse_spec
+from steadygan.metrics.evaluate import IMAGE_METRICS
 from steadygan.registry import ConfigError
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
@@ -177,3 +178,60 @@ def test_diff_configs_sees_keys_on_one_side_and_sections_replaced_by_values():
     assert diff_configs({"a": 1, "c": 3}, {"a": 1}) == ["c"]
     assert diff_configs({"s": {"x": 1}}, {"s": 5}) == ["s"]
     assert diff_configs({"s": {"x": 1}}, {"s": {"x": 2}}) == ["s.x"]
+
+
+# --- closed from surviving mutants (benchmarks/mutation_module.py config) ------------------------
+
+def _config_error(*overrides: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, list(overrides))
+    return str(exc.value)
+
+
+def test_evaluation_options_are_checked_with_their_whole_text():
+    assert _config_error("train.eval_seconds=0") == "train.eval_seconds must be > 0 (got 0.0)"
+    load_config(None, ["train.eval_seconds=0.5"])  # a fraction of a second is a time
+    assert _config_error("train.eval_metrics=[fid,nope]") == ("train.eval_metrics: unknown nope; choose from "
+                                                              + ", ".join(IMAGE_METRICS))
+    assert _config_error("train.eval_on=sometimes") == "train.eval_on must be auto, ema, raw or both (got 'sometimes')"
+    for on in ("ema", "both"):
+        assert _config_error(f"train.eval_on={on}", "train.ema=0") == (
+            f"train.eval_on={on} needs an EMA generator: set train.ema (e.g. 0.999)")
+        load_config(None, [f"train.eval_on={on}", "train.ema=0.5"])
+    for on in ("auto", "raw"):
+        load_config(None, [f"train.eval_on={on}", "train.ema=0"])
+
+
+def test_compile_modes_and_the_penalties_compile_cannot_run_are_named():
+    assert _config_error("train.compile=fast") == (
+        "train.compile must be one of none, default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs "
+        "(got 'fast'); the modes are torch.compile's")
+    assert _config_error("train.compile=default", "d.penalties=[r1,wgan-gp]", "g.penalties=[seed-param]") == (
+        "train.compile=default: r1, seed-param, wgan-gp differentiate(s) a gradient of the networks (a double "
+        "backward), which torch.compile does not support; set train.compile=none with these penalties")
+    load_config(None, ["train.compile=none", "d.penalties=[r1]"])
+
+
+def test_a_spec_that_is_not_a_name_says_a_or_an():
+    with pytest.raises(ConfigError) as exc:
+        parse_spec(3, "penalty")
+    assert str(exc.value) == "a penalty spec must be a name, 'name:key=value,...' or a mapping (got 3)"
+    with pytest.raises(ConfigError) as exc:
+        parse_spec("", "augmentation")
+    assert str(exc.value) == "an augmentation spec must be a name, 'name:key=value,...' or a mapping (got '')"
+    assert parse_spec("diffaugment:policy=a=b", "augmentation") == {"name": "diffaugment", "policy": "a=b"}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "+Infinity", " NaN "])
+def test_a_float_option_refuses_non_finite_text(value):
+    # Kept as text rather than read as a float: the error names the value as it was written.
+    assert _config_error(f"d.lr={value}") == f"d.lr: expected a number, got {value.strip()!r}"
+
+
+def test_the_dumped_config_keeps_the_sections_in_their_order():
+    from steadygan.config import dump_config
+
+    text = dump_config(load_config(None, []))
+    tops = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith(" ")]
+    assert tops == list(load_config(None, []).to_dict())  # data, model, ... as written, not sorted
+    assert tops != sorted(tops)
