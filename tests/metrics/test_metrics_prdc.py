@@ -124,3 +124,24 @@ def test_defaults_are_the_papers_k():
     assert prdc(real, fake) == prdc(real, fake, 3, 5)
     assert precision_recall(real, fake) == precision_recall(real, fake, k=3)
     assert density_coverage(real, fake) == density_coverage(real, fake, k=5)
+
+
+# --- closed from surviving mutants (benchmarks/mutation_module.py metrics.prdc) ------------------
+
+def test_a_sample_exactly_on_a_ball_s_edge_is_inside_for_recall_density_and_coverage():
+    # Closed balls (distance <= radius), as in Kynkaanniemi et al. 2019 and Naeem et al. 2020.
+    # k = 1 on a line: every ball's squared radius is 4, and the boundary points sit at 4.
+    fake, real = np.array([[0.0], [-2.0]]), np.array([[2.0], [10.0]])
+    assert prdc(real, fake, k_pr=1, k_dc=1)["recall"] == 0.5  # real 2 on fake 0's edge
+    real, fake = np.array([[0.0], [-2.0]]), np.array([[2.0], [20.0]])
+    out = prdc(real, fake, k_pr=1, k_dc=1)
+    assert out["density"] == 0.5 and out["coverage"] == 0.5  # fake 2 on real 0's edge
+
+
+def test_radii_and_nearest_distances_are_kept_in_float64():
+    # Squared radius of real 0: (1 + 1e-8)^2 = 1.00000002, which float32 rounds to 1.0.
+    real = np.array([[0.0], [1 + 1e-8]])
+    inside = np.array([[-1.000000005], [-50.0]])  # squared distance 1.00000001: inside in float64
+    assert prdc(real, inside, k_pr=1, k_dc=1)["precision"] == 0.5
+    outside = np.array([[-1.000000015], [-50.0]])  # 1.00000003: outside, but 1.0 in float32
+    assert prdc(real, outside, k_pr=1, k_dc=1)["coverage"] == 0.0
