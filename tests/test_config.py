@@ -235,3 +235,46 @@ def test_the_dumped_config_keeps_the_sections_in_their_order():
     tops = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith(" ")]
     assert tops == list(load_config(None, []).to_dict())  # data, model, ... as written, not sorted
     assert tops != sorted(tops)
+
+
+@pytest.mark.parametrize("overrides,text", [
+    (["data.split=val"], "data.split must be 'train' or 'test' (got 'val')"),
+    (["data.batch_size=0"], "data.batch_size must be >= 1 (got 0)"),
+    (["d.lr=0"], "d.lr must be > 0 (got 0.0)"),
+    (["g.optimizer=sgd", "g.momentum=1"], "g.momentum must be in [0, 1) (got 1.0)"),
+    (["d.optimizer=rmsprop", "d.alpha=1"], "d.alpha must be in [0, 1) (got 1.0)"),
+    (["d.optimizer=rmsprop", "d.alpha=-0.1"], "d.alpha must be in [0, 1) (got -0.1)"),
+    (["train.time=0"], "train.time must be > 0 seconds (got 0.0)"),
+    (["train.ema=1"], "train.ema must be in [0, 1) (got 1.0); 0 disables the EMA"),
+    (["train.max_rollbacks=-1"], "train.max_rollbacks must be >= 0 (got -1)"),
+    (["train.rollback_lr_factor=0"], "train.rollback_lr_factor must be in (0, 1) (got 0.0)"),
+])
+def test_each_limit_is_refused_with_its_whole_text(overrides, text):
+    assert _config_error(*overrides) == text
+
+
+@pytest.mark.parametrize("overrides", [
+    ["data.split=test"], ["data.batch_size=1"], ["g.optimizer=sgd", "g.momentum=0"],
+    ["d.optimizer=rmsprop", "d.alpha=0"], ["d.optimizer=rmsprop", "d.alpha=0.5"], ["train.time=0.5"],
+    ["train.ema=0"], ["train.max_rollbacks=0"], ["train.rollback_lr_factor=0.5"],
+    ["train.share_fake=true", "train.n_critic=1"],
+])
+def test_each_limit_s_edge_that_is_allowed_is_allowed(overrides):
+    load_config(None, overrides)
+
+
+def test_a_shared_fake_batch_needs_one_critic_step():
+    assert _config_error("train.share_fake=true", "train.n_critic=2") == (
+        "train.share_fake=true shares one generator forward between one D and one G update; with train.n_critic=2 "
+        "each D update needs its own batch: set one of them back")
+
+
+@pytest.mark.parametrize("spec,text", [
+    ("r1:gamma", "penalty spec 'r1:gamma': 'gamma' is not key=value"),
+    ("r1:gamma=1,gamma=2", "penalty spec 'r1:gamma=1,gamma=2': gamma is given twice"),
+    ("r1:gamma=[1", "penalty spec 'r1:gamma=[1': cannot parse the value of 'gamma' (while parsing a flow sequence)"),
+])
+def test_a_malformed_spec_is_named_with_its_whole_text(spec, text):
+    with pytest.raises(ConfigError) as exc:
+        parse_spec(spec, "penalty")
+    assert str(exc.value) == text
