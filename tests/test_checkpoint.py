@@ -213,3 +213,39 @@ def test_safe_write_makes_missing_folders_and_names_a_failure_in_one_line(tmp_pa
 def test_the_numpy_rng_keys_are_stored_as_int64():
     keys = capture_rng()["numpy"]["keys"]
     assert keys.dtype == torch.int64 and keys.shape == (624,)  # the Mersenne Twister's state, exactly
+
+
+class NotAllowedInACheckpoint:
+    """A class a weights-only load refuses to build."""
+
+
+def test_a_checkpoint_that_needs_code_to_load_is_refused(tmp_path):
+    path = tmp_path / "ckpt-00000001.pt"
+    torch.save({"format": checkpoint.FORMAT_VERSION, **payload(1, extra=NotAllowedInACheckpoint())}, path)
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(path)
+    assert str(exc.value).startswith(f"{path}: not a loadable steadygan checkpoint (UnpicklingError: ")
+
+
+def test_checkpoint_paths_and_the_latest_of_a_run(tmp_path):
+    from steadygan.checkpoint import checkpoint_path, latest_checkpoint
+
+    assert checkpoint_path(tmp_path, 12) == tmp_path / "checkpoints" / "ckpt-00000012.pt"
+    assert latest_checkpoint(tmp_path) is None
+    for step in (5, 40, 300):
+        save_checkpoint(payload(step), checkpoint_path(tmp_path, step))
+    assert latest_checkpoint(tmp_path) == checkpoint_path(tmp_path, 300)
+
+
+def test_a_long_write_error_is_cut_to_120_characters(tmp_path, monkeypatch):
+    from steadygan.checkpoint import StorageError, safe_write
+
+    monkeypatch.setattr(checkpoint, "free_space", lambda path: "3 B")
+
+    def long_error(p):
+        raise RuntimeError("x" * 200)
+
+    with pytest.raises(StorageError) as exc:
+        safe_write(tmp_path / "f.bin", long_error)
+    assert str(exc.value) == (f"cannot write {tmp_path / 'f.bin'}: {'x' * 120} (3 B free on that disk); the previous "
+                              "file is unchanged")
