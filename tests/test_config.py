@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from steadygan.config import diff_configs, from_dict, load_config, merge_spec_fragments, parse_spec
+from steadygan.config import TrainConfig, diff_configs, from_dict, load_config, merge_spec_fragments, parse_spec
 from steadygan.metrics.evaluate import IMAGE_METRICS
 from steadygan.registry import ConfigError
 
@@ -278,3 +279,28 @@ def test_a_malformed_spec_is_named_with_its_whole_text(spec, text):
     with pytest.raises(ConfigError) as exc:
         parse_spec(spec, "penalty")
     assert str(exc.value) == text
+
+
+def test_unknown_keys_and_non_mappings_are_named_where_they_are():
+    with pytest.raises(ConfigError) as exc:
+        from_dict({"trian": {}, "data": {}})
+    assert str(exc.value).startswith("unknown key 'trian' in the top level; valid keys: ")
+    with pytest.raises(ConfigError) as exc:
+        from_dict({"train": {"stpes": 3, "evl": 1}})
+    valid = ", ".join(sorted(f.name for f in dataclasses.fields(TrainConfig)))
+    assert str(exc.value) == f"unknown key 'train.evl', 'train.stpes' in section 'train'; valid keys: {valid}"
+    with pytest.raises(ConfigError) as exc:
+        from_dict([1, 2])
+    assert str(exc.value) == "config: expected a mapping, got [1, 2]"
+    with pytest.raises(ConfigError) as exc:
+        from_dict({"train": 3})
+    assert str(exc.value) == "train: expected a mapping, got 3"
+
+
+def test_the_augmentation_and_mixed_precision_options_are_checked():
+    cfg = load_config(None, ["train.augment=diffaugment:p=0.5"])
+    assert cfg.train.augment == {"name": "diffaugment", "p": 0.5}  # the spec, parsed
+    assert _config_error("train.augment=diffaugment:p=2") == "augment p must be in [0, 1] (got 2)"
+    for amp in ("none", "bf16", "fp16"):
+        load_config(None, [f"train.amp={amp}"])
+    assert _config_error("train.amp=fp8") == "train.amp must be 'none', 'bf16' or 'fp16' (got 'fp8')"
