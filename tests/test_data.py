@@ -498,3 +498,18 @@ def test_batch_sampler_epochs_cursor_and_its_checks():
     with pytest.raises(DataError) as exc:
         BatchSampler(3, 4, seed=0)
     assert str(exc.value) == "batch size 4 is larger than dataset (3 samples); lower data.batch_size or use more data"
+
+
+def test_a_multi_member_gzip_whose_first_member_outgrows_the_header_read(tmp_path):
+    # The reader takes the header (at most 1,024 bytes) first, then the rest of the first
+    # member, then the other members: all three parts must reach the array.
+    arr = np.arange(2 * 30 * 30, dtype=np.int64).astype(np.uint8).reshape(2, 30, 30)
+    raw = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in arr.shape) + arr.tobytes()
+    path = tmp_path / "x-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(raw[:1500]) + gzip.compress(raw[1500:]))
+    assert np.array_equal(read_idx(path, 3), arr)
+    path.write_bytes(gzip.compress(raw)[:-12])
+    with pytest.raises(DataError) as exc:
+        read_idx(path, 3)
+    assert str(exc.value) == (f"{path}: cannot read (compressed file ended before the end-of-stream marker was "
+                              "reached); re-copy or re-install the file")

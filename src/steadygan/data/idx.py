@@ -40,7 +40,10 @@ def _decompress(path: Path, data: bytes) -> bytes:
         if dims is not None and int(np.prod(dims, dtype=object)) > MAX_DEFLATE_RATIO * len(data):
             raise DataError(f"{path}: header promises {'x'.join(map(str, dims))} values, more than a "
                             f"{len(data)}-byte gzip file can hold; the file is corrupt, re-copy it")
-        rest = stream.decompress(stream.unconsumed_tail, 0) + stream.flush()
+        # The rest of the first member. No flush(): once a member has ended, CPython's flush()
+        # appends the input left over from the header read to unused_data a second time, and
+        # a following member would be read twice.
+        rest = stream.decompress(stream.unconsumed_tail)
         if not stream.eof:
             raise EOFError("compressed file ended before the end-of-stream marker was reached")
         if stream.unused_data:  # a multi-member gzip file: the header check above has passed
