@@ -444,11 +444,11 @@ def test_to_uint8_images_rounds_and_saturates():
 
 
 def test_fit_images_converts_channels_by_luminance_and_resizes_in_range():
-    rgb = torch.tensor([[[[255]], [[0]], [[0]]], [[[0]], [[0]], [[255]]], [[[255]], [[255]], [[255]]]],
-                       dtype=torch.uint8)  # red, blue and white single pixels
+    rgb = torch.tensor([[[[255]], [[0]], [[0]]], [[[0]], [[0]], [[255]]], [[[255]], [[255]], [[255]]],
+                        [[[0]], [[0]], [[0]]]], dtype=torch.uint8)  # red, blue, white and black pixels
     grey = fit_images(rgb, 1, 1)
-    assert grey.shape == (3, 1, 1, 1) and grey.dtype == torch.uint8
-    assert grey.flatten().tolist() == [round(0.299 * 255), round(0.114 * 255), 255]
+    assert grey.shape == (4, 1, 1, 1) and grey.dtype == torch.uint8
+    assert grey.flatten().tolist() == [round(0.299 * 255), round(0.114 * 255), 255, 0]
     up = fit_images(torch.tensor([[[[0, 255], [255, 0]]]], dtype=torch.uint8), 3, 3)
     assert up.shape == (1, 3, 3, 3) and up.dtype == torch.uint8
     expected = F.interpolate(torch.tensor([[[[0.0, 255.0], [255.0, 0.0]]]]), size=(3, 3), mode="bilinear",
@@ -513,3 +513,29 @@ def test_a_multi_member_gzip_whose_first_member_outgrows_the_header_read(tmp_pat
         read_idx(path, 3)
     assert str(exc.value) == (f"{path}: cannot read (compressed file ended before the end-of-stream marker was "
                               "reached); re-copy or re-install the file")
+
+
+def test_a_dataset_s_description_and_its_move_keep_name_protocol_and_layout():
+    from steadygan.data.base import DataInfo, InMemoryData
+
+    info = DataInfo("ring8", "points", (2,), 0, "mixture")
+    assert DataInfo.from_dict(info.to_dict()) == info
+    data = InMemoryData(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), "stacked-fmnist", "stacked")
+    moved = data.to(torch.device("cpu"))
+    assert (moved.name, moved.protocol, moved.num_classes) == ("stacked-fmnist", "stacked", 2)
+    assert moved.samples.is_contiguous()  # channels-last only when asked for
+    assert data.to(torch.device("cpu"), channels_last=True).samples.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_batch_sampler_counts_every_epoch_and_restores_mid_epoch():
+    s = BatchSampler(4, 2, seed=3)
+    for _ in range(6):  # three epochs of two batches
+        s.next_index()
+    assert s.epoch == 2
+    s.next_index()
+    state = s.state_dict()  # mid-epoch: one batch of this permutation is left
+    expected = [s.next_index() for _ in range(3)]
+    restored = BatchSampler(4, 2, seed=99)
+    restored.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip((restored.next_index() for _ in range(3)), expected))
+    assert (restored.epoch, restored.cursor) == (s.epoch, s.cursor)
