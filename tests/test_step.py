@@ -265,8 +265,9 @@ def test_both_steps_generate_and_score_with_the_batch_s_labels():
     with torch.no_grad():
         fake = pair.generator(z, y)
         real_logits = pair.discriminator(real, y)
+    d.penalties.append(InputsSpy({"g_loss"}))  # G's graph kept (consensus): the other way to generate
     d_step(d, g, build_loss("non-saturating"), Batch(real, y), z, step=0)
-    assert torch.equal(d.penalties[0].seen[0]["fake"], fake)
+    assert torch.equal(d.penalties[0].seen[0]["fake"], fake) and torch.equal(d.penalties[1].seen[0]["fake"], fake)
     assert torch.equal(d.penalties[0].seen[0]["score_of_real"], real_logits)
     g_step(g, d, build_loss("non-saturating"), Batch(real, y), z, step=0)
     assert torch.equal(g.penalties[0].seen[0]["fake"], fake)  # G has not moved yet
