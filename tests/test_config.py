@@ -304,3 +304,21 @@ def test_the_augmentation_and_mixed_precision_options_are_checked():
     for amp in ("none", "bf16", "fp16"):
         load_config(None, [f"train.amp={amp}"])
     assert _config_error("train.amp=fp8") == "train.amp must be 'none', 'bf16' or 'fp16' (got 'fp8')"
+
+
+def test_override_and_item_errors_are_one_line_and_name_their_key():
+    assert _config_error("train.steps=[1") == "--set train.steps: cannot parse value '[1' (while parsing a flow sequence)"
+    with pytest.raises(ConfigError) as exc:
+        load_config("configs/baseline.yaml", ["train.steps.x=1"])
+    assert str(exc.value) == "--set train.steps.x: 'steps' is not a section"
+    assert _config_error("train.eval_metrics=[fid, 3]") == "train.eval_metrics[1]: expected a string, got 3"
+    assert load_config(None, ["g.optimizer=sgd", "g.betas=null"]).g.betas is None  # Optional: null is a value
+    assert _config_error("train.on_nan=retry") == "train.on_nan must be 'stop' or 'rollback' (got 'retry')"
+    assert _config_error("train.world_size=0") == ("train.world_size must be >= 1 (got 0); it is recorded from the "
+                                                   "launch")
+    assert _config_error("train.eval_every=-1") == "train.eval_every must be >= 0 steps (got -1); 0 disables it"
+    assert _config_error("train.eval_n=3") == ("3 samples is too few for fid, kid, pr: at least 4 are needed (10,000 "
+                                               "is the usual protocol for images, 2,500 for 2-D data)")
+    with pytest.raises(ConfigError) as exc:
+        parse_spec({"gamma": 1}, "penalty")
+    assert str(exc.value) == "penalty spec {'gamma': 1} has no 'name'"

@@ -275,7 +275,8 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     try:
         node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({exc})") from exc
+        # YAML's message spans several lines (a caret under the position): its first line only.
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({str(exc).splitlines()[0]})") from exc
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
