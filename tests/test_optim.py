@@ -33,3 +33,19 @@ def test_our_optimisers_update_bit_for_bit_as_the_per_parameter_loop(sets):
     for a, b in zip(net.parameters(), loop_net.parameters()):
         assert torch.equal(a, b)
     assert not any(torch.equal(a, b) for a, b in zip(net.parameters(), start.parameters()))  # it trained
+
+
+def test_each_player_s_options_reach_its_optimiser_and_a_foreign_one_is_named():
+    from steadygan.optim import optimizer_options
+    from steadygan.registry import ConfigError
+
+    cfg = load_config(None, ["g.optimizer=sgd", "g.betas=null", "g.momentum=0.9", "g.nesterov=true"])
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.g, "g")
+    assert (opt.param_groups[0]["momentum"], opt.param_groups[0]["nesterov"]) == (0.9, True)
+    cfg.g.betas = [0.5, 0.999]  # adam's option on sgd
+    with pytest.raises(ConfigError) as exc:
+        build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.g, "g")
+    assert str(exc.value) == ("g.betas does not apply to optimizer 'sgd' (its options: g.momentum, g.nesterov "
+                              "besides lr); remove it (--set g.betas=null)")
+    with pytest.raises(ConfigError, match=r"^d\.betas does not apply"):
+        optimizer_options(cfg.g)  # the discriminator's by default

@@ -153,3 +153,15 @@ def test_make_stacked_mnist_default_seed_is_zero():
     labels = torch.arange(10).repeat(3)
     images = (labels * 20).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).contiguous()
     assert torch.equal(make_stacked_mnist(images, labels, 50)[1], make_stacked_mnist(images, labels, 50, seed=0)[1])
+
+
+def test_each_channel_is_classified_alone_and_a_small_hundreds_digit_stays_a_valid_code():
+    images = torch.stack([torch.full((2, 4, 4), float(v)) for v in (7, 0, 3)], 1)  # channels 7, 0, 3
+    images[1, 1] = 9.0
+
+    def classify(x):
+        assert x.shape[1:] == (1, 4, 4)  # one channel at a time
+        return x.flatten(1).mean(1).round().long()
+
+    assert predict_triples(classify, images).tolist() == [[7, 0, 3], [7, 9, 3]]
+    assert stacked_mode_metrics(np.array([[0, 9, 9], [0, 0, 1]]))["modes"] == 2  # codes 99 and 1
