@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
 from pathlib import Path
 
@@ -539,3 +540,25 @@ def test_the_batch_sampler_counts_every_epoch_and_restores_mid_epoch():
     restored.load_state_dict(state)
     assert all(torch.equal(a, b) for a, b in zip((restored.next_index() for _ in range(3)), expected))
     assert (restored.epoch, restored.cursor) == (s.epoch, s.cursor)
+
+
+def test_ring8_modes_are_the_eighth_roots_of_unity_scaled():
+    from steadygan.data import ring8_modes
+
+    expected = [[2 * math.cos(k * math.pi / 4), 2 * math.sin(k * math.pi / 4)] for k in range(8)]
+    assert torch.allclose(ring8_modes(2.0), torch.tensor(expected), atol=1e-7)
+    assert ring8_modes().dtype == torch.float32
+
+
+def test_a_mixture_sample_depends_on_its_seed_alone():
+    torch.manual_seed(0)
+    a, which_a = sample_mixture("grid25", 50, seed=4)
+    torch.manual_seed(1)  # another global state: the sample must not see it
+    b, which_b = sample_mixture("grid25", 50, seed=4)
+    assert torch.equal(a, b) and torch.equal(which_a, which_b)
+    from steadygan.data import grid25_modes
+
+    g = torch.Generator().manual_seed(4)  # mode indices first, then the offsets, from one generator
+    which = torch.randint(25, (50,), generator=g)
+    assert torch.equal(which_a, which)
+    assert torch.equal(a, grid25_modes()[which] + 0.05 * torch.randn(50, 2, generator=g))
