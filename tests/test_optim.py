@@ -49,3 +49,5 @@ def test_each_player_s_options_reach_its_optimiser_and_a_foreign_one_is_named():
                               "besides lr); remove it (--set g.betas=null)")
     with pytest.raises(ConfigError, match=r"^d\.betas does not apply"):
         optimizer_options(cfg.g)  # the discriminator's by default
+    with pytest.raises(ConfigError, match=r"^d\.betas does not apply"):
+        build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.g)
