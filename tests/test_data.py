@@ -562,3 +562,16 @@ def test_a_mixture_sample_depends_on_its_seed_alone():
     which = torch.randint(25, (50,), generator=g)
     assert torch.equal(which_a, which)
     assert torch.equal(a, grid25_modes()[which] + 0.05 * torch.randn(50, 2, generator=g))
+
+
+def test_images_beside_class_folders_make_an_unlabelled_set_with_one_warning(tmp_path):
+    for where in ("cats", "dogs", ""):
+        (tmp_path / where).mkdir(exist_ok=True)
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / where / "x.png")
+    with pytest.warns(UserWarning) as record:
+        images, labels = load_image_folder(tmp_path, 4, 1)
+    assert labels is None and len(images) == 3
+    assert [str(w.message) for w in record] == [
+        f"{tmp_path}: some images lie beside the class sub-folders; the folder is read as unlabelled (put every "
+        "image in a class sub-folder to use the classes)"]
+    assert record[0].filename == __file__  # pointed at the caller of the loader, not at the library
