@@ -13,10 +13,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from steadygan.data import (BatchSampler, DataError, fit_images, load_dataset, read_idx, sample_mixture,
-                            to_float_images, to_uint8_images, write_idx)
+from steadygan.data import (BatchSampler, DataError, fit_images, grid25_modes, load_dataset, read_idx,
+                            ring8_modes, sample_mixture, to_float_images, to_uint8_images, write_idx)
+from steadygan.data import folder
+from steadygan.data.base import DataInfo, InMemoryData
 from steadygan.data.cifar import load_cifar10
 from steadygan.data.folder import load_image_folder
+from steadygan.data.idx import find_split, load_idx_dataset
 from steadygan.registry import ConfigError
 
 from conftest import make_idx_dir
@@ -364,8 +367,6 @@ def test_the_centre_crop_of_an_odd_margin_starts_at_its_floor(tmp_path):
 
 @pytest.mark.parametrize("mode", ["I", "I;16", "I;16B", "I;16L", "I;16N", "F"])
 def test_every_high_bit_depth_mode_is_refused_by_name(tmp_path, monkeypatch, mode):
-    from steadygan.data import folder
-
     (tmp_path / "deep.png").write_bytes(b"")  # Image.open below stands in for a 16-bit or float file
     monkeypatch.setattr(folder.Image, "open", lambda path: Image.new(mode, (8, 8)))
     with pytest.raises(DataError) as exc:
@@ -408,8 +409,6 @@ def test_dimensions_of_one_are_read_and_an_int64_array_of_byte_values_is_written
 
 
 def test_two_candidate_files_are_refused_and_the_default_split_is_train(tmp_path):
-    from steadygan.data.idx import find_split, load_idx_dataset
-
     root = make_idx_dir(tmp_path / "idx")
     x, y = load_idx_dataset(root)
     assert len(x) == 96 and y.dtype == torch.int64  # train: 96 images, test: 48
@@ -423,8 +422,6 @@ def test_two_candidate_files_are_refused_and_the_default_split_is_train(tmp_path
 # --- closed from surviving mutants (benchmarks/mutation_module.py data.base) ---------------------
 
 def test_in_memory_data_checks_its_samples_and_reads_its_classes():
-    from steadygan.data.base import InMemoryData
-
     one = InMemoryData(torch.zeros(1, 2), None, "one")
     assert (one.protocol, one.num_classes) == ("points", 0)
     images = InMemoryData(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 4, 2]), "imgs")
@@ -517,8 +514,6 @@ def test_a_multi_member_gzip_whose_first_member_outgrows_the_header_read(tmp_pat
 
 
 def test_a_dataset_s_description_and_its_move_keep_name_protocol_and_layout():
-    from steadygan.data.base import DataInfo, InMemoryData
-
     info = DataInfo("ring8", "points", (2,), 0, "mixture")
     assert DataInfo.from_dict(info.to_dict()) == info
     data = InMemoryData(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), "stacked-fmnist", "stacked")
@@ -543,8 +538,6 @@ def test_the_batch_sampler_counts_every_epoch_and_restores_mid_epoch():
 
 
 def test_ring8_modes_are_the_eighth_roots_of_unity_scaled():
-    from steadygan.data import ring8_modes
-
     expected = [[2 * math.cos(k * math.pi / 4), 2 * math.sin(k * math.pi / 4)] for k in range(8)]
     assert torch.allclose(ring8_modes(2.0), torch.tensor(expected), atol=1e-7)
     assert ring8_modes().dtype == torch.float32
@@ -556,8 +549,6 @@ def test_a_mixture_sample_depends_on_its_seed_alone():
     torch.manual_seed(1)  # another global state: the sample must not see it
     b, which_b = sample_mixture("grid25", 50, seed=4)
     assert torch.equal(a, b) and torch.equal(which_a, which_b)
-    from steadygan.data import grid25_modes
-
     g = torch.Generator().manual_seed(4)  # mode indices first, then the offsets, from one generator
     which = torch.randint(25, (50,), generator=g)
     assert torch.equal(which_a, which)

@@ -77,7 +77,7 @@ def ranks(tmp_path_factory):
     """What each of two gloo ranks saw (one start of two processes for the whole file)."""
     folder = tmp_path_factory.mktemp("collectives")
     mp.spawn(_worker, args=(str(folder / "init"), str(folder)), nprocs=WORLD, join=True)
-    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    return [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
 # Each test first checks the one-process path of what it tests (the identity), then the two
