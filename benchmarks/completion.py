@@ -2,7 +2,7 @@
 
 For the first N test images with the chosen mask: mean absolute error on the masked pixels
 (pixel range 0..1) of
-  * the GAN: `steadygan.completion.complete` (latent search, Yeh et al. 2017), the class given
+  * the GAN: `steadygan.apps.completion.complete` (latent search, Yeh et al. 2017), the class given
     (the image's label) or searched over every class, for a conditional run;
   * the training mean: the hole filled with the mean training image;
   * the nearest training image by the visible pixels (L2), its pixels pasted into the hole.
@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from steadygan.build import build_data
-from steadygan.completion import complete, make_mask, masked_error
-from steadygan.sampling import load_networks
+from steadygan.training.build import build_data
+from steadygan.apps.completion import complete, make_mask, masked_error
+from steadygan.training.sampling import load_networks
 
 
 def nearest_fill(train: torch.Tensor, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import make_idx_dir  # noqa: E402
 
 from steadygan.config import load_config  # noqa: E402
-from steadygan.sampling import load_generator  # noqa: E402
-from steadygan.trainer import train  # noqa: E402
+from steadygan.training.sampling import load_generator  # noqa: E402
+from steadygan.training.trainer import train  # noqa: E402
 
 SETTINGS = ["data.name=idx", "data.batch_size=32", "model.conditional=true", "model.width=8", "model.z_dim=8",
             "d.lr=0.002", "g.lr=0.002", "train.progress=false", "train.sample_every=100000",

@@ -35,7 +35,7 @@ CONFIG = ["data.name=fashion-mnist", "data.limit=4096", "model.arch=dcgan", "tra
 
 def build_trainer(batch: int, extra: list[str]):
     from steadygan.config import load_config
-    from steadygan.trainer import Trainer
+    from steadygan.training.trainer import Trainer
 
     cfg = load_config(None, CONFIG + [f"data.batch_size={batch}", "train.device=cpu"] + extra)
     return Trainer(cfg, None)
@@ -55,7 +55,7 @@ def grad_bytes(trainer) -> int:
 def worker(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
-    from steadygan.distributed import init_from_environment, shutdown
+    from steadygan.training.distributed import init_from_environment, shutdown
 
     torch.set_num_threads(1)
     ctx = init_from_environment("cpu", timeout_s=300)
@@ -105,7 +105,7 @@ def scaling(gpus_per_node: int = 8, nodes: int = 4, batch: int = 64, nvlink_gbps
 
     from steadygan.data import InMemoryData
     from steadygan.config import load_config
-    from steadygan.trainer import Trainer
+    from steadygan.training.trainer import Trainer
 
     images = torch.randint(0, 256, (batch * 2, 3, 64, 64), dtype=torch.uint8)
     cfg = load_config(None, [f"data.batch_size={batch}", "model.arch=dcgan", "data.resolution=64",

@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from steadygan.config import load_config
 from steadygan.data import InMemoryData
 from steadygan.models import GanPair, build_models
-from steadygan.trainer import Trainer
+from steadygan.training.trainer import Trainer
 
 Z_DIM = 100
 PLAIN_STEP = ["train.share_fake=false", "train.channels_last=false", "train.fused_d_forward=false"]

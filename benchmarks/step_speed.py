@@ -21,7 +21,7 @@ import torch
 
 from steadygan.config import load_config
 from steadygan.data import InMemoryData
-from steadygan.trainer import Trainer
+from steadygan.training.trainer import Trainer
 
 # name -> config overrides
 METHODS = {

@@ -13,9 +13,8 @@ import argparse
 from pathlib import Path
 
 from steadygan.data import TOY_MIXTURES
-from steadygan.report import (collapse_reason, divergence_reason, final_value, load_runs, mean_std,
-                              parse_metric)
-from steadygan.report.aggregate import variants_in_order
+from steadygan.lab.report import collapse_reason, divergence_reason, final_value, load_runs, mean_std, parse_metric
+from steadygan.lab.report.aggregate import variants_in_order
 
 
 def cell(values: list[float | None], scale: float = 1.0, digits: int = 3) -> str:

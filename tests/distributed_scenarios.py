@@ -13,12 +13,13 @@ import sys
 import torch
 from torch import nn
 
-from steadygan.clipping import build_clipper
+from steadygan.core.clipping import build_clipper
 from steadygan.config import parse_spec
-from steadygan.distributed import init_from_environment, rank, shutdown, world_size
-from steadygan.losses import build_loss
-from steadygan.penalties import build_penalty
-from steadygan.step import Player, d_step, g_step
+from steadygan.training.distributed import init_from_environment, shutdown
+from steadygan.core.collectives import rank, world_size
+from steadygan.core.losses import build_loss
+from steadygan.core.penalties import build_penalty
+from steadygan.core.step import Player, d_step, g_step
 
 # Per-rank batch; a single process runs the global batch of WORLD * this.
 PER_RANK = 6
@@ -94,7 +95,7 @@ def train_cli(out: str, *argv: str) -> None:
 
 def train_with_nan_on_rank1(out: str, *argv: str) -> None:
     """``steadygan train ARGV`` where rank 1 alone sees a NaN loss from its sixth D update on."""
-    import steadygan.step as step_module
+    import steadygan.core.step as step_module
     from steadygan.cli import main
 
     if os.environ.get("RANK") == "1":
@@ -109,7 +110,7 @@ def train_with_nan_on_rank1(out: str, *argv: str) -> None:
             return stats
 
         step_module.d_step = d_step_with_nan
-        import steadygan.trainer as trainer_module
+        import steadygan.training.trainer as trainer_module
 
         trainer_module.d_step = d_step_with_nan
     sys.exit(main(list(argv)))
@@ -119,7 +120,7 @@ def train_with_full_disk_on_rank0(out: str, *argv: str) -> None:
     """``steadygan train ARGV`` where rank 0's checkpoint writes fail as on a full disk."""
     import errno
 
-    import steadygan.checkpoint as checkpoint_module
+    import steadygan.training.checkpoint as checkpoint_module
     from steadygan.cli import main
 
     if os.environ.get("RANK") == "0":

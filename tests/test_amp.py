@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from steadygan.checkpoint import load_checkpoint
-from steadygan.penalties import Penalty, PenaltyInputs, build_penalty, r1_penalty
-from steadygan.trainer import Trainer, train
+from steadygan.training.checkpoint import load_checkpoint
+from steadygan.core.penalties import Penalty, PenaltyInputs, build_penalty, r1_penalty
+from steadygan.training.trainer import Trainer, train
 
 from test_trainer import assert_same_state, final_state, toy_cfg
 
@@ -101,10 +101,10 @@ def test_a_scale_driven_below_one_is_reported_as_divergence(init_scale, norm_log
     """Skipped steps drop Grad/D/norm (an fp16 overflow is not divergence) until the scale
     falls below 1: then gradients overflow even unscaled, and the inf norm goes to the
     tracker, which stops the run."""
-    from steadygan.clipping import build_clipper
-    from steadygan.losses import build_loss
+    from steadygan.core.clipping import build_clipper
+    from steadygan.core.losses import build_loss
     from steadygan.models import build_models
-    from steadygan.step import Player, d_step
+    from steadygan.core.step import Player, d_step
 
     torch.manual_seed(0)
     pair = build_models("mlp", (2,), 2, width=8, depth=2)

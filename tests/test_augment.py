@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from steadygan.augment import Augment, AugmentedDiscriminator, build_augment, color, cutout, translation
+from steadygan.core.augment import Augment, AugmentedDiscriminator, build_augment, color, cutout, translation
 from steadygan.config import parse_spec
-from steadygan.penalties import r1_penalty
-from steadygan.registry import ConfigError
+from steadygan.core.penalties import r1_penalty
+from steadygan.errors import ConfigError
 
 
 def images(n=3, c=2, h=8, w=8, dtype=torch.float64):
@@ -197,7 +197,7 @@ def test_r1_through_the_augmentation_is_the_gradient_at_the_unaugmented_image():
 
 
 def test_training_with_ada_logs_p_and_resumes_exactly(tmp_path, idx_dir):
-    from steadygan.checkpoint import latest_checkpoint, load_checkpoint
+    from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
     from steadygan.cli import main
 
     args = ["train", "--no-progress", "--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "data.batch_size=8",
@@ -217,7 +217,7 @@ def test_training_with_ada_logs_p_and_resumes_exactly(tmp_path, idx_dir):
 
 def test_augmenting_points_is_an_error(tmp_path):
     from steadygan.config import load_config
-    from steadygan.trainer import Trainer
+    from steadygan.training.trainer import Trainer
 
     cfg = load_config(None, ["data.name=ring8", "model.arch=mlp", "data.toy_samples=512", "train.augment=diffaugment",
                              f"train.out_dir={tmp_path}"])

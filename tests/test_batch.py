@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from steadygan.batch import Batch, as_batch
+from steadygan.core.batch import Batch, as_batch
 from steadygan.data import DataInfo, InMemoryData
 
 

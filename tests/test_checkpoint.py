@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from steadygan import checkpoint
-from steadygan.checkpoint import (CheckpointError, atomic_write_text, capture_rng, list_checkpoints, load_checkpoint,
-                                  restore_rng, save_checkpoint)
+from steadygan import files
+from steadygan.training import checkpoint
+from steadygan.errors import CheckpointError
+from steadygan.files import atomic_write_text
+from steadygan.training.checkpoint import capture_rng, list_checkpoints, load_checkpoint, restore_rng, save_checkpoint
 
 
 def payload(step: int, **extra) -> dict:
@@ -47,7 +49,7 @@ def test_failed_first_write_leaves_nothing_under_the_final_name(tmp_path, monkey
 def test_atomic_text_write_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
     path = tmp_path / "best.json"
     atomic_write_text(path, "old")
-    monkeypatch.setattr(checkpoint.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "I/O error")))
     with pytest.raises(OSError):
         atomic_write_text(path, "new")
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["best.json"]
@@ -103,20 +105,20 @@ def test_free_space_reads_like_a_person_would_write_it(monkeypatch, tmp_path):
     for free, text in ((500, "500 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (2048, "2.0 KiB"),
                        (5 * 1024 ** 2 + 1, "5.0 MiB"), (3 * 1024 ** 3, "3.0 GiB"),
                        (7 * 1024 ** 4, "7.0 TiB"), (5000 * 1024 ** 4, "5000.0 TiB")):
-        monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda _, f=free: usage(0, 0, f))
-        assert checkpoint.free_space(tmp_path) == text
+        monkeypatch.setattr(files.shutil, "disk_usage", lambda _, f=free: usage(0, 0, f))
+        assert files.free_space(tmp_path) == text
 
     def broken(_):
         raise OSError(5, "I/O error")
 
-    monkeypatch.setattr(checkpoint.shutil, "disk_usage", broken)
-    assert checkpoint.free_space(tmp_path) == "unknown space"
+    monkeypatch.setattr(files.shutil, "disk_usage", broken)
+    assert files.free_space(tmp_path) == "unknown space"
 
 
 def test_load_matching_names_the_missing_the_extra_and_the_absent():
     from torch import nn
 
-    from steadygan.checkpoint import load_matching
+    from steadygan.training.checkpoint import load_matching
 
     net = nn.Linear(2, 3)
     state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -179,7 +181,7 @@ def test_checkpoint_refusals_have_their_whole_text(tmp_path):
 def test_a_layer_of_another_shape_is_named_with_both_shapes():
     from torch import nn
 
-    from steadygan.checkpoint import load_matching
+    from steadygan.training.checkpoint import load_matching
 
     with pytest.raises(CheckpointError) as exc:
         load_matching(nn.Linear(2, 3), nn.Linear(2, 4).state_dict(), "the D")
@@ -188,12 +190,13 @@ def test_a_layer_of_another_shape_is_named_with_both_shapes():
 
 
 def test_safe_write_makes_missing_folders_and_names_a_failure_in_one_line(tmp_path, monkeypatch):
-    from steadygan.checkpoint import StorageError, safe_write
+    from steadygan.errors import StorageError
+    from steadygan.files import safe_write
 
     target = tmp_path / "a" / "b" / "file.bin"
     safe_write(target, lambda p: p.write_bytes(b"x"))
     assert target.read_bytes() == b"x"
-    monkeypatch.setattr(checkpoint, "free_space", lambda path: "3 B")
+    monkeypatch.setattr(files, "free_space", lambda path: "3 B")
 
     def disk_full(p):
         raise OSError(28, "No space left on device")  # before any byte is written: no temp file exists
@@ -228,7 +231,7 @@ def test_a_checkpoint_that_needs_code_to_load_is_refused(tmp_path):
 
 
 def test_checkpoint_paths_and_the_latest_of_a_run(tmp_path):
-    from steadygan.checkpoint import checkpoint_path, latest_checkpoint
+    from steadygan.training.checkpoint import checkpoint_path, latest_checkpoint
 
     assert checkpoint_path(tmp_path, 12) == tmp_path / "checkpoints" / "ckpt-00000012.pt"
     assert latest_checkpoint(tmp_path) is None
@@ -238,9 +241,10 @@ def test_checkpoint_paths_and_the_latest_of_a_run(tmp_path):
 
 
 def test_a_long_write_error_is_cut_to_120_characters(tmp_path, monkeypatch):
-    from steadygan.checkpoint import StorageError, safe_write
+    from steadygan.errors import StorageError
+    from steadygan.files import safe_write
 
-    monkeypatch.setattr(checkpoint, "free_space", lambda path: "3 B")
+    monkeypatch.setattr(files, "free_space", lambda path: "3 B")
 
     def long_error(p):
         raise RuntimeError("x" * 200)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from steadygan.cli import main
-from steadygan.clipping import CLIPPERS
-from steadygan.losses import LOSSES
+from steadygan.core.clipping import CLIPPERS
+from steadygan.core.losses import LOSSES
 from steadygan.models import MODELS
-from steadygan.penalties import PENALTIES
+from steadygan.core.penalties import PENALTIES
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 TOY_DATA = ["--set", "data.toy_samples=1000", "--set", "data.batch_size=32", "--no-progress"]

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from steadygan.clipping import CLIPPERS, build_clipper, unitwise_norm
-from steadygan.registry import ConfigError
+from steadygan.core.clipping import CLIPPERS, build_clipper, unitwise_norm
+from steadygan.errors import ConfigError
 
 
 def params_with_grads(seed=0, scale=1.0):
@@ -156,7 +156,7 @@ def test_norm_clipper_near_its_limit(ratio, clipped):
 
 
 def test_norm_exactly_at_the_limit_is_not_counted_as_clipped():
-    from steadygan.clipping import global_grad_norm
+    from steadygan.core.clipping import global_grad_norm
 
     params = params_with_grads(scale=1.0)
     limit = global_grad_norm(params).item()  # the very number the clipper will compare
@@ -198,7 +198,7 @@ def test_value_clipper_without_gradients_reports_zeros():
 
 
 def test_functional_clippers_by_hand():
-    from steadygan.clipping import agc_, clip_norm_, clip_value_, weight_clip_
+    from steadygan.core.clipping import agc_, clip_norm_, clip_value_, weight_clip_
 
     p = torch.nn.Parameter(torch.tensor([1.0, 2.0, 3.0]))
     p.grad = torch.tensor([0.5, -2.0, 0.001])

@@ -15,12 +15,12 @@ import pytest
 import torch
 import yaml
 
-import steadygan.compare as compare
-from steadygan.checkpoint import list_checkpoints, load_checkpoint
-from steadygan.lab_cli import add_compare_parser, add_report_parser
-from steadygan.registry import ConfigError
-from steadygan.tracking import Diverged
-from steadygan.trainer import TrainingDiverged
+import steadygan.lab.compare as compare
+from steadygan.training.checkpoint import list_checkpoints, load_checkpoint
+from steadygan.cli.lab import add_compare_parser, add_report_parser
+from steadygan.errors import ConfigError
+from steadygan.training.tracking import Diverged
+from steadygan.errors import TrainingDiverged
 
 RING8 = Path(__file__).resolve().parents[1] / "configs" / "ring8.yaml"
 SMALL = ["data.toy_samples=1000", "data.batch_size=32", "model.width=16", "model.depth=2",
@@ -189,7 +189,7 @@ def test_is_done_follows_the_budget():
 
 
 def test_ctrl_c_leaves_the_run_resumable(tmp_path, monkeypatch):
-    from steadygan.trainer import TrainResult
+    from steadygan.training.trainer import TrainResult
 
     monkeypatch.setattr(compare, "train", lambda cfg, run_dir=None, resume=None:
                         TrainResult(run_dir, 1, "interrupted", None, None))

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from steadygan.completion import check_mask, complete, make_mask, masked_error, read_image
+from steadygan.apps.completion import check_mask, complete, make_mask, masked_error, read_image
 from steadygan.data import DataError, to_uint8_images
-from steadygan.registry import ConfigError
+from steadygan.errors import ConfigError
 
 
 class TanhGenerator(nn.Module):
@@ -158,7 +158,7 @@ def test_read_image_gives_uint8_nchw_exactly(tmp_path, mode, channels):
 
 
 def test_losses_and_errors_by_hand():
-    from steadygan.completion import _losses
+    from steadygan.apps.completion import _losses
 
     class Const(nn.Module):
         def __init__(self, value):
@@ -228,7 +228,7 @@ def test_the_prior_term_changes_the_search_only_with_a_discriminator_and_weight(
         D[1].weight.fill_(5.0)
     pulled = complete(G, images, mask, 3, D, steps=50, restarts=2, prior_weight=10.0)
     assert torch.equal(plain.z, weightless.z) and not torch.equal(plain.z, pulled.z)
-    from steadygan.completion import _losses
+    from steadygan.apps.completion import _losses
     from steadygan.data import to_float_images
 
     with torch.no_grad():  # the reported loss is the one the search minimised, prior included

@@ -10,16 +10,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from steadygan.batch import Batch
-from steadygan.build import build_pair
-from steadygan.clipping import build_clipper
+from steadygan.core.batch import Batch
+from steadygan.training.build import build_pair
+from steadygan.core.clipping import build_clipper
 from steadygan.config import load_config
 from steadygan.data import DataError, InMemoryData, load_dataset
-from steadygan.losses import build_loss
+from steadygan.core.losses import build_loss
 from steadygan.models import GanPair, ProjectionDiscriminator, build_models
-from steadygan.penalties import INPUT_GRADIENT_PENALTIES, build_penalty
-from steadygan.registry import ConfigError
-from steadygan.step import Player, d_step, g_step
+from steadygan.core.penalties import INPUT_GRADIENT_PENALTIES, build_penalty
+from steadygan.errors import ConfigError
+from steadygan.core.step import Player, d_step, g_step
 
 
 def _cifar(root, n=12):
@@ -168,7 +168,7 @@ def test_input_gradient_penalties_on_a_conditional_d_match_closed_forms(name):
 
 @pytest.mark.parametrize("d_penalties", [[], [{"name": "consensus"}]])  # consensus: G runs with its graph in the D step
 def test_conditional_step_generates_for_the_batch_labels(d_penalties):
-    from steadygan.penalties import build_penalty
+    from steadygan.core.penalties import build_penalty
 
     seen = []
 

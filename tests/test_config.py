@@ -9,7 +9,7 @@ import pytest
 
 from steadygan.config import TrainConfig, diff_configs, from_dict, load_config, merge_spec_fragments, parse_spec
 from steadygan.metrics.evaluate import IMAGE_METRICS
-from steadygan.registry import ConfigError
+from steadygan.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
@@ -117,7 +117,7 @@ def test_shipped_configs_validate_and_are_short(path):
 
 
 def test_options_an_optimizer_takes_reach_it():
-    from steadygan.optim import build_optimizer
+    from steadygan.core.optim import build_optimizer
     import torch
 
     w = [torch.nn.Parameter(torch.zeros(2))]
@@ -132,7 +132,7 @@ def test_options_an_optimizer_takes_reach_it():
 
 def test_format_1_configs_upgrade_to_what_they_ran():
     """Format 1 wrote every option, used or not; the upgrade unsets only the ignored ones."""
-    from steadygan.checkpoint import upgrade_config
+    from steadygan.training.checkpoint import upgrade_config
 
     old = load_config().to_dict()
     old["model"].update(width=32, depth=3)
@@ -169,7 +169,7 @@ def test_an_empty_set_clears_a_list():
 
 
 def test_format_1_upgrade_of_a_config_without_sections():
-    from steadygan.checkpoint import upgrade_config
+    from steadygan.training.checkpoint import upgrade_config
 
     assert from_dict(upgrade_config({})) == load_config()
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from steadygan.checkpoint import load_checkpoint
-from steadygan.penalties import PENALTIES
-from steadygan.trainer import Trainer, train
+from steadygan.training.checkpoint import load_checkpoint
+from steadygan.core.penalties import PENALTIES
+from steadygan.training.trainer import Trainer, train
 
 from test_trainer import image_cfg
 
@@ -41,7 +41,7 @@ def test_every_penalty_trains_on_cuda(tmp_path, idx_dir, name, amp):
 def test_penalty_value_under_autocast_matches_fp32(tmp_path, idx_dir):
     """bf16 autocast changes the forward's precision, not the penalty's meaning: R1 on
     the same weights and batch agrees with fp32 to bf16 accuracy."""
-    from steadygan.penalties import PenaltyInputs, build_penalty
+    from steadygan.core.penalties import PenaltyInputs, build_penalty
 
     trainer = Trainer(cfg(tmp_path, idx_dir), tmp_path)
     real = trainer._real_batch().x.requires_grad_(True)

@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from steadygan.data import (BatchSampler, DataError, fit_images, grid25_modes, load_dataset, read_idx,
-                            ring8_modes, sample_mixture, to_float_images, to_uint8_images, write_idx)
+from steadygan.data import (BatchSampler, DataError, fit_images, grid25_modes, load_dataset, read_idx, ring8_modes,
+    sample_mixture, to_float_images, to_uint8_images, write_idx)
 from steadygan.data import folder
 from steadygan.data.base import DataInfo, InMemoryData
 from steadygan.data.cifar import load_cifar10
 from steadygan.data.folder import load_image_folder
 from steadygan.data.idx import find_split, load_idx_dataset
-from steadygan.registry import ConfigError
+from steadygan.errors import ConfigError
 
 from conftest import make_idx_dir
 

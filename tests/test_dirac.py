@@ -15,10 +15,10 @@ import math
 import pytest
 import torch
 
-from steadygan.dirac import (DIRAC_METHODS, START, TOLERANCE, add_dirac_parser, cmd_dirac, dirac_players,
-                             distance_to_equilibrium, run_dirac, simulate, summarize)
-from steadygan.registry import ConfigError
-from steadygan.step import d_step, g_step
+from steadygan.lab.dirac import (DIRAC_METHODS, START, TOLERANCE, add_dirac_parser, cmd_dirac, dirac_players,
+    distance_to_equilibrium, run_dirac, simulate, summarize)
+from steadygan.errors import ConfigError
+from steadygan.core.step import d_step, g_step
 
 H = 0.1
 N = 500

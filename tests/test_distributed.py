@@ -116,7 +116,7 @@ def files_under(folder: Path) -> list[Path]:
 def test_a_two_rank_run_is_the_one_process_run_with_the_global_batch_and_only_rank0_writes(tmp_path, float64):
     from steadygan.cli import main
     from steadygan.metrics import Evaluator
-    from steadygan.sampling import load_generator
+    from steadygan.training.sampling import load_generator
 
     cwds = [tmp_path / "rank0", tmp_path / "rank1"]
     for c in cwds:
@@ -246,7 +246,7 @@ def test_image_evaluation_is_shared_out_and_scores_what_one_process_scores(tmp_p
     import json
 
     from steadygan.metrics import Evaluator
-    from steadygan.sampling import load_generator
+    from steadygan.training.sampling import load_generator
 
     args = ["train", "--no-progress", "--out", str(tmp_path / "runs"), "--steps", "4", "--eval-every", "4",
             "--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "data.batch_size=8",

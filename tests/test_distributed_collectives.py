@@ -16,8 +16,9 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from steadygan import distributed as D
-from steadygan.registry import ConfigError
+from steadygan.core import collectives as C
+from steadygan.training import distributed as D
+from steadygan.errors import ConfigError
 
 WORLD = 2
 
@@ -34,22 +35,22 @@ def _worker(r: int, init_file: str, out: str) -> None:
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=r, world_size=WORLD,
                                          timeout=datetime.timedelta(seconds=60))  # a stalled rank fails, not hangs
     ctx = D.ProcessContext.current()
-    res: dict = {"rank": D.rank(), "world": D.world_size(), "ctx": (ctx.rank, ctx.world_size, ctx.local_rank),
+    res: dict = {"rank": C.rank(), "world": C.world_size(), "ctx": (ctx.rank, ctx.world_size, ctx.local_rank),
                  "control": ctx.control, "same_ctx": D.ProcessContext.current() is ctx}
 
     a = torch.arange(6, dtype=torch.float32).reshape(2, 3) * (r + 1)
     b = torch.tensor([1.0, -2.0], dtype=torch.float64) * (r + 1) ** 2
-    D.all_reduce_mean_([a, b])
+    C.all_reduce_mean_([a, b])
     res["mean_"] = (a, b)
 
     x = torch.tensor([r + 1.0, 2.0 * (r + 1)], requires_grad=True)
     z = torch.full((2, 2), float(r), requires_grad=True)
-    gx, none, gz = D.global_mean([x, None, z])
+    gx, none, gz = C.global_mean([x, None, z])
     ((gx ** 2).sum() + (3 * gz).sum()).backward()
     res["global_mean"] = (gx.detach(), none, gz.detach(), x.grad, z.grad)
 
-    res["shard"] = D.shard_of(lambda m: torch.arange(10 * m).reshape(m, 10)[:, 0], 3)
-    res["std"] = D.global_std(rank_values(r))
+    res["shard"] = C.shard_of(lambda m: torch.arange(10 * m).reshape(m, 10)[:, 0], 3)
+    res["std"] = C.global_std(rank_values(r))
     res["agree_max"] = ctx.agree_max([r, -r, 0.5])
     res["broadcast"] = (ctx.broadcast_object({"from": r}), ctx.broadcast_object({"from": r}, src=1))
     res["gather"] = ctx.gather_to_main(10 * r)
@@ -64,9 +65,9 @@ def _worker(r: int, init_file: str, out: str) -> None:
     ctx.broadcast_modules([net, norm])
     res["modules"] = (net.weight.detach().clone(), net.bias.detach().clone(), norm.weight.detach().clone())
 
-    res["message"] = D.lost_peer_message(RuntimeError("[../gloo/pair.cc:537] Read error [127.0.0.1]: Connection "
+    res["message"] = C.lost_peer_message(RuntimeError("[../gloo/pair.cc:537] Read error [127.0.0.1]: Connection "
                                                       "reset by peer. Later text\nsecond line"))
-    res["message_empty"] = D.lost_peer_message(RuntimeError(""))
+    res["message_empty"] = C.lost_peer_message(RuntimeError(""))
     torch.save(res, Path(out) / f"rank{r}.pt")
     D.shutdown()
     assert not torch.distributed.is_initialized() and D._CURRENT is None
@@ -86,7 +87,7 @@ def ranks(tmp_path_factory):
 # ranks), and runs only those tests against that function's mutants.
 
 def test_two_ranks_know_who_they_are(ranks):
-    assert (D.rank(), D.world_size()) == (0, 1) and D.ProcessContext.current() is D.SINGLE_PROCESS
+    assert (C.rank(), C.world_size()) == (0, 1) and D.ProcessContext.current() is D.SINGLE_PROCESS
     for r, res in enumerate(ranks):
         assert (res["rank"], res["world"], res["ctx"]) == (r, WORLD, (r, WORLD, r))
         assert res["control"] is None  # gloo already: the agreements need no group of their own
@@ -95,7 +96,7 @@ def test_two_ranks_know_who_they_are(ranks):
 
 def test_all_reduce_mean_averages_every_dtype_in_place(ranks):
     one = torch.arange(4.0)
-    D.all_reduce_mean_([one])
+    C.all_reduce_mean_([one])
     assert torch.equal(one, torch.arange(4.0))
     a = torch.arange(6, dtype=torch.float32).reshape(2, 3) * 1.5  # (1 + 2) / 2
     b = torch.tensor([1.0, -2.0], dtype=torch.float64) * 2.5       # (1 + 4) / 2
@@ -106,7 +107,7 @@ def test_all_reduce_mean_averages_every_dtype_in_place(ranks):
 
 def test_global_mean_is_the_mean_forward_and_the_local_gradient_backward(ranks):
     one = torch.ones(2, requires_grad=True)
-    assert D.global_mean([one, None]) == [one, None]
+    assert C.global_mean([one, None]) == [one, None]
     mean_x = torch.tensor([1.5, 3.0])
     for r, res in enumerate(ranks):
         gx, none, gz, grad_x, grad_z = res["global_mean"]
@@ -116,12 +117,12 @@ def test_global_mean_is_the_mean_forward_and_the_local_gradient_backward(ranks):
 
 
 def test_shards_of_one_draw_are_disjoint_and_in_rank_order(ranks):
-    assert torch.equal(D.shard_of(lambda m: torch.arange(m), 3), torch.arange(3))
+    assert torch.equal(C.shard_of(lambda m: torch.arange(m), 3), torch.arange(3))
     assert torch.equal(torch.cat([res["shard"] for res in ranks]), torch.arange(6) * 10)
 
 
 def test_global_std_is_the_std_of_all_ranks_values_together(ranks):
-    assert torch.equal(D.global_std(rank_values(1)), rank_values(1).std())
+    assert torch.equal(C.global_std(rank_values(1)), rank_values(1).std())
     everything = torch.cat([rank_values(r) for r in range(WORLD)])
     for res in ranks:
         assert res["std"].item() == pytest.approx(everything.std().item(), rel=1e-12)
@@ -157,17 +158,17 @@ def test_a_lost_peer_is_named_in_one_short_line(ranks):
     def lost_peer():
         raise RuntimeError("Connection closed by peer")
 
-    with pytest.raises(D.CollectiveError) as exc:
-        D._checked(lost_peer)
+    with pytest.raises(C.CollectiveError) as exc:
+        C.checked(lost_peer)
     assert str(exc.value) == ("rank 0: another process of this job failed or stopped answering (Connection closed "
                               "by peer)")
-    assert D._checked(lambda: 7) == 7
+    assert C.checked(lambda: 7) == 7
     for r, res in enumerate(ranks):
         assert res["message"] == (f"rank {r}: another process of this job failed or stopped answering (Read error "
                                   "[127.0.0.1]: Connection reset by peer)")
         assert res["message_empty"] == (f"rank {r}: another process of this job failed or stopped answering "
                                         "(RuntimeError)")
-    long = D.lost_peer_message(RuntimeError("x" * 300))
+    long = C.lost_peer_message(RuntimeError("x" * 300))
     assert long == f"rank 0: another process of this job failed or stopped answering ({'x' * 120})"
 
 
@@ -221,7 +222,7 @@ def test_each_rank_takes_the_gpu_of_its_local_rank():
 
 @pytest.mark.parametrize("n,parts", [(10, 3), (2, 4), (9, 3), (0, 2)])
 def test_chunk_bounds_split_contiguously_with_the_remainder_first(n, parts):
-    bounds = [D.chunk_bounds(n, p, parts) for p in range(parts)]
+    bounds = [C.chunk_bounds(n, p, parts) for p in range(parts)]
     assert bounds[0][0] == 0 and bounds[-1][1] == n
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
     sizes = [stop - start for start, stop in bounds]

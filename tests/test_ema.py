@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from steadygan.ema import Ema
+from steadygan.core.ema import Ema
 
 
 def small_generator() -> nn.Module:

@@ -1,6 +1,6 @@
 """The fast step computes what the plain step computes.
 
-Three changes make the step fast (steadygan.step, steadygan.trainer): one generator forward
+Three changes make the step fast (steadygan.core.step, steadygan.training.trainer): one generator forward
 per iteration shared by the D and the G update, channels-last memory layout, and one
 discriminator forward over real and fake together. Each is compared here with the plain
 path it replaces. SGD keeps the comparisons sharp: a parameter's change is lr times its
@@ -22,18 +22,18 @@ import torch
 
 from torch._dynamo.eval_frame import OptimizedModule
 
-from steadygan.augment import AugmentedDiscriminator
-from steadygan.batch import Batch
-from steadygan.checkpoint import ADDED_SINCE_V2, latest_checkpoint, load_checkpoint, upgrade_config
-from steadygan.clipping import build_clipper
+from steadygan.core.augment import AugmentedDiscriminator
+from steadygan.core.batch import Batch
+from steadygan.training.checkpoint import ADDED_SINCE_V2, latest_checkpoint, load_checkpoint, upgrade_config
+from steadygan.core.clipping import build_clipper
 from steadygan.config import load_config
 from steadygan.data import InMemoryData
-from steadygan.losses import build_loss
+from steadygan.core.losses import build_loss
 from steadygan.models import build_models
-from steadygan.penalties import build_penalty
-from steadygan.registry import ConfigError
-from steadygan.step import Player, d_step, g_step
-from steadygan.trainer import Trainer, train
+from steadygan.core.penalties import build_penalty
+from steadygan.errors import ConfigError
+from steadygan.core.step import Player, d_step, g_step
+from steadygan.training.trainer import Trainer, train
 
 from test_trainer import assert_same_state, final_state, resume_matches_straight
 
@@ -301,8 +301,8 @@ def test_the_shared_batch_updates_batchnorm_statistics_once_per_iteration():
 def test_a_lab_folder_from_before_the_fast_step_resumes_on_its_own_step(tmp_path):
     import yaml
 
-    from steadygan.compare import RunJob, run_one
-    from steadygan.variants import parse_variant
+    from steadygan.lab.compare import RunJob, run_one
+    from steadygan.lab.variants import parse_variant
 
     cfg = toy_cfg_for_lab(tmp_path)
     old = train(cfg)  # stands in for a run of an older release: its config.yaml lacks the new keys
@@ -405,7 +405,7 @@ def test_compile_players_passes_the_mode_and_static_shapes_for_both_networks(mon
 
     from torch import nn
 
-    from steadygan.fast_paths import compile_players
+    from steadygan.training.fast_paths import compile_players
 
     # compile_players also empties dynamo's cache (torch._dynamo.reset()): harmless here.
     calls = []

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from steadygan import checkpoint
-from steadygan.checkpoint import StorageError, latest_checkpoint, list_checkpoints, load_checkpoint
+from steadygan.training import checkpoint
+from steadygan.errors import StorageError
+from steadygan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from steadygan.cli import main
-from steadygan.guards import truncate_stats
-from steadygan.trainer import Trainer, TrainingDiverged, new_run_dir, train
+from steadygan.training.guards import truncate_stats
+from steadygan.training.trainer import Trainer, new_run_dir, train
+from steadygan.errors import TrainingDiverged
 
 from test_trainer import toy_cfg
 
@@ -34,7 +36,7 @@ def steps_in(run_dir: Path) -> list[int]:
 def test_a_second_process_on_a_locked_run_is_refused_with_the_first_ones_pid(tmp_path, capsys):
     first = train(toy_cfg(tmp_path, "train.steps=2"))
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from steadygan.guards import run_lock\n"
+        "import sys, time; from pathlib import Path; from steadygan.training.guards import run_lock\n"
         "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)"), str(first.run_dir)],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -181,7 +183,7 @@ def test_a_failed_sample_grid_write_leaves_no_empty_png(tmp_path, monkeypatch, c
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", failing_save)
-    from steadygan.images import save_grid
+    from steadygan.apps.pictures import save_grid
 
     with pytest.raises(StorageError, match="grid.png: No space left on device"):
         save_grid(torch.zeros(4, 1, 8, 8), out)

@@ -11,8 +11,8 @@ import torch
 
 from steadygan.cli import main
 from steadygan.models import GanPair, build_models
-from steadygan.registry import ConfigError
-from steadygan.trainer import Trainer, train
+from steadygan.errors import ConfigError
+from steadygan.training.trainer import Trainer, train
 
 from test_trainer import assert_same_state, final_state, toy_cfg
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from steadygan.clipping import build_clipper
-from steadygan.losses import LOSSES, build_loss
-from steadygan.step import Player, g_step
+from steadygan.core.clipping import build_clipper
+from steadygan.core.losses import LOSSES, build_loss
+from steadygan.core.step import Player, g_step
 
 REAL = [2.0, -1.0, 0.5, 3.0]
 FAKE = [-0.3, 1.5, 0.0, -2.5]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from steadygan.config import load_config
-from steadygan.optim import build_optimizer
+from steadygan.core.optim import build_optimizer
 
 
 @pytest.mark.parametrize("sets", [["d.optimizer=adam"], ["d.optimizer=sgd", "d.betas=null", "d.momentum=0.9",
@@ -36,8 +36,8 @@ def test_our_optimisers_update_bit_for_bit_as_the_per_parameter_loop(sets):
 
 
 def test_each_player_s_options_reach_its_optimiser_and_a_foreign_one_is_named():
-    from steadygan.optim import optimizer_options
-    from steadygan.registry import ConfigError
+    from steadygan.core.optim import optimizer_options
+    from steadygan.errors import ConfigError
 
     cfg = load_config(None, ["g.optimizer=sgd", "g.betas=null", "g.momentum=0.9", "g.nesterov=true"])
     opt = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.g, "g")

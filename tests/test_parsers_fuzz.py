@@ -16,13 +16,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from steadygan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from steadygan.completion import read_image
+from steadygan.errors import CheckpointError
+from steadygan.training.checkpoint import load_checkpoint, save_checkpoint
+from steadygan.apps.completion import read_image
 from steadygan.config import load_config
 from steadygan.data import DataError, read_idx, write_idx
 from steadygan.data.cifar import load_cifar10
 from steadygan.data.folder import load_image_folder
-from steadygan.registry import ConfigError
+from steadygan.errors import ConfigError
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from steadygan.losses import build_loss
-from steadygan.penalties import (PENALTIES, PenaltyInputs, build_penalty, consensus_penalty, dragan_penalty,
-                                 nk_penalty, param_grad_penalty, per_sample_mix, per_sample_sq_grad_norm,
-                                 r1_penalty, r2_penalty, sq_param_grad_norm, wgan_gp_penalty, zero_gp_penalty)
-from steadygan.registry import ConfigError
+from steadygan.core.losses import build_loss
+from steadygan.core.penalties import (PENALTIES, PenaltyInputs, build_penalty, consensus_penalty, dragan_penalty,
+    nk_penalty, param_grad_penalty, per_sample_mix, per_sample_sq_grad_norm, r1_penalty, r2_penalty,
+    sq_param_grad_norm, wgan_gp_penalty, zero_gp_penalty)
+from steadygan.errors import ConfigError
 
 
 class LinearCritic(nn.Module):
@@ -276,7 +276,7 @@ def test_dragan_noise_is_rand_like_s_draw_in_either_memory_layout(monkeypatch, l
     """In one process DRAGAN's noise is exactly ``torch.rand_like(real)`` at the same RNG state,
     also for the fast step's channels-last batches (rand_like fills in memory order), so runs
     keep the draws they had before the noise became a shard of a global draw."""
-    import steadygan.penalties as penalties
+    import steadygan.core.penalties as penalties
     monkeypatch.setattr(penalties, "per_sample_mix", lambda a, b: b.detach().requires_grad_(True))  # the perturbed end
     real = torch.randn(3, 2, 4, 5).contiguous(memory_format=layout)
     seen = []
@@ -430,7 +430,7 @@ def test_each_functional_penalty_defaults_to_its_registry_weight(function, name)
 
 
 def test_functional_parameter_penalties_take_their_inner_gradients_at_the_given_scale(monkeypatch):
-    import steadygan.penalties as module
+    import steadygan.core.penalties as module
 
     scales = []
     real_norm = module.sq_param_grad_norm
@@ -447,7 +447,7 @@ def test_functional_parameter_penalties_take_their_inner_gradients_at_the_given_
 def test_penalties_centred_at_norm_one_take_their_inner_gradients_at_the_step_scale(monkeypatch, name):
     # Their value barely moves when a tiny fp16 gradient flushes to zero ((0 - 1)^2 against
     # (1e-8 - 1)^2), so the hand-over of the scaler's scale is checked where it happens.
-    import steadygan.penalties as module
+    import steadygan.core.penalties as module
 
     scales = []
     real_norm = module.per_sample_sq_grad_norm
@@ -491,7 +491,7 @@ def test_a_penalty_spec_without_a_name_is_a_config_error():
 
 
 def test_lecam_by_hand_one_and_two_sided():
-    from steadygan.penalties import lecam_penalty
+    from steadygan.core.penalties import lecam_penalty
 
     real, fake = torch.tensor([1.0, -0.5]), torch.tensor([0.2, -1.0])
     ema_real, ema_fake = 0.4, -0.3

@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from steadygan.checkpoint import load_checkpoint
+from steadygan.training.checkpoint import load_checkpoint
 from steadygan.cli import main
 from steadygan.config import load_config
-from steadygan.periodic_eval import main_score, metric_row
-from steadygan.registry import ConfigError
-from steadygan.trainer import train
+from steadygan.training.periodic_eval import main_score, metric_row
+from steadygan.errors import ConfigError
+from steadygan.training.trainer import train
 
 from test_trainer import assert_same_state, final_state, image_cfg, toy_cfg
 

@@ -30,7 +30,7 @@ def test_the_readme_custom_networks_train_with_the_readme_command(tmp_path, monk
     import shlex
     import sys
 
-    from steadygan.checkpoint import latest_checkpoint, load_checkpoint
+    from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
     from steadygan.cli import main
 
     text = README.read_text()

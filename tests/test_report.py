@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from steadygan.registry import ConfigError
-from steadygan.report import plots
-from steadygan.report import (Run, collapse_reason, divergence_reason, load_runs, mean_std, parse_metric,
-                              pick_main_metric, read_stats, step_time, summarize, time_to_threshold, write_report)
+from steadygan.errors import ConfigError
+from steadygan.lab.report import plots
+from steadygan.lab.report import (Run, collapse_reason, divergence_reason, load_runs, mean_std, parse_metric,
+    pick_main_metric, read_stats, step_time, summarize, time_to_threshold, write_report)
 
 NAN = float("nan")
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from steadygan.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
+from steadygan.errors import CheckpointError
+from steadygan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from steadygan.cli import main
-from steadygan.trainer import train
+from steadygan.training.trainer import train
 
 from test_trainer import assert_same_state, final_state, toy_cfg
 

@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 
-from steadygan.clipping import build_clipper
-from steadygan.losses import build_loss
+from steadygan.core.clipping import build_clipper
+from steadygan.core.losses import build_loss
 from steadygan.models import build_models
-from steadygan.penalties import Penalty, build_penalty
-from steadygan.step import Player, d_step, g_step
+from steadygan.core.penalties import Penalty, build_penalty
+from steadygan.core.step import Player, d_step, g_step
 
 
 def players(d_pen=(), g_pen=(), d_clip=None, g_clip=None, arch="mlp", lr=1e-2, seed=0):
@@ -212,7 +212,7 @@ class InputsSpy(Penalty):
 
 
 def test_the_generator_step_hands_its_penalties_the_batch_the_fake_and_d_s_scores():
-    from steadygan.penalties import D_LOSS
+    from steadygan.core.penalties import D_LOSS
 
     d, g = players()
     spy = InputsSpy({D_LOSS})
@@ -252,7 +252,7 @@ def test_the_relativistic_loss_pairs_each_step_with_d_s_real_logits(needs):
 
 
 def test_both_steps_generate_and_score_with_the_batch_s_labels():
-    from steadygan.batch import Batch
+    from steadygan.core.batch import Batch
 
     torch.manual_seed(0)
     pair = build_models("mlp", (2,), z_dim=4, width=8, depth=2, num_classes=3)

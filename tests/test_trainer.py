@@ -7,10 +7,12 @@ import json
 import pytest
 import torch
 
-from steadygan.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
+from steadygan.errors import CheckpointError
+from steadygan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from steadygan.config import load_config
-from steadygan.registry import ConfigError
-from steadygan.trainer import Trainer, TrainingDiverged, new_run_dir, train
+from steadygan.errors import ConfigError
+from steadygan.training.trainer import Trainer, new_run_dir, train
+from steadygan.errors import TrainingDiverged
 
 
 def toy_cfg(tmp_path, *sets):

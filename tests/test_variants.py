@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from steadygan.config import load_config
-from steadygan.registry import ConfigError
-from steadygan.variants import parse_variant, parse_variants, variant_names
+from steadygan.errors import ConfigError
+from steadygan.lab.variants import parse_variant, parse_variants, variant_names
 
 TOY = ["data.name=ring8", "model.arch=mlp"]
 
@@ -119,7 +119,7 @@ def test_errors_name_the_valid_choices(spec, message):
 
 
 def test_variant_names_cover_every_penalty():
-    from steadygan.penalties import PENALTIES
+    from steadygan.core.penalties import PENALTIES
 
     assert set(PENALTIES.names()) <= set(variant_names())
 

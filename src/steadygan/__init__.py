@@ -1,17 +1,16 @@
 """steadygan: train GANs that do not fall apart, and measure which stabiliser works."""
 
-from .augment import AUGMENTS, Augment, AugmentedDiscriminator
-from .clipping import CLIPPERS, Clipper, ClipStats, agc_, build_clipper, clip_norm_, clip_value_, weight_clip_
+from .core.augment import AUGMENTS, Augment, AugmentedDiscriminator
+from .core.clipping import CLIPPERS, Clipper, ClipStats, agc_, build_clipper, clip_norm_, clip_value_, weight_clip_
 from .config import Config, load_config
 from .data import DATASETS, InMemoryData, load_dataset
-from .losses import LOSSES, AdversarialLoss, build_loss
+from .core.losses import LOSSES, AdversarialLoss, build_loss
 from .models import MODELS, GanPair, build_models
-from .penalties import (PENALTIES, Penalty, PenaltyInputs, build_penalty, consensus_penalty, dragan_penalty,
-                        lecam_penalty, nk_penalty, param_grad_penalty, r1_penalty, r2_penalty, wgan_gp_penalty,
-                        zero_gp_penalty)
-from .registry import ConfigError
-from .step import Player, d_step, g_step
-from .trainer import Trainer, TrainResult, train
+from .core.penalties import (PENALTIES, Penalty, PenaltyInputs, build_penalty, consensus_penalty, dragan_penalty,
+    lecam_penalty, nk_penalty, param_grad_penalty, r1_penalty, r2_penalty, wgan_gp_penalty, zero_gp_penalty)
+from .errors import ConfigError
+from .core.step import Player, d_step, g_step
+from .training.trainer import Trainer, TrainResult, train
 
 __version__ = "0.1.0"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .registry import ConfigError
+from .errors import ConfigError
 
 
 @dataclass
@@ -77,7 +77,7 @@ class TrainConfig:
     name: str = ""                   # suffix of the run directory
     progress: bool = True            # tqdm bar
     threads: int | None = None       # torch CPU threads; None = torch's default
-    # The fast step (see steadygan.step); false gives the arithmetic of releases before them.
+    # The fast step (see steadygan.core.step); false gives the arithmetic of releases before them.
     share_fake: bool = False         # n_critic=1: one G forward serves the D and the G update (opt-in: BENCHMARKS)
     channels_last: bool = True       # convolutional nets and image batches in NHWC memory layout
     fused_d_forward: bool = True     # D without BatchNorm scores real and fake in one forward
@@ -91,7 +91,7 @@ class TrainConfig:
     augment: Any = None              # D's inputs: diffaugment | ada spec (steadygan methods), None = none
     max_rollbacks: int = 3           # on_nan=rollback: give up (stop) after this many
     rollback_lr_factor: float = 0.5  # on_nan=rollback: learning rates are multiplied by this each time
-    # Evaluation during training (see steadygan.periodic_eval); rows go to stats.jsonl as Metric/*.
+    # Evaluation during training (see steadygan.training.periodic_eval); rows go to stats.jsonl as Metric/*.
     eval_every: int = 0              # evaluate every N generator steps; 0 = never (by steps)
     eval_seconds: float | None = None  # or every N seconds of training time
     eval_metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "pr"])  # images; 2-D: modes
@@ -309,12 +309,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 def validate(cfg: Config) -> None:
     """Check names and ranges against the registries; normalise specs in place."""
-    from .clipping import build_clipper
+    from .core.clipping import build_clipper
     from .data import DATASETS
-    from .losses import LOSSES
+    from .core.losses import LOSSES
     from .models import check_model_options
-    from .optim import optimizer_options
-    from .penalties import build_penalty
+    from .core.optim import optimizer_options
+    from .core.penalties import build_penalty
 
     DATASETS.get(cfg.data.name)
     check_model_options(cfg.model.arch, cfg.model.width, cfg.model.depth)  # a registered name or an import path
@@ -362,7 +362,7 @@ def validate(cfg: Config) -> None:
     if t.share_fake and t.n_critic != 1:
         raise ConfigError(f"train.share_fake=true shares one generator forward between one D and one G update; "
                           f"with train.n_critic={t.n_critic} each D update needs its own batch: set one of them back")
-    from .augment import build_augment
+    from .core.augment import build_augment
 
     t.augment = parse_spec(t.augment, "augmentation")
     build_augment(t.augment)
@@ -375,7 +375,7 @@ def validate(cfg: Config) -> None:
 
 
 def _validate_compile(cfg: Config) -> None:
-    from .penalties import PENALTIES
+    from .core.penalties import PENALTIES
 
     mode = cfg.train.compile
     if mode not in COMPILE_MODES:

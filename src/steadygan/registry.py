@@ -12,11 +12,9 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
+from .errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value the user can fix: the message says what and how."""
 
 
 @dataclass(frozen=True)

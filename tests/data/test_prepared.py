@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from steadygan.checkpoint import StorageError, latest_checkpoint, load_checkpoint
+from steadygan.errors import StorageError
+from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
 from steadygan.cli import main
 from steadygan.config import load_config
 from steadygan.data import DataError, load_dataset
@@ -24,8 +25,8 @@ from steadygan.data import write_idx
 from steadygan.data.base import InMemoryData
 from steadygan.data.prepared import load_prepared, prepare_source, read_manifest
 from steadygan.metrics import dataset_fingerprint
-from steadygan.registry import ConfigError
-from steadygan.trainer import Trainer, new_run_dir
+from steadygan.errors import ConfigError
+from steadygan.training.trainer import Trainer, new_run_dir
 
 
 def make_folder(root: Path, classes: tuple[str, ...] = ("cats", "dogs"), per_class: int = 5, seed: int = 0) -> Path:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from conftest import make_idx_dir
-from steadygan.checkpoint import checkpoint_path, save_checkpoint
+from steadygan.training.checkpoint import checkpoint_path, save_checkpoint
 from steadygan.cli import build_parser, main
 from steadygan.config import Config
 from steadygan.data import load_dataset

@@ -16,7 +16,7 @@ from steadygan.metrics import Evaluator
 from steadygan.metrics.conditional import class_agreement, class_coverage, class_histogram, intra_class_fid
 from steadygan.metrics.features import ClassifierExtractor, SmallCNN
 from steadygan.metrics.fid import fid
-from steadygan.sampling import LoadedGenerator
+from steadygan.training.sampling import LoadedGenerator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_metrics_evaluate import data_root  # noqa: E402,F401  (fixture)

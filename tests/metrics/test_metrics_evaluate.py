@@ -11,14 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from steadygan.checkpoint import checkpoint_path, save_checkpoint
+from steadygan.training.checkpoint import checkpoint_path, save_checkpoint
 from steadygan.config import Config
 from steadygan.data import load_dataset, ring8_modes, write_idx
 from steadygan.metrics import (Evaluator, build_extractor, dataset_fingerprint, evaluate_generator, evaluate_run,
-                               format_table, score_features)
+    format_table, score_features)
 from steadygan.models import build_models
-from steadygan.registry import ConfigError
-from steadygan.sampling import LoadedGenerator
+from steadygan.errors import ConfigError
+from steadygan.training.sampling import LoadedGenerator
 
 ALL_KEYS = {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage"}
 

@@ -14,7 +14,7 @@ from torch import nn
 from steadygan.data import load_dataset, write_idx
 from steadygan.metrics import EXTRACTORS, FIDInceptionV3, build_extractor, dataset_fingerprint, features
 from steadygan.metrics.features import InceptionExtractor, state_dict_sha256
-from steadygan.registry import ConfigError
+from steadygan.errors import ConfigError
 
 TINY = dict(epochs=1, batch_size=32)
 

@@ -7,7 +7,7 @@ import torch
 
 from steadygan.models import build_models
 from steadygan.models.pacgan_mlp import Maxout
-from steadygan.registry import ConfigError
+from steadygan.errors import ConfigError
 
 
 def test_maxout_is_the_largest_of_its_affine_pieces():

@@ -7,8 +7,10 @@ from typing import Callable
 
 import torch
 
-from ..registry import ConfigError, Registry
-from .base import BatchSampler, DataError, DataInfo, InMemoryData, fit_images, to_float_images, to_uint8_images
+from ..errors import ConfigError
+from ..registry import Registry
+from .base import BatchSampler, DataInfo, InMemoryData, fit_images, to_float_images, to_uint8_images
+from ..errors import DataError
 from .cifar import load_cifar10
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx

@@ -7,12 +7,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from ..batch import Batch
-from ..registry import ConfigError
-
-
-class DataError(ValueError):
-    """A dataset file or folder that cannot be used; the message names it and the fix."""
+from ..core.batch import Batch
+from ..errors import ConfigError, DataError
 
 
 PROTOCOLS = ("image", "stacked", "mixture", "points")

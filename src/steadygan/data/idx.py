@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import DataError
+from ..errors import DataError
 
 _UINT8 = 0x08
 

@@ -25,9 +25,11 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from ..checkpoint import StorageError, atomic_write_text, free_space
-from ..registry import ConfigError
-from .base import DataError, InMemoryData, fit_images
+from ..errors import StorageError
+from ..files import atomic_write_text, free_space
+from ..errors import ConfigError
+from ..errors import DataError
+from .base import InMemoryData, fit_images
 
 FORMAT = "steadygan-prepared"
 VERSION = 1

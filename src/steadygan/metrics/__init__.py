@@ -9,10 +9,10 @@ statistics), ``reference`` (real features, floor, scoring), ``stats`` (statistic
 """
 
 from .evaluate import (IMAGE_METRICS, METRICS_FILE, Evaluator, evaluate_generator, evaluate_run, format_table,
-                       json_safe, score_features)
+    json_safe, score_features)
 from .features import (EXTRACTORS, ClassifierExtractor, FeatureExtractor, InceptionExtractor, SmallCNN,
-                       build_extractor, classifier, dataset_fingerprint, default_cache_dir, inception,
-                       state_dict_sha256, train_classifier)
+    build_extractor, classifier, dataset_fingerprint, default_cache_dir, inception, state_dict_sha256,
+    train_classifier)
 from .fid import fid, frechet_distance, gaussian_stats
 from .inception import FID_WEIGHTS_NAME, FIDInceptionV3
 from .kid import kid, mmd2_unbiased

@@ -31,12 +31,12 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write_text
+from ..files import atomic_write_text
 from ..config import Config
-from ..distributed import SINGLE_PROCESS, ProcessContext
+from ..training.distributed import SINGLE_PROCESS, ProcessContext
 from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample_mixture, to_uint8_images
-from ..registry import ConfigError
-from ..sampling import LoadedGenerator, load_generator
+from ..errors import ConfigError
+from ..training.sampling import LoadedGenerator, load_generator
 from .conditional import class_agreement, class_coverage, class_histogram, intra_class_fid
 from .features import ClassifierExtractor, FeatureExtractor, StackedExtractor, build_extractor_for
 from .fid import fid, frechet_distance, gaussian_stats

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..data import DataError
-from ..registry import ConfigError
+from ..errors import ConfigError
 from .evaluate import IMAGE_SAMPLES, MIN_SAMPLES, Evaluator, check_metrics, score_features
 from .features import FeatureExtractor, StackedExtractor, build_extractor_for
 from .fid import gaussian_stats

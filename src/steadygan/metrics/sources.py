@@ -37,7 +37,7 @@ from ..data import DATASETS, DEFAULT_ROOTS, DataError, dataset_protocol, to_uint
 from ..data.folder import list_images
 from ..data.idx import find_split, load_idx_dataset
 from ..data.prepared import MANIFEST, read_manifest
-from ..registry import ConfigError
+from ..errors import ConfigError
 from .stats import ReferenceStats, load_stats
 
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -246,7 +246,7 @@ def samples_from_run(run_dir: Path, n: int, seed: int = 0, checkpoint: str | Non
                      device: str = "cpu") -> tuple[ImageSet, DatasetRef, dict[str, Any]]:
     """n images from the run's generator (noise seeded by ``seed``), rounded to uint8 as a
     saved PNG would be; also the run's own data and where the images came from."""
-    from ..sampling import load_generator  # builds networks: imported only when a run is scored
+    from ..training.sampling import load_generator  # builds networks: imported only when a run is scored
 
     loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
     if loaded.info.kind != "image":

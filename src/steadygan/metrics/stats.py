@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write
+from ..files import atomic_write
 from ..data import DataError
-from ..registry import ConfigError
+from ..errors import ConfigError
 from .features import FeatureExtractor
 from .fid import gaussian_stats
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from ..registry import ConfigError, Registry
+from ..core.pair import GanPair, bind, call, has_batch_coupling
+from ..errors import ConfigError
+from ..registry import Registry
 from .conditional import CLASS_EMBED_DIM, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import DcganDiscriminator, DcganGenerator
 from .imported import build_imported, check_imported_options, is_import_path
-from .layers import NORMS, apply_spectral_norm, has_batch_coupling, is_convolutional, revert_sync_batchnorm
+from .layers import NORMS, apply_spectral_norm, is_convolutional, revert_sync_batchnorm
 from .mlp import MlpDiscriminator, MlpGenerator
 from .pacgan_mlp import PacganMlpDiscriminator, PacganMlpGenerator
-from .pair import GanPair, bind, call
 from .seed_gc import SeedGcDiscriminator, SeedGcGenerator
 
 MODELS: Registry[GanPair] = Registry("model")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..registry import ConfigError
+from ..errors import ConfigError
 from .layers import dcgan_init_, flatten_features, norm2d, to_layout_of
 
 

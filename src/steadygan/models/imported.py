@@ -22,8 +22,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..registry import ConfigError
-from .pair import GanPair
+from ..errors import ConfigError
+from ..core.pair import GanPair
 
 OPTION_KEYS = ("width", "depth", "g_norm", "d_norm")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..registry import ConfigError
+from ..errors import ConfigError
 
 NORMS = ("none", "batch", "layer", "instance")
 
@@ -40,12 +40,6 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
         if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             nn.utils.parametrizations.spectral_norm(child)
     return module
-
-
-def has_batch_coupling(module: nn.Module) -> bool:
-    """True if some layer mixes samples of a batch (BatchNorm), which makes per-sample
-    input gradients depend on the rest of the batch."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
 class LocalBatchNorm(nn.modules.batchnorm._BatchNorm):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..registry import ConfigError
+from ..errors import ConfigError
 from .layers import dcgan_init_, flatten_features, norm1d, norm2d
 
 RESOLUTIONS = (28, 32, 64)

@@ -1,0 +1,1 @@
+"""What a trained generator is used for: sample pictures and image completion."""

@@ -1,0 +1,74 @@
+"""A generator and a discriminator, and the one way they are called.
+
+An unconditional network is called with its input alone, ``G(z)`` / ``D(x)``; a conditional
+one with the class labels as well, ``G(z, y)`` / ``D(x, y)``. :func:`call` is the only place
+that decides which, so the step, penalties, EMA, sampling and evaluation never test for it.
+:func:`generate` is the one chunked, eval-mode way to draw many samples from a generator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+
+def call(net: nn.Module, inputs: Tensor, y: Tensor | None = None) -> Tensor:
+    """``net(inputs)`` or, when labels are given, ``net(inputs, y)``."""
+    return net(inputs) if y is None else net(inputs, y)
+
+
+def bind(net: nn.Module, y: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """``x -> net(x, y)`` with the labels held fixed: what input-gradient penalties
+    differentiate, so their gradient is taken with respect to the image only."""
+    return lambda inputs: call(net, inputs, y)
+
+
+def has_batch_coupling(module: nn.Module) -> bool:
+    """True if some layer mixes samples of a batch (BatchNorm), which makes per-sample
+    input gradients depend on the rest of the batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+@torch.no_grad()
+def generate(net: nn.Module, z: Tensor, y: Tensor | None = None, batch_size: int = 256) -> Tensor:
+    """``net``'s samples for noise ``z`` (and labels ``y``), ``batch_size`` at a time, in eval
+    mode: BatchNorm uses its running statistics, so a sample does not depend on the rest of
+    the batch nor on the chunking. The network's mode is restored afterwards."""
+    was_training = net.training
+    net.eval()
+    try:
+        labels = [None] * math.ceil(len(z) / batch_size) if y is None else y.split(batch_size)
+        return torch.cat([call(net, chunk, labels_chunk) for chunk, labels_chunk in zip(z.split(batch_size), labels)])
+    finally:
+        net.train(was_training)
+
+
+@dataclass
+class GanPair:
+    """The two networks of a GAN; ``num_classes > 0`` makes both conditional."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    num_classes: int = 0
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        self._check(y)
+        return call(self.generator, z, y)
+
+    def score(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        self._check(y)
+        return call(self.discriminator, x, y)
+
+    def _check(self, y: Tensor | None) -> None:
+        if self.conditional and y is None:
+            raise ValueError(f"this pair is conditional on {self.num_classes} classes: pass the labels y")
+        if not self.conditional and y is not None:
+            raise ValueError("this pair is unconditional: it takes no labels")

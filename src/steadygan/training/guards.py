@@ -1,0 +1,162 @@
+"""What keeps a run directory truthful: one process at a time, clean stops, finite state.
+
+* :func:`run_lock`: an exclusive ``flock`` on ``RUN/.lock`` for as long as a process trains
+  into the directory. The kernel releases it when the process dies, so a lock left by a
+  killed run is never stale; a second process is refused with the first one's PID.
+* :func:`stop_signals`: SIGINT and SIGTERM (what ``kill``, ``timeout``, schedulers and
+  container runtimes send) become a flag the loop checks between steps, so the run stops
+  at a step boundary and writes a checkpoint that resumes exactly; a second signal aborts.
+* :func:`first_non_finite`: the first parameter, buffer or optimiser state that is NaN/inf,
+  checked before any checkpoint is written.
+* :func:`truncate_stats`: on resume, cut stats.jsonl back to the checkpoint's step, so steps
+  that were logged after it by a killed run appear once, not twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from ..files import atomic_write_text
+from ..errors import ConfigError
+
+LOCK_FILE = ".lock"
+
+
+class RunLocked(ConfigError):
+    """Another live process is training into this run directory."""
+
+
+_HELD: dict[str, int] = {}  # locks this process holds, by path: re-entrant within one process
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    path = Path(run_dir) / LOCK_FILE
+    key = str(path.resolve())
+    if key in _HELD:  # e.g. compare holds it while it prepares the directory, then trains in it
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLocked(f"{run_dir} is in use by another steadygan process (PID {owner}); wait for it to "
+                            "finish or stop it, or train into another directory") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_unlocked(run_dir: Path) -> None:
+    """Refuse (RunLocked, naming the PID) when a live process trains into ``run_dir`` now."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.exists() or str(path.resolve()) in _HELD:
+        return
+    with run_lock(Path(run_dir)):
+        pass
+
+
+STOP_REQUESTED = threading.Event()  # worker processes: a stop signal was received; no new training
+
+
+def request_stop_on_sigterm() -> None:
+    """For worker processes (``compare -j N``): a SIGTERM is remembered for the rest of the
+    process. One that arrives while no run trains (start-up, evaluation set-up, between
+    runs) no longer kills the worker, and every later training loop stops at its first
+    step boundary with a checkpoint."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOP_REQUESTED.set())
+    _sticky[0] = True
+
+
+_sticky = [False]  # set in worker processes: a signal during training also sets STOP_REQUESTED
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """A flag set by the first SIGINT or SIGTERM (or already set by :func:`request_stop_on_sigterm`);
+    a second signal raises KeyboardInterrupt."""
+    flag = threading.Event()
+    if STOP_REQUESTED.is_set():
+        flag.set()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        if _sticky[0]:
+            STOP_REQUESTED.set()
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def first_non_finite(modules: dict[str, nn.Module | None],
+                     optimizers: dict[str, torch.optim.Optimizer]) -> str | None:
+    """The name of the first non-finite tensor among the modules' parameters and buffers
+    and the optimisers' states, or None when everything is finite."""
+    for name, module in modules.items():
+        if module is None:
+            continue
+        for key, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                return f"{name}.{key}"
+    for name, opt in optimizers.items():
+        for state in opt.state.values():
+            for key, t in state.items():
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    return f"{name} optimiser state '{key}'"
+    return None
+
+
+def truncate_stats(path: Path, last_step: int) -> int:
+    """Keep the rows of stats.jsonl up to ``last_step`` (and drop a torn last line);
+    returns how many rows were removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    kept, removed = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            step = int(row["step"])
+        except (ValueError, KeyError, TypeError):
+            removed += 1  # a line torn by a kill mid-write
+            continue
+        if step <= last_step:
+            kept.append(line)
+        else:
+            removed += 1
+    if removed:
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+    return removed
