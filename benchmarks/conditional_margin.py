@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import make_idx_dir  # noqa: E402
 
-from steadygan.config import load_config  # noqa: E402
+from steadygan.training.build import load_config  # noqa: E402
 from steadygan.training.sampling import load_generator  # noqa: E402
 from steadygan.training.trainer import train  # noqa: E402
 

@@ -34,7 +34,7 @@ CONFIG = ["data.name=fashion-mnist", "data.limit=4096", "model.arch=dcgan", "tra
 
 
 def build_trainer(batch: int, extra: list[str]):
-    from steadygan.config import load_config
+    from steadygan.training.build import load_config
     from steadygan.training.trainer import Trainer
 
     cfg = load_config(None, CONFIG + [f"data.batch_size={batch}", "train.device=cpu"] + extra)
@@ -104,7 +104,7 @@ def scaling(gpus_per_node: int = 8, nodes: int = 4, batch: int = 64, nvlink_gbps
     from torch.utils.flop_counter import FlopCounterMode
 
     from steadygan.data import InMemoryData
-    from steadygan.config import load_config
+    from steadygan.training.build import load_config
     from steadygan.training.trainer import Trainer
 
     images = torch.randint(0, 256, (batch * 2, 3, 64, 64), dtype=torch.uint8)

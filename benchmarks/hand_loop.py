@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.data import InMemoryData
 from steadygan.models import GanPair, build_models
 from steadygan.training.trainer import Trainer

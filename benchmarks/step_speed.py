@@ -19,7 +19,7 @@ from datetime import date
 
 import torch
 
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.data import InMemoryData
 from steadygan.training.trainer import Trainer
 

@@ -216,7 +216,7 @@ def test_training_with_ada_logs_p_and_resumes_exactly(tmp_path, idx_dir):
 
 
 def test_augmenting_points_is_an_error(tmp_path):
-    from steadygan.config import load_config
+    from steadygan.training.build import load_config
     from steadygan.training.trainer import Trainer
 
     cfg = load_config(None, ["data.name=ring8", "model.arch=mlp", "data.toy_samples=512", "train.augment=diffaugment",

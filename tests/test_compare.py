@@ -174,7 +174,7 @@ def test_help_has_examples(capsys):
 
 
 def test_is_done_follows_the_budget():
-    from steadygan.config import load_config
+    from steadygan.training.build import load_config
 
     cfg = lambda *s: load_config(None, ["data.name=ring8", "model.arch=mlp", *s])  # noqa: E731
     finished = {"status": "finished", "step": 100, "stopped": "steps", "time_budget": None}

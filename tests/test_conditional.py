@@ -13,7 +13,7 @@ from torch import nn
 from steadygan.core.batch import Batch
 from steadygan.training.build import build_pair
 from steadygan.core.clipping import build_clipper
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.data import DataError, InMemoryData, load_dataset
 from steadygan.core.losses import build_loss
 from steadygan.models import GanPair, ProjectionDiscriminator, build_models

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from steadygan.config import TrainConfig, diff_configs, from_dict, load_config, merge_spec_fragments, parse_spec
+from steadygan.training.build import load_config
+from steadygan.config import TrainConfig, diff_configs, from_dict, merge_spec_fragments, parse_spec
 from steadygan.metrics.evaluate import IMAGE_METRICS
 from steadygan.errors import ConfigError
 

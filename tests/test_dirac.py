@@ -15,8 +15,10 @@ import math
 import pytest
 import torch
 
-from steadygan.lab.dirac import (DIRAC_METHODS, START, TOLERANCE, add_dirac_parser, cmd_dirac, dirac_players,
-    distance_to_equilibrium, run_dirac, simulate, summarize)
+from steadygan.cli.dirac import add_parser as add_dirac_parser
+from steadygan.cli.dirac import cmd_dirac
+from steadygan.lab.dirac import (DIRAC_METHODS, START, TOLERANCE, dirac_players, distance_to_equilibrium, run_dirac,
+                                 simulate, summarize)
 from steadygan.errors import ConfigError
 from steadygan.core.step import d_step, g_step
 

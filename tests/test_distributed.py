@@ -115,7 +115,7 @@ def files_under(folder: Path) -> list[Path]:
 
 def test_a_two_rank_run_is_the_one_process_run_with_the_global_batch_and_only_rank0_writes(tmp_path, float64):
     from steadygan.cli import main
-    from steadygan.metrics import Evaluator
+    from steadygan.training.build import build_evaluator
     from steadygan.training.sampling import load_generator
 
     cwds = [tmp_path / "rank0", tmp_path / "rank1"]
@@ -147,7 +147,7 @@ def test_a_two_rank_run_is_the_one_process_run_with_the_global_batch_and_only_ra
     logged = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     metrics = next(row for row in logged if "Metric/modes" in row)
     loaded = load_generator(run, run / "checkpoints" / "ckpt-00000012.pt")
-    direct = Evaluator.from_config(loaded.config, n=600, seed=0).evaluate(loaded)["metrics"]
+    direct = build_evaluator(loaded.config, n=600, seed=0).evaluate(loaded)["metrics"]
     assert metrics["Metric/modes"] == direct["modes_recovered"] and metrics["Metric/hq"] == direct["high_quality_fraction"]
 
     # The global batch is part of the run: one process may not silently continue it.
@@ -245,7 +245,7 @@ def test_image_evaluation_is_shared_out_and_scores_what_one_process_scores(tmp_p
     checkpoint it wrote."""
     import json
 
-    from steadygan.metrics import Evaluator
+    from steadygan.training.build import build_evaluator
     from steadygan.training.sampling import load_generator
 
     args = ["train", "--no-progress", "--out", str(tmp_path / "runs"), "--steps", "4", "--eval-every", "4",
@@ -258,7 +258,7 @@ def test_image_evaluation_is_shared_out_and_scores_what_one_process_scores(tmp_p
     run = tmp_path / "runs" / "00000"
     row = next(r for r in map(json.loads, (run / "stats.jsonl").read_text().splitlines()) if "Metric/fid" in r)
     loaded = load_generator(run, run / "checkpoints" / "ckpt-00000004.pt")
-    direct = Evaluator.from_config(loaded.config, metrics=["fid"], n=40, extractor="pixels").evaluate(loaded)
+    direct = build_evaluator(loaded.config, metrics=["fid"], n=40, extractor="pixels").evaluate(loaded)
     assert row["Metric/fid"] == pytest.approx(direct["metrics"]["fid"], rel=1e-6)
 
 

@@ -26,7 +26,7 @@ from steadygan.core.augment import AugmentedDiscriminator
 from steadygan.core.batch import Batch
 from steadygan.training.checkpoint import ADDED_SINCE_V2, latest_checkpoint, load_checkpoint, upgrade_config
 from steadygan.core.clipping import build_clipper
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.data import InMemoryData
 from steadygan.core.losses import build_loss
 from steadygan.models import build_models
@@ -35,7 +35,7 @@ from steadygan.errors import ConfigError
 from steadygan.core.step import Player, d_step, g_step
 from steadygan.training.trainer import Trainer, train
 
-from test_trainer import assert_same_state, final_state, resume_matches_straight
+from test_trainer import assert_same_state, final_state
 
 ATOL = 1e-5
 LR = 20.0

@@ -18,7 +18,7 @@ from steadygan.training import checkpoint
 from steadygan.errors import StorageError
 from steadygan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from steadygan.cli import main
-from steadygan.training.guards import truncate_stats
+from steadygan.training.tracking import truncate_stats
 from steadygan.training.trainer import Trainer, new_run_dir, train
 from steadygan.errors import TrainingDiverged
 

@@ -10,7 +10,7 @@ import copy
 import pytest
 import torch
 
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.core.optim import build_optimizer
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from steadygan.errors import CheckpointError
 from steadygan.training.checkpoint import load_checkpoint, save_checkpoint
 from steadygan.apps.completion import read_image
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.data import DataError, read_idx, write_idx
 from steadygan.data.cifar import load_cifar10
 from steadygan.data.folder import load_image_folder

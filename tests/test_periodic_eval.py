@@ -9,7 +9,7 @@ import pytest
 
 from steadygan.training.checkpoint import load_checkpoint
 from steadygan.cli import main
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.training.periodic_eval import main_score, metric_row
 from steadygan.errors import ConfigError
 from steadygan.training.trainer import train

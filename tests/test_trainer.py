@@ -9,7 +9,7 @@ import torch
 
 from steadygan.errors import CheckpointError
 from steadygan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.errors import ConfigError
 from steadygan.training.trainer import Trainer, new_run_dir, train
 from steadygan.errors import TrainingDiverged

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.errors import ConfigError
 from steadygan.lab.variants import parse_variant, parse_variants, variant_names
 

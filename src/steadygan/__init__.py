@@ -2,13 +2,14 @@
 
 from .core.augment import AUGMENTS, Augment, AugmentedDiscriminator
 from .core.clipping import CLIPPERS, Clipper, ClipStats, agc_, build_clipper, clip_norm_, clip_value_, weight_clip_
-from .config import Config, load_config
+from .config import Config
 from .data import DATASETS, InMemoryData, load_dataset
 from .core.losses import LOSSES, AdversarialLoss, build_loss
 from .models import MODELS, GanPair, build_models
 from .core.penalties import (PENALTIES, Penalty, PenaltyInputs, build_penalty, consensus_penalty, dragan_penalty,
     lecam_penalty, nk_penalty, param_grad_penalty, r1_penalty, r2_penalty, wgan_gp_penalty, zero_gp_penalty)
 from .errors import ConfigError
+from .training.build import load_config
 from .core.step import Player, d_step, g_step
 from .training.trainer import Trainer, TrainResult, train
 

@@ -1,9 +1,13 @@
-"""Run configuration: dataclasses, a YAML file, and ``a.b=value`` overrides.
+"""Run configuration, parsed: dataclasses, a YAML file, and ``a.b=value`` overrides.
 
-Unknown keys are errors (with the valid keys listed), values are checked against their
-declared types, and names are checked against the registries, so a typo fails before any
-data is loaded. Penalty and clipper specs may be written as mappings
-(``{name: r1, gamma: 10}``) or as compact strings (``"r1:gamma=10,every=16"``).
+The bottom of the package: it imports nothing of steadygan but the errors. Unknown keys are
+errors (with the valid keys listed), values are checked against their declared types and
+their own ranges, and penalty and clipper specs are normalised: they may be written as
+mappings (``{name: r1, gamma: 10}``) or as compact strings (``"r1:gamma=10,every=16"``).
+
+Whether a *name* exists (a dataset, a loss, a penalty and its options, a metric) is asked of
+the registry that owns it, by the builder (``steadygan.training.build.check_config``), so a
+typo still fails before any data is loaded; ``steadygan.load_config`` does both.
 """
 
 from __future__ import annotations
@@ -59,46 +63,88 @@ class PlayerConfig:
     clip: Any = None                 # clipper spec or None
 
 
+# --- train.*: one flat section of keys, declared by concern ----------------------------------
+#
+# A key declared with resumable() may change when a run is resumed: it says how long, how
+# loudly or how fast the run goes, not what it computes (threads and compile change float
+# rounding: a resume that switches them continues the run, but not bit for bit). Any other
+# key that changes makes `train --resume` refuse, unless --allow-config-change.
+
+def resumable(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING) -> Any:
+    """A config field that may differ between a run and its resume."""
+    return field(default=default, default_factory=factory, metadata={"resumable": True})
+
+
 @dataclass
-class TrainConfig:
-    steps: int = 5000                # generator updates
-    time: float | None = None        # wall-clock budget in seconds (whichever comes first)
+class LoopOptions:
+    """What the loop trains and for how long."""
+
+    steps: int = resumable(5000)     # generator updates
+    time: float | None = resumable(None)  # wall-clock budget in seconds (whichever comes first)
     n_critic: int = 1                # D updates per G update
     seed: int = 0
-    device: str = "auto"             # auto | cpu | cuda | cuda:N
-    amp: str = "none"                # none | bf16 | fp16 (autocast; fp16 with a gradient scaler per player)
     ema: float = 0.0                 # EMA decay of G's weights; 0 disables
-    sample_every: int = 500
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    log_every: int = 10              # flush stats to stats.jsonl / TensorBoard every N steps
-    samples: int = 64                # images in each sample grid
+    augment: Any = None              # D's inputs: diffaugment | ada spec (steadygan methods), None = none
+    init_from: str | None = resumable(None)  # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
+    device: str = "auto"             # auto | cpu | cuda | cuda:N
+    threads: int | None = resumable(None)  # torch CPU threads; None = torch's default
+    # Distributed runs (torchrun / --nproc): data.batch_size is per process, the global batch
+    # is batch_size x world_size. world_size is recorded from the launch (None: not yet).
+    world_size: int | None = None
+
+
+@dataclass
+class OutputOptions:
+    """What a run writes, and how often."""
+
+    sample_every: int = resumable(500)
+    checkpoint_every: int = resumable(1000)
+    keep_checkpoints: int = resumable(3)
+    log_every: int = resumable(10)   # flush stats to stats.jsonl / TensorBoard every N steps
+    samples: int = resumable(64)     # images in each sample grid
     out_dir: str = "runs"
     name: str = ""                   # suffix of the run directory
-    progress: bool = True            # tqdm bar
-    threads: int | None = None       # torch CPU threads; None = torch's default
+    progress: bool = resumable(True)  # tqdm bar
+
+
+@dataclass
+class SpeedOptions:
+    """How fast the step computes: precision, layout, fusion, compilation."""
+
+    amp: str = "none"                # none | bf16 | fp16 (autocast; fp16 with a gradient scaler per player)
     # The fast step (see steadygan.core.step); false gives the arithmetic of releases before them.
     share_fake: bool = False         # n_critic=1: one G forward serves the D and the G update (opt-in: BENCHMARKS)
     channels_last: bool = True       # convolutional nets and image batches in NHWC memory layout
     fused_d_forward: bool = True     # D without BatchNorm scores real and fake in one forward
-    compile: str = "none"            # none, or a torch.compile mode (default, reduce-overhead, ...) for the step's G and D
-    init_from: str | None = None     # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
-    on_nan: str = "stop"             # stop | rollback: reload the last good checkpoint with lower learning rates
-    # Distributed runs (torchrun / --nproc): data.batch_size is per process, the global batch
-    # is batch_size x world_size. world_size is recorded from the launch (None: not yet).
-    world_size: int | None = None
+    compile: str = resumable("none")  # none, or a torch.compile mode (default, reduce-overhead, ...) for G and D
     sync_batchnorm: bool = False     # CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
-    augment: Any = None              # D's inputs: diffaugment | ada spec (steadygan methods), None = none
-    max_rollbacks: int = 3           # on_nan=rollback: give up (stop) after this many
-    rollback_lr_factor: float = 0.5  # on_nan=rollback: learning rates are multiplied by this each time
-    # Evaluation during training (see steadygan.training.periodic_eval); rows go to stats.jsonl as Metric/*.
-    eval_every: int = 0              # evaluate every N generator steps; 0 = never (by steps)
-    eval_seconds: float | None = None  # or every N seconds of training time
-    eval_metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "pr"])  # images; 2-D: modes
-    eval_n: int | None = None        # samples per evaluation; None = 10,000 (images) / 2,500 (2-D)
-    eval_extractor: str = "classifier"  # classifier | inception | pixels (see metrics.EXTRACTORS)
-    eval_weights: str | None = None  # weights file for eval_extractor=inception
-    eval_on: str = "auto"            # auto (EMA if kept, else raw) | ema | raw | both
+
+
+@dataclass
+class RecoveryOptions:
+    """What a run does when it diverges."""
+
+    on_nan: str = resumable("stop")  # stop | rollback: reload the last good checkpoint with lower learning rates
+    max_rollbacks: int = resumable(3)  # on_nan=rollback: give up (stop) after this many
+    rollback_lr_factor: float = resumable(0.5)  # on_nan=rollback: learning rates are multiplied by this each time
+
+
+@dataclass
+class EvalOptions:
+    """Evaluation during training (steadygan.training.periodic_eval); rows go to stats.jsonl as Metric/*."""
+
+    eval_every: int = resumable(0)   # evaluate every N generator steps; 0 = never (by steps)
+    eval_seconds: float | None = resumable(None)  # or every N seconds of training time
+    eval_metrics: list[str] = resumable(factory=lambda: ["fid", "kid", "pr"])  # images; 2-D: modes
+    eval_n: int | None = resumable(None)  # samples per evaluation; None = 10,000 (images) / 2,500 (2-D)
+    eval_extractor: str = resumable("classifier")  # classifier | inception | pixels (steadygan methods)
+    eval_weights: str | None = resumable(None)  # weights file for eval_extractor=inception
+    eval_on: str = resumable("auto")  # auto (EMA if kept, else raw) | ema | raw | both
+
+
+@dataclass
+class TrainConfig(EvalOptions, RecoveryOptions, SpeedOptions, OutputOptions, LoopOptions):
+    """The ``train:`` section: every group's keys side by side (``train.steps``, ``train.eval_every``, ...)."""
 
 
 @dataclass
@@ -117,15 +163,9 @@ class Config:
 # train.compile: "none", or a torch.compile mode.
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-# Keys that may change when a run is resumed: they set how long, how loudly and how fast it
-# runs, not what it computes (threads and compile change float rounding: a resume that
-# switches them continues the run, but not bit for bit).
-RESUMABLE_CHANGES = {"train.steps", "train.time", "train.sample_every", "train.checkpoint_every",
-                     "train.keep_checkpoints", "train.log_every", "train.progress", "train.samples",
-                     "train.threads", "train.eval_every", "train.eval_seconds", "train.eval_metrics",
-                     "train.eval_n", "train.eval_extractor", "train.eval_weights", "train.eval_on",
-                     "train.init_from", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor",
-                     "train.compile"}
+# Keys that may change when a run is resumed (declared with resumable() above).
+RESUMABLE_CHANGES = frozenset(f"train.{f.name}" for f in dataclasses.fields(TrainConfig)
+                              if f.metadata.get("resumable"))
 
 
 # --- specs -----------------------------------------------------------------------------------
@@ -256,8 +296,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
 
 
 def from_dict(data: dict[str, Any]) -> Config:
+    """A config from nested dicts: typed, range-checked, specs normalised (names unchecked)."""
     cfg = _build(Config, data, "")
-    validate(cfg)
+    check_ranges(cfg)
     return cfg
 
 
@@ -299,52 +340,45 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults <- YAML file <- overrides, validated."""
+def read_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults <- YAML file <- overrides, parsed and range-checked (names unchecked: see module docstring)."""
     data: dict[str, Any] = read_config_file(path) if path is not None else {}
     for assignment in overrides:
         apply_override(data, assignment)
     return from_dict(data)
 
 
-def validate(cfg: Config) -> None:
-    """Check names and ranges against the registries; normalise specs in place."""
-    from .core.clipping import build_clipper
-    from .data import DATASETS
-    from .core.losses import LOSSES
-    from .models import check_model_options
-    from .core.optim import optimizer_options
-    from .core.penalties import build_penalty
-
-    DATASETS.get(cfg.data.name)
-    check_model_options(cfg.model.arch, cfg.model.width, cfg.model.depth)  # a registered name or an import path
-    LOSSES.get(cfg.loss)
-    if cfg.data.split not in ("train", "test"):
-        raise ConfigError(f"data.split must be 'train' or 'test' (got {cfg.data.split!r})")
-    if cfg.data.channels not in (1, 3):
-        raise ConfigError(f"data.channels must be 1 or 3 (got {cfg.data.channels})")
-    if cfg.data.batch_size < 1:
-        raise ConfigError(f"data.batch_size must be >= 1 (got {cfg.data.batch_size})")
+def check_ranges(cfg: Config) -> None:
+    """Check each value against its own range; normalise penalty, clipper and augmentation specs in place."""
+    d = cfg.data
+    if d.split not in ("train", "test"):
+        raise ConfigError(f"data.split must be 'train' or 'test' (got {d.split!r})")
+    if d.channels not in (1, 3):
+        raise ConfigError(f"data.channels must be 1 or 3 (got {d.channels})")
+    if d.batch_size < 1:
+        raise ConfigError(f"data.batch_size must be >= 1 (got {d.batch_size})")
     for player in ("d", "g"):
-        pc: PlayerConfig = getattr(cfg, player)
-        optimizer_options(pc, player)
-        if not pc.lr > 0:
-            raise ConfigError(f"{player}.lr must be > 0 (got {pc.lr})")
-        if pc.betas is not None and (len(pc.betas) != 2 or not all(0 <= b < 1 for b in pc.betas)):
-            raise ConfigError(f"{player}.betas must be two numbers in [0, 1) (got {pc.betas})")
-        if pc.momentum is not None and not 0 <= pc.momentum < 1:
-            raise ConfigError(f"{player}.momentum must be in [0, 1) (got {pc.momentum})")
-        if pc.alpha is not None and not 0 <= pc.alpha < 1:
-            raise ConfigError(f"{player}.alpha must be in [0, 1) (got {pc.alpha})")
-        pc.penalties = [parse_spec(s, "penalty") for s in merge_spec_fragments(pc.penalties)]
-        names = [s["name"] for s in pc.penalties]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"{player}.penalties lists a penalty twice: {names}")
-        for spec in pc.penalties:
-            build_penalty(spec, player)
-        pc.clip = parse_spec(pc.clip, "clipper")
-        build_clipper(pc.clip)
-    t = cfg.train
+        _check_player(getattr(cfg, player), player)
+    _check_train(cfg.train)
+
+
+def _check_player(pc: PlayerConfig, player: str) -> None:
+    if not pc.lr > 0:
+        raise ConfigError(f"{player}.lr must be > 0 (got {pc.lr})")
+    if pc.betas is not None and (len(pc.betas) != 2 or not all(0 <= b < 1 for b in pc.betas)):
+        raise ConfigError(f"{player}.betas must be two numbers in [0, 1) (got {pc.betas})")
+    if pc.momentum is not None and not 0 <= pc.momentum < 1:
+        raise ConfigError(f"{player}.momentum must be in [0, 1) (got {pc.momentum})")
+    if pc.alpha is not None and not 0 <= pc.alpha < 1:
+        raise ConfigError(f"{player}.alpha must be in [0, 1) (got {pc.alpha})")
+    pc.penalties = [parse_spec(s, "penalty") for s in merge_spec_fragments(pc.penalties)]
+    names = [s["name"] for s in pc.penalties]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{player}.penalties lists a penalty twice: {names}")
+    pc.clip = parse_spec(pc.clip, "clipper")
+
+
+def _check_train(t: TrainConfig) -> None:
     for key in ("steps", "n_critic", "sample_every", "checkpoint_every", "keep_checkpoints", "log_every", "samples"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1 (got {getattr(t, key)})")
@@ -362,45 +396,22 @@ def validate(cfg: Config) -> None:
     if t.share_fake and t.n_critic != 1:
         raise ConfigError(f"train.share_fake=true shares one generator forward between one D and one G update; "
                           f"with train.n_critic={t.n_critic} each D update needs its own batch: set one of them back")
-    from .core.augment import build_augment
-
     t.augment = parse_spec(t.augment, "augmentation")
-    build_augment(t.augment)
     if t.world_size is not None and t.world_size < 1:
         raise ConfigError(f"train.world_size must be >= 1 (got {t.world_size}); it is recorded from the launch")
-    _validate_compile(cfg)
+    if t.compile not in COMPILE_MODES:
+        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)} (got {t.compile!r}); "
+                          "the modes are torch.compile's")
     if t.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"train.amp must be 'none', 'bf16' or 'fp16' (got {t.amp!r})")
-    _validate_eval(t)
+    _check_eval(t)
 
 
-def _validate_compile(cfg: Config) -> None:
-    from .core.penalties import PENALTIES
-
-    mode = cfg.train.compile
-    if mode not in COMPILE_MODES:
-        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)} (got {mode!r}); "
-                          "the modes are torch.compile's")
-    # torch.compile's AOTAutograd has no double backward: such penalties cannot run compiled.
-    second_order = sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
-                           if mode != "none" and PENALTIES.get(s["name"]).factory.second_order})
-    if second_order:
-        raise ConfigError(f"train.compile={mode}: {', '.join(second_order)} differentiate(s) a gradient of the "
-                          "networks (a double backward), which torch.compile does not support; "
-                          "set train.compile=none with these penalties")
-
-
-def _validate_eval(t: TrainConfig) -> None:
-    from .metrics import EXTRACTORS
-    from .metrics.evaluate import check_metrics, check_sample_count
-
+def _check_eval(t: EvalOptions) -> None:
     if t.eval_every < 0:
         raise ConfigError(f"train.eval_every must be >= 0 steps (got {t.eval_every}); 0 disables it")
     if t.eval_seconds is not None and not t.eval_seconds > 0:
         raise ConfigError(f"train.eval_seconds must be > 0 (got {t.eval_seconds})")
-    check_metrics(t.eval_metrics, "train.eval_metrics")
-    check_sample_count(t.eval_n, t.eval_metrics)
-    EXTRACTORS.get(t.eval_extractor)
     if t.eval_on not in ("auto", "ema", "raw", "both"):
         raise ConfigError(f"train.eval_on must be auto, ema, raw or both (got {t.eval_on!r})")
     if t.eval_on in ("ema", "both") and t.ema == 0:

@@ -18,7 +18,7 @@ from PIL import Image
 from steadygan.errors import StorageError
 from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
 from steadygan.cli import main
-from steadygan.config import load_config
+from steadygan.training.build import load_config
 from steadygan.data import DataError, load_dataset
 from steadygan.data import prepared as prep
 from steadygan.data import write_idx

@@ -12,10 +12,10 @@ from torch import nn
 
 from steadygan.config import Config
 from steadygan.data import DataInfo, load_dataset, to_float_images
-from steadygan.metrics import Evaluator
 from steadygan.metrics.conditional import class_agreement, class_coverage, class_histogram, intra_class_fid
 from steadygan.metrics.features import ClassifierExtractor, SmallCNN
 from steadygan.metrics.fid import fid
+from steadygan.training.build import build_evaluator
 from steadygan.training.sampling import LoadedGenerator
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -89,9 +89,9 @@ def test_evaluator_reports_conditional_metrics_with_their_floor(data_root, ignor
     cfg = Config()
     cfg.data.name, cfg.data.root, cfg.model.z_dim, cfg.model.conditional = "idx", str(data_root), 4, True
     info = DataInfo("idx", "image", (1, 28, 28), data.num_classes, "image")
-    loaded = LoadedGenerator(Replay(data.samples, data.labels, ignore_class), cfg, 1, Path("x.pt"), False, info,
-                             conditional=True)
-    evaluator = Evaluator.from_config(cfg, metrics=("fid",), n=100, extractor=OracleClassifier())
+    loaded = LoadedGenerator(Replay(data.samples, data.labels, ignore_class), 4, data.num_classes, "idx", cfg, 1,
+                             Path("x.pt"), False, info)
+    evaluator = build_evaluator(cfg, metrics=("fid",), n=100, extractor=OracleClassifier())
     result = evaluator.evaluate(loaded)
     assert result["floor"]["class_agreement"] == 1.0  # the oracle is right on real test images
     requested = loaded.labels_for(100)
@@ -140,8 +140,8 @@ def test_evaluator_reports_class_coverage_of_any_generator_on_labelled_data(data
     generator = lambda z: replay(z, labels[torch.arange(len(z)) % len(labels)])  # noqa: E731
     module = nn.Module()
     module.forward, module.dummy = generator, nn.Parameter(torch.zeros(1))
-    loaded = LoadedGenerator(module, cfg, 1, Path("x.pt"), False)
-    result = Evaluator.from_config(cfg, metrics=("fid",), n=60, extractor=OracleClassifier()).evaluate(loaded)
+    loaded = LoadedGenerator(module, 4, 0, "idx", cfg, 1, Path("x.pt"), False)
+    result = build_evaluator(cfg, metrics=("fid",), n=60, extractor=OracleClassifier()).evaluate(loaded)
     hist = class_histogram(data.labels, data.num_classes)
     assert result["floor"]["classes_covered"] == (hist > 0).sum().item()
     drawn = labels[torch.arange(60) % len(labels)]

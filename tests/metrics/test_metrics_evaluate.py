@@ -14,8 +14,10 @@ from torch import nn
 from steadygan.training.checkpoint import checkpoint_path, save_checkpoint
 from steadygan.config import Config
 from steadygan.data import load_dataset, ring8_modes, write_idx
-from steadygan.metrics import (Evaluator, build_extractor, dataset_fingerprint, evaluate_generator, evaluate_run,
+from steadygan.metrics import (Evaluator, build_extractor, dataset_fingerprint, 
     format_table, score_features)
+from steadygan.training.build import build_evaluator
+from steadygan.training.evaluation import evaluate_generator, evaluate_run
 from steadygan.models import build_models
 from steadygan.errors import ConfigError
 from steadygan.training.sampling import LoadedGenerator
@@ -68,7 +70,7 @@ class RingGenerator(nn.Module):
 def _loaded(generator: nn.Module, name: str, root: Path | None, z_dim: int) -> LoadedGenerator:
     cfg = Config()
     cfg.data.name, cfg.data.root, cfg.model.z_dim = name, None if root is None else str(root), z_dim
-    return LoadedGenerator(generator.eval(), cfg, step=7, checkpoint=Path("ckpt-00000007.pt"), ema=False)
+    return LoadedGenerator(generator.eval(), z_dim, 0, name, cfg, step=7, checkpoint=Path("ckpt-00000007.pt"), ema=False)
 
 
 def test_image_evaluation_reports_metrics_floor_and_provenance(data_root):
@@ -209,7 +211,7 @@ def test_stacked_data_counts_digit_triples(tmp_path, data_root):
     loaded = _loaded(collapsed, "stacked", data_root, 4)
     loaded.config.data.channels = 3
     options = {"cache_dir": str(tmp_path / "cache"), "epochs": 1, "batch_size": 32}
-    evaluator = Evaluator.from_config(loaded.config, metrics=["fid"], n=100, extractor_options=options)
+    evaluator = build_evaluator(loaded.config, metrics=["fid"], n=100, extractor_options=options)
     result = evaluator.evaluate(loaded)
     # One image repeated is one predicted triple, whatever the classifier: 1 mode, KL = log 1000.
     assert result["metrics"]["modes"] == 1

@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent))
 from conftest import make_idx_dir  # noqa: E402
 
 from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
-from steadygan.config import load_config  # noqa: E402
+from steadygan.training.build import load_config  # noqa: E402
 from steadygan.training.trainer import train  # noqa: E402
 
 COMMON = ["train.progress=false", "train.sample_every=1000", "train.checkpoint_every=1000", "train.threads=1",

@@ -1,4 +1,10 @@
-"""Sample grids and 2-D scatter plots written as PNG (our own grid code: no torchvision here)."""
+"""A run's sample picture: image grids and 2-D scatter plots written as PNG.
+
+:func:`save_samples` is the one place that decides how a generator's samples are drawn (a
+grid of images, one row per class for a conditional run, or the points over the mixture's
+modes), for training's sample grids and for ``steadygan sample``. The grid code is our own:
+there is no torchvision here.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,10 @@ import torch
 from PIL import Image
 
 from ..files import safe_write
-from ..data.base import to_uint8_images
+from ..data import DataInfo, mixture, to_uint8_images
 from ..errors import ConfigError
+
+TOY_GRID_POINTS = 2500  # points in a 2-D run's sample picture: the PacGAN/VEEGAN evaluation sample size
 
 
 def sample_grid_path(run_dir: str | Path, step: int) -> Path:
@@ -78,18 +86,36 @@ def scatter_figure(points: torch.Tensor, modes: torch.Tensor | None, title: str 
     return fig
 
 
-def save_scatter(points: torch.Tensor, modes: torch.Tensor | None, path: str | Path, title: str = "") -> Path:
-    import matplotlib.pyplot as plt
-
-    fig = scatter_figure(points, modes, title)
-    path = Path(path)
-    try:
-        safe_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png"))
-    finally:
-        plt.close(fig)
-    return path
-
-
 def figure_to_array(fig) -> np.ndarray:
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def class_rows(n: int, num_classes: int) -> tuple[int | None, torch.Tensor | None]:
+    """One row per class: (samples per row, the label of each sample) with ``n`` rounded up
+    to fill every row; (None, None) for an unconditional generator."""
+    if not num_classes:
+        return None, None
+    columns = math.ceil(n / num_classes)
+    return columns, torch.arange(num_classes).repeat_interleave(columns)
+
+
+def save_samples(samples: torch.Tensor, path: str | Path, info: DataInfo, nrow: int | None = None,
+                 scale: int = 1, title: str = "") -> np.ndarray:
+    """Write a generator's samples as the picture its data calls for, and return the picture
+    (H, W, 3 uint8) for TensorBoard: images as a grid of ``nrow`` per row, upscaled ``scale``
+    times; 2-D points as a scatter over the mixture's modes (when the data is a mixture)."""
+    if info.kind == "image":
+        save_grid(samples, path, scale=scale, nrow=nrow)
+        picture = make_grid(samples, nrow)
+        return picture if picture.shape[2] == 3 else picture.repeat(3, 2)
+    import matplotlib.pyplot as plt
+
+    modes = mixture(info.name)[0] if info.protocol == "mixture" else None
+    fig = scatter_figure(samples, modes, title)
+    path = Path(path)
+    try:
+        safe_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png"))
+        return figure_to_array(fig)
+    finally:
+        plt.close(fig)

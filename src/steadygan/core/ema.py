@@ -16,6 +16,9 @@ class Ema:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self._stats_stale = True  # BatchNorm statistics not yet recomputed for these weights
 
+    def state_dict(self) -> dict:
+        return self.model.state_dict()
+
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state)
         self._stats_stale = True

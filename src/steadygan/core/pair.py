@@ -33,6 +33,12 @@ def has_batch_coupling(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
+def balanced_labels(n: int, num_classes: int) -> Tensor | None:
+    """The classes a conditional generator draws when none are asked for: 0, 1, ..., K-1, 0,
+    1, ... (balanced and deterministic); None for an unconditional one (``num_classes`` 0)."""
+    return torch.arange(n) % num_classes if num_classes else None
+
+
 @torch.no_grad()
 def generate(net: nn.Module, z: Tensor, y: Tensor | None = None, batch_size: int = 256) -> Tensor:
     """``net``'s samples for noise ``z`` (and labels ``y``), ``batch_size`` at a time, in eval

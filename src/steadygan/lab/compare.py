@@ -39,13 +39,13 @@ import yaml
 
 from ..files import atomic_write_text
 from ..training.checkpoint import latest_checkpoint
-from ..config import RESUMABLE_CHANGES, Config, diff_configs, from_dict, load_config
+from ..config import RESUMABLE_CHANGES, Config, diff_configs
 from ..apps.pictures import newest_sample_grid
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDiverged
+from ..training.build import config_from_dict, load_config
 from ..training.guards import LOCK_FILE, request_stop_on_sigterm, run_lock
 from ..training.resume import keep_stored_arithmetic, newest_usable_checkpoint, normalised
 from .report import MARKER, PLAN_FILE, write_report
-from ..errors import TrainingDiverged
 from ..training.trainer import train
 from .variants import BASELINE, Variant, parse_variants
 
@@ -96,7 +96,7 @@ def plan_runs(base_config: Path | None, base_overrides: list[str], variants: lis
                 t["steps"] = steps
             if time_budget is not None:
                 t["time"] = time_budget
-            jobs.append(RunJob(variant, seed, out_dir / RUNS / name, from_dict(data)))
+            jobs.append(RunJob(variant, seed, out_dir / RUNS / name, config_from_dict(data)))
     return jobs
 
 

@@ -18,32 +18,52 @@ computed on the same number of true mixture samples.
 Everything is deterministic given ``seed`` and leaves the global RNGs alone, so it can run
 inside a training loop without changing the run. Sample order and batch size do not
 change the numbers beyond floating-point rounding.
+
+A metric knows a generator only through :class:`Generative` (draw n samples from a seed,
+optionally for given classes; how many classes it has), as torch-fidelity's
+``GenerativeModelBase`` does: this package imports no config, no run directory and no
+trainer. Rebuilding a trained run and scoring it is ``steadygan.training.evaluation``'s.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from ..files import atomic_write_text
-from ..config import Config
-from ..training.distributed import SINGLE_PROCESS, ProcessContext
+from ..core.pair import balanced_labels
 from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample_mixture, to_uint8_images
 from ..errors import ConfigError
-from ..training.sampling import LoadedGenerator, load_generator
 from .conditional import class_agreement, class_coverage, class_histogram, intra_class_fid
 from .features import ClassifierExtractor, FeatureExtractor, StackedExtractor, build_extractor_for
 from .fid import fid, frechet_distance, gaussian_stats
 from .kid import kid
 from .modes import mode_metrics, stacked_mode_metrics
 from .prdc import prdc
-from .stats import ReferenceStats, save_stats
+from .stats import ReferenceStats
+
+
+@runtime_checkable
+class Generative(Protocol):
+    """What the metrics need of a generator (a trained run's, or any model a user wraps)."""
+
+    @property
+    def num_classes(self) -> int:
+        """Classes it generates on request; 0 for an unconditional generator."""
+
+    def sample(self, n: int, seed: int = 0, batch_size: int = 256, labels: torch.Tensor | None = None,
+               part: tuple[int, int] = (0, 1)) -> torch.Tensor:
+        """Part ``part[0]`` of ``part[1]`` contiguous chunks of n samples drawn from noise seeded by
+        ``seed``: images in [-1, 1] (N, C, H, W) or points (N, 2); sample i of class ``labels[i]``
+        (default: :func:`~steadygan.core.pair.balanced_labels`) when conditional."""
+
+
+def _single_process(obj: Any) -> list[Any]:
+    return [obj]
+
 
 IMAGE_METRICS = ("fid", "kid", "pr", "dc")
 IMAGE_SAMPLES = 10_000
@@ -134,12 +154,6 @@ class Evaluator:
         self.extractor_spec, self.extractor_options = extractor, dict(extractor_options or {})
         self._extractor: FeatureExtractor | None = None
         self._reference: dict[str, Any] | None = None
-
-    @classmethod
-    def from_config(cls, cfg: Config, **kwargs: Any) -> "Evaluator":
-        d = cfg.data
-        kwargs.setdefault("conditional", cfg.model.conditional)
-        return cls(d.name, d.root, d.resolution, d.channels, **kwargs)
 
     @property
     def extractor(self) -> FeatureExtractor:
@@ -236,10 +250,10 @@ class Evaluator:
         if isinstance(self.extractor, ClassifierExtractor):
             ref["floor"]["class_agreement"] = class_agreement(self.extractor.predict(other_x), other_labels.cpu())
 
-    def _conditional_metrics(self, loaded: LoadedGenerator, images: torch.Tensor,
+    def _conditional_metrics(self, model: Generative, images: torch.Tensor,
                              features: torch.Tensor) -> dict[str, float]:
         ref = self.reference()
-        requested = loaded.labels_for(len(images))
+        requested = balanced_labels(len(images), model.num_classes)
         out = {"intra_fid": intra_class_fid(ref["real"], ref["real_labels"], features, requested,
                                             ref["num_classes"])}
         if isinstance(self.extractor, ClassifierExtractor):
@@ -252,68 +266,59 @@ class Evaluator:
             return {}  # another extractor was chosen: no digit classifier to count modes with
         return stacked_mode_metrics(extractor.predict_triples(images))
 
-    def evaluate(self, loaded: LoadedGenerator, ctx: ProcessContext = SINGLE_PROCESS) -> dict[str, Any] | None:
-        """Metrics of ``loaded``'s samples (drawn from noise seeded by ``seed``) and the floor.
+    def evaluate(self, model: Generative, origin: dict[str, Any] | None = None, part: tuple[int, int] = (0, 1),
+                 gather: Callable[[Any], list[Any] | None] = _single_process) -> dict[str, Any] | None:
+        """Metrics of ``model``'s samples (drawn from noise seeded by ``seed``) and the floor.
 
-        Distributed (``ctx``): each rank generates and embeds its contiguous share of the same
-        n samples; rank 0 gathers them in order and scores them (the other ranks get None)."""
-        if loaded.config.data.name != self.dataset:
-            raise ConfigError(f"this evaluator is for '{self.dataset}', the generator was trained on "
-                              f"'{loaded.config.data.name}'")
+        ``origin``: where the samples come from (step, checkpoint, ...), copied into the result.
+        Distributed (``part=(rank, world)``, ``gather``: every rank's object in rank order on the
+        main process, None elsewhere): each process generates and embeds its contiguous share of
+        the same n samples; the main one scores them all (the others get None)."""
+        dataset = getattr(model, "dataset", None)
+        if dataset is not None and dataset != self.dataset:
+            raise ConfigError(f"this evaluator is for '{self.dataset}', the generator was trained on '{dataset}'")
         start = time.perf_counter()
-        samples = loaded.sample(self.n, self.seed, self.batch_size, part=(ctx.rank, ctx.world_size)).cpu()
-        if self.protocol != "mixture":
+        samples = model.sample(self.n, self.seed, self.batch_size, part=part).cpu()
+        if self.protocol == "mixture":
+            parts = gather(samples)
+        else:
             # Rounded to uint8 like the real data: both sets take the identical path through
             # the extractor, and a saved PNG of a sample would score the same.
             images = to_uint8_images(samples)
-            generated = self.features(images)
-        if ctx.distributed:
-            parts = ctx.gather_to_main(samples if self.protocol == "mixture" else (images, generated))
-            if not ctx.is_main:
-                return None
-            if self.protocol == "mixture":
-                samples = torch.cat(parts)
-            else:
-                images, generated = (torch.cat(p) for p in zip(*parts))
-        ref = self.reference()
-        result: dict[str, Any] = {"dataset": self.dataset, "step": loaded.step,
-                                  "checkpoint": str(loaded.checkpoint), "ema": loaded.ema, "seed": self.seed}
+            parts = gather((images, self.features(images)))
+        if parts is None:
+            return None
+        result: dict[str, Any] = {"dataset": self.dataset, **(origin or {}), "seed": self.seed}
         if self.protocol == "mixture":
-            modes, std = mixture(self.dataset)
-            result.update(kind="toy", samples={"generated": len(samples), "real": ref["n_real"]},
-                          extractor={"name": "modes", "n_modes": len(modes), "std": std},
-                          metrics=mode_metrics(samples, modes, std), floor=ref["floor"],
-                          floor_note="true mixture samples")
+            result.update(self._mode_result(torch.cat(parts)))
         else:
-            result.update(kind="image",
-                          samples={"generated": len(generated), "real": ref["n_real"], "real_test": ref["n_test"]},
-                          extractor=self.extractor.record(),
-                          metrics=score_features(ref["real"], generated, self.metrics, self.seed,
-                                                 self.kid_subsets, self.kid_subset_size),
-                          floor=ref["floor"], floor_note=ref["note"])
-            if self.protocol == "stacked":
-                result["metrics"].update(self._stacked_modes(images))
-            if "class_hist" in ref:
-                result["metrics"].update(class_coverage(self.extractor.predict(images), ref["class_hist"]))
-            if self.conditional and loaded.conditional:
-                result["metrics"].update(self._conditional_metrics(loaded, images, generated))
+            images, generated = (torch.cat(p) for p in zip(*parts))
+            result.update(self._image_result(model, images, generated))
         result["seconds"] = round(time.perf_counter() - start, 2)
         return result
 
+    def _mode_result(self, samples: torch.Tensor) -> dict[str, Any]:
+        modes, std = mixture(self.dataset)
+        ref = self.reference()
+        return {"kind": "toy", "samples": {"generated": len(samples), "real": ref["n_real"]},
+                "extractor": {"name": "modes", "n_modes": len(modes), "std": std},
+                "metrics": mode_metrics(samples, modes, std), "floor": ref["floor"],
+                "floor_note": "true mixture samples"}
 
-def evaluate_generator(loaded: LoadedGenerator, metrics: Iterable[str] = IMAGE_METRICS, n: int | None = None,
-                       extractor: str | FeatureExtractor = "classifier", seed: int = 0, batch_size: int = 256,
-                       extractor_options: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Score a loaded generator against its dataset (see :class:`Evaluator`).
-
-    ``n`` defaults to 10,000 for images and 2,500 for toy mixtures. ``extractor`` is a
-    registry name (``classifier``, ``inception``, ``pixels``) or a built extractor;
-    ``extractor_options`` go to its factory (e.g. ``{"weights": PATH}`` for inception).
-    """
-    evaluator = Evaluator.from_config(loaded.config, metrics=metrics, n=n, extractor=extractor,
-                                      extractor_options=extractor_options, seed=seed,
-                                      batch_size=batch_size, **kwargs)
-    return evaluator.evaluate(loaded)
+    def _image_result(self, model: Generative, images: torch.Tensor, generated: torch.Tensor) -> dict[str, Any]:
+        ref = self.reference()
+        metrics = score_features(ref["real"], generated, self.metrics, self.seed, self.kid_subsets,
+                                 self.kid_subset_size)
+        if self.protocol == "stacked":
+            metrics.update(self._stacked_modes(images))
+        if "class_hist" in ref:
+            metrics.update(class_coverage(self.extractor.predict(images), ref["class_hist"]))
+        if self.conditional and model.num_classes:
+            metrics.update(self._conditional_metrics(model, images, generated))
+        return {"kind": "image",
+                "samples": {"generated": len(generated), "real": ref["n_real"], "real_test": ref["n_test"]},
+                "extractor": self.extractor.record(), "metrics": metrics, "floor": ref["floor"],
+                "floor_note": ref["note"]}
 
 
 def json_safe(value: Any) -> Any:
@@ -325,25 +330,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
-
-
-def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, use_ema: bool = True,
-                 device: str = "cpu", stats_file: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Evaluate a run's newest (or the given) checkpoint and write ``run_dir/metrics.json``.
-
-    ``kwargs`` are those of :func:`evaluate_generator`. ``stats_file``: also save the
-    reference (the run's data, as features of the same extractor) there, see stats.py.
-    """
-    run_dir = Path(run_dir)
-    loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
-    evaluator = Evaluator.from_config(loaded.config, **kwargs)
-    if stats_file is not None and evaluator.protocol == "mixture":
-        evaluator.reference_stats()  # refuses before anything is computed
-    result = json_safe(evaluator.evaluate(loaded))
-    atomic_write_text(run_dir / METRICS_FILE, json.dumps(result, indent=2, allow_nan=False) + "\n")
-    if stats_file is not None:
-        save_stats(stats_file, evaluator.reference_stats())
-    return result
 
 
 def _fmt(value: Any) -> str:

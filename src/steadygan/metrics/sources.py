@@ -242,21 +242,6 @@ def read_samples(arg: str) -> Path | ImageSet:
     raise DataError(f"{arg}: {what}; SAMPLES is a run directory, a folder of images or an .npy/.npz array")
 
 
-def samples_from_run(run_dir: Path, n: int, seed: int = 0, checkpoint: str | None = None, use_ema: bool = True,
-                     device: str = "cpu") -> tuple[ImageSet, DatasetRef, dict[str, Any]]:
-    """n images from the run's generator (noise seeded by ``seed``), rounded to uint8 as a
-    saved PNG would be; also the run's own data and where the images came from."""
-    from ..training.sampling import load_generator  # builds networks: imported only when a run is scored
-
-    loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
-    if loaded.info.kind != "image":
-        raise ConfigError(f"{run_dir} generates 2-D points: score it against its own mixture, without --ref")
-    images = to_uint8_images(loaded.sample(n, seed).cpu())
-    origin = {"step": loaded.step, "checkpoint": str(loaded.checkpoint), "ema": loaded.ema}
-    data = DatasetRef(loaded.config.data.name, loaded.config.data.root)
-    return ImageSet(images, "run", str(run_dir)), data, origin
-
-
 def read_reference(arg: str, data_dir: str | None = None) -> DatasetRef | ImageSet | ReferenceStats:
     """REF: a dataset, a folder of images, an array or a statistics file (see the module doc)."""
     path = Path(arg).expanduser()

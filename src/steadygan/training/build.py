@@ -1,16 +1,102 @@
-"""The one place that builds a run's data and networks from its config.
+"""The one place that makes every part of a run from its config.
 
-Training, resume, sampling and evaluation all come through here, so a generator rebuilt
-from a checkpoint has exactly the shape it was trained with: the data's description
-(sample shape, classes) is stored in every checkpoint and read back, not re-derived.
+Training, resume, sampling, evaluation, completion and the lab all come through here:
+
+* :func:`check_config` asks each registry about the names a config holds (a dataset, a
+  model and its options, a loss, each penalty and clipper with its options, an augmentation,
+  the metrics and extractor), so a typo fails before any data is loaded;
+  :func:`load_config` parses a file and ``--set`` overrides and checks them.
+* :func:`build_data`, :func:`build_pair`: the data and the networks. A generator rebuilt from
+  a checkpoint has exactly the shape it was trained with: the data's description (sample
+  shape, classes) is stored in every checkpoint and read back, not re-derived.
+* :func:`build_run`: everything a run trains with (:class:`RunParts`): data and sampler on the
+  device, the pair, the two players (optimiser, penalties, clipper, gradient scaler), the
+  EMA, the augmentation, the periodic evaluation, the autocast context. The trainer receives
+  them and keeps the loop.
+
+The order of construction is part of the arithmetic: the global RNG is seeded first and the
+networks draw their initial weights from it, so the same config builds the same run.
 """
 
 from __future__ import annotations
 
-from ..config import Config
-from ..data import DataInfo, InMemoryData, dataset_protocol, load_dataset
-from ..models import GanPair, build_models
-from ..errors import ConfigError
+import contextlib
+import random
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+import torch
+
+from ..config import Config, EvalOptions, PlayerConfig, TrainConfig, from_dict, read_config
+from ..core.augment import Augment, AugmentedDiscriminator, build_augment
+from ..core.clipping import build_clipper
+from ..core.ema import Ema
+from ..core.losses import LOSSES, AdversarialLoss, build_loss
+from ..core.optim import build_optimizer, optimizer_options
+from ..core.pair import GanPair, has_batch_coupling
+from ..core.penalties import INPUT_GRADIENT_PENALTIES, PENALTIES, build_penalty
+from ..core.step import Player
+from ..data import DATASETS, BatchSampler, DataInfo, InMemoryData, dataset_protocol, load_dataset
+from ..errors import ConfigError, DataError
+from ..metrics import EXTRACTORS, Evaluator
+from ..metrics.evaluate import check_metrics, check_sample_count
+from ..models import build_models, check_model_options, is_convolutional, revert_sync_batchnorm
+from .distributed import ProcessContext
+from .fast_paths import can_fuse_real_and_fake, compile_players, to_channels_last
+from .periodic_eval import PeriodicEval
+
+# --- the config, checked by the registries that own its names ---------------------------------
+
+
+def check_config(cfg: Config) -> Config:
+    """ConfigError for a name no registry knows, or an option its factory does not take; returns ``cfg``."""
+    DATASETS.get(cfg.data.name)
+    check_model_options(cfg.model.arch, cfg.model.width, cfg.model.depth)  # a registered name or an import path
+    LOSSES.get(cfg.loss)
+    for player in ("d", "g"):
+        pc: PlayerConfig = getattr(cfg, player)
+        optimizer_options(pc, player)
+        for spec in pc.penalties:
+            build_penalty(spec, player)
+        build_clipper(pc.clip)
+    build_augment(cfg.train.augment)
+    _check_compile(cfg)
+    _check_eval_names(cfg.train)
+    return cfg
+
+
+def _check_compile(cfg: Config) -> None:
+    mode = cfg.train.compile
+    # torch.compile's AOTAutograd has no double backward: such penalties cannot run compiled.
+    second_order = sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
+                           if mode != "none" and PENALTIES.get(s["name"]).factory.second_order})
+    if second_order:
+        raise ConfigError(f"train.compile={mode}: {', '.join(second_order)} differentiate(s) a gradient of the "
+                          "networks (a double backward), which torch.compile does not support; "
+                          "set train.compile=none with these penalties")
+
+
+def _check_eval_names(t: EvalOptions) -> None:
+    check_metrics(t.eval_metrics, "train.eval_metrics")
+    check_sample_count(t.eval_n, t.eval_metrics)
+    EXTRACTORS.get(t.eval_extractor)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults <- YAML file <- ``key=value`` overrides, parsed and checked (names included)."""
+    return check_config(read_config(path, overrides))
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """A stored or planned config (nested dicts), parsed and checked."""
+    return check_config(from_dict(data))
+
+
+# --- data and networks -----------------------------------------------------------------------
 
 
 def build_data(cfg: Config, split: str | None = None) -> InMemoryData:
@@ -39,3 +125,189 @@ def info_from_config(cfg: Config) -> DataInfo:
         return DataInfo(cfg.data.name, "points", (2,), 0, protocol)
     d = cfg.data
     return DataInfo(d.name, "image", (d.channels, d.resolution, d.resolution), 0, protocol)
+
+
+def build_evaluator(cfg: Config, **kwargs: Any) -> Evaluator:
+    """An evaluator for the data a config trains on (``kwargs``: the Evaluator's options)."""
+    d = cfg.data
+    kwargs.setdefault("conditional", cfg.model.conditional)
+    return Evaluator(d.name, d.root, d.resolution, d.channels, **kwargs)
+
+
+def build_player(tag: str, net: torch.nn.Module, pc: PlayerConfig, role: str) -> Player:
+    """One side of the game: its network, optimiser, penalties and clipper (from ``d.*`` or ``g.*``)."""
+    penalties = [build_penalty(spec, role) for spec in pc.penalties]
+    params = [p for p in net.parameters() if p.requires_grad]
+    return Player(tag, net, build_optimizer(params, pc, role), penalties, build_clipper(pc.clip))
+
+
+def build_autocast(amp: str, device: torch.device) -> Callable[[], ContextManager]:
+    """The context the step computes its forwards in: none, bf16 or fp16 autocast."""
+    if amp == "none":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+# --- a run's parts ---------------------------------------------------------------------------
+
+
+@dataclass
+class RunParts:
+    """Everything a run trains with; :func:`build_run` makes it, the trainer keeps the loop."""
+
+    cfg: Config
+    ctx: ProcessContext
+    device: torch.device
+    data: InMemoryData          # on the device, in the layout the networks take
+    sampler: BatchSampler       # the global batch's indices, the same on every rank
+    pair: GanPair               # G and D on the device (the EMA keeps its own copy of G)
+    loss: AdversarialLoss
+    augment: Augment | None
+    d: Player                   # D, scored through the augmentation when there is one
+    g: Player
+    ema: Ema | None
+    periodic_eval: PeriodicEval
+    autocast: Callable[[], ContextManager]
+    channels_last: bool
+
+
+def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None,
+              pair: GanPair | None = None) -> RunParts:
+    """Make every part of a run from ``cfg``. ``data`` and ``pair`` replace what data.* and
+    model.* would build (benchmarks and users' own networks)."""
+    check_config(cfg)
+    t = cfg.train
+    _record_world_size(t, ctx)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    seed_everything(t.seed)  # the same on every rank: random draws are sharded (shard_of), not reseeded
+    device = resolve_device(t.device, ctx)
+    data = build_data(cfg) if data is None else data
+    # One sampler for the global batch, the same on every rank; each rank takes its slice:
+    # every epoch is split across ranks, reshuffled from the seed.
+    _check_global_batch(cfg, ctx, len(data))
+    sampler = BatchSampler(len(data), cfg.data.batch_size * ctx.world_size, t.seed, data.name)
+    pair = build_pair(cfg, data.info) if pair is None else pair
+    _batch_norm_across_ranks(pair, t, ctx, cfg.data.batch_size, device)
+    pair.generator, pair.discriminator = pair.generator.to(device), pair.discriminator.to(device)
+    data, channels_last, probe = _place_data(data.to(device), pair, t, cfg.model.z_dim, device)
+    augment = build_augment(t.augment)  # DiffAugment / ADA: D is scored through it (both updates, penalties too)
+    if augment is not None and not data.is_image:
+        raise ConfigError(f"train.augment transforms images; '{data.name}' holds {data.info.kind}: leave it unset")
+    D = pair.discriminator
+    d = build_player("D", D if augment is None else AugmentedDiscriminator(D, augment), cfg.d, "d")
+    g = build_player("G", pair.generator, cfg.g, "g")
+    d.fused_forward = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(D, probe.x, probe.y)
+    _warn_batch_coupling(d, D)
+    ema = _build_ema(pair, t.ema, cfg.model.z_dim)
+    if t.compile != "none":  # after the EMA's copy of G: that copy stays eager
+        compile_players(d, g, t.compile)
+    if t.amp == "fp16":  # a gradient scaler per player: their losses and gradients differ by orders of magnitude
+        d.scaler, g.scaler = torch.amp.GradScaler(device.type), torch.amp.GradScaler(device.type)
+    evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device), ema is not None, cfg.model.z_dim, pair.num_classes)
+    return RunParts(cfg, ctx, device, data, sampler, pair, build_loss(cfg.loss), augment, d, g, ema, evaluation,
+                    build_autocast(t.amp, device), channels_last)
+
+
+def _record_world_size(t: TrainConfig, ctx: ProcessContext) -> None:
+    if t.world_size is None:
+        t.world_size = ctx.world_size  # recorded in config.yaml: the global batch is batch_size x this
+    elif t.world_size != ctx.world_size:
+        raise ConfigError(f"train.world_size={t.world_size} but this run was launched with {ctx.world_size} "
+                          "process(es); leave train.world_size out (it is recorded from the launch)")
+
+
+def _check_global_batch(cfg: Config, ctx: ProcessContext, n: int) -> None:
+    b, world = cfg.data.batch_size, ctx.world_size
+    if world > 1 and b * world > n:
+        raise DataError(f"the global batch, data.batch_size={b} x {world} processes = {b * world}, is larger than "
+                        f"{cfg.data.name} ({n} samples); lower data.batch_size or use more data")
+
+
+def _place_data(data: InMemoryData, pair: GanPair, t: TrainConfig, z_dim: int,
+                device: torch.device) -> tuple[InMemoryData, bool, Any]:
+    """The data in the layout the networks run fastest in, and a probe batch of four samples.
+
+    Channels-last (NHWC): convolutions, and above all nearest upsampling, run several times
+    faster in it on CPU and GPU; the data is converted once, here. Whether the networks allow
+    it (and the fused D forward) is decided on the probe (fast_paths.py)."""
+    G, D = pair.generator, pair.discriminator
+    probe = data.batch(torch.arange(min(4, len(data)), device=device), labels=pair.conditional)
+    probe_z = torch.randn(len(probe.x), z_dim, generator=torch.Generator().manual_seed(0)).to(device)
+    channels_last = (t.channels_last and data.is_image and is_convolutional(D)
+                     and to_channels_last(G, D, probe_z, probe.x, probe.y))
+    return data.to(device, channels_last=channels_last), channels_last, probe
+
+
+def _build_ema(pair: GanPair, decay: float, z_dim: int) -> Ema | None:
+    if decay == 0:
+        return None
+    ema = Ema(pair.generator, decay, z_dim, pair.num_classes)
+    # The EMA is not trained: its standing statistics need no other process (and a
+    # SyncBatchNorm there would make every sample grid a collective).
+    revert_sync_batchnorm(ema.model)
+    return ema
+
+
+def _periodic_evaluator(cfg: Config, device: torch.device) -> Evaluator:
+    t = cfg.train
+    options = {"weights": t.eval_weights, "device": str(device)} if t.eval_extractor == "inception" else {}
+    return build_evaluator(cfg, metrics=t.eval_metrics, n=t.eval_n, extractor=t.eval_extractor,
+                           extractor_options=options, seed=t.seed)
+
+
+def _batch_norm_across_ranks(pair: GanPair, t: TrainConfig, ctx: ProcessContext, batch_size: int,
+                             device: torch.device) -> None:
+    """Distributed: BatchNorm normalises over each rank's share of the batch, unless
+    train.sync_batchnorm=true makes it use the global batch (SyncBatchNorm, CUDA only)."""
+    if not ctx.distributed or not any(has_batch_coupling(net) for net in (pair.generator, pair.discriminator)):
+        return
+    if t.sync_batchnorm:
+        if device.type != "cuda":
+            raise ConfigError("train.sync_batchnorm=true needs CUDA devices (PyTorch's SyncBatchNorm); on CPUs "
+                              "use BatchNorm per rank (the default) or model.g_norm/d_norm=layer")
+        pair.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(pair.generator)
+        pair.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(pair.discriminator)
+    elif ctx.is_main:
+        warnings.warn(f"BatchNorm statistics are per rank ({batch_size} samples each, not the global "
+                      f"{batch_size * ctx.world_size}); train.sync_batchnorm=true (CUDA) synchronises them",
+                      stacklevel=4)
+
+
+def _warn_batch_coupling(d: Player, D: torch.nn.Module) -> None:
+    gp = [p.name for p in d.penalties if p.name in INPUT_GRADIENT_PENALTIES]
+    if gp and has_batch_coupling(D):
+        warnings.warn(
+            f"the discriminator uses BatchNorm while {', '.join(gp)} penalises per-sample input "
+            "gradients: each sample's gradient then depends on the rest of the batch, which the "
+            "penalty assumes it does not (Gulrajani et al. 2017). Prefer model.d_norm=layer, "
+            "instance or none.", stacklevel=4)
+
+
+# --- process-wide settings and the run directory ----------------------------------------------
+
+
+def resolve_device(name: str, context: ProcessContext | None = None) -> torch.device:
+    """``train.device`` for this process (in a distributed run on GPUs: its local rank's GPU)."""
+    device = (context or ProcessContext()).device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def new_run_dir(out_dir: str | Path, name: str = "") -> Path:
+    """Next numbered run directory: 00000-name, 00001-name, ..."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"^(\d{5})", p.name))]
+    suffix = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+    run = out / (f"{max(numbers, default=-1) + 1:05d}" + (f"-{suffix}" if suffix else ""))
+    run.mkdir()
+    return run

@@ -13,8 +13,15 @@ gloo group even when training runs on nccl, so the agreement never waits on a GP
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -165,3 +172,85 @@ def shutdown(wait_s: float = 30.0) -> None:
                 pass
         dist.destroy_process_group()
     _CURRENT = None
+
+
+# --- the local launcher: `steadygan train --nproc N` ------------------------------------------
+
+
+def launch_local(nproc: int, argv: list[str]) -> int:
+    """``steadygan train --nproc N ...``: N processes of ``steadygan train ...`` on this machine
+    with torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT on loopback). Each runs
+    in its own session: a Ctrl-C in the terminal reaches this process only, which passes
+    SIGTERM to every process once (each then stops at the same step with a checkpoint).
+    Returns rank 0's exit code (or another rank's, if rank 0 succeeded and it did not)."""
+    if nproc > (os.cpu_count() or 1):
+        print(f"warning: {nproc} processes on {os.cpu_count()} cores: they will share them and run slowly",
+              file=sys.stderr)
+    procs = _spawn(nproc, _without_nproc(argv))
+
+    def forward(signum, frame):  # the first signal stops every process at a step boundary; a second aborts
+        for p in procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        _wait(procs)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    codes = [128 - p.returncode if p.returncode < 0 else p.returncode for p in procs]  # killed by signal N: 128+N
+    code = codes[0] if codes[0] != 0 else next((c for c in codes if c != 0), 0)
+    if code > 128 and all(c > 128 for c in codes):
+        print("steadygan train: every process was stopped by a signal before it could write a checkpoint",
+              file=sys.stderr)
+    return code
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    rest, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--nproc":
+            skip = True
+        elif not token.startswith("--nproc="):
+            rest.append(token)
+    return rest
+
+
+def _spawn(nproc: int, argv: list[str]) -> list[subprocess.Popen]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    threads = str(max(1, (os.cpu_count() or 1) // nproc))  # the cores shared, not oversubscribed
+    procs = []
+    for rank in range(nproc):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
+               "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        env.setdefault("OMP_NUM_THREADS", threads)
+        procs.append(subprocess.Popen([sys.executable, "-m", "steadygan", *argv], env=env, start_new_session=True,
+                                      preexec_fn=_stop_with_parent))
+    return procs
+
+
+def _wait(procs: list[subprocess.Popen]) -> None:
+    """Until every process has ended. A failed process makes the others fail within seconds
+    (closed connections); one that outlives that by a minute is stopped."""
+    deadline = None
+    while any(p.poll() is None for p in procs):
+        if deadline is None and any(p.poll() not in (None, 0) for p in procs):
+            deadline = time.monotonic() + 60
+        if deadline is not None and time.monotonic() > deadline:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        time.sleep(0.05)
+
+
+def _stop_with_parent() -> None:
+    """In a launched process (Linux): SIGTERM when the launcher dies (a closed terminal, kill -9), so
+    no process trains on unseen; it then stops at a step boundary with a checkpoint."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -8,15 +8,15 @@
   at a step boundary and writes a checkpoint that resumes exactly; a second signal aborts.
 * :func:`first_non_finite`: the first parameter, buffer or optimiser state that is NaN/inf,
   checked before any checkpoint is written.
-* :func:`truncate_stats`: on resume, cut stats.jsonl back to the checkpoint's step, so steps
-  that were logged after it by a killed run appear once, not twice.
+* :func:`agree_on_stop`, :func:`raise_earliest_divergence`: in a distributed run, decisions
+  that depend on time, signals or a non-finite value are taken alike on every rank.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import fcntl
-import json
 import os
 import signal
 import threading
@@ -26,8 +26,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ..files import atomic_write_text
 from ..errors import ConfigError
+from .distributed import ProcessContext
+from .tracking import Diverged
 
 LOCK_FILE = ".lock"
 
@@ -139,24 +140,29 @@ def first_non_finite(modules: dict[str, nn.Module | None],
     return None
 
 
-def truncate_stats(path: Path, last_step: int) -> int:
-    """Keep the rows of stats.jsonl up to ``last_step`` (and drop a torn last line);
-    returns how many rows were removed."""
-    path = Path(path)
-    if not path.exists():
-        return 0
-    kept, removed = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-            step = int(row["step"])
-        except (ValueError, KeyError, TypeError):
-            removed += 1  # a line torn by a kill mid-write
-            continue
-        if step <= last_step:
-            kept.append(line)
-        else:
-            removed += 1
-    if removed:
-        atomic_write_text(path, "".join(line + "\n" for line in kept))
-    return removed
+def agree_on_stop(ctx: ProcessContext, interrupted: threading.Event, elapsed: float) -> tuple[bool, float]:
+    """Whether to stop at this step boundary, and the training clock to go by.
+
+    Distributed, every decision that depends on time or signals is taken alike on all ranks:
+    stop when any rank got SIGINT/SIGTERM, and read the clock as rank 0's (time budget,
+    evaluation every N seconds). One small all-reduce per step, on the CPU."""
+    if not ctx.distributed:
+        return interrupted.is_set(), elapsed
+    stop, elapsed = ctx.agree_max([float(interrupted.is_set()), elapsed if ctx.is_main else 0.0])
+    return stop > 0, elapsed
+
+
+def raise_earliest_divergence(ctx: ProcessContext, found: Diverged | None) -> None:
+    """Raise ``found``; in a distributed run, raise the earliest divergence any rank found, on
+    every rank at once (one rank stopping alone would leave the others waiting)."""
+    if ctx.distributed:
+        world = ctx.world_size
+        code = -(found.step * world + ctx.rank) if found is not None else -math.inf
+        (agreed,) = ctx.agree_max([code])
+        if agreed == -math.inf:
+            return
+        step, src = divmod(int(-agreed), world)
+        key, value = ctx.broadcast_object(None if found is None else (found.key, found.value), src=src)
+        found = Diverged(step, key if src == 0 else f"{key} (rank {src})", value)
+    if found is not None:
+        raise found

@@ -25,12 +25,11 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..config import EvalOptions
+from ..core.sampler import NetworkSampler
 from ..files import atomic_write_text
-from ..config import Config
-from ..data import DataInfo
-from .distributed import SINGLE_PROCESS, ProcessContext
 from ..metrics import Evaluator, json_safe
-from .sampling import LoadedGenerator
+from .distributed import SINGLE_PROCESS, ProcessContext
 
 # Names that evaluate.py returns -> the stats.jsonl key suffix the report knows.
 METRIC_KEYS = {"fid": "fid", "kid": "kid", "kid_std": "kid_std", "precision": "precision", "recall": "recall",
@@ -66,22 +65,21 @@ def main_score(row: dict[str, float], toy: bool) -> tuple[float, ...] | None:
 class PeriodicEval:
     """Schedule, scoring and best-checkpoint bookkeeping of one run's evaluations."""
 
-    def __init__(self, cfg: Config, has_ema: bool, device: Any, info: DataInfo) -> None:
-        t = cfg.train
-        self.cfg, self.info = cfg, info
-        on = t.eval_on if t.eval_on != "auto" else ("ema" if has_ema else "raw")
+    def __init__(self, options: EvalOptions, evaluator: Evaluator, has_ema: bool, z_dim: int,
+                 num_classes: int = 0) -> None:
+        """``options``: the ``train.eval_*`` keys; ``evaluator``: built for the run's data (the
+        builder's ``build_evaluator``); ``z_dim``, ``num_classes``: how to draw from the generators."""
+        self.options, self.evaluator = options, evaluator
+        self.z_dim, self.num_classes = z_dim, num_classes
+        on = options.eval_on if options.eval_on != "auto" else ("ema" if has_ema else "raw")
         self.targets = [("ema", "Metric/"), ("raw", "MetricRaw/")] if on == "both" else [(on, "Metric/")]
-        options = {"weights": t.eval_weights, "device": str(device)} if t.eval_extractor == "inception" else {}
-        self.evaluator = Evaluator.from_config(cfg, metrics=t.eval_metrics, n=t.eval_n,
-                                               extractor=t.eval_extractor, extractor_options=options,
-                                               seed=t.seed)
         self.last_step: int | None = None
         self.last_elapsed = 0.0
         self.best: dict[str, Any] | None = None
 
     @property
     def enabled(self) -> bool:
-        return bool(self.cfg.train.eval_every or self.cfg.train.eval_seconds)
+        return bool(self.options.eval_every or self.options.eval_seconds)
 
     def prepare(self, ctx: ProcessContext = SINGLE_PROCESS) -> None:
         """Build the extractor and the real features now, outside the training clock.
@@ -99,7 +97,7 @@ class PeriodicEval:
     def due(self, step: int, elapsed: float) -> bool:
         if not self.enabled or step == self.last_step:
             return False
-        every, seconds = self.cfg.train.eval_every, self.cfg.train.eval_seconds
+        every, seconds = self.options.eval_every, self.options.eval_seconds
         if every and step % every == 0:
             return True
         return seconds is not None and elapsed - self.last_elapsed >= seconds
@@ -120,9 +118,9 @@ class PeriodicEval:
             was_training = G.training
             G.eval()  # BatchNorm from running statistics: the score does not depend on the batch
             try:
-                loaded = LoadedGenerator(G, self.cfg, step, run_dir / f"(training, step {step})", which == "ema",
-                                         self.info, self.cfg.model.conditional)
-                result = self.evaluator.evaluate(loaded, ctx)
+                model = NetworkSampler(G, self.z_dim, self.num_classes)
+                origin = {"step": step, "checkpoint": str(run_dir / f"(training, step {step})"), "ema": which == "ema"}
+                result = self.evaluator.evaluate(model, origin, (ctx.rank, ctx.world_size), ctx.gather_to_main)
             finally:
                 G.train(was_training)
             if ctx.is_main:

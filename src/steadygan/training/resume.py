@@ -14,6 +14,8 @@
   types) can never change on resume.
 * Configs written by an older release are read as the current one reads them (format-1
   options unset, new keys at their defaults) before they are compared.
+
+Fine-tuning (``train.init_from``) starts a new run from another run's weights: :func:`init_from`.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from ..errors import CheckpointError
-from .checkpoint import list_checkpoints, load_checkpoint
-from ..config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, from_dict, read_config_file
-from ..errors import ConfigError
+from ..config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, read_config_file
+from ..core.ema import Ema
+from ..errors import CheckpointError, ConfigError
+from .build import config_from_dict
+from .checkpoint import (ADDED_SINCE_V2, latest_checkpoint, list_checkpoints, load_checkpoint, load_matching,
+                         upgrade_config)
 
 # What the networks, the data, the random streams and the optimiser states were built from.
 FIXED_ON_RESUME = ("data.", "model.", "train.seed", "d.optimizer", "g.optimizer")
@@ -37,10 +42,8 @@ FIXED_ON_RESUME = ("data.", "model.", "train.seed", "d.optimizer", "g.optimizer"
 def normalised(config: dict[str, Any], what: str) -> dict[str, Any]:
     """A stored config as the current release reads it (format-1 options unset, defaults for
     keys added since): configs written by different releases compare by meaning."""
-    from .checkpoint import upgrade_config
-
     try:
-        return from_dict(upgrade_config(copy.deepcopy(config))).to_dict()
+        return config_from_dict(upgrade_config(copy.deepcopy(config))).to_dict()
     except ConfigError as exc:
         raise ConfigError(f"{what}: {exc}") from exc
 
@@ -114,8 +117,6 @@ def keep_stored_arithmetic(cfg: Config, stored: dict[str, Any]) -> None:
     """A run whose stored config predates the fast-step options (``ADDED_SINCE_V2``)
     continues on the arithmetic that trained it: in ``cfg``, those options take the values
     older releases computed with. ``stored`` is the run's config as it was written."""
-    from .checkpoint import ADDED_SINCE_V2
-
     train = stored.get("train") if isinstance(stored, dict) else None
     for key, old_value in ADDED_SINCE_V2.items():
         if not isinstance(train, dict) or key not in train:
@@ -132,14 +133,12 @@ def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
     saved = normalised(payload["config"], str(ckpt))
     data = read_config_file(config_path) if config_path else copy.deepcopy(saved)
     if config_path:  # how the step computes is the run's own unless the file says otherwise
-        from .checkpoint import ADDED_SINCE_V2
-
         train = data.setdefault("train", {}) if isinstance(data.get("train", {}), dict) else {}
         for key in ADDED_SINCE_V2:
             train.setdefault(key, saved["train"][key])
     for assignment in overrides:
         apply_override(data, assignment)
-    cfg = from_dict(data)
+    cfg = config_from_dict(data)
     cfg.train.world_size = world_size  # recorded from the launch, compared below
     changed = [k for k in diff_configs(saved, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     before = saved["train"]["world_size"]
@@ -164,3 +163,25 @@ def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
         print(f"note: the run is already at step {payload['step']}, train.steps is {cfg.train.steps}: nothing to "
               f"train (raise --steps to continue it)", file=sys.stderr)
     return cfg, payload
+
+
+def init_from(source: str | Path, generator: nn.Module, discriminator: nn.Module, ema: Ema | None) -> Path:
+    """Fine-tuning: load another run's G, D and EMA weights into these networks (the new run
+    keeps its fresh optimisers and starts at step 0); returns the checkpoint read.
+
+    ``source`` is a run directory (its newest usable checkpoint) or a checkpoint file. Every
+    tensor must match these networks in name and shape; a mismatch is an error that names the
+    layer. Without a stored EMA the new EMA starts from the source's generator."""
+    source = Path(source)
+    if source.is_file():
+        ckpt, state = source, load_checkpoint(source)
+    elif latest_checkpoint(source) is not None:
+        ckpt, state = newest_usable_checkpoint(source, quarantine=False)  # another run: leave its files be
+    else:
+        raise ConfigError(f"train.init_from: {source} is neither a checkpoint file nor a run directory "
+                          "with checkpoints")
+    for key, net in (("generator", generator), ("discriminator", discriminator)):
+        load_matching(net, state.get(key), f"{key} of {ckpt}")
+    if ema is not None:
+        ema.load_state_dict(state["ema"] if state.get("ema") is not None else generator.state_dict())
+    return ckpt

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..files import atomic_write_text
+
 
 class Diverged(RuntimeError):
     def __init__(self, step: int, key: str, value: float) -> None:
@@ -80,7 +82,6 @@ class Tracker:
 
     def rewind(self, step: int) -> None:
         """Forget pending rows and cut stats.jsonl back to ``step`` (a rollback)."""
-        from .guards import truncate_stats
 
         self._pending.clear()
         if self._stats_file is not None:
@@ -113,3 +114,26 @@ class Tracker:
             self._stats_file.close()
         if self._writer is not None:
             self._writer.close()
+
+
+def truncate_stats(path: Path, last_step: int) -> int:
+    """Keep the rows of stats.jsonl up to ``last_step`` (and drop a torn last line);
+    returns how many rows were removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    kept, removed = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            step = int(row["step"])
+        except (ValueError, KeyError, TypeError):
+            removed += 1  # a line torn by a kill mid-write
+            continue
+        if step <= last_step:
+            kept.append(line)
+        else:
+            removed += 1
+    if removed:
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+    return removed
