@@ -110,9 +110,9 @@ def train_with_nan_on_rank1(out: str, *argv: str) -> None:
             return stats
 
         step_module.d_step = d_step_with_nan
-        import steadygan.training.trainer as trainer_module
+        import steadygan.training.iteration as iteration_module
 
-        trainer_module.d_step = d_step_with_nan
+        iteration_module.d_step = d_step_with_nan
     sys.exit(main(list(argv)))
 
 

@@ -162,9 +162,9 @@ def _colour_cfg(tmp_path, *sets):
 
 def test_the_trainer_uses_the_fast_paths_where_they_apply(tmp_path):
     default = Trainer(_colour_cfg(tmp_path), None, _colour_data())
-    assert default.channels_last and default.d.fused_forward and not default._shares_fake()  # shared: opt-in
+    assert default.channels_last and default.d.fused_forward and not default.iteration.shares_fake(default.d_updates)  # shared: opt-in
     fast = Trainer(_colour_cfg(tmp_path, "train.share_fake=true"), None, _colour_data())
-    assert fast.channels_last and fast.d.fused_forward and fast._shares_fake()
+    assert fast.channels_last and fast.d.fused_forward and fast.iteration.shares_fake(fast.d_updates)
     assert fast.G.project[0].weight.is_contiguous()  # 2-D weights have no channels-last form
     assert next(p for p in fast.D.parameters() if p.ndim == 4).is_contiguous(memory_format=torch.channels_last)
     assert fast._real_batch().x.is_contiguous(memory_format=torch.channels_last)
@@ -173,16 +173,16 @@ def test_the_trainer_uses_the_fast_paths_where_they_apply(tmp_path):
     for old, new in zip(before, (fast.G, fast.D)):  # the shared batch trained both players
         assert all(not torch.equal(p, q) for p, q in zip(old.parameters(), new.parameters()))
     slow = Trainer(_colour_cfg(tmp_path, *SLOW), None, _colour_data())
-    assert not (slow.channels_last or slow.d.fused_forward or slow._shares_fake())
+    assert not (slow.channels_last or slow.d.fused_forward or slow.iteration.shares_fake(slow.d_updates))
     with_bn = Trainer(_colour_cfg(tmp_path, "model.d_norm=batch"), None, _colour_data())
     assert not with_bn.d.fused_forward  # BatchNorm couples the batch: two forwards stay two
     with pytest.raises(ConfigError, match="with train.n_critic=2 each D update needs its own batch"):
         _colour_cfg(tmp_path, "train.n_critic=2", "train.share_fake=true")  # an option that would do nothing
     lazy = Trainer(_colour_cfg(tmp_path, "d.penalties=[consensus:every=2]", "train.share_fake=true"), None,
                    _colour_data())
-    assert not lazy._shares_fake()  # due at D update 0
+    assert not lazy.iteration.shares_fake(lazy.d_updates)  # due at D update 0
     lazy.d_updates = 1
-    assert lazy._shares_fake()
+    assert lazy.iteration.shares_fake(lazy.d_updates)
 
 
 def test_channels_last_and_the_fused_forward_train_the_parameters_of_the_plain_step(tmp_path):

@@ -100,6 +100,20 @@ def class_rows(n: int, num_classes: int) -> tuple[int | None, torch.Tensor | Non
     return columns, torch.arange(num_classes).repeat_interleave(columns)
 
 
+def fixed_sample_inputs(info: DataInfo, samples: int, num_classes: int, z_dim: int, seed: int,
+                        device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None, int | None]:
+    """The noise, labels and row length of a run's sample picture at every step: ``samples``
+    images (one row per class for a conditional run, rounded up to fill the rows) or
+    TOY_GRID_POINTS 2-D points. The noise comes from its own seeded generator, so drawing the
+    picture never moves the training RNG (resume stays exact whatever the sample schedule)."""
+    columns, labels = class_rows(samples, num_classes) if info.kind == "image" else (None, None)
+    n = len(labels) if labels is not None else samples if info.kind == "image" else TOY_GRID_POINTS
+    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    if num_classes and labels is None:
+        labels = torch.arange(n) % num_classes
+    return z, None if labels is None else labels.to(device), columns
+
+
 def save_samples(samples: torch.Tensor, path: str | Path, info: DataInfo, nrow: int | None = None,
                  scale: int = 1, title: str = "") -> np.ndarray:
     """Write a generator's samples as the picture its data calls for, and return the picture

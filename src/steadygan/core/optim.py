@@ -55,3 +55,14 @@ def build_optimizer(params: Iterable[Tensor], player_cfg: Any, player: str = "d"
     """``player_cfg`` is a :class:`steadygan.config.PlayerConfig`."""
     return OPTIMIZERS.build(player_cfg.optimizer, params=params, lr=player_cfg.lr,
                             **optimizer_options(player_cfg, player))
+
+
+def apply_defaults(optimizer: torch.optim.Optimizer, lr_scale: float = 1.0) -> None:
+    """Set every parameter group's options to the optimiser's defaults (the config's values),
+    with the learning rate times ``lr_scale``: a loaded optimiser state carries the options it
+    was saved with, and these must be the ones the run trains with now."""
+    for group in optimizer.param_groups:
+        for key in OPTION_KEYS:
+            if key in optimizer.defaults:
+                group[key] = optimizer.defaults[key]
+        group["lr"] = optimizer.defaults["lr"] * lr_scale

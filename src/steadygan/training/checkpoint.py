@@ -11,13 +11,14 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, CollectiveError
 from ..files import safe_write
+from .distributed import ProcessContext
 
 FORMAT_VERSION = 3  # 2: data description stored; config options an architecture or optimiser ignores are None
 #                    3: the fast-step options (train.share_fake, channels_last, fused_d_forward) stored
@@ -167,3 +168,21 @@ def load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor] | None, w
     if extra:
         raise CheckpointError(f"{what} has '{extra[0]}', which this run's network lacks: the networks differ")
     net.load_state_dict(state)
+
+
+def save_agreed(ctx: ProcessContext, payload: Callable[[], dict[str, Any]], path: Path, keep: int | None) -> Path:
+    """Rank 0 writes ``payload()`` to ``path`` (see :func:`save_checkpoint`); every rank then
+    learns whether that worked, so none names a checkpoint that is not on disk, nor trains on
+    after it failed. Rank 0 re-raises its own error; the others raise a CollectiveError."""
+    failure = None
+    if ctx.is_main:
+        try:
+            save_checkpoint(payload(), path, keep)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the others know
+            failure = exc
+    (failed,) = ctx.agree_max([float(failure is not None)])
+    if failure is not None:
+        raise failure
+    if failed:
+        raise CollectiveError(f"rank {ctx.rank}: rank 0 could not write {path} (its message says why)")
+    return path

@@ -166,3 +166,11 @@ def raise_earliest_divergence(ctx: ProcessContext, found: Diverged | None) -> No
         found = Diverged(step, key if src == 0 else f"{key} (rank {src})", value)
     if found is not None:
         raise found
+
+
+def refuse_non_finite(ctx: ProcessContext, step: int, modules: dict[str, nn.Module | None],
+                      optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Raise Diverged (on every rank at once) when any rank's modules or optimiser states hold
+    a non-finite value: a checkpoint on disk is always one that training can continue from."""
+    bad = first_non_finite(modules, optimizers)
+    raise_earliest_divergence(ctx, None if bad is None else Diverged(step, bad, math.nan))

@@ -10,7 +10,7 @@ entry for it: each adapter says what that means.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import nn
 
@@ -18,6 +18,9 @@ from ..core.ema import Ema
 from ..core.step import Player
 from ..errors import ConfigError
 from .checkpoint import capture_rng, load_matching, restore_rng
+
+if TYPE_CHECKING:
+    from .build import RunParts
 
 
 class Stateful(Protocol):
@@ -123,3 +126,23 @@ class Counter:
         if state is None and self.default is None:
             raise KeyError(self.attr)  # a counter every checkpoint has: a damaged one
         setattr(self.owner, self.attr, self.default if state is None else state)
+
+
+def checkpoint_parts(counters: Any, parts: RunParts) -> dict[str, Stateful]:
+    """Every part of a run a checkpoint holds, under the key it is stored as. ``counters``
+    keeps step, d_updates, elapsed, rollbacks and lr_scale as attributes (the trainer)."""
+    d, g = parts.d, parts.g
+    named: dict[str, Stateful] = {
+        "step": Counter(counters, "step"), "d_updates": Counter(counters, "d_updates"),
+        "elapsed": Counter(counters, "elapsed"),
+        "generator": NetworkState(parts.pair.generator, "the checkpoint's generator"),
+        "discriminator": NetworkState(parts.pair.discriminator, "the checkpoint's discriminator"),
+        "ema": EmaState(parts.ema), "opt_g": g.optimizer, "opt_d": d.optimizer, "sampler": parts.sampler,
+        "rng": RngState(), "eval": parts.periodic_eval, "rollbacks": Counter(counters, "rollbacks", 0),
+        "lr_scale": Counter(counters, "lr_scale", 1.0), "augment": OptionalState(parts.augment),
+        "penalty_states": PenaltyStates((d, g)),
+    }
+    for player in (d, g):
+        if player.scaler is not None:  # fp16: the scale it had reached
+            named[f"scaler_{player.tag.lower()}"] = player.scaler
+    return named

@@ -16,8 +16,6 @@ directory:
 from __future__ import annotations
 
 import contextlib
-import math
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -26,24 +24,22 @@ from typing import Any
 
 import torch
 
-from ..apps.pictures import TOY_GRID_POINTS, class_rows, sample_grid_path, save_samples
+from ..apps.pictures import fixed_sample_inputs, sample_grid_path, save_samples
 from ..config import Config, dump_config
 from ..core.batch import Batch
-from ..core.collectives import shard_of
+from ..core.optim import apply_defaults
 from ..core.pair import GanPair, generate
-from ..core.penalties import G_LOSS
-from ..core.step import d_step, g_step
 from ..data import InMemoryData
 from ..errors import CollectiveError, TrainingDiverged
 from ..files import atomic_write_text
 from .build import build_run, new_run_dir
-from .checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_path, latest_checkpoint, save_agreed
 from .distributed import ProcessContext
-from .fast_paths import CUDA_GRAPH_MODES
-from .guards import agree_on_stop, first_non_finite, raise_earliest_divergence, run_lock, stop_signals
+from .guards import agree_on_stop, raise_earliest_divergence, refuse_non_finite, run_lock, stop_signals
+from .iteration import Iteration
+from .recovery import plan_rollback, report_rollback
 from .resume import init_from
-from .state import (Counter, EmaState, NetworkState, OptionalState, PenaltyStates, RngState, RunState,
-                    Stateful)
+from .state import RunState, checkpoint_parts
 from .tracking import Diverged, Tracker, truncate_stats
 
 
@@ -72,38 +68,15 @@ class Trainer:
         self.G, self.D = parts.pair.generator, parts.pair.discriminator
         self.loss, self.augment, self.d, self.g, self.ema = parts.loss, parts.augment, parts.d, parts.g, parts.ema
         self.periodic_eval, self._autocast, self.channels_last = parts.periodic_eval, parts.autocast, parts.channels_last
-        # Fixed noise for sample grids, from its own generator so that sampling never moves
-        # the training RNG (resume stays exact whatever the sample schedule). A conditional
-        # run's image grid has one row per class.
-        t, k = cfg.train, self.pair.num_classes
-        self.grid_columns, grid_labels = class_rows(t.samples, k) if self.data.is_image else (None, None)
-        n_fixed = len(grid_labels) if grid_labels is not None else t.samples if self.data.is_image else TOY_GRID_POINTS
-        self.fixed_z = torch.randn(n_fixed, cfg.model.z_dim, generator=torch.Generator().manual_seed(t.seed + 1))
-        self.fixed_z = self.fixed_z.to(self.device)
-        self.fixed_y = None if not k else (grid_labels if grid_labels is not None else torch.arange(n_fixed) % k)
-        self.fixed_y = None if self.fixed_y is None else self.fixed_y.to(self.device)
+        self.fixed_z, self.fixed_y, self.grid_columns = fixed_sample_inputs(
+            self.data.info, cfg.train.samples, self.pair.num_classes, cfg.model.z_dim, cfg.train.seed + 1, self.device)
         self.step = 0          # generator updates done
         self.d_updates = 0     # discriminator updates done (lazy D penalties count these)
         self.elapsed = 0.0     # training seconds, summed over resumes
         self.rollbacks = 0     # divergences recovered from (train.on_nan=rollback)
         self.lr_scale = 1.0    # learning-rate factor after those rollbacks
-        self.state = RunState(self._stateful_parts())
-
-    def _stateful_parts(self) -> dict[str, Stateful]:
-        """Every part a checkpoint holds, under the key it is stored as."""
-        parts: dict[str, Stateful] = {
-            "step": Counter(self, "step"), "d_updates": Counter(self, "d_updates"), "elapsed": Counter(self, "elapsed"),
-            "generator": NetworkState(self.G, "the checkpoint's generator"),
-            "discriminator": NetworkState(self.D, "the checkpoint's discriminator"), "ema": EmaState(self.ema),
-            "opt_g": self.g.optimizer, "opt_d": self.d.optimizer, "sampler": self.sampler, "rng": RngState(),
-            "eval": self.periodic_eval, "rollbacks": Counter(self, "rollbacks", 0),
-            "lr_scale": Counter(self, "lr_scale", 1.0), "augment": OptionalState(self.augment),
-            "penalty_states": PenaltyStates((self.d, self.g)),
-        }
-        for player in (self.d, self.g):
-            if player.scaler is not None:  # fp16: the scale it had reached
-                parts[f"scaler_{player.tag.lower()}"] = player.scaler
-        return parts
+        self.iteration = Iteration(parts)
+        self.state = RunState(checkpoint_parts(self, parts))
 
     # --- state ------------------------------------------------------------------------------
 
@@ -119,12 +92,7 @@ class Trainer:
         over those a loaded optimiser state carries: a resume with an allowed config change
         trains with the new values; without one they are the same numbers."""
         for player in (self.d, self.g):
-            opt = player.optimizer
-            for group in opt.param_groups:
-                for key in ("betas", "momentum", "alpha", "nesterov"):
-                    if key in opt.defaults:
-                        group[key] = opt.defaults[key]
-                group["lr"] = opt.defaults["lr"] * self.lr_scale
+            apply_defaults(player.optimizer, self.lr_scale)
 
     def init_from(self, source: str | Path) -> Path:
         """Fine-tuning: start from another run's G, D and EMA weights (see ``resume.init_from``)."""
@@ -138,24 +106,10 @@ class Trainer:
         rank checks its own state and they refuse together; rank 0 writes."""
         if self.ema is not None:
             self.ema.refresh_batch_stats()  # the saved EMA samples well in eval mode
-        bad = first_non_finite({"G": self.G, "D": self.D, "EMA": self.ema.model if self.ema else None},
-                               {"G": self.g.optimizer, "D": self.d.optimizer})
-        raise_earliest_divergence(self.ctx, None if bad is None else Diverged(self.step, bad, math.nan))
+        refuse_non_finite(self.ctx, self.step, {"G": self.G, "D": self.D, "EMA": self.ema.model if self.ema else None},
+                          {"G": self.g.optimizer, "D": self.d.optimizer})
         target = path if path is not None else checkpoint_path(self.run_dir, self.step)
-        failure = None
-        if self.ctx.is_main:
-            try:
-                save_checkpoint(self.state_dict(), target, None if path is not None else self.cfg.train.keep_checkpoints)
-            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others know
-                failure = exc
-        # The other ranks learn whether rank 0's write worked: they never name a checkpoint
-        # that is not on disk, nor train on after it failed.
-        (failed,) = self.ctx.agree_max([float(failure is not None)])
-        if failure is not None:
-            raise failure
-        if failed:
-            raise CollectiveError(f"rank {self.ctx.rank}: rank 0 could not write {target} (its message says why)")
-        return target
+        return save_agreed(self.ctx, self.state_dict, target, None if path is not None else self.cfg.train.keep_checkpoints)
 
     def _flush(self, tracker: Tracker) -> None:
         """Write pending stats; raise Diverged (on every rank) on a non-finite value."""
@@ -251,21 +205,15 @@ class Trainer:
 
     def _rollback(self, exc: Diverged, tracker: Tracker) -> bool:
         """train.on_nan=rollback: back to the last good checkpoint with lower learning rates."""
-        t = self.cfg.train
-        if t.on_nan != "rollback" or self.rollbacks >= t.max_rollbacks or self._last_ckpt is None:
+        options = self.cfg.train
+        rollback = plan_rollback(options, self.ctx, self._last_ckpt, self.rollbacks, self.lr_scale)
+        if rollback is None:
             return False
-        # Rank 0 reads the file; every rank continues from the same state.
-        state = self.ctx.broadcast_object(load_checkpoint(self._last_ckpt) if self.ctx.is_main else None)
-        rollbacks, scale = self.rollbacks + 1, self.lr_scale * t.rollback_lr_factor
-        self.load_state_dict(state)
-        self.rollbacks, self.lr_scale = rollbacks, scale
+        self.load_state_dict(rollback.state)
+        self.rollbacks, self.lr_scale = rollback.count, rollback.lr_scale
         self._apply_hyperparameters()
         tracker.rewind(self.step)
-        tracker.log_values(self.step, {"Rollback/count": rollbacks, "Rollback/lr_scale": scale,
-                                       "Rollback/diverged_at": exc.step})
-        if self.ctx.is_main:
-            print(f"steadygan: {exc}; rolled back to {self._last_ckpt.name} (step {self.step}) with learning rates "
-                  f"x{scale:g} (rollback {rollbacks} of at most {t.max_rollbacks})", file=sys.stderr)
+        tracker.log_values(self.step, report_rollback(self.ctx, exc, rollback, self._last_ckpt, self.step, options))
         return True
 
     def _loop(self, tracker: Tracker, interrupted: threading.Event) -> str:
@@ -296,48 +244,10 @@ class Trainer:
     # --- one iteration ----------------------------------------------------------------------
 
     def _real_batch(self) -> Batch:
-        """This rank's slice of the global batch (the whole batch in one process)."""
-        index, b = self.sampler.next_index(), self.cfg.data.batch_size
-        return self.data.batch(index[self.ctx.rank * b:(self.ctx.rank + 1) * b], labels=self.pair.conditional)
-
-    def _noise(self) -> torch.Tensor:
-        z_dim = self.cfg.model.z_dim
-        return shard_of(lambda n: torch.randn(n, z_dim, device=self.device), self.cfg.data.batch_size)
-
-    def _shares_fake(self) -> bool:
-        """One G forward serves this iteration's D and G updates (config validation allows
-        share_fake only with n_critic=1), unless a D penalty due now differentiates G's loss
-        (consensus)."""
-        return self.cfg.train.share_fake and not any(G_LOSS in p.needs and p.due(self.d_updates)
-                                                     for p in self.d.penalties)
-
-    def _after_d_update(self, stats: dict[str, torch.Tensor]) -> None:
-        self.d_updates += 1
-        if self.augment is not None:
-            self.augment.observe(stats["Logits/real_sign"], self.cfg.data.batch_size * self.ctx.world_size)
-            stats["Augment/p"] = torch.tensor(self.augment.p)
+        return self.iteration.real_batch()
 
     def _one_step(self) -> dict[str, torch.Tensor]:
-        stats: dict[str, torch.Tensor] = {}
-        if self.cfg.train.compile in CUDA_GRAPH_MODES:
-            # CUDA graphs reuse their output memory from one replay to the next: say where an
-            # iteration begins, so that none of its outputs is taken for the previous one's.
-            torch.compiler.cudagraph_mark_step_begin()
-        if self._shares_fake():
-            batch, z = self._real_batch(), self._noise()
-            with self._autocast():
-                fake = self.g(z, batch.y)  # with its graph: the G update back-propagates through it
-            stats.update(d_step(self.d, self.g, self.loss, batch, z, self.d_updates, self._autocast, fake=fake))
-            self._after_d_update(stats)
-            stats.update(g_step(self.g, self.d, self.loss, batch, z, self.step, self._autocast, fake=fake))
-        else:
-            for _ in range(self.cfg.train.n_critic):
-                batch = self._real_batch()
-                stats.update(d_step(self.d, self.g, self.loss, batch, self._noise(), self.d_updates, self._autocast))
-                self._after_d_update(stats)
-            # The G step reuses the last batch: its labels (if any) are the classes G draws, and
-            # its samples are read only by penalties that need D's loss.
-            stats.update(g_step(self.g, self.d, self.loss, batch, self._noise(), self.step, self._autocast))
+        stats, self.d_updates = self.iteration(self.step, self.d_updates)
         if self.ema is not None:
             self.ema.update(self.G, self.step)
         self.step += 1
