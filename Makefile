@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: venv data demo test bench clean
+.PHONY: venv data demo test test-fast lint bench clean
 
 # The stamp file makes `venv` re-run when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -25,8 +25,17 @@ data:
 demo: venv data
 	$(VENV)/bin/steadygan train --config configs/demo-fashion-mnist.yaml --set data.root=$(FMNIST_DIR)
 
-test: venv
+# Everything CI runs: the linters (ruff; import-linter's layer and cycle contracts) and every test.
+test: lint
 	$(PY) -m pytest -q
+
+# The inner loop: no test that trains for seconds or starts processes (under a minute on 2 cores).
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow and not distributed"
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: venv
 	$(PY) benchmarks/step_speed.py

@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from steadygan.training.build import build_data
 from steadygan.apps.completion import complete, make_mask, masked_error
+from steadygan.training.build import build_data
 from steadygan.training.sampling import load_networks
 
 
@@ -68,7 +68,8 @@ def main() -> None:
         result = complete(loaded.generator, imgs, mask, loaded.config.model.z_dim, D, y, loaded.num_classes,
                           steps=args.steps, restarts=restarts, prior_weight=args.prior_weight)
         err = masked_error(result.completed, imgs, mask)
-        rows.append((f"{name} ({len(imgs)} images, {restarts} start(s){'' if y is not None or not loaded.conditional else ' x 10 classes'}, "
+        classes = "" if y is not None or not loaded.conditional else " x 10 classes"
+        rows.append((f"{name} ({len(imgs)} images, {restarts} start(s){classes}, "
                      f"{args.steps} steps, {time.perf_counter() - start:.0f} s)", err))
         if name == "GAN, class searched":
             agree = (result.labels == labels[:args.search_n]).float().mean().item()

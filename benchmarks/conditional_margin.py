@@ -3,7 +3,7 @@
 The data are tests/conftest.py's synthetic MNIST-format images: a bright band whose height
 encodes the label (10 classes), so a sample's class can be read off exactly from the band's
 position (no trained classifier in the loop). Trains the conditional DCGAN of
-tests/test_conditional_training.py for each seed and prints the share of samples whose band
+tests/training/test_conditional_training.py for each seed and prints the share of samples whose band
 sits where their requested class puts it.
 
     python benchmarks/conditional_margin.py [--seeds 5] [--steps 150]
@@ -12,24 +12,29 @@ sits where their requested class puts it.
 from __future__ import annotations
 
 import argparse
-import sys
+import importlib.util
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import make_idx_dir  # noqa: E402
-
-from steadygan.training.build import load_config  # noqa: E402
-from steadygan.training.sampling import load_generator  # noqa: E402
-from steadygan.training.trainer import train  # noqa: E402
+from steadygan.training.build import load_config
+from steadygan.training.sampling import load_generator
+from steadygan.training.trainer import train
 
 SETTINGS = ["data.name=idx", "data.batch_size=32", "model.conditional=true", "model.width=8", "model.z_dim=8",
             "d.lr=0.002", "g.lr=0.002", "train.progress=false", "train.sample_every=100000",
             "train.checkpoint_every=100000", "train.threads=1"]
+
+
+def make_idx_dir(root: Path) -> Path:
+    """tests/conftest.py's synthetic MNIST-format folder (that file loaded by its path: it is no package module)."""
+    spec = importlib.util.spec_from_file_location("steadygan_tests_conftest",
+                                                  Path(__file__).resolve().parents[1] / "tests" / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    return conftest._make_idx_dir(root)
 
 
 def band_class(images: torch.Tensor, size: int = 28) -> torch.Tensor:

@@ -16,7 +16,8 @@ Architectures:
               with dropout and BatchNorm, at 32 px (a common published shape, written here)
 
 Rounds interleave the four contenders and a fp32 matmul probe, so a noisy machine's
-drifts hit all alike (on CUDA each timing waits for the device). Reported per architecture: median ms/iteration, the ratio
+drifts hit all alike (on CUDA each timing waits for the device). Reported per architecture: median
+ms/iteration, the ratio
 hand / steadygan (above 1: steadygan is faster), FLOPs per iteration (matmuls and
 convolutions, forward and backward, counted by torch.utils.flop_counter), the GFLOP/s each
 achieves, and that rate as a fraction of the matmul rate measured in the same run.
@@ -40,9 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from steadygan.training.build import load_config
 from steadygan.data import InMemoryData
 from steadygan.models import GanPair, build_models
+from steadygan.training.build import load_config
 from steadygan.training.trainer import Trainer
 
 Z_DIM = 100
@@ -172,9 +173,12 @@ def main() -> None:
     names = {"hand": "hand loop", "steadygan": "steadygan", "shared": "+ share_fake", "plain": "plain step"}
     if args.compile:
         names["compiled"] = f"+ compile={args.compile}"
-    print(f"{date.today()}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}, "
+    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
+               else platform.processor() or platform.machine())
+    print(f"{date.today()}, {machine}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"{args.rounds} rounds x {args.iters} iterations" + (f", steadygan --set {' '.join(args.set)}" if args.set else ""))
+          f"{args.rounds} rounds x {args.iters} iterations"
+          + (f", steadygan --set {' '.join(args.set)}" if args.set else ""))
     print("\n| architecture | " + " | ".join(f"{n} ms/it" for n in names.values())
           + " | " + " | ".join(f"hand / {n}" for key, n in names.items() if key != "hand")
           + " | " + " | ".join(f"{n} GFLOP/s (% of matmul)" for n in names.values()) + " | matmul GFLOP/s |")
@@ -184,7 +188,7 @@ def main() -> None:
         pair, shape = make_pair(arch)
         images = torch.randint(0, 256, (4096, *shape), dtype=torch.uint8).to(device)
 
-        def copied() -> GanPair:
+        def copied(pair: GanPair = pair) -> GanPair:
             return GanPair(copy.deepcopy(pair.generator), copy.deepcopy(pair.discriminator))
 
         contenders = {"hand": HandLoop(copied(), images, args.batch).iteration,

@@ -9,9 +9,9 @@ module (the map below). A mutant that only some other file would catch counts as
 here, so the score is a lower bound of the full one, and a survivor is a reason to read that
 module's own tests. The score counts timeouts as killed, as mutmut's own score does.
 
-    python benchmarks/mutation_module.py step             # run (resumes), then report
-    python benchmarks/mutation_module.py step --report    # only report the last run
-    python benchmarks/mutation_module.py step --fresh     # start again (after the code or tests changed:
+    python benchmarks/mutation_module.py core.step        # run (resumes), then report
+    python benchmarks/mutation_module.py core.step --report   # only report the last run
+    python benchmarks/mutation_module.py core.step --fresh    # start again (after the code or tests changed:
                                                           # the working copy is not refreshed otherwise)
     python benchmarks/mutation_module.py --list           # modules and their test files
 
@@ -38,26 +38,32 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "mutants-by-module"
 
 # module (under src/steadygan, dotted) -> the test files that test it (the parsers are also
-# fuzzed by test_parsers_fuzz.py; fp16 training, the penalties' scale included, in test_amp.py)
+# fuzzed by tests/test_parsers_fuzz.py; fp16 training, the penalties' scale included, in
+# tests/training/test_amp.py)
 TESTS: dict[str, tuple[str, ...]] = {
-    "losses": ("tests/test_losses.py",),
-    "penalties": ("tests/test_penalties.py", "tests/test_amp.py"),
-    "clipping": ("tests/test_clipping.py",),
-    "step": ("tests/test_step.py", "tests/test_fast_step.py", "tests/test_amp.py"),
-    "fast_paths": ("tests/test_fast_step.py",),
-    "ema": ("tests/test_ema.py",),
-    "checkpoint": ("tests/test_checkpoint.py", "tests/test_parsers_fuzz.py"),
+    "core.losses": ("tests/core/test_losses.py",),
+    "core.penalties": ("tests/core/test_penalties.py", "tests/training/test_amp.py"),
+    "core.clipping": ("tests/core/test_clipping.py",),
+    "core.step": ("tests/core/test_step.py", "tests/training/test_fast_step.py", "tests/training/test_amp.py"),
+    "core.ema": ("tests/core/test_ema.py",),
+    "core.optim": ("tests/core/test_optim.py",),
+    "core.batch": ("tests/core/test_batch.py",),
+    "core.augment": ("tests/core/test_augment.py",),
+    "core.pair": ("tests/models/test_conditional.py", "tests/core/test_batch.py"),
+    "core.collectives": ("tests/training/test_distributed_collectives.py",),
     "config": ("tests/test_config.py", "tests/test_parsers_fuzz.py"),
-    "optim": ("tests/test_optim.py",),
-    "build": ("tests/test_step.py", "tests/test_config.py"),
-    "batch": ("tests/test_batch.py",),
-    "data.base": ("tests/test_data.py", "tests/test_batch.py", "tests/data/test_prepared.py",
-                  "tests/test_conditional.py"),
-    "data.idx": ("tests/test_data.py", "tests/test_parsers_fuzz.py"),
-    "data.toy": ("tests/test_data.py",),
-    "data.cifar": ("tests/test_data.py", "tests/test_parsers_fuzz.py"),
-    "data.folder": ("tests/test_data.py", "tests/test_parsers_fuzz.py"),
-    "data.stacked": ("tests/test_data.py", "tests/metrics/test_metrics_modes.py"),
+    "files": ("tests/test_files.py", "tests/training/test_checkpoint.py"),
+    "training.fast_paths": ("tests/training/test_fast_step.py",),
+    "training.checkpoint": ("tests/training/test_checkpoint.py", "tests/test_parsers_fuzz.py"),
+    "training.build": ("tests/core/test_step.py", "tests/test_config.py", "tests/training/test_trainer.py"),
+    "training.distributed": ("tests/training/test_distributed_collectives.py",),
+    "data.base": ("tests/data/test_data.py", "tests/core/test_batch.py", "tests/data/test_prepared.py",
+                  "tests/models/test_conditional.py"),
+    "data.idx": ("tests/data/test_data.py", "tests/test_parsers_fuzz.py"),
+    "data.toy": ("tests/data/test_data.py",),
+    "data.cifar": ("tests/data/test_data.py", "tests/test_parsers_fuzz.py"),
+    "data.folder": ("tests/data/test_data.py", "tests/test_parsers_fuzz.py"),
+    "data.stacked": ("tests/data/test_data.py", "tests/metrics/test_metrics_modes.py"),
     "data.prepared": ("tests/data/test_prepared.py",),
     "metrics.fid": ("tests/metrics/test_metrics_fid.py",),
     "metrics.kid": ("tests/metrics/test_metrics_kid.py",),
@@ -65,12 +71,9 @@ TESTS: dict[str, tuple[str, ...]] = {
     "metrics.modes": ("tests/metrics/test_metrics_modes.py",),
     "metrics.conditional": ("tests/metrics/test_metrics_conditional.py",),
     "metrics.stats": ("tests/metrics/test_metrics_stats.py",),
-    "augment": ("tests/test_augment.py",),
-    "completion": ("tests/test_completion.py",),
-    "models.imported": ("tests/test_imported_models.py",),
-    "models.pair": ("tests/test_conditional.py", "tests/test_batch.py"),
-    "models.conditional": ("tests/test_conditional.py",),
-    "distributed": ("tests/test_distributed_collectives.py",),
+    "apps.completion": ("tests/apps/test_completion.py",),
+    "models.imported": ("tests/models/test_imported_models.py",),
+    "models.conditional": ("tests/models/test_conditional.py",),
 }
 
 

@@ -31,55 +31,55 @@ class PlantedBug:
     """One small bug: replace ``old`` by ``new`` in ``src/steadygan/<file>``; ``tests`` must each fail."""
 
     name: str
-    file: str      # under src/steadygan/
+    file: str      # under src/steadygan/, e.g. core/losses.py
     old: str       # must occur exactly once in the file
     new: str
     tests: tuple[str, ...]  # pytest node ids that must fail with the bug planted
 
 
 BUGS = (
-    PlantedBug("non-saturating G loss with its sign flipped", "losses.py",
+    PlantedBug("non-saturating G loss with its sign flipped", "core/losses.py",
                "    return F.softplus(-fake).mean()\n", "    return F.softplus(fake).mean()\n",
-               ("tests/test_losses.py::test_loss_values_match_closed_forms",
-                "tests/test_losses.py::test_one_generator_step_raises_the_discriminator_score_of_its_samples")),
-    PlantedBug("EMA with decay and 1 - decay swapped", "ema.py",
+               ("tests/core/test_losses.py::test_loss_values_match_closed_forms",
+                "tests/core/test_losses.py::test_one_generator_step_raises_the_discriminator_score_of_its_samples")),
+    PlantedBug("EMA with decay and 1 - decay swapped", "core/ema.py",
                "weight = 1.0 - self.decay_at(step)", "weight = self.decay_at(step)",
-               ("tests/test_ema.py::test_update_is_the_weighted_average_computed_by_hand",)),
-    PlantedBug("hinge D loss with a sign flipped", "losses.py",
+               ("tests/core/test_ema.py::test_update_is_the_weighted_average_computed_by_hand",)),
+    PlantedBug("hinge D loss with a sign flipped", "core/losses.py",
                "F.relu(1 + fake).mean()", "F.relu(1 - fake).mean()",
-               ("tests/test_losses.py::test_loss_values_match_closed_forms",
-                "tests/test_losses.py::test_discriminator_loss_falls_as_real_and_fake_logits_separate")),
-    PlantedBug("norm clipper idle until the norm passes twice max_norm", "clipping.py",
+               ("tests/core/test_losses.py::test_loss_values_match_closed_forms",
+                "tests/core/test_losses.py::test_discriminator_loss_falls_as_real_and_fake_logits_separate")),
+    PlantedBug("norm clipper idle until the norm passes twice max_norm", "core/clipping.py",
                "    return torch.nn.utils.clip_grad_norm_(params, max_norm)\n",
                "    norm = global_grad_norm(params)\n"
                "    return torch.nn.utils.clip_grad_norm_(params, max_norm) if norm > 2 * max_norm else norm\n",
-               ("tests/test_clipping.py::test_norm_clipper_near_its_limit",)),
-    PlantedBug("checkpoint written straight to its final path", "checkpoint.py",
+               ("tests/core/test_clipping.py::test_norm_clipper_near_its_limit",)),
+    PlantedBug("checkpoint written straight to its final path", "files.py",
                "        write(tmp)\n        os.replace(tmp, path)\n", "        write(path)\n",
-               ("tests/test_checkpoint.py::test_failed_write_keeps_the_previous_checkpoint_and_leaves_no_partial_file",
-                "tests/test_checkpoint.py::test_atomic_text_write_replaces_whole_or_not_at_all")),
+               ("tests/training/test_checkpoint.py::test_failed_write_keeps_the_previous_checkpoint_and_leaves_no_partial_file",
+                "tests/test_files.py::test_atomic_text_write_replaces_whole_or_not_at_all")),
     PlantedBug("IDX magic reduced to its rank byte", "data/idx.py",
                "if zero != 0 or dtype != _UINT8 or ndim != expected_ndim:", "if ndim != expected_ndim:",
-               ("tests/test_data.py::test_every_part_of_the_idx_magic_is_checked",)),
-    PlantedBug("numpy RNG state not restored on resume", "checkpoint.py",
+               ("tests/data/test_data.py::test_every_part_of_the_idx_magic_is_checked",)),
+    PlantedBug("numpy RNG state not restored on resume", "training/checkpoint.py",
                '    np.random.set_state((n["kind"]', '    ((n["kind"]',
-               ("tests/test_checkpoint.py::test_restored_rng_repeats_every_generator_draw_for_draw",)),
-    PlantedBug("Python RNG state not restored on resume", "checkpoint.py",
+               ("tests/training/test_checkpoint.py::test_restored_rng_repeats_every_generator_draw_for_draw",)),
+    PlantedBug("Python RNG state not restored on resume", "training/checkpoint.py",
                '    random.setstate((p["version"]', '    ((p["version"]',
-               ("tests/test_checkpoint.py::test_restored_rng_repeats_every_generator_draw_for_draw",)),
+               ("tests/training/test_checkpoint.py::test_restored_rng_repeats_every_generator_draw_for_draw",)),
     PlantedBug("betas equal to 1 accepted by validation", "config.py",
                "all(0 <= b < 1 for b in pc.betas)", "all(0 <= b <= 1 for b in pc.betas)",
                ("tests/test_config.py::test_bad_values_are_clear_errors",)),
-    PlantedBug("report's step-time gap filter removed", "report/aggregate.py",
+    PlantedBug("report's step-time gap filter removed", "lab/report/aggregate.py",
                'if b["step"] - a["step"] == 1 and _finite', "if _finite",
-               ("tests/test_report.py::test_step_time_is_the_median_of_consecutive_steps",)),
+               ("tests/lab/test_report.py::test_step_time_is_the_median_of_consecutive_steps",)),
 )
 
 
 def environment(src: Path) -> dict[str, str]:
     """The environment that imports steadygan from the copy in ``src``; exits if it does not."""
     # No .pyc files: they are keyed by mtime in whole seconds, and a same-size edit could reuse one.
-    env = dict(os.environ, PYTHONPATH=f"{src}{os.pathsep}{ROOT / 'tests'}", PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONPATH=str(src), PYTHONDONTWRITEBYTECODE="1")
     # The package must come from the copy, not from the installed (editable) checkout, whose
     # path entry sys.path puts after PYTHONPATH.
     where = subprocess.run([sys.executable, "-c", "import steadygan; print(steadygan.__file__)"],

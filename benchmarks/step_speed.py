@@ -19,8 +19,8 @@ from datetime import date
 
 import torch
 
-from steadygan.training.build import load_config
 from steadygan.data import InMemoryData
+from steadygan.training.build import load_config
 from steadygan.training.trainer import Trainer
 
 # name -> config overrides

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from steadygan.training.build import load_config
 from steadygan.config import TrainConfig, diff_configs, from_dict, merge_spec_fragments, parse_spec
-from steadygan.metrics.evaluate import IMAGE_METRICS
 from steadygan.errors import ConfigError
+from steadygan.metrics.evaluate import IMAGE_METRICS
+from steadygan.training.build import load_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
@@ -118,8 +118,9 @@ def test_shipped_configs_validate_and_are_short(path):
 
 
 def test_options_an_optimizer_takes_reach_it():
-    from steadygan.core.optim import build_optimizer
     import torch
+
+    from steadygan.core.optim import build_optimizer
 
     w = [torch.nn.Parameter(torch.zeros(2))]
     sgd = build_optimizer(w, load_config(None, ["d.optimizer=sgd", "d.momentum=0.9", "d.nesterov=true"]).d)
@@ -308,7 +309,8 @@ def test_the_augmentation_and_mixed_precision_options_are_checked():
 
 
 def test_override_and_item_errors_are_one_line_and_name_their_key():
-    assert _config_error("train.steps=[1") == "--set train.steps: cannot parse value '[1' (while parsing a flow sequence)"
+    assert _config_error("train.steps=[1") == ("--set train.steps: cannot parse value '[1' "
+                                               "(while parsing a flow sequence)")
     with pytest.raises(ConfigError) as exc:
         load_config("configs/baseline.yaml", ["train.steps.x=1"])
     assert str(exc.value) == "--set train.steps.x: 'steps' is not a section"

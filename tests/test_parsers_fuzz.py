@@ -16,14 +16,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from steadygan.errors import CheckpointError
-from steadygan.training.checkpoint import load_checkpoint, save_checkpoint
 from steadygan.apps.completion import read_image
-from steadygan.training.build import load_config
 from steadygan.data import DataError, read_idx, write_idx
 from steadygan.data.cifar import load_cifar10
 from steadygan.data.folder import load_image_folder
-from steadygan.errors import ConfigError
+from steadygan.errors import CheckpointError, ConfigError
+from steadygan.training.build import load_config
+from steadygan.training.checkpoint import load_checkpoint, save_checkpoint
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,11 +6,13 @@ import math
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow
 def test_the_readme_custom_loop_runs_and_covers_all_eight_modes():
     text = README.read_text()
     section = text[text.index("### Use a stabiliser in your own training loop"):]
@@ -30,8 +32,8 @@ def test_the_readme_custom_networks_train_with_the_readme_command(tmp_path, monk
     import shlex
     import sys
 
-    from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
     from steadygan.cli import main
+    from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
 
     text = README.read_text()
     section = text[text.index("### Bring your own networks"):]

@@ -15,17 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
-from steadygan.errors import StorageError
-from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
 from steadygan.cli import main
-from steadygan.training.build import load_config
-from steadygan.data import DataError, load_dataset
+from steadygan.data import DataError, load_dataset, write_idx
 from steadygan.data import prepared as prep
-from steadygan.data import write_idx
 from steadygan.data.base import InMemoryData
 from steadygan.data.prepared import load_prepared, prepare_source, read_manifest
+from steadygan.errors import ConfigError, StorageError
 from steadygan.metrics import dataset_fingerprint
-from steadygan.errors import ConfigError
+from steadygan.training.build import load_config
+from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
 from steadygan.training.trainer import Trainer, new_run_dir
 
 
@@ -192,7 +190,6 @@ def test_training_on_the_prepared_set_equals_training_in_memory(tmp_path, idx_di
 
 def test_the_evaluator_reads_a_prepared_set(prepared_idx):
     from steadygan.metrics import Evaluator
-
     from steadygan.metrics.sources import DatasetRef, read_reference
 
     ref = Evaluator("prepared", str(prepared_idx), 28, 1, metrics=["fid"], n=20, extractor="pixels").reference()

@@ -16,8 +16,6 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_idx_dir
-from steadygan.training.checkpoint import checkpoint_path, save_checkpoint
 from steadygan.cli import build_parser, main
 from steadygan.config import Config
 from steadygan.data import load_dataset
@@ -26,17 +24,18 @@ from steadygan.metrics import dataset_fingerprint
 from steadygan.metrics.features import InceptionExtractor
 from steadygan.metrics.inception import FIDInceptionV3, preprocess, to_unit_range
 from steadygan.models import build_models
+from steadygan.training.checkpoint import checkpoint_path, save_checkpoint
 
 PIXELS = ["--extractor", "pixels"]
 
 
 @pytest.fixture
-def idx(tmp_path: Path) -> Path:
+def idx(tmp_path: Path, make_idx_dir) -> Path:
     return make_idx_dir(tmp_path / "idx", size=12)
 
 
 @pytest.fixture
-def idx16(tmp_path: Path) -> Path:
+def idx16(tmp_path: Path, make_idx_dir) -> Path:
     return make_idx_dir(tmp_path / "idx16", size=16)
 
 
@@ -245,7 +244,8 @@ def test_classifier_data_trains_the_classifier_for_an_unlabelled_reference(tmp_p
     monkeypatch.setenv("STEADYGAN_CACHE", str(tmp_path / "cache"))
     folder = _write_folder(tmp_path / "real", _images(idx, "train"))
     samples = _write_folder(tmp_path / "samples", _images(idx, "test"))
-    result = _eval_json(capsys, str(samples), "--ref", str(folder), "--classifier-data", str(idx), "--metrics", "fid,pr")
+    result = _eval_json(capsys, str(samples), "--ref", str(folder), "--classifier-data", str(idx), "--metrics",
+                        "fid,pr")
     assert result["extractor"]["name"] == "classifier" and result["extractor"]["feature_dim"] == 128
     assert result["extractor"]["dataset_sha256"] == dataset_fingerprint(load_dataset("idx", str(idx), "train", 16))
     assert set(result["metrics"]) == {"fid", "precision", "recall"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,6 @@ from steadygan.metrics.features import ClassifierExtractor, SmallCNN
 from steadygan.metrics.fid import fid
 from steadygan.training.build import build_evaluator
 from steadygan.training.sampling import LoadedGenerator
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_metrics_evaluate import data_root  # noqa: E402,F401  (fixture)
 
 
 def test_class_agreement_by_hand():

@@ -6,40 +6,21 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from steadygan.training.checkpoint import checkpoint_path, save_checkpoint
 from steadygan.config import Config
-from steadygan.data import load_dataset, ring8_modes, write_idx
-from steadygan.metrics import (Evaluator, build_extractor, dataset_fingerprint, 
-    format_table, score_features)
-from steadygan.training.build import build_evaluator
-from steadygan.training.evaluation import evaluate_generator, evaluate_run
-from steadygan.models import build_models
+from steadygan.data import load_dataset, ring8_modes
 from steadygan.errors import ConfigError
+from steadygan.metrics import Evaluator, build_extractor, dataset_fingerprint, format_table, score_features
+from steadygan.models import build_models
+from steadygan.training.build import build_evaluator
+from steadygan.training.checkpoint import checkpoint_path, save_checkpoint
+from steadygan.training.evaluation import evaluate_generator, evaluate_run
 from steadygan.training.sampling import LoadedGenerator
 
 ALL_KEYS = {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage"}
-
-
-@pytest.fixture
-def data_root(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    n = 120
-    labels = rng.integers(0, 10, n).astype(np.uint8)
-    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-    for i, label in enumerate(labels):
-        images[i, 2 + 2 * int(label):4 + 2 * int(label), 4:24] = 200
-    root = tmp_path / "data"
-    root.mkdir()
-    write_idx(root / "train-images-idx3-ubyte", images)
-    write_idx(root / "train-labels-idx1-ubyte", labels)
-    write_idx(root / "t10k-images-idx3-ubyte", images[:40])
-    write_idx(root / "t10k-labels-idx1-ubyte", labels[:40])
-    return root
 
 
 class PatternGenerator(nn.Module):
@@ -70,9 +51,11 @@ class RingGenerator(nn.Module):
 def _loaded(generator: nn.Module, name: str, root: Path | None, z_dim: int) -> LoadedGenerator:
     cfg = Config()
     cfg.data.name, cfg.data.root, cfg.model.z_dim = name, None if root is None else str(root), z_dim
-    return LoadedGenerator(generator.eval(), z_dim, 0, name, cfg, step=7, checkpoint=Path("ckpt-00000007.pt"), ema=False)
+    return LoadedGenerator(generator.eval(), z_dim, 0, name, cfg, step=7, checkpoint=Path("ckpt-00000007.pt"),
+                           ema=False)
 
 
+@pytest.mark.slow
 def test_image_evaluation_reports_metrics_floor_and_provenance(data_root):
     result = evaluate_generator(_loaded(PatternGenerator(), "idx", data_root, 4), n=60, extractor="pixels")
     assert result["kind"] == "image" and result["step"] == 7 and result["seed"] == 0
@@ -90,6 +73,7 @@ def test_image_evaluation_reports_metrics_floor_and_provenance(data_root):
     assert set(only_fid["metrics"]) == {"fid"} and only_fid["metrics"]["fid"] == result["metrics"]["fid"]
 
 
+@pytest.mark.slow
 def test_deterministic_given_seed_and_independent_of_batch_size(data_root):
     loaded = _loaded(PatternGenerator(), "idx", data_root, 4)
     torch.manual_seed(5)
@@ -126,6 +110,7 @@ def test_classifier_extractor_is_built_for_the_runs_data(tmp_path, data_root):
     assert set(result["metrics"]) == {"fid", "precision", "recall", "classes_covered", "class_kl"}
 
 
+@pytest.mark.slow
 def test_evaluator_reuses_its_reference_features(data_root, monkeypatch):
     evaluator = Evaluator("idx", str(data_root), n=60, extractor=build_extractor("pixels"))
     first = evaluator.evaluate(_loaded(PatternGenerator(), "idx", data_root, 4))
@@ -181,6 +166,7 @@ def test_evaluate_run_writes_strict_json(tmp_path, data_root):
     assert "pixels" in fid_row
 
 
+@pytest.mark.slow
 def test_without_a_separate_test_split_the_floor_uses_disjoint_halves(data_root):
     for kind in ("images", "labels"):  # make the test split a copy of the train split
         rank = 3 if kind == "images" else 1
@@ -203,6 +189,7 @@ class ConstantGenerator(nn.Module):
         return self.image.expand(len(z), *self.image.shape)
 
 
+@pytest.mark.slow
 def test_stacked_data_counts_digit_triples(tmp_path, data_root):
     from steadygan.metrics.features import StackedExtractor
 

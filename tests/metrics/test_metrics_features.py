@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from steadygan.data import load_dataset, write_idx
+from steadygan.errors import ConfigError
 from steadygan.metrics import EXTRACTORS, FIDInceptionV3, build_extractor, dataset_fingerprint, features
 from steadygan.metrics.features import InceptionExtractor, state_dict_sha256
-from steadygan.errors import ConfigError
 
 TINY = dict(epochs=1, batch_size=32)
 
@@ -58,6 +58,7 @@ def test_pixels_flatten_and_scale_uint8():
     assert record["name"] == "identity" and record["weights_sha256"] == hashlib.sha256(b"").hexdigest()
 
 
+@pytest.mark.slow
 def test_classifier_is_cached_and_retrained_when_the_data_changes(tmp_path, tiny_root, monkeypatch):
     calls: list[int] = []
     real_train = features.train_classifier
@@ -116,6 +117,7 @@ def test_classifier_training_is_deterministic_and_leaves_global_rng_alone(tmp_pa
     assert a.weights_sha256 == b.weights_sha256  # trained twice from scratch, same weights
 
 
+@pytest.mark.slow
 def test_classifier_features_do_not_depend_on_batch_size_or_order(tmp_path, tiny_root):
     extractor = build_extractor("classifier", dataset="idx", root=str(tiny_root),
                                 cache_dir=str(tmp_path / "cache"), **TINY)
@@ -148,6 +150,7 @@ def _lively_inception(seed: int = 0) -> FIDInceptionV3:
     return model
 
 
+@pytest.mark.slow
 def test_inception_layout_matches_the_pytorch_fid_weights_file():
     model = _lively_inception()
     state = model.state_dict()
@@ -168,6 +171,7 @@ def test_inception_layout_matches_the_pytorch_fid_weights_file():
     assert state_dict_sha256(fresh.state_dict()) == state_dict_sha256(state)
 
 
+@pytest.mark.slow
 def test_inception_features_shape_and_determinism():
     extractor = InceptionExtractor(_lively_inception())
     x = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)  # grayscale, small: resized to 299
@@ -177,6 +181,7 @@ def test_inception_features_shape_and_determinism():
     assert not torch.allclose(a[0], a[1])
 
 
+@pytest.mark.slow
 def test_inception_loads_only_a_local_file(tmp_path):
     with pytest.raises(ConfigError, match=r"pt_inception-2015-12-05.*nothing is downloaded"):
         build_extractor("inception")

@@ -112,6 +112,7 @@ def test_error_messages_and_boundaries():
     assert np.isfinite(kid(a, b, 2, 2)[0])
 
 
+@pytest.mark.slow
 def test_defaults_are_the_published_protocol():
     """100 subsets of 1000 samples, seed 0 (Binkowski et al. 2018 / torch-fidelity)."""
     g = np.random.default_rng(4)

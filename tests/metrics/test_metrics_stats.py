@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from steadygan.data import DataError
-from steadygan.metrics.stats import ReferenceStats, check_same_extractor, describe_extractor, load_stats, save_stats
 from steadygan.errors import ConfigError
+from steadygan.metrics.stats import ReferenceStats, check_same_extractor, describe_extractor, load_stats, save_stats
 
 
 class FakeExtractor:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from steadygan.errors import ConfigError
 from steadygan.models import build_models
 from steadygan.models.pacgan_mlp import Maxout
-from steadygan.errors import ConfigError
 
 
 def test_maxout_is_the_largest_of_its_affine_pieces():
@@ -29,7 +29,8 @@ def test_the_pair_has_the_protocols_layers_and_initialisation():
         [(2, 400, False), (400, 400, False), (400, 400, False), (400, 400, False), (400, 2, True)]
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in G.modules()) == 4
     maxouts = [m for m in D.modules() if isinstance(m, Maxout)]
-    assert [(m.linear.in_features, m.out_features, m.pieces) for m in maxouts] == [(2, 200, 5), (200, 200, 5), (200, 200, 5)]
+    assert [(m.linear.in_features, m.out_features, m.pieces) for m in maxouts] == [(2, 200, 5), (200, 200, 5), (200,
+                                                                                                                200, 5)]
     assert D.head.in_features == 200 and D.head.out_features == 1
     weights = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, torch.nn.Linear)])
     assert weights.std().item() == pytest.approx(0.02, rel=0.01)  # 405k draws: the std is within 0.3%

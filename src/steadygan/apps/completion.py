@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
-from ..data import DataError, to_float_images, to_uint8_images
 from ..core.pair import call
+from ..data import DataError, to_float_images, to_uint8_images
 from ..errors import ConfigError
 
 MASK_KINDS = ("center", "left", "random")

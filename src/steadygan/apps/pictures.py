@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..files import safe_write
 from ..data import DataInfo, mixture, to_uint8_images
 from ..errors import ConfigError
+from ..files import safe_write
 
 TOY_GRID_POINTS = 2500  # points in a 2-D run's sample picture: the PacGAN/VEEGAN evaluation sample size
 

@@ -20,7 +20,8 @@ from . import complete, dirac, evaluate, lab, methods, prepare, sample, train
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steadygan",
-        description="Train image GANs with gradient penalties or gradient clipping, and measure which stabiliser works.",
+        description="Train image GANs with gradient penalties or gradient clipping, and measure which stabiliser "
+                    "works.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run `steadygan COMMAND --help` for each command's options and examples.",
     )

@@ -42,7 +42,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     k, n, nrow, labels, what = loaded.num_classes, args.n, None, None, f"{args.n} samples"
     if args.cls is not None:
         if not loaded.conditional:
-            raise ConfigError(f"{args.run_dir} is unconditional: --class needs a run trained with model.conditional=true")
+            raise ConfigError(f"{args.run_dir} is unconditional: --class needs a run trained with "
+                              "model.conditional=true")
         if not 0 <= args.cls < k:
             raise ConfigError(f"--class must be in 0..{k - 1} for this run (got {args.cls})")
         labels, what = torch.full((n,), args.cls), f"{n} samples of class {args.cls}"

@@ -45,7 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--eval-every", type=int, metavar="N",
                    help="score the generator every N steps (FID/KID/PR, or modes for 2-D data) into "
                         "stats.jsonl and keep checkpoints/best.pt (train.eval_every; see train.eval_*)")
-    p.add_argument("--eval-seconds", type=float, metavar="S", help="or every S seconds of training (train.eval_seconds)")
+    p.add_argument("--eval-seconds", type=float, metavar="S",
+                   help="or every S seconds of training (train.eval_seconds)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its newest checkpoint, exactly")
     p.add_argument("--init-from", metavar="RUN", help="fine-tune: start a new run from RUN's G, D and EMA weights "
                                                       "(a run directory or checkpoint file; fresh optimisers)")

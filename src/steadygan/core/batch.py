@@ -29,10 +29,10 @@ class Batch:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(*(None if t is None else t.to(device) for t in (self.x, self.y, self.mask)))
 
-    def with_x(self, x: Tensor) -> "Batch":
+    def with_x(self, x: Tensor) -> Batch:
         """The same conditions with other samples (e.g. a generated batch for these labels)."""
         return replace(self, x=x)
 

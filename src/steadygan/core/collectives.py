@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import pickle
 import re
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import torch
@@ -52,7 +53,7 @@ def all_reduce_mean_(tensors: Sequence[Tensor]) -> None:
         by_dtype.setdefault(t.dtype, []).append(t)
     for group in by_dtype.values():
         flat = torch.cat([t.reshape(-1) for t in group])
-        checked(lambda: dist.all_reduce(flat))
+        checked(partial(dist.all_reduce, flat))
         flat.div_(world)
         for t, part in zip(group, flat.split([t.numel() for t in group])):
             t.copy_(part.view_as(t))

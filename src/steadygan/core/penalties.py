@@ -24,9 +24,9 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor
 
-from .collectives import global_mean, global_std, shard_of
 from ..errors import ConfigError
 from ..registry import Registry
+from .collectives import global_mean, global_std, shard_of
 
 # Capabilities a penalty may ask the step for (``Penalty.needs``).
 REAL_GRAD = "real_grad"  # real batch is a leaf requiring grad; real_logits built from it
@@ -105,7 +105,7 @@ class Penalty(ABC):
         """What a penalty carries from step to step (checkpointed); most carry nothing."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - most penalties carry nothing
         pass
 
     def due(self, step: int) -> bool:

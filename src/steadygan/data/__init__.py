@@ -7,10 +7,9 @@ from typing import Callable
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .base import BatchSampler, DataInfo, InMemoryData, fit_images, to_float_images, to_uint8_images
-from ..errors import DataError
 from .cifar import load_cifar10
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from ..core.batch import Batch
 from ..errors import ConfigError, DataError
 
-
 PROTOCOLS = ("image", "stacked", "mixture", "points")
 
 
@@ -39,7 +38,7 @@ class DataInfo:
                 "num_classes": self.num_classes, "protocol": self.protocol}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataInfo":
+    def from_dict(cls, d: dict) -> DataInfo:
         return cls(d["name"], d["kind"], tuple(d["sample_shape"]), int(d["num_classes"]), d["protocol"])
 
 
@@ -95,7 +94,7 @@ class InMemoryData:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def to(self, device: torch.device, channels_last: bool = False) -> "InMemoryData":
+    def to(self, device: torch.device, channels_last: bool = False) -> InMemoryData:
         """On ``device``; ``channels_last`` stores images in NHWC layout, so every batch
         drawn from them already has the layout a channels-last network wants."""
         labels = None if self.labels is None else self.labels.to(device)
@@ -109,7 +108,7 @@ class InMemoryData:
             samples = samples.contiguous(memory_format=torch.channels_last)
         return InMemoryData(samples.to(device), labels, self.name, self.protocol)
 
-    def subset(self, n: int) -> "InMemoryData":
+    def subset(self, n: int) -> InMemoryData:
         """The first n samples (``data.limit``); a view, so a memory map stays one."""
         labels = None if self.labels is None else self.labels[:n]
         return replace(self, samples=self.samples[:n], labels=labels)

@@ -61,5 +61,5 @@ def load_cifar10(root: str | Path, split: str = "train") -> tuple[torch.Tensor, 
         )
     parts = [_read_batch(p) for p in paths]
     data = np.concatenate([d for d, _ in parts]).reshape(-1, 3, 32, 32)
-    labels = np.concatenate([np.asarray(l, dtype=np.int64) for _, l in parts])
+    labels = np.concatenate([np.asarray(labels, dtype=np.int64) for _, labels in parts])
     return torch.from_numpy(data.astype(np.uint8)), torch.from_numpy(labels)

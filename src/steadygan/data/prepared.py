@@ -25,10 +25,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from ..errors import StorageError
+from ..errors import ConfigError, DataError, StorageError
 from ..files import atomic_write_text, free_space
-from ..errors import ConfigError
-from ..errors import DataError
 from .base import InMemoryData, fit_images
 
 FORMAT = "steadygan-prepared"

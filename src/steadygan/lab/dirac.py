@@ -251,16 +251,8 @@ def plot_dirac(trajectories: Mapping[str, Tensor], path: str | Path, tol: float 
         dist = distance_to_equilibrium(t).clamp_min(1e-12).numpy()
         ax_dist.plot(range(len(dist)), dist, ls, color=color, lw=1.4, label=name)
 
-    # Keep the view on the interesting region even if a run diverges; mark where such runs end.
-    lim = min(max(span * 1.08, 1.2), 3.0)
-    for i, (name, traj) in enumerate(trajectories.items()):
-        t = traj.detach().double().cpu()
-        last = t[torch.isfinite(t).all(1)][-1]
-        if bool((last.abs() > lim).any()):
-            edge = last.clamp(-0.97 * lim, 0.97 * lim).tolist()
-            ax_phase.plot(*edge, "X", color=cmap(i % 10), ms=8)
-            ax_phase.annotate(f"{name} ends at ({last[0]:.2g}, {last[1]:.2g})", edge, fontsize=8,
-                              color=cmap(i % 10), xytext=(6, 6), textcoords="offset points")
+    lim = min(max(span * 1.08, 1.2), 3.0)  # the interesting region, even if a run diverges
+    _mark_off_view(ax_phase, trajectories, lim, cmap)
     ax_phase.set_xlim(-lim, lim)
     ax_phase.set_ylim(-lim, lim)
     ax_phase.set_aspect("equal")
@@ -288,6 +280,18 @@ def plot_dirac(trajectories: Mapping[str, Tensor], path: str | Path, tol: float 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def _mark_off_view(ax, trajectories: Mapping[str, Tensor], lim: float, cmap) -> None:
+    """Mark where the runs that leave the view end, at its edge."""
+    for i, (name, traj) in enumerate(trajectories.items()):
+        t = traj.detach().double().cpu()
+        last = t[torch.isfinite(t).all(1)][-1]
+        if bool((last.abs() > lim).any()):
+            edge = last.clamp(-0.97 * lim, 0.97 * lim).tolist()
+            ax.plot(*edge, "X", color=cmap(i % 10), ms=8)
+            ax.annotate(f"{name} ends at ({last[0]:.2g}, {last[1]:.2g})", edge, fontsize=8,
+                        color=cmap(i % 10), xytext=(6, 6), textcoords="offset points")
 
 
 # --- one run of every method -------------------------------------------------------------

@@ -11,14 +11,25 @@ it is ``steadygan.training.evaluation``'s.
 
 from ..data.stacked import make_stacked_mnist
 from .evaluate import IMAGE_METRICS, METRICS_FILE, Evaluator, Generative, format_table, json_safe, score_features
-from .features import (EXTRACTORS, ClassifierExtractor, FeatureExtractor, InceptionExtractor, SmallCNN,
-                       build_extractor, classifier, dataset_fingerprint, default_cache_dir, inception,
-                       state_dict_sha256, train_classifier)
+from .features import (
+                       EXTRACTORS,
+                       ClassifierExtractor,
+                       FeatureExtractor,
+                       InceptionExtractor,
+                       SmallCNN,
+                       build_extractor,
+                       classifier,
+                       dataset_fingerprint,
+                       default_cache_dir,
+                       inception,
+                       state_dict_sha256,
+                       train_classifier,
+)
 from .fid import fid, frechet_distance, gaussian_stats
 from .inception import FID_WEIGHTS_NAME, FIDInceptionV3
 from .kid import kid, mmd2_unbiased
 from .modes import mode_metrics, predict_triples, stacked_mode_metrics
-from .prdc import density_coverage, precision_recall, prdc
+from .prdc import density_coverage, prdc, precision_recall
 from .stats import ReferenceStats, load_stats, save_stats
 
 __all__ = [

@@ -213,7 +213,8 @@ class Evaluator:
                     real_i, other_i, other = perm[:half], perm[half:2 * half], train
                     note = "two disjoint halves of the data (no separate test split)"
                 else:
-                    real_i, other_i, other = _subset(train, self.n, self.seed), _subset(test, self.n, self.seed + 1), test
+                    real_i, other_i, other = _subset(train, self.n, self.seed), _subset(test, self.n,
+                                                                                        self.seed + 1), test
                     note = "train split vs test split"
                 real_x, other_x = train.samples[real_i], other.samples[other_i]
                 real, floor_set = self.features(real_x), self.features(other_x)
@@ -367,6 +368,6 @@ def format_table(result: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     samples = ", ".join(f"{k} {v}" for k, v in result["samples"].items())
     where = f"step {result['step']}, " if "step" in result else ""
-    note = f"floor: {result.get('floor_note', '')}" if floor is not None else f"no floor: {result.get('floor_note', '')}"
+    note = f"{'floor' if floor is not None else 'no floor'}: {result.get('floor_note', '')}"
     lines.append(f"{where}seed {result['seed']}, samples: {samples}; {note}")
     return "\n".join(lines)

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..files import atomic_write
 from ..data import InMemoryData, dataset_protocol, load_dataset, to_float_images
 from ..errors import ConfigError
+from ..files import atomic_write
 from ..registry import Registry
 from .inception import FID_WEIGHTS_NAME, FIDInceptionV3, to_unit_range
 from .modes import predict_triples

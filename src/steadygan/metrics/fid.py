@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+
 def as_float64(features: np.ndarray | torch.Tensor) -> np.ndarray:
     """A (N, D) float64 numpy array (a copy only when needed)."""
     if isinstance(features, torch.Tensor):

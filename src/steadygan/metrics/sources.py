@@ -4,7 +4,8 @@ a dataset, or saved statistics.
 SAMPLES (what is scored) is a run directory (its generator draws the images), a folder of
 images, or an ``.npy`` / ``.npz`` array. REF (what they are scored against) is a dataset
 (a registry name, with ``--data-dir`` where it has no default folder; an MNIST-format IDX
-folder; a CIFAR-10 folder; a folder written by ``steadygan prepare``), a folder of images, an array, or a statistics file written by
+folder; a CIFAR-10 folder; a folder written by ``steadygan prepare``), a folder of images, an
+array, or a statistics file written by
 ``--save-stats``. A path that exists is read as a path, before any dataset name.
 
 Images end up as uint8 (N, C, H, W) tensors with C = 1 or 3:
@@ -68,7 +69,7 @@ class ImageSet:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": self.source, "count": len(self), "shape": list(self.shape)}
 
-    def with_channels(self, channels: int, reference: str = "the reference") -> "ImageSet":
+    def with_channels(self, channels: int, reference: str = "the reference") -> ImageSet:
         """The same images with ``channels`` channels, converted only where nothing is lost."""
         have = self.shape[0]
         if have == channels:
@@ -86,7 +87,7 @@ class ImageSet:
                             "first, or score against a colour reference")
         return ImageSet(x[:, :1].contiguous(), self.kind, self.source, self.names)
 
-    def subset(self, n: int, seed: int) -> "ImageSet":
+    def subset(self, n: int, seed: int) -> ImageSet:
         """n images drawn without replacement by a private generator, in their order (all if fewer)."""
         if n >= len(self):
             return self

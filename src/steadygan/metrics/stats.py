@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..files import atomic_write
 from ..data import DataError
 from ..errors import ConfigError
+from ..files import atomic_write
 from .features import FeatureExtractor
 from .fid import gaussian_stats
 
@@ -55,7 +55,7 @@ class ReferenceStats:
 
     @classmethod
     def from_features(cls, features: torch.Tensor, extractor: FeatureExtractor, recipe: dict[str, Any] | None,
-                      shape: tuple[int, ...], source: dict[str, Any]) -> "ReferenceStats":
+                      shape: tuple[int, ...], source: dict[str, Any]) -> ReferenceStats:
         mean, cov = gaussian_stats(features)
         return cls(features.float().cpu(), mean, cov, _plain(extractor.record()), _plain(recipe),
                    tuple(int(s) for s in shape), _plain(source))
@@ -122,7 +122,8 @@ def check_same_extractor(stats: ReferenceStats, record: dict[str, Any]) -> None:
     """ConfigError naming both extractors unless ``record`` (an extractor's ``record()``, or
     just its name before it is built) is the extractor that made ``stats``."""
     theirs = stats.extractor
-    if record.get("name") == theirs.get("name") and record.get("weights_sha256") in (None, theirs.get("weights_sha256")):
+    if record.get("name") == theirs.get("name") and record.get("weights_sha256") in (None,
+                                                                                     theirs.get("weights_sha256")):
         return
     option = (stats.recipe or {}).get("name") or theirs.get("name")  # the --extractor value that made it
     raise ConfigError(f"{stats.path or 'the statistics file'} holds features of {describe_extractor(theirs)}, "

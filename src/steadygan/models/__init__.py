@@ -82,7 +82,8 @@ def check_model_options(arch: str, width: int | None = None, depth: int | None =
     for key, value in options.items():
         if key not in valid:
             raise ConfigError(f"model.{key} does not apply to model '{arch}' (its options: "
-                              f"{', '.join(f'model.{v}' for v in valid) or 'none'}); remove it (--set model.{key}=null)")
+                              f"{', '.join(f'model.{v}' for v in valid) or 'none'}); remove it "
+                              f"(--set model.{key}=null)")
         if value < 1:
             raise ConfigError(f"model.{key} must be >= 1 (got {value})")
 

@@ -22,8 +22,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import ConfigError
 from ..core.pair import GanPair
+from ..errors import ConfigError
 
 OPTION_KEYS = ("width", "depth", "g_norm", "d_norm")
 
@@ -44,7 +44,8 @@ def load_factory(path: str) -> Callable[..., Any]:
     except ModuleNotFoundError as exc:
         parts = module_name.split(".")
         if exc.name not in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}:  # found, but its import failed
-            raise ConfigError(f"model.arch={path}: '{module_name}' imports '{exc.name}', which is not installed") from exc
+            raise ConfigError(f"model.arch={path}: '{module_name}' imports '{exc.name}', which is not "
+                              "installed") from exc
         raise ConfigError(f"model.arch={path}: cannot import '{module_name}' ({exc}); run from the folder that "
                           "holds it, or add that folder to PYTHONPATH") from exc
     except Exception as exc:  # noqa: BLE001 - the user's module failed while importing

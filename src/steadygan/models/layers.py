@@ -83,7 +83,8 @@ def flatten_features(h: Tensor) -> Tensor:
     the gradient coming back through it is then channels-first, and is converted to ``h``'s
     layout so the layers below do not run their backward on mixed layouts (a LeakyReLU's
     measured 25x slower on CPU)."""
-    if h.requires_grad and h.dim() == 4 and h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
+    channels_last_only = h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous()
+    if h.requires_grad and h.dim() == 4 and channels_last_only:
         h.register_hook(lambda grad: grad.contiguous(memory_format=torch.channels_last))
     return h.flatten(1)
 

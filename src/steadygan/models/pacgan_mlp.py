@@ -46,7 +46,8 @@ class PacganMlpGenerator(nn.Module):
         layers: list[nn.Module] = []
         for i in range(depth):
             # Bias-free hidden layers, as in the reference: BatchNorm's shift takes the bias's place.
-            layers += [nn.Linear(z_dim if i == 0 else width, width, bias=norm == "none"), norm1d(norm, width), nn.ReLU()]
+            layers += [nn.Linear(z_dim if i == 0 else width, width, bias=norm == "none"), norm1d(norm, width),
+                       nn.ReLU()]
         self.net = nn.Sequential(*layers, nn.Linear(width, out_dim))
         _init_(self)
 

@@ -32,7 +32,7 @@ class SeedGcGenerator(nn.Module):
         _check(resolution)
         self.z_dim = z_dim
         dense: list[nn.Module] = []
-        for i, (a, b) in enumerate([(z_dim, 128), (128, 1024), (1024, 1024)]):
+        for a, b in [(z_dim, 128), (128, 1024), (1024, 1024)]:
             dense += [nn.Linear(a, b), nn.LeakyReLU(0.2, inplace=True), norm1d(norm, b)]
         dense += [nn.Linear(1024, 4 * 4 * 512, bias=False)]
         self.dense = nn.Sequential(*dense)

@@ -127,8 +127,8 @@ def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     the config validates. Options added since (the fast step) get the values that compute
     what the older release computed, so a resumed old run continues bit for bit.
     Idempotent: a current config comes back unchanged."""
-    from ..models import MODELS
     from ..core.optim import OPTIMIZERS, OPTION_KEYS
+    from ..models import MODELS
 
     train = config.get("train")
     if isinstance(train, dict):

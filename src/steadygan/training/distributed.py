@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Sequence
 
 import torch
@@ -55,7 +56,7 @@ class ProcessContext:
         return self.world_size > 1
 
     @classmethod
-    def current(cls) -> "ProcessContext":
+    def current(cls) -> ProcessContext:
         """The context of an already initialised torch.distributed job (or a single process).
         Built once per job: the control group it creates is itself a collective."""
         global _CURRENT
@@ -120,7 +121,7 @@ class ProcessContext:
         with torch.no_grad():
             for group in by_dtype.values():
                 flat = torch.cat([t.reshape(-1) for t in group])
-                checked(lambda: dist.broadcast(flat, src=0))
+                checked(partial(dist.broadcast, flat, src=0))
                 for t, part in zip(group, flat.split([t.numel() for t in group])):
                     t.copy_(part.view_as(t))
 

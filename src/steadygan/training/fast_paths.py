@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ..core.pair import call, has_batch_coupling
 from ..core.augment import AugmentedDiscriminator
+from ..core.pair import call, has_batch_coupling
 from ..core.step import Player
 
 

@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import fcntl
+import math
 import os
 import signal
 import threading

@@ -92,7 +92,7 @@ class PeriodicEval:
             self.evaluator.reference()
         ctx.barrier()
         if not ctx.is_main and self.evaluator.protocol != "mixture":
-            self.evaluator.extractor
+            _ = self.evaluator.extractor  # built (loaded from the cache rank 0 filled) on first access
 
     def due(self, step: int, elapsed: float) -> bool:
         if not self.enabled or step == self.last_step:

@@ -32,8 +32,14 @@ from ..config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, re
 from ..core.ema import Ema
 from ..errors import CheckpointError, ConfigError
 from .build import config_from_dict
-from .checkpoint import (ADDED_SINCE_V2, latest_checkpoint, list_checkpoints, load_checkpoint, load_matching,
-                         upgrade_config)
+from .checkpoint import (
+    ADDED_SINCE_V2,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_matching,
+    upgrade_config,
+)
 
 # What the networks, the data, the random streams and the optimiser states were built from.
 FIXED_ON_RESUME = ("data.", "model.", "train.seed", "d.optimizer", "g.optimizer")

@@ -67,7 +67,8 @@ class Trainer:
         self.device, self.data, self.sampler, self.pair = parts.device, parts.data, parts.sampler, parts.pair
         self.G, self.D = parts.pair.generator, parts.pair.discriminator
         self.loss, self.augment, self.d, self.g, self.ema = parts.loss, parts.augment, parts.d, parts.g, parts.ema
-        self.periodic_eval, self._autocast, self.channels_last = parts.periodic_eval, parts.autocast, parts.channels_last
+        self.periodic_eval, self._autocast = parts.periodic_eval, parts.autocast
+        self.channels_last = parts.channels_last
         self.fixed_z, self.fixed_y, self.grid_columns = fixed_sample_inputs(
             self.data.info, cfg.train.samples, self.pair.num_classes, cfg.model.z_dim, cfg.train.seed + 1, self.device)
         self.step = 0          # generator updates done
@@ -109,7 +110,8 @@ class Trainer:
         refuse_non_finite(self.ctx, self.step, {"G": self.G, "D": self.D, "EMA": self.ema.model if self.ema else None},
                           {"G": self.g.optimizer, "D": self.d.optimizer})
         target = path if path is not None else checkpoint_path(self.run_dir, self.step)
-        return save_agreed(self.ctx, self.state_dict, target, None if path is not None else self.cfg.train.keep_checkpoints)
+        return save_agreed(self.ctx, self.state_dict, target,
+                           None if path is not None else self.cfg.train.keep_checkpoints)
 
     def _flush(self, tracker: Tracker) -> None:
         """Write pending stats; raise Diverged (on every rank) on a non-finite value."""
@@ -136,7 +138,8 @@ class Trainer:
             self.ema.refresh_batch_stats()  # every rank: the EMA's state stays the same everywhere
         if self.ctx.is_main:
             fake = self.generate(self.fixed_z, self.fixed_y)
-            picture = save_samples(fake, path, self.data.info, self.grid_columns, scale=2 if fake.shape[-1] <= 32 else 1,
+            picture = save_samples(fake, path, self.data.info, self.grid_columns,
+                                   scale=2 if fake.shape[-1] <= 32 else 1,
                                    title=f"{self.run_dir.name} step {self.step}")
             if tracker is not None:
                 tracker.image("Samples", picture, self.step)
@@ -195,7 +198,8 @@ class Trainer:
     def _finish(self, tracker: Tracker, stopped: str) -> None:
         """Final evaluation (unless interrupted), final checkpoint and sample grid."""
         self._flush(tracker)
-        final_eval = stopped != "interrupted" and self.periodic_eval.enabled and self.periodic_eval.last_step != self.step
+        evaluation = self.periodic_eval
+        final_eval = stopped != "interrupted" and evaluation.enabled and evaluation.last_step != self.step
         if final_eval:
             self.evaluate(tracker)  # every evaluated run ends with its final score
         if final_eval or self._last_ckpt != checkpoint_path(self.run_dir, self.step):

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
 from ...errors import ConfigError
-from .aggregate import (BLOWUP, COLLAPSE_MODES, COLLAPSE_RECALL, LOSS_KEYS, MARKER, METRIC_DIRECTIONS, PLAN_FILE,
-    REPORT_DIR, Run, VariantSummary, collapse_reason, default_threshold, divergence_reason, final_value, load_plan,
+from .aggregate import (  # noqa: F401 - re-exported: the aggregation API is steadygan.lab.report's
+    BLOWUP, COLLAPSE_MODES, COLLAPSE_RECALL, LOSS_KEYS, MARKER, METRIC_DIRECTIONS, PLAN_FILE, REPORT_DIR,
+    Run, VariantSummary, collapse_reason, default_threshold, divergence_reason, final_value, load_plan,
     load_runs, mean_std, parse_metric, pick_main_metric, read_stats, step_time, summarize, time_to_threshold,
-    variants_in_order)
+    variants_in_order,
+)
 from .document import Document, fmt, fmt_pm
 from .plots import plot_metric, plot_samples, plot_step_keys
 
@@ -103,6 +104,45 @@ def _runs_section(doc: Document, runs: list[Run], metric: str | None, higher: bo
     doc.table(header, rows)
 
 
+def _plots_section(doc: Document, runs: list[Run], metric: str | None, threshold: float | None,
+                   report_dir: Path) -> None:
+    doc.heading("Plots")
+    if metric:
+        doc.image(plot_metric(runs, metric, threshold, report_dir / "metric_vs_steps.png", "steps"),
+                  f"{metric} vs generator steps (where seeds were scored at different steps, as with "
+                  "evaluation by wall-clock, the mean covers the span that all seeds of a variant reached)")
+        doc.image(plot_metric(runs, metric, threshold, report_dir / "metric_vs_seconds.png", "seconds"),
+                  f"{metric} vs training seconds, the cost of each stabiliser included (the mean and its "
+                  "min..max band cover the span that all seeds of a variant reached)")
+    doc.image(plot_step_keys(runs, list(LOSS_KEYS), report_dir / "losses.png", "losses (moving average)"),
+              "discriminator and generator losses, smoothed per run; band: min..max over seeds")
+    doc.image(plot_step_keys(runs, ["Grad/D/norm", "Grad/G/norm", "Grad/D/clipped", "Grad/G/clipped"],
+                             report_dir / "gradients.png", "gradient norms (before clipping) and clipped fractions",
+                             log_keys=("Grad/D/norm", "Grad/G/norm")),
+              "gradient norms before clipping and the fraction of values the clipper changed")
+    samples = plot_samples(runs, report_dir / "samples.png")
+    if samples is not None:
+        doc.image(samples, "samples of each run's newest checkpoint: variants in rows, seeds in columns")
+
+
+def _definitions_section(doc: Document) -> None:
+    doc.heading("Definitions")
+    doc.bullets([
+        "final / best: the last / best evaluation of a run; per variant, mean ± sample std over seeds.",
+        "time to quality: steps and training seconds at the first evaluation at least as good as the threshold.",
+        f"diverged: stopped on a NaN/inf, a non-finite logged loss or main metric, or a final FID more than "
+        f"{BLOWUP:g}x the run's best.",
+        f"collapsed: final `Metric/modes` <= {COLLAPSE_MODES} (2-D data); labelled images: final "
+        "`Metric/class_kl` > ln 2, the KL divergence of the classes a classifier sees in the samples from "
+        "the data's class histogram (as concentrated as half the classes drawn evenly); other images: final "
+        f"`Metric/recall` < {COLLAPSE_RECALL:g}. Early in training recall is that low without any collapse: "
+        "read the recall rule with the sample grids.",
+        "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "
+        "spikes of sample grids, checkpoints and evaluation), mean over seeds; x baseline: ratio to the "
+        "baseline variant's. Total wall-clock cost shows in the seconds column and the time plot.",
+    ])
+
+
 def write_report(out_dir: Path, main_metric: str | None = None, threshold: float | None = None) -> Path:
     """Write report/report.md, report/report.html and the PNG plots; returns report.md's path."""
     out_dir = Path(out_dir)
@@ -141,40 +181,10 @@ def write_report(out_dir: Path, main_metric: str | None = None, threshold: float
     _summary_section(doc, summaries, metric, higher, threshold, baseline)
     _class_section(doc, runs)
 
-    doc.heading("Plots")
-    if metric:
-        doc.image(plot_metric(runs, metric, threshold, report_dir / "metric_vs_steps.png", "steps"),
-                  f"{metric} vs generator steps (where seeds were scored at different steps, as with "
-                  "evaluation by wall-clock, the mean covers the span that all seeds of a variant reached)")
-        doc.image(plot_metric(runs, metric, threshold, report_dir / "metric_vs_seconds.png", "seconds"),
-                  f"{metric} vs training seconds, the cost of each stabiliser included (the mean and its "
-                  "min..max band cover the span that all seeds of a variant reached)")
-    doc.image(plot_step_keys(runs, list(LOSS_KEYS), report_dir / "losses.png", "losses (moving average)"),
-              "discriminator and generator losses, smoothed per run; band: min..max over seeds")
-    doc.image(plot_step_keys(runs, ["Grad/D/norm", "Grad/G/norm", "Grad/D/clipped", "Grad/G/clipped"],
-                             report_dir / "gradients.png", "gradient norms (before clipping) and clipped fractions",
-                             log_keys=("Grad/D/norm", "Grad/G/norm")),
-              "gradient norms before clipping and the fraction of values the clipper changed")
-    samples = plot_samples(runs, report_dir / "samples.png")
-    if samples is not None:
-        doc.image(samples, "samples of each run's newest checkpoint: variants in rows, seeds in columns")
+    _plots_section(doc, runs, metric, threshold, report_dir)
     _runs_section(doc, runs, metric, higher)
 
-    doc.heading("Definitions")
-    doc.bullets([
-        "final / best: the last / best evaluation of a run; per variant, mean ± sample std over seeds.",
-        "time to quality: steps and training seconds at the first evaluation at least as good as the threshold.",
-        f"diverged: stopped on a NaN/inf, a non-finite logged loss or main metric, or a final FID more than "
-        f"{BLOWUP:g}x the run's best.",
-        f"collapsed: final `Metric/modes` <= {COLLAPSE_MODES} (2-D data); labelled images: final "
-        "`Metric/class_kl` > ln 2, the KL divergence of the classes a classifier sees in the samples from "
-        "the data's class histogram (as concentrated as half the classes drawn evenly); other images: final "
-        f"`Metric/recall` < {COLLAPSE_RECALL:g}. Early in training recall is that low without any collapse: "
-        "read the recall rule with the sample grids.",
-        "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "
-        "spikes of sample grids, checkpoints and evaluation), mean over seeds; x baseline: ratio to the "
-        "baseline variant's. Total wall-clock cost shows in the seconds column and the time plot.",
-    ])
+    _definitions_section(doc)
     md = report_dir / "report.md"
     md.write_text(doc.markdown())
     (report_dir / "report.html").write_text(doc.html(f"steadygan report: {out_dir.name}"))

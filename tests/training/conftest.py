@@ -1,0 +1,20 @@
+"""Fixtures of the training tests."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def scenarios():
+    """distributed_scenarios.py: the script every process of a spawned job runs, loaded here by
+    its path for the single-process reference values it also computes."""
+    spec = importlib.util.spec_from_file_location("distributed_scenarios", HERE / "distributed_scenarios.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,25 @@
+"""A short conditional run learns to draw the class it is asked for.
+
+Margin from benchmarks/conditional_margin.py (2026-11-26, 5 seeds, 150 steps, this
+config): class agreement 0.90, 1.00, 1.00, 0.52, 0.79 against chance 0.10. The test asks for
+more than 0.3 on seed 0: three times chance, well under the weakest measured seed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.conditional_margin import run
+
+
+@pytest.mark.slow
+def test_conditional_run_agrees_with_the_requested_class_far_above_chance(tmp_path, make_idx_dir):
+    make_idx_dir(tmp_path / "idx")
+    assert run(seed=0, steps=150, root=tmp_path) > 0.3
+
+
+def test_agreement_of_an_unconditional_looking_generator_is_chance(tmp_path, make_idx_dir):
+    """The measure itself: a generator that ignores the class scores near 1/10."""
+    make_idx_dir(tmp_path / "idx")
+    first = run(seed=0, steps=1, root=tmp_path)  # untrained: output does not depend on the class yet
+    assert first < 0.3
