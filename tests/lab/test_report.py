@@ -10,9 +10,21 @@ import pytest
 import yaml
 
 from steadygan.errors import ConfigError
-from steadygan.lab.report import plots
-from steadygan.lab.report import (Run, collapse_reason, divergence_reason, load_runs, mean_std, parse_metric,
-    pick_main_metric, read_stats, step_time, summarize, time_to_threshold, write_report)
+from steadygan.lab.report import (
+    Run,
+    collapse_reason,
+    divergence_reason,
+    load_runs,
+    mean_std,
+    parse_metric,
+    pick_main_metric,
+    plots,
+    read_stats,
+    step_time,
+    summarize,
+    time_to_threshold,
+    write_report,
+)
 
 NAN = float("nan")
 
@@ -39,7 +51,8 @@ def write_run(lab, slug, seed, rows, marker=None, data="ring8"):
 def write_plan(lab, runs, baseline="baseline"):
     plan = {"base_config": "configs/ring8.yaml", "base_overrides": [], "baseline": baseline, "seeds": [0, 1],
             "steps": 5, "time": None,
-            "variants": [{"spec": v, "label": v, "slug": v, "overrides": []} for v in dict.fromkeys(v for v, _ in runs)],
+            "variants": [{"spec": v, "label": v, "slug": v, "overrides": []}
+                         for v in dict.fromkeys(v for v, _ in runs)],
             "runs": [{"variant": v, "seed": s, "dir": f"runs/{v}-s{s}"} for v, s in runs]}
     (lab / "compare.yaml").write_text(yaml.safe_dump(plan))
 
@@ -104,7 +117,8 @@ def test_divergence_definitions():
     assert divergence_reason(ok, "Metric/fid", higher=False) is None
     blown = Run("v", 0, None, eval_rows=fid(100.0, 40.0, 90.0))   # 90 > 2 x 40
     assert "> 2 x best 40" in divergence_reason(blown, "Metric/fid", higher=False)
-    assert divergence_reason(Run("v", 0, None, eval_rows=fid(40.0, NAN)), "Metric/fid", False) == "final Metric/fid = nan"
+    nan_run = Run("v", 0, None, eval_rows=fid(40.0, NAN))
+    assert divergence_reason(nan_run, "Metric/fid", False) == "final Metric/fid = nan"
     # The blow-up rule is for lower-is-better metrics; losing modes is collapse, not divergence.
     modes = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, modes=8), eval_row(2, 2.0, modes=2)])
     assert divergence_reason(modes, "Metric/modes", higher=True) is None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from steadygan.training.build import load_config
 from steadygan.errors import ConfigError
 from steadygan.lab.variants import parse_variant, parse_variants, variant_names
+from steadygan.training.build import load_config
 
 TOY = ["data.name=ring8", "model.arch=mlp"]
 
@@ -134,7 +134,8 @@ def test_parse_variants_rejects_clashing_directories():
 
 def test_recipes_beyond_penalties_and_clippers():
     cfg = resolved("r3gan:gamma=0.1")
-    assert cfg.loss == "relativistic" and cfg.d.penalties == [{"name": "r1", "gamma": 0.1}, {"name": "r2", "gamma": 0.1}]
+    assert cfg.loss == "relativistic"
+    assert cfg.d.penalties == [{"name": "r1", "gamma": 0.1}, {"name": "r2", "gamma": 0.1}]
     assert cfg.d.betas == cfg.g.betas == [0.0, 0.99] and cfg.train.ema == 0.999
     assert resolved("relativistic+r1:gamma=1").loss == "relativistic"
     cfg = resolved("diffaugment:p=0.5+spectral-norm")
