@@ -19,6 +19,7 @@ leaves them out) and ``distributed`` (several processes on torch.distributed).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,14 @@ from steadygan.data import write_idx
 from steadygan.training.build import load_config
 from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
 from steadygan.training.trainer import train
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """A cache of the test session's own (classifiers, verified files): no test reads or fills
+    the user's ~/.cache/steadygan; subprocesses inherit it."""
+    os.environ["STEADYGAN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 from .errors import StorageError
 
+CACHE_ENV = "STEADYGAN_CACHE"
+
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
     """``write(tmp)`` to a temporary file beside ``path``, then rename it over ``path``: a
@@ -51,3 +53,10 @@ def safe_write(path: Path, write: Callable[[Path], Any]) -> Path:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:120]
         raise StorageError(f"cannot write {path}: {reason} ({free_space(path.parent)} free on that disk); "
                            "the previous file is unchanged") from exc
+
+
+def cache_dir(kind: str) -> Path:
+    """Where this machine keeps steadygan's ``kind`` of cache: $STEADYGAN_CACHE/kind if that
+    variable is set, else ~/.cache/steadygan/kind (not created here)."""
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "steadygan") / kind

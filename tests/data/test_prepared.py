@@ -270,15 +270,51 @@ def test_labels_that_disagree_with_the_manifests_classes_are_refused(prepared_id
     assert "labels span 0..9, the manifest says 11 classes" in one_line(exc)
 
 
-def test_verify_finds_a_changed_byte_that_a_plain_load_does_not_read(prepared_idx):
-    images = prepared_idx / "images.npy"
-    raw = bytearray(images.read_bytes())
+def _flip_last_byte(path: Path) -> None:
+    """A one-byte change that keeps the size and the .npy header (and moves the modification time)."""
+    raw = bytearray(path.read_bytes())
     raw[-1] ^= 0xFF
-    images.write_bytes(bytes(raw))
-    load_prepared(prepared_idx)  # same size and header: a plain load does not read every byte
+    stat = path.stat()
+    path.write_bytes(bytes(raw))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
+def test_verify_finds_a_changed_byte_that_a_plain_load_does_not_read(prepared_idx):
+    _flip_last_byte(prepared_idx / "images.npy")
+    load_prepared(prepared_idx, verify=False)  # same size and header: sizes alone do not see it
     with pytest.raises(DataError) as exc:
         load_prepared(prepared_idx, verify=True)
     assert "images.npy: sha256 differs" in one_line(exc)
+
+
+def test_training_start_reads_a_file_once_per_machine_and_again_after_it_changed(prepared_idx, monkeypatch):
+    read = []
+    real = prep._sha256
+    monkeypatch.setattr(prep, "_sha256", lambda path: read.append(path.name) or real(path))
+    load_dataset("prepared", str(prepared_idx))
+    assert sorted(read) == ["images.npy", "labels.npy"]  # the first load on this machine checks every byte
+    read.clear()
+    load_dataset("prepared", str(prepared_idx))
+    assert read == []  # unchanged since: nothing is read again
+    _flip_last_byte(prepared_idx / "images.npy")
+    with pytest.raises(DataError) as exc:
+        load_dataset("prepared", str(prepared_idx))
+    assert read == ["images.npy"] and one_line(exc) == (
+        f"{prepared_idx / 'images.npy'}: sha256 differs from the manifest's; the file changed after it was "
+        f"prepared; prepare it again: steadygan prepare SRC -o {prepared_idx} --force")
+
+
+def test_prepare_verify_checks_every_file_and_names_the_one_that_changed(prepared_idx, capsys):
+    assert main(["prepare", "--verify", str(prepared_idx)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"verified {prepared_idx}: images.npy, labels.npy match the manifest's sha256 (")
+    _flip_last_byte(prepared_idx / "labels.npy")
+    assert main(["prepare", "--verify", str(prepared_idx)]) == 2
+    assert "labels.npy: sha256 differs from the manifest's" in capsys.readouterr().err
+    assert main(["prepare", "--verify", str(prepared_idx), "-o", "x"]) == 2
+    assert "--verify DIR checks a prepared folder: give it alone" in capsys.readouterr().err
+    assert main(["prepare"]) == 2
+    assert "give SRC and -o OUT to prepare a dataset, or --verify DIR to check one" in capsys.readouterr().err
 
 
 def test_a_config_of_another_size_is_a_config_error_naming_the_prepared_size(prepared_idx):
@@ -548,7 +584,9 @@ def test_npy_files_of_format_version_2_load_and_other_versions_are_refused(prepa
     array = np.load(images)
     with open(images, "wb") as f:
         np.lib.format.write_array(f, array, version=(2, 0))
-    assert torch.equal(load_prepared(prepared_idx).samples.permute(0, 2, 3, 1), torch.from_numpy(array))
+    # Rewritten, the file no longer has the sha256 its manifest recorded: the format alone is tested.
+    loaded = load_prepared(prepared_idx, verify=False)
+    assert torch.equal(loaded.samples.permute(0, 2, 3, 1), torch.from_numpy(array))
     raw = bytearray(images.read_bytes())
     raw[6] = 3  # the major version byte after the magic
     images.write_bytes(bytes(raw))

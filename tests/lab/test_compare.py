@@ -16,11 +16,11 @@ import torch
 import yaml
 
 import steadygan.lab.compare as compare
-from steadygan.training.checkpoint import list_checkpoints, load_checkpoint
+from steadygan.cli import main
 from steadygan.cli.lab import add_compare_parser, add_report_parser
-from steadygan.errors import ConfigError
+from steadygan.errors import ConfigError, TrainingDiverged
+from steadygan.training.checkpoint import list_checkpoints, load_checkpoint
 from steadygan.training.tracking import Diverged
-from steadygan.errors import TrainingDiverged
 
 RING8 = Path(__file__).resolve().parents[2] / "configs" / "ring8.yaml"
 SMALL = ["data.toy_samples=1000", "data.batch_size=32", "model.width=16", "model.depth=2",
@@ -114,15 +114,55 @@ def test_compare_reports_skips_finished_and_resumes_interrupted(tmp_path, spy):
         assert torch.equal(tensor, resumed["generator"][name])  # exact resume
     assert json.loads((run / "done.json").read_text())["status"] == "finished"
 
-    # A larger step budget extends every finished run from its last checkpoint.
+    # A larger step budget extends every finished run from its last checkpoint, when asked for.
     spy.clear()
-    again(out, steps=6)
+    with pytest.raises(ConfigError, match=r"\(steps: 4 -> 6\); pass --extend"):
+        again(out, steps=6)
+    assert spy == []
+    again(out, steps=6, extend=True)
     assert sorted(spy) == [("baseline-s0", 4), ("baseline-s1", 4), ("clip-value-eps-0.01-s0", 4),
                            ("clip-value-eps-0.01-s1", 4)]
 
     # A different config in the same folder is refused rather than mixed into the report.
     with pytest.raises(ConfigError, match="model.width"):
-        compare.run_compare(RING8, [*SMALL, "model.width=8"], VARIANTS, 2, 6, None, out)
+        compare.run_compare(RING8, [*SMALL, "model.width=8"], VARIANTS, 2, 6, None, out, extend=True)
+
+
+def test_a_lab_folder_used_again_with_other_arguments_is_refused_and_left_as_it_was(tmp_path, spy, capsys):
+    out = tmp_path / "lab"
+    assert run_cli("compare", "--config", RING8, "--variants", *VARIANTS, "--seeds", "2", "--steps", "3",
+                   "--set", *SMALL, "-o", out) == 0
+    plan = (out / "compare.yaml").read_text()
+    before = snapshot(out)
+    spy.clear()
+    # Fewer variants, a smaller budget: the report would count 3-step runs as finished 2-step ones.
+    with pytest.raises(ConfigError) as exc:
+        compare.run_compare(RING8, SMALL, ["baseline"], 2, 2, None, out)
+    assert str(exc.value) == (f"{out} holds a lab planned with other arguments (variants: clip-value:eps=0.01 "
+                              "would be dropped; steps: 3 -> 2); run `steadygan compare` with its arguments to "
+                              "resume it, or give another output folder")
+    with pytest.raises(ConfigError, match=r"steps: 3 -> 2\)"):  # --extend never lowers a budget
+        compare.run_compare(RING8, SMALL, VARIANTS, 2, 2, None, out, extend=True)
+    with pytest.raises(ConfigError, match=r"seeds: 2 added\); pass --extend"):
+        compare.run_compare(RING8, SMALL, VARIANTS, 3, 3, None, out)
+    assert spy == [] and snapshot(out) == before and (out / "compare.yaml").read_text() == plan
+    # The same arguments resume; --extend adds a variant and a seed, and trains only the new runs.
+    again(out, steps=3)
+    assert spy == []
+    compare.run_compare(RING8, SMALL, [*VARIANTS, "r1:gamma=0.1"], 3, 3, None, out, extend=True)
+    assert sorted(name for name, _ in spy) == ["baseline-s2", "clip-value-eps-0.01-s2", "r1-gamma-0.1-s0",
+                                                "r1-gamma-0.1-s1", "r1-gamma-0.1-s2"]
+    extended = yaml.safe_load((out / "compare.yaml").read_text())
+    assert extended["seeds"] == [0, 1, 2] and [v["spec"] for v in extended["variants"]] == [*VARIANTS, "r1:gamma=0.1"]
+    assert len(extended["runs"]) == 9
+
+
+def test_every_argument_is_checked_before_anything_is_created(tmp_path, spy, capsys):
+    out = tmp_path / "lab"
+    code = main(["compare", "--config", str(RING8), "--variants", *VARIANTS, "--seeds", "1", "--steps", "2",
+                 "--set", *SMALL, "--metric", "Metric/bogus", "-o", str(out)])
+    assert code == 2 and spy == [] and not out.exists()
+    assert capsys.readouterr().err.startswith("steadygan compare: error: no known direction for Metric/bogus;")
 
 
 @pytest.mark.slow

@@ -17,10 +17,18 @@ import torch
 
 from steadygan.cli.dirac import add_parser as add_dirac_parser
 from steadygan.cli.dirac import cmd_dirac
-from steadygan.lab.dirac import (DIRAC_METHODS, START, TOLERANCE, dirac_players, distance_to_equilibrium, run_dirac,
-                                 simulate, summarize)
-from steadygan.errors import ConfigError
 from steadygan.core.step import d_step, g_step
+from steadygan.errors import ConfigError
+from steadygan.lab.dirac import (
+    DIRAC_METHODS,
+    START,
+    TOLERANCE,
+    dirac_players,
+    distance_to_equilibrium,
+    run_dirac,
+    simulate,
+    summarize,
+)
 
 H = 0.1
 N = 500

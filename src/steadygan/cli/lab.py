@@ -19,6 +19,7 @@ examples:
   steadygan compare --config configs/demo-fashion-mnist.yaml --variants baseline r1:gamma=1,every=16 \\
       agc:clipping=0.02 "clip-norm:max=1,label=norm 1" --seed-list 0 7 --steps 3000 -o lab/fmnist
   steadygan compare ... same arguments again ...   # skips finished runs, resumes interrupted ones
+  steadygan compare ... --variants baseline r1:gamma=10 r2 --extend   # adds r2 to the same lab
 
 variants (NAME[:key=value,...], several joined with + to combine):
   baseline                    the base config unchanged
@@ -31,8 +32,10 @@ variants (NAME[:key=value,...], several joined with + to combine):
   any part may add label=TEXT: the name shown in the report and used for run directories
 
 Each (variant, seed) pair is an ordinary run directory OUT/runs/<variant>-s<seed>/ (resume one
-by hand with `steadygan train --resume`). Runs that diverge are recorded and the compare goes
-on. The report (OUT/report/report.md and report.html) is written at the end.
+by hand with `steadygan train --resume`). OUT/compare.yaml fixes the lab's plan: the same
+command again resumes it; other arguments are refused before anything is created or trained,
+except new variants, new seeds or a larger budget with --extend. Runs that diverge are recorded
+and the compare goes on. The report (OUT/report/report.md and report.html) is written at the end.
 """
 
 REPORT_EXAMPLES = """\
@@ -68,7 +71,11 @@ def add_compare_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                    help="override base config keys for every variant, e.g. --set data.batch_size=64 model.width=32")
     p.add_argument("--jobs", "-j", type=int, default=1,
                    help="runs trained at once, each in its own process with the CPU threads split (default 1)")
-    p.add_argument("--out", "-o", type=Path, required=True, help="lab folder (created; reused to resume)")
+    p.add_argument("--out", "-o", type=Path, required=True,
+                   help="lab folder (created; the same arguments again resume it, other ones are refused)")
+    p.add_argument("--extend", action="store_true",
+                   help="add new variants or seeds to an existing lab folder's plan, or raise its step or time "
+                        "budget (finished runs then continue to it); nothing else may change")
     _add_report_options(p)
     p.add_argument("--no-progress", action="store_true", help="no per-run progress bar")
     p.set_defaults(func=cmd_compare)
@@ -82,7 +89,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         report = run_compare(args.config, args.set, args.variants, args.seed_list or args.seeds, args.steps,
                              args.time, args.out, jobs=args.jobs, progress=progress, main_metric=args.metric,
-                             threshold=args.threshold)
+                             threshold=args.threshold, extend=args.extend)
     except KeyboardInterrupt:
         print(f"\ncompare interrupted; run the same command again to resume ({args.out})", file=sys.stderr)
         return 130

@@ -12,6 +12,13 @@ CIFAR-10 python batches into::
 is read until a batch touches it, every process shares the same page cache, and a set
 larger than memory trains. The manifest is written last and the loader refuses a folder
 without one, so an interrupted prepare never passes for a dataset.
+
+What is checked when: every load checks the manifest, each file's size and .npy header, and
+the labels' range. The first load of a file on a machine also reads it whole and compares
+its sha256 with the manifest's; the result is remembered in the cache
+(``$STEADYGAN_CACHE/verified/``, keyed by the file's path, size and modification time), so
+later loads of the unchanged file read nothing more, and a file changed since (another
+modification time) is read again. ``steadygan prepare --verify OUT`` reads every file now.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, StorageError
-from ..files import atomic_write_text, free_space
+from ..files import atomic_write_text, cache_dir, free_space
 from .base import InMemoryData, fit_images
 
 FORMAT = "steadygan-prepared"
@@ -277,13 +284,52 @@ def _check_array(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
         raise _refuse(path, f"is {size} bytes, expected {expected} for its shape; the file is truncated or corrupt")
 
 
+VERIFIED = "verified"  # the cache's folder of files whose sha256 matched their manifest
+
+
+def _verified_record(path: Path) -> Path:
+    return cache_dir(VERIFIED) / (hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32] + ".json")
+
+
+def _stamp(path: Path, sha256: str) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
+
+
+def verify_files(root: str | Path, manifest: dict[str, Any], cached: bool = True) -> list[str]:
+    """Check each file of a prepared folder against the manifest's sha256 (a DataError names
+    the first that differs); returns the names read in full. With ``cached``, a file whose
+    path, size and modification time match a previous check on this machine is not read."""
+    root, read = Path(root), []
+    for name, record in manifest["files"].items():
+        path = root / name
+        stamp_file = _verified_record(path)
+        if cached:
+            try:
+                if json.loads(stamp_file.read_text()) == _stamp(path, record["sha256"]):
+                    continue
+            except (OSError, ValueError):
+                pass
+        if _sha256(path) != record["sha256"]:
+            raise _refuse(path, "sha256 differs from the manifest's; the file changed after it was prepared")
+        read.append(name)
+        try:  # a cache that cannot be written only means the next load reads the file again
+            stamp_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(stamp_file, json.dumps(_stamp(path, record["sha256"])) + "\n")
+        except OSError:
+            pass
+    return read
+
+
 def load_prepared(root: str | Path, resolution: int | None = None, channels: int | None = None,
-                  verify: bool = False) -> InMemoryData:
+                  verify: bool | str = "cached") -> InMemoryData:
     """A prepared folder as memory-mapped data (``mapped=True``), named "prepared".
 
     ``resolution``/``channels`` (a config's) must match the prepared size: resizing would
     read the whole set, so a mismatch is a ConfigError naming the prepared values.
-    ``verify`` also checks each file's sha256 against the manifest (reads every byte).
+    ``verify``: "cached" (default) checks each file's sha256 against the manifest unless this
+    machine already did for the unchanged file (see the module docstring); True reads every
+    byte now; False checks sizes and headers only.
     """
     root = Path(root).expanduser()
     manifest = read_manifest(root)
@@ -298,9 +344,7 @@ def load_prepared(root: str | Path, resolution: int | None = None, channels: int
     if k:
         _check_array(labels_path, (n,), np.dtype(np.int64))
     if verify:
-        for name, record in manifest["files"].items():
-            if _sha256(root / name) != record["sha256"]:
-                raise _refuse(root / name, "sha256 differs from the manifest's; the file changed after it was prepared")
+        verify_files(root, manifest, cached=verify == "cached")
     try:
         # Copy-on-write: writable for torch (no warning, no copy), and nothing is read until used.
         mapped = np.load(images_path, mmap_mode="c", allow_pickle=False)

@@ -37,16 +37,17 @@ from typing import Any
 
 import yaml
 
-from ..files import atomic_write_text
-from ..training.checkpoint import latest_checkpoint
-from ..config import RESUMABLE_CHANGES, Config, diff_configs
 from ..apps.pictures import newest_sample_grid
+from ..config import RESUMABLE_CHANGES, Config, diff_configs
 from ..errors import ConfigError, TrainingDiverged
+from ..files import atomic_write_text
 from ..training.build import config_from_dict, load_config
+from ..training.checkpoint import latest_checkpoint
 from ..training.guards import LOCK_FILE, request_stop_on_sigterm, run_lock
 from ..training.resume import keep_stored_arithmetic, newest_usable_checkpoint, normalised
-from .report import MARKER, PLAN_FILE, write_report
 from ..training.trainer import train
+from .plan import PlanKeys, check_plan
+from .report import MARKER, PLAN_FILE, parse_metric, write_report
 from .variants import BASELINE, Variant, parse_variants
 
 RUNS = "runs"
@@ -222,10 +223,15 @@ def describe(outcome: dict[str, Any]) -> str:
 
 # --- the whole compare ------------------------------------------------------------------------
 
-def write_plan(out_dir: Path, base_config: Path | None, base_overrides: list[str], variants: list[Variant],
-               seeds: list[int], steps: int | None, time_budget: float | None, jobs: list[RunJob]) -> Path:
+# What may change when a lab folder is used again (lab/plan.py): entries added to these lists
+# and a larger budget, with --extend; nothing else.
+PLAN_KEYS = PlanKeys(fixed=("base_config", "base_overrides"), lists=("variants", "seeds"), budgets=("steps", "time"))
+
+
+def make_plan(base_config: Path | None, base_overrides: list[str], variants: list[Variant], seeds: list[int],
+              steps: int | None, time_budget: float | None, jobs: list[RunJob]) -> dict[str, Any]:
     """compare.yaml: enough for ``steadygan report`` (and a person) to know what was compared."""
-    plan = {
+    return {
         "base_config": str(base_config) if base_config is not None else None,
         "base_overrides": list(base_overrides),
         "variants": [{"spec": v.spec, "label": v.label, "slug": v.slug, "overrides": list(v.overrides)}
@@ -236,8 +242,33 @@ def write_plan(out_dir: Path, base_config: Path | None, base_overrides: list[str
         "time": time_budget if time_budget is not None else jobs[0].cfg.train.time,
         "runs": [{"variant": j.variant.label, "seed": j.seed, "dir": f"{RUNS}/{j.name}"} for j in jobs],
     }
+
+
+def _comparable(plan: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a plan that say what a lab is (variants by their specs)."""
+    return {"base_config": plan.get("base_config"), "base_overrides": list(plan.get("base_overrides") or []),
+            "variants": [v["spec"] if isinstance(v, dict) else v for v in plan.get("variants") or []],
+            "seeds": list(plan.get("seeds") or []), "steps": plan.get("steps"), "time": plan.get("time")}
+
+
+def read_plan(out_dir: Path) -> dict[str, Any] | None:
+    """The plan compare.yaml holds, or None for a folder without one (new, or an older lab)."""
+    path = Path(out_dir) / PLAN_FILE
+    if not path.exists():
+        return None
+    try:
+        plan = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the lab's plan ({str(exc).splitlines()[0]}); move it aside "
+                          "to start the lab again") from exc
+    if not isinstance(plan, dict):
+        raise ConfigError(f"{path}: not a lab plan (a mapping of base_config, variants, seeds, ...)")
+    return plan
+
+
+def write_plan(out_dir: Path, plan: dict[str, Any]) -> Path:
     path = out_dir / PLAN_FILE
-    path.write_text(yaml.safe_dump(plan, sort_keys=False, allow_unicode=True))
+    atomic_write_text(path, yaml.safe_dump(plan, sort_keys=False, allow_unicode=True))
     return path
 
 
@@ -300,24 +331,34 @@ def _run_pool(jobs: list[RunJob], workers: int) -> None:
 
 def run_compare(base_config: Path | None, base_overrides: list[str], variants: list[str], seeds: list[int] | int,
                 steps: int | None, time_budget: float | None, out_dir: Path, jobs: int = 1, progress: bool = False,
-                main_metric: str | None = None, threshold: float | None = None) -> Path:
-    """Train (or skip, or resume) every (variant, seed) pair, then write the report; returns report.md."""
+                main_metric: str | None = None, threshold: float | None = None, extend: bool = False) -> Path:
+    """Train (or skip, or resume) every (variant, seed) pair, then write the report; returns report.md.
+
+    Every argument is checked before anything is created or trained. A folder that already
+    holds a lab is resumed with the same arguments; other arguments are refused, except new
+    variants or seeds and a larger budget with ``extend`` (see ``lab/plan.py``)."""
     out_dir = Path(out_dir)
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1 (got {jobs})")
     parsed = parse_variants(list(variants))
     seeds = seed_list(seeds)
-    plan = plan_runs(Path(base_config) if base_config else None, list(base_overrides), parsed, seeds, steps,
+    if main_metric is not None:
+        parse_metric(main_metric)  # a metric the report cannot read fails now, not after training
+    runs = plan_runs(Path(base_config) if base_config else None, list(base_overrides), parsed, seeds, steps,
                      time_budget, out_dir, progress=progress and jobs == 1)
+    plan = make_plan(base_config, base_overrides, parsed, seeds, steps, time_budget, runs)
+    old = read_plan(out_dir)
+    check_plan(out_dir, None if old is None else _comparable(old), _comparable(plan), PLAN_KEYS, extend,
+               "steadygan compare")
     (out_dir / RUNS).mkdir(parents=True, exist_ok=True)
-    write_plan(out_dir, base_config, base_overrides, parsed, seeds, steps, time_budget, plan)
-    _log(f"compare: {len(parsed)} variant(s) x {len(seeds)} seed(s) = {len(plan)} runs in {out_dir / RUNS}")
+    write_plan(out_dir, plan)
+    _log(f"compare: {len(parsed)} variant(s) x {len(seeds)} seed(s) = {len(runs)} runs in {out_dir / RUNS}")
     if jobs == 1:
-        for i, job in enumerate(plan, 1):
+        for i, job in enumerate(runs, 1):
             outcome = run_one(job)
-            _log(f"[{i}/{len(plan)}] {job.name}: {describe(outcome)}")
+            _log(f"[{i}/{len(runs)}] {job.name}: {describe(outcome)}")
             if outcome["action"] == "interrupted":
                 raise KeyboardInterrupt
     else:
-        _run_pool(plan, min(jobs, len(plan)))
+        _run_pool(runs, min(jobs, len(runs)))
     return write_report(out_dir, main_metric=main_metric, threshold=threshold)

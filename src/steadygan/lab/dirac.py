@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -44,8 +43,8 @@ from torch import Tensor, nn
 from ..core.clipping import build_clipper
 from ..core.losses import AdversarialLoss, build_loss
 from ..core.penalties import build_penalty
-from ..errors import ConfigError
 from ..core.step import Player, d_step, g_step
+from ..errors import ConfigError
 
 DEFAULT_STEPS = 500
 DEFAULT_LR = 0.1

@@ -35,8 +35,8 @@ from typing import Any
 
 import yaml
 
-from ..core.clipping import CLIPPERS, build_clipper
 from ..config import parse_spec
+from ..core.clipping import CLIPPERS, build_clipper
 from ..core.penalties import PENALTIES, build_penalty
 from ..errors import ConfigError
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -30,14 +29,13 @@ from torch import nn
 
 from ..data import InMemoryData, dataset_protocol, load_dataset, to_float_images
 from ..errors import ConfigError
-from ..files import atomic_write
+from ..files import CACHE_ENV, atomic_write, cache_dir  # noqa: F401 - CACHE_ENV: part of this module's API
 from ..registry import Registry
 from .inception import FID_WEIGHTS_NAME, FIDInceptionV3, to_unit_range
 from .modes import predict_triples
 
 CLASSIFIER_ARCH = "smallcnn"
 CLASSIFIER_VERSION = 1   # bump when the architecture or the training recipe changes
-CACHE_ENV = "STEADYGAN_CACHE"
 
 
 # --- hashing ---------------------------------------------------------------------------------
@@ -253,8 +251,7 @@ def train_classifier(train: InMemoryData, test: InMemoryData | None, epochs: int
 
 def default_cache_dir() -> Path:
     """$STEADYGAN_CACHE/extractors if that variable is set, else ~/.cache/steadygan/extractors."""
-    root = os.environ.get(CACHE_ENV)
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "steadygan") / "extractors"
+    return cache_dir("extractors")
 
 
 class ClassifierExtractor(FeatureExtractor):

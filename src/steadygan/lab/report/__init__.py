@@ -11,9 +11,29 @@ from typing import Any
 
 from ...errors import ConfigError
 from .aggregate import (  # noqa: F401 - re-exported: the aggregation API is steadygan.lab.report's
-    BLOWUP, COLLAPSE_MODES, COLLAPSE_RECALL, LOSS_KEYS, MARKER, METRIC_DIRECTIONS, PLAN_FILE, REPORT_DIR,
-    Run, VariantSummary, collapse_reason, default_threshold, divergence_reason, final_value, load_plan,
-    load_runs, mean_std, parse_metric, pick_main_metric, read_stats, step_time, summarize, time_to_threshold,
+    BLOWUP,
+    COLLAPSE_MODES,
+    COLLAPSE_RECALL,
+    LOSS_KEYS,
+    MARKER,
+    METRIC_DIRECTIONS,
+    PLAN_FILE,
+    REPORT_DIR,
+    Run,
+    VariantSummary,
+    collapse_reason,
+    default_threshold,
+    divergence_reason,
+    final_value,
+    load_plan,
+    load_runs,
+    mean_std,
+    parse_metric,
+    pick_main_metric,
+    read_stats,
+    step_time,
+    summarize,
+    time_to_threshold,
     variants_in_order,
 )
 from .document import Document, fmt, fmt_pm

@@ -8,8 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-
-
 # --- documents -------------------------------------------------------------------------------
 
 class Document:

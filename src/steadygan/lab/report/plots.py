@@ -196,8 +196,8 @@ def plot_samples(runs: list[Run], out: Path) -> Path | None:
 
 
 def _draw_toy(ax, run: Run | None) -> str:
-    from ...errors import CheckpointError
     from ...data import mixture
+    from ...errors import CheckpointError
     from ...training.sampling import load_generator
 
     ax.set_xticks([])
