@@ -51,3 +51,36 @@ def test_each_player_s_options_reach_its_optimiser_and_a_foreign_one_is_named():
         optimizer_options(cfg.g)  # the discriminator's by default
     with pytest.raises(ConfigError, match=r"^d\.betas does not apply"):
         build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.g)
+
+
+def test_an_optimiser_without_options_says_none_besides_lr(monkeypatch):
+    from steadygan.core import optim
+    from steadygan.errors import ConfigError
+    from steadygan.registry import Registry
+
+    cfg = load_config(None, ["d.betas=[0.5, 0.9]"])
+    bare = Registry("optimizer")
+    bare.register("plain", summary="SGD without options")(lambda params, lr: torch.optim.SGD(params, lr=lr))
+    monkeypatch.setattr(optim, "OPTIMIZERS", bare)
+    cfg.d.optimizer = "plain"
+    with pytest.raises(ConfigError) as exc:
+        optim.optimizer_options(cfg.d)
+    assert str(exc.value) == ("d.betas does not apply to optimizer 'plain' (its options: none besides lr); "
+                              "remove it (--set d.betas=null)")
+
+
+@pytest.mark.parametrize("name, options", [("adam", {"betas": [0.0, 0.99]}), ("sgd", {"momentum": 0.9}),
+                                           ("rmsprop", {"alpha": 0.9, "momentum": 0.5})])
+def test_apply_defaults_puts_the_config_s_options_and_the_scaled_rate_back_over_a_loaded_state(name, options):
+    from steadygan.core.optim import OPTIMIZERS, apply_defaults
+
+    params = [torch.nn.Parameter(torch.ones(3))]
+    opt = OPTIMIZERS.build(name, params=params, lr=0.1, **options)
+    for group in opt.param_groups:  # what a loaded state of another run would leave behind
+        group.update({key: "stale" for key in group if key in options}, lr=5.0)
+    apply_defaults(opt, lr_scale=0.25)
+    group = opt.param_groups[0]
+    assert group["lr"] == pytest.approx(0.1 * 0.25)
+    assert {key: group[key] for key in options} == {key: opt.defaults[key] for key in options}
+    assert all(group[key] == opt.defaults[key] for key in ("betas", "momentum", "alpha", "nesterov")
+               if key in opt.defaults)
