@@ -192,3 +192,9 @@ def test_a_reader_that_closes_the_pipe_ends_methods_quietly():
     proc = subprocess.run(f"{sys.executable} -m steadygan methods | head -1", shell=True, capture_output=True,
                           text=True, timeout=120)
     assert proc.stdout.startswith("losses") and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
+def test_a_distributed_timeout_must_be_a_positive_number_of_seconds(value, capsys):
+    assert main(["train", "--dist-timeout", value, "--steps", "1"]) == 2
+    assert capsys.readouterr().err.startswith("steadygan train: error: --dist-timeout must be > 0 seconds (got ")

@@ -171,3 +171,44 @@ def test_twenty_sigkills_with_resumes_end_exactly_where_an_uninterrupted_run_doe
     assert_same_state(final_state(straight_run), final_state(run))
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "Loss/D" in r] == list(range(1, STEPS + 1))
+
+
+def test_a_resume_on_another_process_count_names_the_batches_of_both(tmp_path, toy_cfg):
+    from steadygan.errors import ConfigError
+    from steadygan.training.resume import resume_config
+
+    run = train(toy_cfg(tmp_path, "train.steps=2")).run_dir  # one process, batch 32
+    other = tmp_path / "other.yaml"
+    other.write_text((run / "config.yaml").read_text().replace("batch_size: 32", "batch_size: 128"))
+    with pytest.raises(ConfigError) as exc:
+        resume_config(run, str(other), ["train.steps=4"], allow_change=False, world_size=2)
+    assert str(exc.value) == (f"{run} trained on 1 process(es) (global batch 32); resume it with as many "
+                              "(steadygan train --nproc 1, or torchrun --nproc-per-node), or pass "
+                              "--allow-config-change to continue on 2 (global batch 256)")
+
+
+def test_fine_tuning_takes_the_source_runs_networks_and_names_a_setting_that_differs(tmp_path, capsys, toy_cfg):
+    source = train(toy_cfg(tmp_path / "source", "train.steps=2", "model.width=8")).run_dir
+    # No model settings given: the source's (an mlp of width 8 on 2-D points), not the defaults (a dcgan).
+    args = ["train", "--config", str(ROOT / "configs" / "ring8.yaml"), "--init-from", str(source), "--steps", "2",
+            "--set", "data.toy_samples=1000", "--set", "data.batch_size=32", "--out", str(tmp_path / "tuned"),
+            "--no-progress"]
+    assert main(args) == 2  # ring8.yaml sets the model: z_dim 2, width 128, depth 3
+    assert ("train.init_from: " + str(source / "config.yaml") + " was trained with other networks "
+            "(model.z_dim=4 there, 2 here; model.width=8 there, 128 here; model.depth=2 there, 3 here); leave "
+            "these keys out to take the source's, or start without --init-from") in capsys.readouterr().err
+    plain = ["train", "--init-from", str(source), "--set", "data.name=ring8", "--set", "data.toy_samples=1000",
+             "--set", "data.batch_size=32", "--steps", "2", "--out", str(tmp_path / "tuned"), "--no-progress"]
+    assert main(plain) == 0
+    (tuned,) = (tmp_path / "tuned").iterdir()
+    model = load_checkpoint(latest_checkpoint(tuned))["config"]["model"]
+    assert model == load_checkpoint(latest_checkpoint(source))["config"]["model"]
+    assert main([*plain, "--set", "model.z_dim=8"]) == 2
+    assert "(model.z_dim=4 there, 8 here)" in capsys.readouterr().err
+
+
+def test_resume_and_init_from_together_are_refused(tmp_path, capsys, toy_cfg):
+    run = train(toy_cfg(tmp_path, "train.steps=2")).run_dir
+    assert main(["train", "--resume", str(run), "--init-from", str(run), "--no-progress"]) == 2
+    assert capsys.readouterr().err == ("steadygan train: error: --resume continues a run with its own weights; "
+                                       "--init-from starts a new one from another run's: give one of them\n")

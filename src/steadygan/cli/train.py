@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -86,14 +87,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..errors import CollectiveError, TrainingDiverged
     from ..training.distributed import init_from_environment, launch_local, launched_by_torchrun, shutdown
 
+    if args.resume and args.init_from:
+        raise ConfigError("--resume continues a run with its own weights; --init-from starts a new one from "
+                          "another run's: give one of them")
+    if not (args.dist_timeout > 0 and math.isfinite(args.dist_timeout)):
+        raise ConfigError(f"--dist-timeout must be > 0 seconds (got {args.dist_timeout:g})")
     if args.nproc is not None:
         if args.nproc < 1:
             raise ConfigError(f"--nproc must be >= 1 (got {args.nproc})")
         if args.nproc > 1 and not launched_by_torchrun():
             if not args.resume:
-                from ..training.build import load_config
+                from ..training.resume import fine_tune_config
 
-                load_config(args.config, _train_overrides(args))  # a bad config: one line here, not N
+                fine_tune_config(args.config, _train_overrides(args))  # a bad config: one line here, not N
             return launch_local(args.nproc, args.argv)
     ctx = init_from_environment(args.device or "auto", args.dist_timeout)
     agreed = False  # every rank ends the same way: they may wait for each other before leaving
@@ -116,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train_in_context(args: argparse.Namespace, ctx) -> int:
     """Rank 0 reads the config (and, resuming, the run's checkpoint) and hands both to the
     other ranks, which never read the run directory: only rank 0 needs to see it."""
-    from ..training.build import config_from_dict, load_config
+    from ..training.build import config_from_dict
+    from ..training.resume import fine_tune_config
     from ..training.trainer import train
 
     overrides = _train_overrides(args)
@@ -131,7 +138,7 @@ def _train_in_context(args: argparse.Namespace, ctx) -> int:
                 cfg, payload = resume_config(Path(args.resume), args.config, overrides, args.allow_config_change,
                                              ctx.world_size)
             else:
-                cfg, payload = load_config(args.config, overrides), None
+                cfg, payload = fine_tune_config(args.config, overrides), None
             resolved = (cfg.to_dict(), payload)
         except (ConfigError, DataError, CheckpointError, StorageError) as exc:
             error = exc

@@ -31,7 +31,7 @@ from torch import nn
 from ..config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, read_config_file
 from ..core.ema import Ema
 from ..errors import CheckpointError, ConfigError
-from .build import config_from_dict
+from .build import config_from_dict, load_config
 from .checkpoint import (
     ADDED_SINCE_V2,
     latest_checkpoint,
@@ -149,9 +149,9 @@ def resume_config(run_dir: Path, config_path: str | None, overrides: list[str],
     changed = [k for k in diff_configs(saved, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     before = saved["train"]["world_size"]
     if "train.world_size" in changed and not allow_change:
-        batch = cfg.data.batch_size
-        raise ConfigError(f"{run_dir} trained on {before} process(es) (global batch {batch * before}); resume it "
-                          f"with as many (steadygan train --nproc {before}, or torchrun --nproc-per-node), or pass "
+        batch_before, batch = saved["data"]["batch_size"], cfg.data.batch_size
+        raise ConfigError(f"{run_dir} trained on {before} process(es) (global batch {batch_before * before}); resume "
+                          f"it with as many (steadygan train --nproc {before}, or torchrun --nproc-per-node), or pass "
                           f"--allow-config-change to continue on {world_size} (global batch {batch * world_size})")
     fixed = [k for k in changed if _fixed(k)]
     if fixed:
@@ -191,3 +191,41 @@ def init_from(source: str | Path, generator: nn.Module, discriminator: nn.Module
     if ema is not None:
         ema.load_state_dict(state["ema"] if state.get("ema") is not None else generator.state_dict())
     return ckpt
+
+
+def source_config(source: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The config a fine-tuning source was trained with (a run directory's config.yaml, or the
+    config inside a checkpoint file), as the current release reads it."""
+    source = Path(source)
+    if source.is_dir() and (source / "config.yaml").is_file():
+        where = source / "config.yaml"
+        return where, normalised(read_config_file(where), str(where))
+    if source.is_file():
+        return source, normalised(load_checkpoint(source)["config"], str(source))
+    if latest_checkpoint(source) is not None:
+        where, payload = newest_usable_checkpoint(source, quarantine=False)
+        return where, normalised(payload["config"], str(where))
+    raise ConfigError(f"train.init_from: {source} is neither a checkpoint file nor a run directory with checkpoints")
+
+
+def fine_tune_config(config_path: str | None, overrides: list[str]) -> Config:
+    """A new run's config; with ``train.init_from`` its ``model.*`` keys default to the source
+    run's (the networks must be the same to take their weights). A model key the config file
+    or an override sets to another value is refused, naming it and the source's value."""
+    cfg = load_config(config_path, overrides)
+    if not cfg.train.init_from:
+        return cfg
+    where, source = source_config(cfg.train.init_from)
+    data = read_config_file(config_path) if config_path else {}
+    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    data["model"] = {**source["model"], **model}
+    for assignment in overrides:
+        apply_override(data, assignment)
+    cfg = config_from_dict(data)
+    ours = cfg.to_dict()["model"]
+    differs = [f"model.{k}={source['model'][k]!r} there, {ours[k]!r} here"
+               for k in ours if ours[k] != source["model"][k]]
+    if differs:
+        raise ConfigError(f"train.init_from: {where} was trained with other networks ({'; '.join(differs)}); "
+                          "leave these keys out to take the source's, or start without --init-from")
+    return cfg
