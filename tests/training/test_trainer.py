@@ -168,3 +168,26 @@ def test_format_1_checkpoints_still_sample_and_resume(tmp_path, toy_cfg):
     assert main(["sample", str(first.run_dir), "-n", "8", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["train", "--resume", str(first.run_dir), "--steps", "3", "--no-progress"]) == 0
     assert load_checkpoint(latest_checkpoint(first.run_dir))["step"] == 3
+
+
+def test_a_new_run_that_diverges_before_its_first_checkpoint_leaves_no_run_directory(tmp_path, monkeypatch, capsys):
+    from steadygan.cli import main
+
+    original = Trainer._one_step
+
+    def nan_from_the_start(self):
+        stats = original(self)
+        stats["Loss/G"] = stats["Loss/G"] * float("nan")  # a generator that outputs NaN
+        return stats
+
+    monkeypatch.setattr(Trainer, "_one_step", nan_from_the_start)
+    out = tmp_path / "runs"
+    assert main(["train", "--set", "data.name=ring8", "--set", "data.toy_samples=500", "--set", "model.arch=mlp",
+                 "--set", "model.width=8", "--set", "model.depth=1", "--set", "model.z_dim=2", "--steps", "5",
+                 "--set", "train.log_every=1", "--out", str(out), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert " ".join(err.split()) == (
+        f"steadygan train: training diverged at step 1: Loss/G = nan; stopping (no checkpoint was written, so the "
+        f"new run directory {out / '00000'} was removed). Lower the learning rate or add a stabiliser (see "
+        "`steadygan methods`).")
+    assert list(out.iterdir()) == []

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"steadygan {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except TrainingDiverged as exc:
-        print(f"steadygan {args.command}: {textwrap.fill(str(exc), 100)}", file=sys.stderr)
+        text = textwrap.fill(str(exc), 100, break_on_hyphens=False, break_long_words=False)  # paths stay whole
+        print(f"steadygan {args.command}: {text}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: abort without the final checkpoint
         print(f"steadygan {args.command}: aborted", file=sys.stderr)

@@ -16,6 +16,7 @@ directory:
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from .recovery import plan_rollback, report_rollback
 from .resume import init_from
 from .state import RunState, checkpoint_parts
 from .tracking import Diverged, Tracker, truncate_stats
+
+ADVICE = "Lower the learning rate or add a stabiliser (see `steadygan methods`)."
 
 
 @dataclass
@@ -190,8 +193,7 @@ class Trainer:
         except Diverged as exc:
             tracker.close()
             where = f"the last good checkpoint is {self._last_ckpt}" if self._last_ckpt else "no checkpoint was written"
-            raise TrainingDiverged(f"{exc}; stopping ({where}). Lower the learning rate or add a "
-                                   "stabiliser (see `steadygan methods`).") from exc
+            raise TrainingDiverged(f"{exc}; stopping ({where}). {ADVICE}") from exc
         tracker.close()
         return TrainResult(self.run_dir, self.step, stopped, self._last_ckpt, self._last_samples)
 
@@ -269,7 +271,17 @@ def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | Non
         trainer.init_from(cfg.train.init_from)
     ctx.broadcast_modules([trainer.G, trainer.D, trainer.ema.model if trainer.ema else None])  # rank 0's weights
     trainer.periodic_eval.prepare(ctx)  # its data, extractor and weights files are checked here too
-    if trainer.run_dir is None:  # created only now that everything above worked: no empty run dirs
+    created = trainer.run_dir is None
+    if created:  # made only now that everything above worked: no empty run dirs
         trainer.run_dir = Path(ctx.broadcast_object(new_run_dir(cfg.train.out_dir, cfg.train.name)
                                                     if ctx.is_main else None))
-    return trainer.train()
+    try:
+        return trainer.train()
+    except TrainingDiverged as exc:
+        if not (created and trainer._last_ckpt is None):
+            raise
+        # Diverged before its first checkpoint: a new run directory holds nothing to continue from.
+        if ctx.is_main:
+            shutil.rmtree(trainer.run_dir, ignore_errors=True)
+        raise TrainingDiverged(f"{exc.__cause__}; stopping (no checkpoint was written, so the new run directory "
+                               f"{trainer.run_dir} was removed). {ADVICE}") from exc.__cause__
