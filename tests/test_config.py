@@ -325,3 +325,16 @@ def test_override_and_item_errors_are_one_line_and_name_their_key():
     with pytest.raises(ConfigError) as exc:
         parse_spec({"gamma": 1}, "penalty")
     assert str(exc.value) == "penalty spec {'gamma': 1} has no 'name'"
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("train.compile=yes", "train.compile: expected one of none, default, reduce-overhead, max-autotune, "
+                          "max-autotune-no-cudagraphs, got True (YAML reads yes, no, on, off, true and false as "
+                          "true or false)"),
+    ("train.on_nan=off", "train.on_nan: expected one of stop, rollback, got False (YAML reads yes, no, on, off, "
+                         "true and false as true or false)"),
+    ("train.name=no", "train.name: expected a string, got False (YAML reads yes, no, on, off, true and false as "
+                      "true or false; quote the word to keep it)"),
+])
+def test_a_yaml_boolean_where_a_word_is_expected_names_the_valid_words(assignment, message):
+    assert _config_error(assignment) == message

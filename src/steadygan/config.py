@@ -163,6 +163,11 @@ class Config:
 # train.compile: "none", or a torch.compile mode.
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
+# The values of the keys that take one of a few words (each is also checked by check_ranges).
+CHOICES = {"data.split": ("train", "test"), "train.amp": ("none", "bf16", "fp16"),
+           "train.compile": COMPILE_MODES, "train.on_nan": ("stop", "rollback"),
+           "train.eval_on": ("auto", "ema", "raw", "both")}
+
 # Keys that may change when a run is resumed (declared with resumable() above).
 RESUMABLE_CHANGES = frozenset(f"train.{f.name}" for f in dataclasses.fields(TrainConfig)
                               if f.metadata.get("resumable"))
@@ -268,6 +273,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, bool):  # YAML 1.1 reads yes/no/on/off as booleans: name what was meant
+            valid = f"one of {', '.join(CHOICES[key])}" if key in CHOICES else "a string"
+            hint = "" if key in CHOICES else "; quote the word to keep it"
+            raise ConfigError(f"{key}: expected {valid}, got {value!r} (YAML reads yes, no, on, off, true and "
+                              f"false as true or false{hint})")
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
