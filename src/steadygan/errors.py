@@ -30,3 +30,12 @@ class CollectiveError(RuntimeError):
 
 class TrainingDiverged(RuntimeError):
     """A loss or statistic became NaN/inf; the message says which and where the last good checkpoint is."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop by signal ``signum`` (SIGINT, SIGTERM): the command exits with 128 + signum, the
+    shell's convention, after whatever it could save (a run's checkpoint, a lab's finished runs)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum

@@ -235,17 +235,17 @@ def test_ctrl_c_leaves_the_run_resumable(tmp_path, monkeypatch):
     from steadygan.training.trainer import TrainResult
 
     monkeypatch.setattr(compare, "train", lambda cfg, run_dir=None, resume=None:
-                        TrainResult(run_dir, 1, "interrupted", None, None))
+                        TrainResult(run_dir, 1, "interrupted", None, None, signal.SIGINT))
     out = tmp_path / "lab"
     assert run_cli("compare", "--config", RING8, "--variants", "baseline", "--seeds", "1", "--steps", "4",
-                   "--set", *SMALL, "-o", out) == 130
+                   "--set", *SMALL, "-o", out) == 128 + signal.SIGINT
     assert not (out / "runs" / "baseline-s0" / "done.json").exists()
 
 
 @pytest.mark.slow
 def test_sigterm_to_a_parallel_compare_reaches_its_workers_which_checkpoint(tmp_path):
     """SIGTERM reaches the compare process only; it must pass it on, so each worker stops at
-    a step boundary with a checkpoint (no finished-marker), and the compare exits 130."""
+    a step boundary with a checkpoint (no finished-marker), and the compare exits 128 + SIGTERM."""
     out = tmp_path / "lab"
     sets = [a for s in SMALL if not s.startswith("train.checkpoint_every") for a in ("--set", s)]
     proc = subprocess.Popen([sys.executable, "-m", "steadygan", "compare", "--config", str(RING8), "--variants",
@@ -274,7 +274,7 @@ def _terminate_and_check(proc: subprocess.Popen, out: Path) -> None:
         raise AssertionError("the workers did not start in time")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signal.SIGTERM, err
     assert "compare interrupted; run the same command again to resume" in err
     for run in (out / "runs").iterdir():
         assert not (run / "done.json").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import textwrap
 
@@ -54,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         text = textwrap.fill(str(exc), 100, break_on_hyphens=False, break_long_words=False)  # paths stay whole
         print(f"steadygan {args.command}: {text}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: abort without the final checkpoint
+    except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM: abort without the final checkpoint
         print(f"steadygan {args.command}: aborted", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     except BrokenPipeError:  # `steadygan methods | head`: the reader left; nothing more to say
         sys.stdout = open(os.devnull, "w")  # the interpreter's final flush must not fail again
         return 141

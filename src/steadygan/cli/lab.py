@@ -7,6 +7,7 @@ Kept apart from ``cli.py``, which wires these in with ``add_compare_parser(sub)`
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -90,9 +91,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         report = run_compare(args.config, args.set, args.variants, args.seed_list or args.seeds, args.steps,
                              args.time, args.out, jobs=args.jobs, progress=progress, main_metric=args.metric,
                              threshold=args.threshold, extend=args.extend)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # the runs in progress checkpointed first (Interrupted carries the signal)
         print(f"\ncompare interrupted; run the same command again to resume ({args.out})", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     _print_report_paths(report)
     return 0
 

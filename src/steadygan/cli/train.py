@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     agreed = False  # every rank ends the same way: they may wait for each other before leaving
     try:
         code = _train_in_context(args, ctx)
-        agreed = code == 0  # a rank returning an error code left rank 0 reporting one
+        agreed = code == 0 or code > 128  # finished or stopped together; 2: this rank left rank 0 reporting
         return code
     except TrainingDiverged:
         agreed = True  # divergence is decided collectively
@@ -153,7 +154,7 @@ def _train_in_context(args: argparse.Namespace, ctx) -> int:
     cfg = config_from_dict(config)
     result = train(cfg, run_dir=Path(args.resume) if args.resume else None, resume=payload)
     if not ctx.is_main:
-        return 0
+        return 128 + (result.signal or signal.SIGINT) if result.stopped == "interrupted" else 0
     print(f"run directory: {result.run_dir}")
     if ctx.distributed:
         print(f"{ctx.world_size} processes x batch {cfg.data.batch_size} = global batch "
@@ -163,4 +164,5 @@ def _train_in_context(args: argparse.Namespace, ctx) -> int:
     if result.stopped == "interrupted":
         launch = f"steadygan train --nproc {ctx.world_size}" if ctx.distributed else "steadygan train"
         print(f"resume with: {launch} --resume {result.run_dir}")
+        return 128 + (result.signal or signal.SIGINT)  # stopped by a signal: the shell's convention
     return 0

@@ -39,7 +39,7 @@ import yaml
 
 from ..apps.pictures import newest_sample_grid
 from ..config import RESUMABLE_CHANGES, Config, diff_configs
-from ..errors import ConfigError, TrainingDiverged
+from ..errors import ConfigError, Interrupted, TrainingDiverged
 from ..files import atomic_write_text
 from ..training.build import config_from_dict, load_config
 from ..training.checkpoint import latest_checkpoint
@@ -207,7 +207,7 @@ def _run_one_locked(job: RunJob, threads: int | None, parallel: int) -> dict[str
     if result.stopped != "interrupted":
         write_marker(job.run_dir, marker)
     return {**marker, "action": "interrupted" if result.stopped == "interrupted" else action,
-            "seconds": time.perf_counter() - started}
+            "signal": result.signal, "seconds": time.perf_counter() - started}
 
 
 def describe(outcome: dict[str, Any]) -> str:
@@ -284,7 +284,7 @@ def _run_pool(jobs: list[RunJob], workers: int) -> None:
     # runs) instead of dying of it, so every worker stops the same way: at a step boundary.
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                initializer=request_stop_on_sigterm)
-    interrupted = False
+    interrupted: list[int] = []  # the signals runs were stopped by
     futures: dict = {}
     terminated = []
 
@@ -309,9 +309,9 @@ def _run_pool(jobs: list[RunJob], workers: int) -> None:
             if future.cancelled():
                 continue
             outcome = future.result()
-            interrupted |= outcome["action"] == "interrupted"
+            if outcome["action"] == "interrupted":
+                interrupted.append(outcome.get("signal") or signal.SIGTERM)
             _log(f"[{done}/{len(jobs)}] {futures[future].name}: {describe(outcome)}")
-        interrupted |= bool(terminated)
     except BrokenProcessPool as exc:
         pool.shutdown(wait=True, cancel_futures=True)
         raise ConfigError(f"a compare worker process died ({exc}); run the same command again to resume "
@@ -325,8 +325,8 @@ def _run_pool(jobs: list[RunJob], workers: int) -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     pool.shutdown(wait=True)
-    if interrupted:
-        raise KeyboardInterrupt
+    if terminated or interrupted:
+        raise Interrupted((terminated or interrupted)[0])
 
 
 def run_compare(base_config: Path | None, base_overrides: list[str], variants: list[str], seeds: list[int] | int,
@@ -358,7 +358,7 @@ def run_compare(base_config: Path | None, base_overrides: list[str], variants: l
             outcome = run_one(job)
             _log(f"[{i}/{len(runs)}] {job.name}: {describe(outcome)}")
             if outcome["action"] == "interrupted":
-                raise KeyboardInterrupt
+                raise Interrupted(outcome["signal"] or signal.SIGINT)
     else:
         _run_pool(runs, min(jobs, len(runs)))
     return write_report(out_dir, main_metric=main_metric, threshold=threshold)

@@ -183,13 +183,16 @@ def launch_local(nproc: int, argv: list[str]) -> int:
     with torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT on loopback). Each runs
     in its own session: a Ctrl-C in the terminal reaches this process only, which passes
     SIGTERM to every process once (each then stops at the same step with a checkpoint).
-    Returns rank 0's exit code (or another rank's, if rank 0 succeeded and it did not)."""
+    Returns rank 0's exit code (or another rank's, if rank 0 succeeded and it did not); after
+    a stop by a signal this launcher received, 128 + that signal's number."""
     if nproc > (os.cpu_count() or 1):
         print(f"warning: {nproc} processes on {os.cpu_count()} cores: they will share them and run slowly",
               file=sys.stderr)
     procs = _spawn(nproc, _without_nproc(argv))
+    received: list[int] = []
 
     def forward(signum, frame):  # the first signal stops every process at a step boundary; a second aborts
+        received.append(signum)
         for p in procs:
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -203,6 +206,8 @@ def launch_local(nproc: int, argv: list[str]) -> int:
             signal.signal(s, handler)
     codes = [128 - p.returncode if p.returncode < 0 else p.returncode for p in procs]  # killed by signal N: 128+N
     code = codes[0] if codes[0] != 0 else next((c for c in codes if c != 0), 0)
+    if received and code == 128 + signal.SIGTERM:  # stopped cleanly on the signal this launcher passed on
+        code = 128 + received[0]
     if code > 128 and all(c > 128 for c in codes):
         print("steadygan train: every process was stopped by a signal before it could write a checkpoint",
               file=sys.stderr)

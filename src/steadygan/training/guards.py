@@ -26,7 +26,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Interrupted
 from .distributed import ProcessContext
 from .tracking import Diverged
 
@@ -79,7 +79,17 @@ def check_unlocked(run_dir: Path) -> None:
         pass
 
 
-STOP_REQUESTED = threading.Event()  # worker processes: a stop signal was received; no new training
+class StopFlag(threading.Event):
+    """Set by a stop signal; ``signum`` says which (None while unset)."""
+
+    signum: int | None = None
+
+    def stop(self, signum: int) -> None:
+        self.signum = signum
+        self.set()
+
+
+STOP_REQUESTED = StopFlag()  # worker processes: a stop signal was received; no new training
 
 
 def request_stop_on_sigterm() -> None:
@@ -87,7 +97,7 @@ def request_stop_on_sigterm() -> None:
     process. One that arrives while no run trains (start-up, evaluation set-up, between
     runs) no longer kills the worker, and every later training loop stops at its first
     step boundary with a checkpoint."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: STOP_REQUESTED.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOP_REQUESTED.stop(signum))
     _sticky[0] = True
 
 
@@ -95,12 +105,12 @@ _sticky = [False]  # set in worker processes: a signal during training also sets
 
 
 @contextlib.contextmanager
-def stop_signals() -> Iterator[threading.Event]:
+def stop_signals() -> Iterator[StopFlag]:
     """A flag set by the first SIGINT or SIGTERM (or already set by :func:`request_stop_on_sigterm`);
-    a second signal raises KeyboardInterrupt."""
-    flag = threading.Event()
+    a second signal raises Interrupted (a KeyboardInterrupt) at once."""
+    flag = StopFlag()
     if STOP_REQUESTED.is_set():
-        flag.set()
+        flag.stop(STOP_REQUESTED.signum or signal.SIGTERM)
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -108,10 +118,10 @@ def stop_signals() -> Iterator[threading.Event]:
 
     def handler(signum, frame):
         if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
+            raise Interrupted(signum)
+        flag.stop(signum)
         if _sticky[0]:
-            STOP_REQUESTED.set()
+            STOP_REQUESTED.stop(signum)
 
     for s in previous:
         signal.signal(s, handler)
@@ -140,16 +150,18 @@ def first_non_finite(modules: dict[str, nn.Module | None],
     return None
 
 
-def agree_on_stop(ctx: ProcessContext, interrupted: threading.Event, elapsed: float) -> tuple[bool, float]:
-    """Whether to stop at this step boundary, and the training clock to go by.
+def agree_on_stop(ctx: ProcessContext, interrupted: StopFlag, elapsed: float) -> tuple[int | None, float]:
+    """The signal to stop for at this step boundary (None: go on), and the training clock.
 
     Distributed, every decision that depends on time or signals is taken alike on all ranks:
-    stop when any rank got SIGINT/SIGTERM, and read the clock as rank 0's (time budget,
-    evaluation every N seconds). One small all-reduce per step, on the CPU."""
+    stop when any rank got SIGINT/SIGTERM (for the highest-numbered signal any got), and read
+    the clock as rank 0's (time budget, evaluation every N seconds). One small all-reduce per
+    step, on the CPU."""
     if not ctx.distributed:
-        return interrupted.is_set(), elapsed
-    stop, elapsed = ctx.agree_max([float(interrupted.is_set()), elapsed if ctx.is_main else 0.0])
-    return stop > 0, elapsed
+        return interrupted.signum if interrupted.is_set() else None, elapsed
+    mine = float(interrupted.signum or signal.SIGTERM) if interrupted.is_set() else 0.0
+    signum, elapsed = ctx.agree_max([mine, elapsed if ctx.is_main else 0.0])
+    return int(signum) or None, elapsed
 
 
 def raise_earliest_divergence(ctx: ProcessContext, found: Diverged | None) -> None:

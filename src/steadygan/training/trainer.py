@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from ..files import atomic_write_text
 from .build import build_run, new_run_dir
 from .checkpoint import checkpoint_path, latest_checkpoint, save_agreed
 from .distributed import ProcessContext
-from .guards import agree_on_stop, raise_earliest_divergence, refuse_non_finite, run_lock, stop_signals
+from .guards import StopFlag, agree_on_stop, raise_earliest_divergence, refuse_non_finite, run_lock, stop_signals
 from .iteration import Iteration
 from .recovery import plan_rollback, report_rollback
 from .resume import init_from
@@ -53,6 +52,7 @@ class TrainResult:
     stopped: str                  # "steps", "time" or "interrupted"
     checkpoint: Path | None
     samples: Path | None
+    signal: int | None = None     # interrupted: the signal that stopped it (SIGINT, SIGTERM)
 
 
 class Trainer:
@@ -176,7 +176,7 @@ class Trainer:
             truncate_stats(self.run_dir / "stats.jsonl", self.step)  # steps after the checkpoint are redone
         tracker = Tracker(self.run_dir, self.step, t.steps, t.progress, writes=self.ctx.is_main)
         self._last_ckpt = self.ctx.broadcast_object(latest_checkpoint(self.run_dir) if self.ctx.is_main else None)
-        self._last_samples = None
+        self._last_samples, self._stop_signal = None, None
         try:
             self.periodic_eval.prepare(self.ctx)  # extractor and real features, off the training clock
             # The handler stays in place through the final evaluation and save: a SIGTERM
@@ -195,7 +195,8 @@ class Trainer:
             where = f"the last good checkpoint is {self._last_ckpt}" if self._last_ckpt else "no checkpoint was written"
             raise TrainingDiverged(f"{exc}; stopping ({where}). {ADVICE}") from exc
         tracker.close()
-        return TrainResult(self.run_dir, self.step, stopped, self._last_ckpt, self._last_samples)
+        return TrainResult(self.run_dir, self.step, stopped, self._last_ckpt, self._last_samples,
+                           self._stop_signal if stopped == "interrupted" else None)
 
     def _finish(self, tracker: Tracker, stopped: str) -> None:
         """Final evaluation (unless interrupted), final checkpoint and sample grid."""
@@ -222,7 +223,7 @@ class Trainer:
         tracker.log_values(self.step, report_rollback(self.ctx, exc, rollback, self._last_ckpt, self.step, options))
         return True
 
-    def _loop(self, tracker: Tracker, interrupted: threading.Event) -> str:
+    def _loop(self, tracker: Tracker, interrupted: StopFlag) -> str:
         """Train until the step or time budget is spent; returns why it stopped."""
         t = self.cfg.train
         started = time.perf_counter() - self.elapsed
@@ -231,6 +232,7 @@ class Trainer:
             if t.time is not None and self.elapsed >= t.time:
                 return "time"
             if stop:
+                self._stop_signal = stop
                 return "interrupted"
             stats = self._one_step()
             stop, self.elapsed = agree_on_stop(self.ctx, interrupted, time.perf_counter() - started)
