@@ -173,8 +173,12 @@ def test_conditional_run_sample_by_class_complete_and_fine_tune(tmp_path, idx_di
 
     assert main(["train", "--config", "configs/conditional.yaml", "--steps", "1", "--out", str(out), *common,
                  "--set", "train.time=null", "--init-from", str(run)]) == 0
-    assert main(["train", "--steps", "1", "--out", str(out), *common, "--init-from", str(run)]) == 2
-    assert "the networks differ" in capsys.readouterr().err  # unconditional from conditional
+    # Without a config, the source's networks (conditional); asked for other ones, the setting is named.
+    assert main(["train", "--steps", "1", "--out", str(out), *common, "--init-from", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--steps", "1", "--out", str(out), *common, "--init-from", str(run),
+                 "--set", "model.conditional=false"]) == 2
+    assert "(model.conditional=True there, False here)" in capsys.readouterr().err
 
 
 def test_sample_class_on_an_unconditional_run_is_an_error(tmp_path, capsys):
@@ -198,3 +202,41 @@ def test_a_reader_that_closes_the_pipe_ends_methods_quietly():
 def test_a_distributed_timeout_must_be_a_positive_number_of_seconds(value, capsys):
     assert main(["train", "--dist-timeout", value, "--steps", "1"]) == 2
     assert capsys.readouterr().err.startswith("steadygan train: error: --dist-timeout must be > 0 seconds (got ")
+
+
+def test_sample_complete_and_eval_check_their_arguments_alike(tmp_path, idx_dir, capsys):
+    import torch
+
+    out = tmp_path / "runs"
+    assert main(["train", "--set", "data.name=idx", "--data-dir", str(idx_dir), "--steps", "1", "--set",
+                 "data.batch_size=16", "--set", "model.width=8", "--set", "model.z_dim=8", "--out", str(out),
+                 "--no-progress"]) == 0
+    run = str(only_run(out))
+    capsys.readouterr()
+
+    def error(*argv: str) -> str:
+        assert main(list(argv)) == 2
+        return capsys.readouterr().err.strip()
+
+    if not torch.cuda.is_available():
+        for command in (["complete", run, "--test", "2"], ["eval", run]):
+            assert error(*command, "--device", "cuda") == (f"steadygan {command[0]}: error: --device cuda but CUDA is "
+                                                           "not available here; use --device cpu or auto")
+    assert error("complete", run, "--test", "2", "--device", "gpu") == \
+        "steadygan complete: error: --device gpu: not a device; use auto, cpu, cuda or cuda:N"
+    assert error("complete", run, "--test", "2", "--class", "3") == \
+        f"steadygan complete: error: {run} is unconditional: --class needs a run trained with model.conditional=true"
+    for command in (["complete", run, "--test", "2"], ["sample", run]):
+        assert error(*command, "--scale", "0") == f"steadygan {command[0]}: error: --scale must be >= 1 (got 0)"
+    assert error("complete", run, "--test", "0") == "steadygan complete: error: --test must be >= 1 (got 0)"
+    assert error("complete", run, "--test", "2", "--restarts", "0") == \
+        "steadygan complete: error: --restarts must be >= 1 (got 0)"
+    assert error("complete", run, "--test", "2", "--prior-weight", "-1") == \
+        "steadygan complete: error: --prior-weight must be a finite number >= 0 (got -1)"
+    # A request beyond the test split (48 images) is said, not silently cut; missing folders are created.
+    done = tmp_path / "a" / "b" / "done.png"
+    assert main(["complete", run, "--test", "100000", "--steps", "1", "--restarts", "1", "-o", str(done)]) == 0
+    assert ("note: the test split of idx has 48 images; completing all of them (--test 100000 asked for more)"
+            in capsys.readouterr().err) and done.is_file()
+    grid = tmp_path / "c" / "d" / "grid.png"
+    assert main(["sample", run, "-n", "4", "-o", str(grid)]) == 0 and grid.is_file()

@@ -307,3 +307,23 @@ def test_without_n_the_reference_and_its_floor_use_as_many_images_as_the_samples
     few = _write_folder(tmp_path / "few", _images(idx, "test")[:30])
     result = _eval_json(capsys, str(few), "--ref", str(idx), *PIXELS, "--metrics", "fid")
     assert result["samples"] == {"generated": 30, "real": 30, "real_test": 30}
+
+
+def test_a_statistics_file_given_as_inception_weights_is_named_in_one_line(tmp_path):
+    from steadygan.errors import ConfigError
+    from steadygan.metrics.features import build_extractor, inception
+    from steadygan.metrics.stats import ReferenceStats, save_stats
+
+    stats = ReferenceStats.from_features(torch.randn(5, 3), build_extractor("pixels"), None, (1, 4, 4),
+                                         {"kind": "test"})
+    path = save_stats(tmp_path / "stats.pt", stats)
+    with pytest.raises(ConfigError) as exc:
+        inception(str(path))
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith(
+        f"{path} is a statistics file written by --save-stats, not network weights: give it as --ref {path}")
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "other": torch.zeros(2)}, tmp_path / "w.pt")
+    with pytest.raises(ConfigError) as exc:
+        inception(str(tmp_path / "w.pt"))
+    assert "\n" not in str(exc.value) and "does not fit the FID InceptionV3: 0 of its 2 tensors match the network's" \
+        in str(exc.value)

@@ -109,11 +109,9 @@ def test_two_reference_images_are_enough(tmp_path):
     assert load_stats(save_stats(tmp_path / "ref.pt", stats_of(n=2))).features.shape == (2, 4)
 
 
-def test_saving_into_a_missing_folder_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError) as exc:
-        save_stats(tmp_path / "nope" / "ref.pt", stats_of())
-    missing = tmp_path / "nope"
-    assert str(exc.value) == f"--save-stats {missing / 'ref.pt'}: the folder {missing} does not exist"
+def test_saving_into_a_missing_folder_creates_it_as_every_command_does(tmp_path):
+    path = save_stats(tmp_path / "new" / "folder" / "ref.pt", stats_of())
+    assert path == tmp_path / "new" / "folder" / "ref.pt" and load_stats(path).features.shape == stats_of().features.shape
 
 
 def test_extractors_are_described_by_name_and_weights():

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
-from .common import add_checkpoint_flags, add_class_flag, add_device_flag, add_scale_flag, add_seed_flag
+from .common import (
+    add_checkpoint_flags,
+    add_class_flag,
+    add_device_flag,
+    add_output_flag,
+    add_scale_flag,
+    add_seed_flag,
+    check_at_least_one,
+    check_class,
+    checked_device,
+)
 
 COMPLETE_EXAMPLES = """\
 examples:
@@ -35,8 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--test", type=int, metavar="N", help="the first N images of the run's dataset test split")
     p.add_argument("--mask", default="center", help="center (default), left, random, or a mask PNG")
     add_class_flag(p, "complete as class K")
-    p.add_argument("-o", "--output", default="completed.png", help="grid of completed images (default completed.png)")
-    p.add_argument("--strip", help="also write a strip: masked / completed / original rows")
+    add_output_flag(p, "completed.png", "grid of completed images")
+    add_output_flag(p, None, "also write a strip: masked / completed / original rows", "--strip")
     p.add_argument("--steps", type=int, default=500, help="optimisation steps per image (default 500)")
     p.add_argument("--restarts", type=int, default=4, help="latent starts per image (and class), best kept (default 4)")
     p.add_argument("--prior-weight", type=float, default=0.003,
@@ -64,9 +76,10 @@ def _completion_inputs(args: argparse.Namespace, loaded) -> torch.Tensor:
         return read_image(args.image, shape[1], shape[0])
     if args.folder:
         return torch.cat([read_image(f, shape[1], shape[0]) for f in list_images(args.folder)])
-    if args.test < 1:
-        raise ConfigError(f"--test must be >= 1 (got {args.test})")
     data = build_data(loaded.config, split="test")
+    if args.test > len(data):
+        print(f"note: the test split of {loaded.config.data.name} has {len(data)} images; completing all of them "
+              f"(--test {args.test} asked for more)", file=sys.stderr)
     return data.samples[:args.test]
 
 
@@ -76,14 +89,15 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from ..data import to_float_images
     from ..training.sampling import load_networks
 
-    loaded, D = load_networks(args.run_dir, args.checkpoint, use_ema=not args.raw, device=args.device)
+    check_at_least_one(test=args.test, steps=args.steps, restarts=args.restarts, scale=args.scale)
+    if not (args.prior_weight >= 0 and math.isfinite(args.prior_weight)):
+        raise ConfigError(f"--prior-weight must be a finite number >= 0 (got {args.prior_weight:g})")
+    device = checked_device(args.device)
+    loaded, D = load_networks(args.run_dir, args.checkpoint, use_ema=not args.raw, device=device)
+    check_class(args.cls, loaded, args.run_dir)
     images = _completion_inputs(args, loaded)
     mask = make_mask(args.mask, images.shape[-1], args.seed)
-    labels = None
-    if args.cls is not None:
-        if not loaded.conditional or not 0 <= args.cls < loaded.num_classes:
-            raise ConfigError(f"--class needs a conditional run and a class in 0..{max(loaded.num_classes - 1, 0)}")
-        labels = torch.full((len(images),), args.cls, dtype=torch.long)
+    labels = None if args.cls is None else torch.full((len(images),), args.cls, dtype=torch.long)
     result = complete(loaded.generator, images, mask, loaded.config.model.z_dim, D, labels, loaded.num_classes,
                       steps=args.steps, restarts=args.restarts, prior_weight=args.prior_weight, seed=args.seed)
     out = Path(args.output)

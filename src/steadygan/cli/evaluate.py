@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import add_checkpoint_flags, add_device_flag, add_seed_flag
+from .common import add_checkpoint_flags, add_device_flag, add_seed_flag, checked_device
 
 EVAL_EXAMPLES = """\
 examples:
@@ -65,7 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--data-dir", metavar="DIR", help="the folder of a dataset named by --ref, when it has no default")
     p.add_argument("--save-stats", metavar="FILE",
                    help="save the reference's features, mean and covariance (and its extractor) to FILE, to score "
-                        "many sample sets against it with --ref FILE; SAMPLES may then be left out")
+                        "many sample sets against it with --ref FILE; SAMPLES may then be left out; missing folders "
+                        "are created")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--metrics", default="fid,kid,pr,dc",
                    help="comma-separated image metrics from fid, kid, pr, dc (default all); 2-D data always "
@@ -112,6 +113,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..metrics.sources import read_samples
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    args.device = checked_device(args.device)
     if args.samples is None and (args.ref is None or args.save_stats is None):
         raise ConfigError("give SAMPLES to score (a run directory, a folder of images or an .npy/.npz array), "
                           "or --ref REF --save-stats FILE to save a reference's statistics")

@@ -8,7 +8,15 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from .common import add_checkpoint_flags, add_class_flag, add_scale_flag, add_seed_flag
+from .common import (
+    add_checkpoint_flags,
+    add_class_flag,
+    add_output_flag,
+    add_scale_flag,
+    add_seed_flag,
+    check_at_least_one,
+    check_class,
+)
 
 SAMPLE_EXAMPLES = """\
 examples:
@@ -23,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SAMPLE_EXAMPLES)
     p.add_argument("run_dir", help="a run directory written by `steadygan train`")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("-o", "--output", default="samples.png", help="output PNG (default samples.png)")
+    add_output_flag(p, "samples.png", "output PNG")
     add_checkpoint_flags(p, "use the raw generator even if the run kept an EMA")
     add_seed_flag(p, "noise seed")
     add_scale_flag(p, "the grid")
@@ -38,14 +46,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ConfigError(f"-n must be >= 1 (got {args.n})")
+    check_at_least_one(scale=args.scale)
     loaded = load_generator(args.run_dir, args.checkpoint, use_ema=not args.raw)
     k, n, nrow, labels, what = loaded.num_classes, args.n, None, None, f"{args.n} samples"
+    check_class(args.cls, loaded, args.run_dir)
     if args.cls is not None:
-        if not loaded.conditional:
-            raise ConfigError(f"{args.run_dir} is unconditional: --class needs a run trained with "
-                              "model.conditional=true")
-        if not 0 <= args.cls < k:
-            raise ConfigError(f"--class must be in 0..{k - 1} for this run (got {args.cls})")
         labels, what = torch.full((n,), args.cls), f"{n} samples of class {args.cls}"
     elif loaded.conditional:
         nrow, labels = class_rows(n, k)

@@ -386,10 +386,18 @@ def inception(weights: str | None = None, device: str = "cpu") -> InceptionExtra
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same explanation
         raise ConfigError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__}); {hint}") from exc
     model = FIDInceptionV3()
+    if isinstance(state, dict) and state.get("format") == "steadygan-reference-stats":
+        raise ConfigError(f"{path} is a statistics file written by --save-stats, not network weights: give it as "
+                          f"--ref {path} (it names its own extractor); {hint}")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{path} is not a state dict of tensors ({type(state).__name__}); {hint}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ConfigError(f"{path} does not fit the FID InceptionV3 ({exc}); {hint}") from exc
+        ours = model.state_dict()
+        fits = sum(1 for k, v in state.items() if k in ours and tuple(v.shape) == tuple(ours[k].shape))
+        raise ConfigError(f"{path} does not fit the FID InceptionV3: {fits} of its {len(state)} tensors match the "
+                          f"network's {len(ours)} by name and shape; {hint}") from exc
     return InceptionExtractor(model, {"weights_file": str(path), "file_sha256": file_sha256(path)}, device)
 
 

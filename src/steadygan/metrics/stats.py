@@ -32,7 +32,7 @@ import torch
 
 from ..data import DataError
 from ..errors import ConfigError
-from ..files import atomic_write
+from ..files import safe_write
 from .features import FeatureExtractor
 from .fid import gaussian_stats
 
@@ -83,10 +83,7 @@ def save_stats(path: str | Path, stats: ReferenceStats) -> Path:
         "source": stats.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     path = Path(path).expanduser()
-    if path.parent and not path.parent.is_dir():
-        raise ConfigError(f"--save-stats {path}: the folder {path.parent} does not exist")
-    atomic_write(path, lambda p: torch.save(payload, p))
-    return path
+    return safe_write(path, lambda p: torch.save(payload, p))  # missing folders are created
 
 
 def load_stats(path: str | Path) -> ReferenceStats:

@@ -288,11 +288,16 @@ def _warn_batch_coupling(d: Player, D: torch.nn.Module) -> None:
 # --- process-wide settings and the run directory ----------------------------------------------
 
 
-def resolve_device(name: str, context: ProcessContext | None = None) -> torch.device:
-    """``train.device`` for this process (in a distributed run on GPUs: its local rank's GPU)."""
-    device = (context or ProcessContext()).device(name)
+def resolve_device(name: str, context: ProcessContext | None = None, flag: str = "train.device=") -> torch.device:
+    """``train.device`` (or a command's ``--device``, ``flag="--device "``) for this process: in a
+    distributed run on GPUs, its local rank's GPU. A one-line ConfigError for a name torch does
+    not know or a CUDA device this machine lacks."""
+    try:
+        device = (context or ProcessContext()).device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"{flag}{name}: not a device; use auto, cpu, cuda or cuda:N") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
+        raise ConfigError(f"{flag}{name} but CUDA is not available here; use {flag}cpu or auto")
     return device
 
 
