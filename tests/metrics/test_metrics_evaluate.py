@@ -59,7 +59,13 @@ def _loaded(generator: nn.Module, name: str, root: Path | None, z_dim: int) -> L
 def test_image_evaluation_reports_metrics_floor_and_provenance(data_root):
     result = evaluate_generator(_loaded(PatternGenerator(), "idx", data_root, 4), n=60, extractor="pixels")
     assert result["kind"] == "image" and result["step"] == 7 and result["seed"] == 0
-    assert set(result["metrics"]) == ALL_KEYS and set(result["floor"]) == ALL_KEYS
+    # 60 and 40 samples: every KID subset is the whole set, so its std is left out and a caveat says why.
+    assert set(result["metrics"]) == ALL_KEYS - {"kid_std"} and set(result["floor"]) == ALL_KEYS - {"kid_std"}
+    assert result["caveats"] == [
+        "FID from 60 samples in 784 feature dimensions: the covariances are singular and FID is biased upward; "
+        "compare it only with FID at the same n (at least 784; 10,000 is the usual protocol)",
+        "KID from 60 and 60 samples, at most its subset size 1000: every subset is the whole set, so kid_std "
+        "(the spread over subsets) is left out"]
     assert result["samples"] == {"generated": 60, "real": 60, "real_test": 40}
     assert result["extractor"]["name"] == "pixels" and len(result["extractor"]["weights_sha256"]) == 64
     # The floor depends on the data only, not on the generator.
@@ -211,3 +217,25 @@ def test_stacked_data_counts_digit_triples(tmp_path, data_root):
     feats = extractor(x)
     for c in range(3):
         assert torch.allclose(feats[:, 128 * c:128 * (c + 1)], extractor.base(x[:, c:c + 1]), atol=1e-6)
+
+
+def test_kid_std_is_kept_where_the_subsets_differ_and_the_caveats_follow_the_counts():
+    from steadygan.metrics.evaluate import sample_caveats
+
+    rng = torch.Generator().manual_seed(0)
+    small, large = torch.randn(30, 4, generator=rng), torch.randn(60, 4, generator=rng)
+    assert "kid_std" not in score_features(small, large, ("kid",), kid_subset_size=60)
+    spread = score_features(small, large, ("kid",), kid_subset_size=20)["kid_std"]  # subsets of 20 of 30 and 60
+    assert spread > 0
+    assert sample_caveats(2000, 2000, 128, ("fid", "kid", "pr")) == []
+    assert sample_caveats(100, 5000, 128, ("kid", "pr")) == []  # KID's subsets of the 5000 differ: no caveat
+    assert [c.split(":")[0] for c in sample_caveats(100, 100, 128, ("fid", "kid"))] == [
+        "FID from 100 samples in 128 feature dimensions", "KID from 100 and 100 samples, at most its subset size 1000"]
+    assert sample_caveats(128, 128, 128, ("fid",)) == [] and sample_caveats(127, 200, 128, ("pr",)) == []
+
+
+def test_the_table_prints_the_caveats_after_the_numbers():
+    result = {"kind": "image", "metrics": {"fid": 1.0}, "floor": None, "floor_note": "a folder", "seed": 0,
+              "samples": {"generated": 6}, "extractor": {"name": "pixels", "weights_sha256": "0" * 64},
+              "caveats": ["FID from 6 samples"]}
+    assert format_table(result).splitlines()[-1] == "caveat: FID from 6 samples"

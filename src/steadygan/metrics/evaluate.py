@@ -122,12 +122,28 @@ def score_features(real: torch.Tensor, other: torch.Tensor, metrics: tuple[str, 
             frechet_distance(*real_gaussian, *gaussian_stats(other))
     if "kid" in metrics:
         out["kid"], out["kid_std"] = kid(real, other, kid_subsets, kid_subset_size, seed)
+        if len(real) <= kid_subset_size and len(other) <= kid_subset_size:
+            del out["kid_std"]  # every subset is both whole sets: a spread of 0 that says nothing
     if "pr" in metrics or "dc" in metrics:
         scores = prdc(real, other)
         for group in ("pr", "dc"):
             if group in metrics:
                 out.update({k: scores[k] for k in _COLUMNS[group]})
     return out
+
+
+def sample_caveats(n_real: int, n_generated: int, dim: int, metrics: Iterable[str],
+                   kid_subset_size: int = 1000) -> list[str]:
+    """What a result on this few samples cannot say, in words (shown beside the numbers)."""
+    caveats, n = [], min(n_real, n_generated)
+    if "fid" in metrics and n < dim:
+        caveats.append(f"FID from {n} samples in {dim} feature dimensions: the covariances are singular and FID "
+                       f"is biased upward; compare it only with FID at the same n (at least {dim}; 10,000 is "
+                       "the usual protocol)")
+    if "kid" in metrics and max(n_real, n_generated) <= kid_subset_size:
+        caveats.append(f"KID from {n_real} and {n_generated} samples, at most its subset size {kid_subset_size}: "
+                       "every subset is the whole set, so kid_std (the spread over subsets) is left out")
+    return caveats
 
 
 class Evaluator:
@@ -316,10 +332,12 @@ class Evaluator:
             metrics.update(class_coverage(self.extractor.predict(images), ref["class_hist"]))
         if self.conditional and model.num_classes:
             metrics.update(self._conditional_metrics(model, images, generated))
+        caveats = sample_caveats(ref["n_real"], len(generated), generated.shape[1], self.metrics,
+                                 self.kid_subset_size)
         return {"kind": "image",
                 "samples": {"generated": len(generated), "real": ref["n_real"], "real_test": ref["n_test"]},
                 "extractor": self.extractor.record(), "metrics": metrics, "floor": ref["floor"],
-                "floor_note": ref["note"]}
+                "floor_note": ref["note"], **({"caveats": caveats} if caveats else {})}
 
 
 def json_safe(value: Any) -> Any:
@@ -370,4 +388,5 @@ def format_table(result: dict[str, Any]) -> str:
     where = f"step {result['step']}, " if "step" in result else ""
     note = f"{'floor' if floor is not None else 'no floor'}: {result.get('floor_note', '')}"
     lines.append(f"{where}seed {result['seed']}, samples: {samples}; {note}")
+    lines += [f"caveat: {caveat}" for caveat in result.get("caveats", [])]
     return "\n".join(lines)

@@ -28,7 +28,7 @@ import torch
 
 from ..data import DataError
 from ..errors import ConfigError
-from .evaluate import IMAGE_SAMPLES, MIN_SAMPLES, Evaluator, check_metrics, score_features
+from .evaluate import IMAGE_SAMPLES, MIN_SAMPLES, Evaluator, check_metrics, sample_caveats, score_features
 from .features import FeatureExtractor, StackedExtractor, build_extractor_for
 from .fid import gaussian_stats
 from .modes import stacked_mode_metrics
@@ -202,7 +202,8 @@ def score_images(samples: ImageSet, reference: Reference, metrics: tuple[str, ..
     counts = {"generated": len(generated), "real": len(reference.features)}
     if reference.n_test is not None:
         counts["real_test"] = reference.n_test
+    caveats = sample_caveats(len(reference.features), len(generated), generated.shape[1], metrics, kid_subset_size)
     return {"kind": "image", "samples_source": samples.describe(), "reference": reference.source, "seed": seed,
             "samples": counts, "extractor": reference.extractor.record(), "metrics": scores,
             "floor": reference.floor, "floor_note": reference.floor_note,
-            "seconds": round(time.perf_counter() - start, 2)}
+            **({"caveats": caveats} if caveats else {}), "seconds": round(time.perf_counter() - start, 2)}
