@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
+from .. import progress
 from ..core.pair import call
 from ..data import DataError, to_float_images, to_uint8_images
 from ..errors import ConfigError
@@ -138,10 +139,12 @@ def complete(G: nn.Module, images: Tensor, mask: Tensor, z_dim: int, D: nn.Modul
     for p in frozen:
         p.requires_grad_(False)  # only z is optimised
     try:
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            _losses(G, D, z, y, target, mask, prior_weight).sum().backward()
-            opt.step()
+        with progress.bar(steps, f"completing {n} image(s) x {cands} start(s)") as shown:
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                _losses(G, D, z, y, target, mask, prior_weight).sum().backward()
+                opt.step()
+                shown.update()
         with torch.no_grad():
             loss = _losses(G, D, z, y, target, mask, prior_weight).view(cands, n)
             best = loss.argmin(0)

@@ -14,6 +14,7 @@ import signal
 import sys
 import textwrap
 
+from .. import progress
 from ..errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged
 from . import complete, dirac, evaluate, lab, methods, prepare, sample, train
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` launches it again
+    progress.set_enabled(False if getattr(args, "no_progress", False) else None)  # else: on a terminal
     try:
         return args.func(args)
     except (ConfigError, DataError, CheckpointError, StorageError) as exc:

@@ -62,3 +62,8 @@ def add_scale_flag(p: argparse.ArgumentParser, what: str) -> None:
 
 def add_class_flag(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--class", dest="cls", type=int, metavar="K", help=f"conditional runs: {what}")
+
+
+def add_progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar or progress lines (they appear only on a terminal anyway)")

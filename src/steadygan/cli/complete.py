@@ -15,6 +15,7 @@ from .common import (
     add_class_flag,
     add_device_flag,
     add_output_flag,
+    add_progress_flag,
     add_scale_flag,
     add_seed_flag,
     check_at_least_one,
@@ -57,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_seed_flag(p, "seed of the latent starts and the random mask")
     add_scale_flag(p, "the written grids")
     add_device_flag(p, "cpu")
+    add_progress_flag(p)
     p.set_defaults(func=cmd_complete)
     return p
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import add_checkpoint_flags, add_device_flag, add_seed_flag, checked_device
+from .common import add_checkpoint_flags, add_device_flag, add_progress_flag, add_seed_flag, checked_device
 
 EVAL_EXAMPLES = """\
 examples:
@@ -82,6 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_checkpoint_flags(p, "score the raw generator even if the run kept an EMA")
     add_seed_flag(p, "noise and subset seed")
     add_device_flag(p, "cpu", "device for sampling and features")
+    add_progress_flag(p)
     p.set_defaults(func=cmd_eval)
     return p
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
+from .common import add_progress_flag
 
 PREPARE_EXAMPLES = """\
 examples:
@@ -43,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--channels", type=int, choices=(1, 3), metavar="C",
                    help="1 or 3 (default: the source's; 3 for a folder)")
     p.add_argument("--force", action="store_true", help="replace the prepared dataset already in OUT")
+    add_progress_flag(p)
     p.set_defaults(func=cmd_prepare)
     return p
 

@@ -32,6 +32,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
+from .. import progress
 from ..errors import ConfigError, DataError, StorageError
 from ..files import atomic_write_text, cache_dir, free_space
 from .base import InMemoryData, fit_images
@@ -146,9 +147,11 @@ def _write(out: Path, count: int, shape: tuple[int, ...], chunks: Iterable[np.nd
         # Streamed into a file-backed array: no second full copy of the images in memory.
         array = np.lib.format.open_memmap(tmps[IMAGES], mode="w+", dtype=np.uint8, shape=(count, h, w, c))
         written = 0
-        for chunk in chunks:
-            array[written:written + len(chunk)] = chunk
-            written += len(chunk)
+        with progress.bar(count, f"writing {out / IMAGES}", unit="image") as shown:
+            for chunk in chunks:
+                array[written:written + len(chunk)] = chunk
+                written += len(chunk)
+                shown.update(len(chunk))
         if written != count:
             raise DataError(f"{meta['source']}: {written} images read, {count} expected; did the source change?")
         array.flush()
@@ -310,6 +313,7 @@ def verify_files(root: str | Path, manifest: dict[str, Any], cached: bool = True
                     continue
             except (OSError, ValueError):
                 pass
+        progress.note(f"checking {path} against its manifest (sha256; once per machine until the file changes)")
         if _sha256(path) != record["sha256"]:
             raise _refuse(path, "sha256 differs from the manifest's; the file changed after it was prepared")
         read.append(name)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import progress
 from ..data import InMemoryData, dataset_protocol, load_dataset, to_float_images
 from ..errors import ConfigError
 from ..files import CACHE_ENV, atomic_write, cache_dir  # noqa: F401 - CACHE_ENV: part of this module's API
@@ -226,15 +227,17 @@ def train_classifier(train: InMemoryData, test: InMemoryData | None, epochs: int
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * steps_per_epoch)
         g = torch.Generator().manual_seed(seed)
         model.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(train), generator=g)
-            for i in range(steps_per_epoch):
-                idx = perm[i * batch_size:(i + 1) * batch_size]
-                loss = F.cross_entropy(model(to_model_input(train.samples[idx])), train.labels[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+        with progress.bar(epochs * steps_per_epoch, "feature classifier") as shown:
+            for _ in range(epochs):
+                perm = torch.randperm(len(train), generator=g)
+                for i in range(steps_per_epoch):
+                    idx = perm[i * batch_size:(i + 1) * batch_size]
+                    loss = F.cross_entropy(model(to_model_input(train.samples[idx])), train.labels[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    shown.update()
         model.eval()
         with torch.no_grad():
             sample = train.samples[torch.randperm(len(train), generator=g)[:10_000]]
@@ -282,8 +285,10 @@ def classifier(dataset: str = "fashion-mnist", root: str | None = None, resoluti
     The cache key holds everything that determines the weights: architecture name and
     version, dataset name and fingerprint (sha256 of its images and labels), resolution,
     channels and the training settings. A changed dataset therefore retrains instead of
-    silently reusing a network trained on other data. Training runs on the CPU (about
-    two minutes for Fashion-MNIST on 2 cores); ``device`` is where features are computed.
+    silently reusing a network trained on other data. Training runs on the CPU, so its time
+    grows with the training split and falls with free cores (Fashion-MNIST's 60,000 images:
+    137 s on 2 idle cores, several minutes on a busy machine); ``device`` is where features
+    are computed.
     """
     train = load_dataset(dataset, root, "train", resolution, channels)
     if not train.is_image:
@@ -316,6 +321,8 @@ def classifier(dataset: str = "fashion-mnist", root: str | None = None, resoluti
             test = None  # the loader has no separate test split: train accuracy would mislead
     except (OSError, ValueError):
         pass  # no test split: accuracy is reported as None
+    progress.note(f"training the feature classifier on {dataset} ({len(train)} images, {epochs} epochs on the CPU; "
+                  f"once per dataset: cached in {folder})")
     model, info = train_classifier(train, test, **settings)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     meta = {"arch": CLASSIFIER_ARCH, "version": CLASSIFIER_VERSION, "dataset": dataset,
