@@ -353,14 +353,32 @@ def test_list_images_names_a_missing_folder(tmp_path):
         list_images(tmp_path / "nope")
 
 
-def test_sixteen_bit_images_are_refused_not_clipped_to_white(tmp_path):
-    import numpy as np
-    from PIL import Image
+def _sixteen_bit_ramp() -> np.ndarray:
+    """16 x 16 tones spanning 0..65535, the 8-bit value of each not its neighbour's."""
+    return (np.arange(256, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)
 
-    Image.fromarray(np.full((8, 8), 30000, dtype=np.uint16)).save(tmp_path / "deep.png")
-    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
-    with pytest.raises(DataError, match="deep.png: I;16 images .* are not supported; convert them to 8-bit"):
-        load_image_folder(tmp_path, 8, 1)
+
+def test_sixteen_bit_grayscale_keeps_its_tones_for_training_and_for_scoring(tmp_path):
+    from steadygan.metrics.sources import read_image_folder
+
+    ramp = _sixteen_bit_ramp()
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    expected = np.rint(ramp / 257.0).astype(np.uint8)  # 0, 1, ..., 255: one tone per 8-bit value
+    assert sorted(set(expected.ravel().tolist())) == list(range(256))
+    images, _ = load_image_folder(tmp_path, 16, 1)
+    assert images[0, 0].numpy().tolist() == expected.tolist()
+    assert read_image_folder(tmp_path).images[0, 0].numpy().tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("mode, order", [("I;16", "<"), ("I;16L", "<"), ("I;16B", ">"), ("I;16N", "=")])
+def test_every_byte_order_of_sixteen_bits_is_scaled_alike(tmp_path, monkeypatch, mode, order):
+    ramp = _sixteen_bit_ramp()
+    (tmp_path / "deep.png").write_bytes(b"")  # Image.open below stands in for the file
+    monkeypatch.setattr(folder.Image, "open", lambda path: Image.frombytes(mode, (16, 16),
+                                                                              ramp.astype(order + "u2").tobytes()))
+    images, _ = load_image_folder(tmp_path, 16, 1)
+    assert images[0, 0].numpy().tolist() == np.rint(ramp / 257.0).astype(np.uint8).tolist()
 
 
 def test_the_centre_crop_of_an_odd_margin_starts_at_its_floor(tmp_path):
@@ -374,14 +392,14 @@ def test_the_centre_crop_of_an_odd_margin_starts_at_its_floor(tmp_path):
     assert images[0, 0, :, 0].tolist() == [9 * y for y in range(3, 23)]
 
 
-@pytest.mark.parametrize("mode", ["I", "I;16", "I;16B", "I;16L", "I;16N", "F"])
-def test_every_high_bit_depth_mode_is_refused_by_name(tmp_path, monkeypatch, mode):
-    (tmp_path / "deep.png").write_bytes(b"")  # Image.open below stands in for a 16-bit or float file
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_thirty_two_bit_and_float_images_are_refused_by_name(tmp_path, monkeypatch, mode):
+    (tmp_path / "deep.png").write_bytes(b"")  # Image.open below stands in for a 32-bit or float file
     monkeypatch.setattr(folder.Image, "open", lambda path: Image.new(mode, (8, 8)))
     with pytest.raises(DataError) as exc:
         load_image_folder(tmp_path, 8, 1)
-    assert str(exc.value) == (f"{tmp_path / 'deep.png'}: {mode} images (16-bit or float pixels) are not supported; "
-                              "convert them to 8-bit first")
+    assert str(exc.value) == (f"{tmp_path / 'deep.png'}: {mode} images (32-bit integer or float pixels) have no "
+                              "range to scale to 8 bits from; convert them to 8 or 16 bits first")
 
 
 # --- closed from surviving mutants (benchmarks/mutation_module.py data.idx) ----------------------

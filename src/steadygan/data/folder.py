@@ -38,6 +38,22 @@ def list_images(root: str | Path) -> list[Path]:
     return files
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")  # PIL's 16-bit grayscale, each byte order
+
+
+def to_8_bit(img: Image.Image, path: Path) -> Image.Image:
+    """A 16-bit grayscale image scaled to 8 bits (x / 257, rounded: 65535 -> 255), the others
+    as they are. PIL's own conversion clips instead (every pixel above 255 turns white).
+    32-bit integer and float pixels have no range to scale from: refused."""
+    if img.mode in SIXTEEN_BIT_MODES:
+        pixels = np.asarray(img).astype(np.float64)
+        return Image.fromarray(np.rint(pixels / 257.0).astype(np.uint8), mode="L")
+    if img.mode in ("I", "F"):
+        raise DataError(f"{path}: {img.mode} images (32-bit integer or float pixels) have no range to scale to "
+                        "8 bits from; convert them to 8 or 16 bits first")
+    return img
+
+
 def read_square_image(path: Path, resolution: int, channels: int) -> np.ndarray:
     """One image as uint8 (resolution, resolution, channels): converted, centre-cropped, resized.
 
@@ -45,11 +61,7 @@ def read_square_image(path: Path, resolution: int, channels: int) -> np.ndarray:
     chunk at a time), so both give the same pixels."""
     try:
         with Image.open(path) as img:
-            if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-                # PIL's conversion of these to 8 bits clips instead of scaling: every pixel white.
-                raise DataError(f"{path}: {img.mode} images (16-bit or float pixels) are not supported; "
-                                "convert them to 8-bit first")
-            img = _square(img.convert("L" if channels == 1 else "RGB"), resolution)
+            img = _square(to_8_bit(img, path).convert("L" if channels == 1 else "RGB"), resolution)
             return np.asarray(img).reshape(resolution, resolution, channels)
     except DataError:
         raise

@@ -16,7 +16,7 @@ Images end up as uint8 (N, C, H, W) tensors with C = 1 or 3:
 - folders: PNG/JPEG/BMP/WebP files, searched recursively and read in sorted path order.
   All must have the same width and height. A folder whose files are all grayscale is
   1-channel; otherwise it is RGB (grayscale files repeated to three channels, alpha
-  dropped). 16-bit and float images are refused.
+  dropped). 16-bit grayscale is scaled to 8 bits (x / 257); 32-bit integer and float images are refused.
 
 Channels are only converted where nothing is lost: grayscale is repeated to RGB for a
 colour reference, and RGB becomes grayscale for a grayscale reference only when its three
@@ -35,7 +35,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..data import DATASETS, DEFAULT_ROOTS, DataError, dataset_protocol, to_uint8_images
-from ..data.folder import list_images
+from ..data.folder import list_images, to_8_bit
 from ..data.idx import find_split, load_idx_dataset
 from ..data.prepared import MANIFEST, read_manifest
 from ..errors import ConfigError
@@ -138,9 +138,10 @@ def read_image_folder(root: str | Path) -> ImageSet:
         try:
             with Image.open(path) as img:
                 img.load()
+                img = to_8_bit(img, path)  # 16-bit grayscale scaled to 8 bits; 32-bit and float refused
                 if img.mode not in GRAY_MODES | COLOUR_MODES:
-                    raise DataError(f"{path}: {img.mode} images (16-bit or float pixels) are not supported; "
-                                    "save 8-bit PNG or JPEG files")
+                    raise DataError(f"{path}: {img.mode} images are not supported; save 8- or 16-bit PNG or JPEG "
+                                    "files")
                 if size is None:
                     size = img.size
                 elif img.size != size:
