@@ -307,3 +307,26 @@ def test_report_tabulates_class_metrics_of_conditional_runs(tmp_path):
     write_run(plain, "baseline", 0, [step_row(i, 0.1 * i) for i in range(1, 4)] + [eval_row(3, 0.3, fid=20.0)],
               data="idx")
     assert "Class-conditional" not in write_report(plain).read_text()
+
+
+@pytest.mark.parametrize("toy", [True, False])
+def test_the_samples_figure_keeps_its_whole_title_with_one_run(tmp_path, monkeypatch, toy):
+    lab = tmp_path / "lab"
+    write_run(lab, "baseline", 0, [eval_row(2, 0.2, modes=8)], data="ring8" if toy else "idx")
+    figures = {}
+    real_save = plots._save
+
+    def keep_and_save(fig, path):
+        figures[path.name] = fig
+        fig.canvas.draw()
+        title = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+        figures["title"] = (title, fig.bbox)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep_and_save)
+    plots.plot_samples(load_runs(lab), tmp_path / "samples.png")
+    title, page = figures["title"]
+    assert page.x0 <= title.x0 and title.x1 <= page.x1 and title.y1 <= page.y1  # nothing of it off the page
+    text = figures["samples.png"].get_suptitle().replace("\n", " ")
+    assert text == ("generated samples (2,500 points, noise seed 0) over the true modes" if toy
+                    else "newest sample grid of each run")

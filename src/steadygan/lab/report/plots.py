@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +95,16 @@ def _draw_band(ax, band: tuple[np.ndarray, ...], color, label: str) -> None:
     ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
 
 
+def _suptitle(fig, text: str, fontsize: float) -> None:
+    """A figure title wrapped to the figure's width: a narrow figure (one run) keeps all of it."""
+    chars = max(16, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))  # a character: about 0.6 em wide
+    fig.suptitle(textwrap.fill(text, chars), fontsize=fontsize)
+
+
 def _save(fig, path: Path) -> Path:
-    # tight_layout ignores a figure title: keep 0.45 inch free for it above the axes' titles.
-    top = 1 - 0.45 / fig.get_figheight() if fig.get_suptitle() else 1
+    # tight_layout ignores a figure title: keep room for its lines above the axes' titles.
+    lines = fig.get_suptitle().count("\n") + 1
+    top = 1 - (0.1 + 0.2 * lines) / fig.get_figheight() if fig.get_suptitle() else 1
     fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=100)
     _pyplot().close(fig)
@@ -165,7 +173,7 @@ def plot_step_keys(runs: list[Run], keys: list[str], out: Path, title: str, log_
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=11)
+    _suptitle(fig, title, 11)
     return _save(fig, out)
 
 
@@ -190,8 +198,8 @@ def plot_samples(runs: list[Run], out: Path) -> Path | None:
             ax.set_title(f"seed {seed}" + (f", {note}" if note else ""), fontsize=8)
             if j == 0:
                 ax.set_ylabel(v, fontsize=9)
-    fig.suptitle("generated samples (2,500 points, noise seed 0) over the true modes" if toy
-                 else "newest sample grid of each run", fontsize=10)
+    _suptitle(fig, "generated samples (2,500 points, noise seed 0) over the true modes" if toy
+              else "newest sample grid of each run", 10)
     return _save(fig, out)
 
 
