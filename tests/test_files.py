@@ -71,3 +71,13 @@ def test_a_long_write_error_is_cut_to_120_characters(tmp_path, monkeypatch):
         safe_write(tmp_path / "f.bin", long_error)
     assert str(exc.value) == (f"cannot write {tmp_path / 'f.bin'}: {'x' * 120} (3 B free on that disk); the previous "
                               "file is unchanged")
+
+
+def test_the_cache_is_under_steadygan_cache_or_the_home_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("STEADYGAN_CACHE", str(tmp_path / "c"))
+    assert files.cache_dir("verified") == tmp_path / "c" / "verified"
+    monkeypatch.setenv("STEADYGAN_CACHE", "~/elsewhere")
+    assert files.cache_dir("x") == files.Path.home() / "elsewhere" / "x"
+    monkeypatch.delenv("STEADYGAN_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert files.cache_dir("extractors") == tmp_path / "home" / ".cache" / "steadygan" / "extractors"

@@ -27,7 +27,9 @@ WORLD = 2
 
 def rank_values(r: int) -> torch.Tensor:
     """Rank r's sample for global_std: different sizes and values per rank."""
-    return torch.arange(3 + r, dtype=torch.float64) * (r + 1) - 2.0
+    # Rank 0: 0, 0.1, 0.2; rank 1: 0.3, 0.5, 0.7, 0.9. Sum 2.7, variance 0.09: a sum of 1 or a
+    # variance of 1 or more would hide a wrong term of the formula.
+    return torch.arange(3 + r, dtype=torch.float64) * 0.1 * (r + 1) + 0.3 * r
 
 
 def _worker(r: int, init_file: str, out: str) -> None:

@@ -208,7 +208,7 @@ def launch_local(nproc: int, argv: list[str]) -> int:
     code = codes[0] if codes[0] != 0 else next((c for c in codes if c != 0), 0)
     if received and code == 128 + signal.SIGTERM:  # stopped cleanly on the signal this launcher passed on
         code = 128 + received[0]
-    if code > 128 and all(c > 128 for c in codes):
+    if all(p.returncode < 0 for p in procs):  # killed outright (128 + N by their own hand is a clean stop)
         print("steadygan train: every process was stopped by a signal before it could write a checkpoint",
               file=sys.stderr)
     return code
