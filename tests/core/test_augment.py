@@ -226,3 +226,10 @@ def test_augmenting_points_is_an_error(tmp_path):
                              f"train.out_dir={tmp_path}"])
     with pytest.raises(ConfigError, match="transforms images"):
         Trainer(cfg, None)
+
+
+def test_every_unknown_operation_is_named():
+    from steadygan.core.augment import Augment
+
+    with pytest.raises(ConfigError, match=r"\(unknown: blur, rotate\)$"):
+        Augment(policy="blur+color+rotate")

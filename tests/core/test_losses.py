@@ -20,6 +20,10 @@ def log_sigmoid(x: float) -> float:
     return math.log(1.0 / (1.0 + math.exp(-x)))
 
 
+def log_one_minus_sigmoid(x: float) -> float:
+    return math.log(1 - 1 / (1 + math.exp(-x)))
+
+
 def mean(values) -> float:
     values = list(values)
     return sum(values) / len(values)
@@ -28,10 +32,9 @@ def mean(values) -> float:
 # Each loss written from its paper's definition with probabilities sigma(l), in float64:
 # (D's loss of (real, fake) logits, G's loss of (real, fake) logits).
 CLOSED_FORMS = {
-    "minimax": (lambda r, f: -mean(log_sigmoid(x) for x in r) - mean(math.log(1 - 1 / (1 + math.exp(-x))) for x in f),
-                lambda r, f: mean(math.log(1 - 1 / (1 + math.exp(-x))) for x in f)),
-    "non-saturating": (lambda r,
-                       f: -mean(log_sigmoid(x) for x in r) - mean(math.log(1 - 1 / (1 + math.exp(-x))) for x in f),
+    "minimax": (lambda r, f: -mean(log_sigmoid(x) for x in r) - mean(log_one_minus_sigmoid(x) for x in f),
+                lambda r, f: mean(log_one_minus_sigmoid(x) for x in f)),
+    "non-saturating": (lambda r, f: -mean(log_sigmoid(x) for x in r) - mean(log_one_minus_sigmoid(x) for x in f),
                        lambda r, f: -mean(log_sigmoid(x) for x in f)),
     "wasserstein": (lambda r, f: mean(f) - mean(r), lambda r, f: -mean(f)),
     "hinge": (lambda r, f: mean(max(0.0, 1 - x) for x in r) + mean(max(0.0, 1 + x) for x in f),

@@ -103,11 +103,12 @@ def test_wgan_gp_and_zero_gp_closed_form_for_linear_critic():
     w = 3.0 * torch.randn(12) / torch.randn(12).norm()
     inputs = d_inputs(LinearCritic(w), torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2))
     norm = w.norm()
-    assert build_penalty({"name": "wgan-gp"}, "d").value(inputs).item() == pytest.approx(((norm - 1) ** 2).item(),
-                                                                                         rel=1e-5)
-    assert build_penalty({"name": "zero-gp"}, "d").value(inputs).item() == pytest.approx((norm ** 2).item(), rel=1e-5)
-    assert build_penalty({"name": "dragan"}, "d").value(inputs).item() == pytest.approx(((norm - 1) ** 2).item(),
-                                                                                        rel=1e-5)
+    def value(name):
+        return build_penalty({"name": name}, "d").value(inputs).item()
+
+    assert value("wgan-gp") == pytest.approx(((norm - 1) ** 2).item(), rel=1e-5)
+    assert value("zero-gp") == pytest.approx((norm ** 2).item(), rel=1e-5)
+    assert value("dragan") == pytest.approx(((norm - 1) ** 2).item(), rel=1e-5)
 
 
 def test_interpolation_weight_is_per_sample():

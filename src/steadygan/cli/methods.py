@@ -33,9 +33,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     sections = (("losses (loss=NAME)", LOSSES),
                 ("gradient penalties (d.penalties=[SPEC,...] / g.penalties=[SPEC,...])", PENALTIES),
                 ("clippers (d.clip=SPEC / g.clip=SPEC)", CLIPPERS),
-                ("augmentations of D's inputs (train.augment=SPEC)",
-                 AUGMENTS), ("models (model.arch=NAME, or package.module:factory for your own networks: see README)",
-                             MODELS),
+                ("augmentations of D's inputs (train.augment=SPEC)", AUGMENTS),
+                ("models (model.arch=NAME, or package.module:factory for your own networks: see README)", MODELS),
                 ("optimisers (d.optimizer / g.optimizer)", OPTIMIZERS), ("datasets (data.name=NAME)", DATASETS),
                 ("feature extractors for metrics (steadygan eval --extractor NAME / train.eval_extractor)", EXTRACTORS))
     for title, registry in sections:

@@ -97,8 +97,8 @@ class Augment:
 
     def __init__(self, policy: str = "color+translation+cutout", p: float = 1.0, target: float | None = None,
                  speed_kimg: float = 500.0, interval: int = 4) -> None:
-        for key, value in (("p", p), ("speed_kimg", speed_kimg)) + ((("target",
-                                                                      target),) if target is not None else ()):
+        numbers = (("p", p), ("speed_kimg", speed_kimg)) + ((("target", target),) if target is not None else ())
+        for key, value in numbers:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"augment {key} must be a number (got {value!r})")
         ops = [o for o in str(policy or "").split("+") if o]

@@ -114,8 +114,8 @@ def find_split(root: Path, split: str, kind: str) -> Path:
     )
 
 
-def load_idx_dataset(root: str | Path, split: str = "train", transpose: bool = False) -> tuple[torch.Tensor,
-                                                                                               torch.Tensor]:
+def load_idx_dataset(root: str | Path, split: str = "train",
+                     transpose: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 1, H, W) uint8 and labels (N,) int64 from an MNIST-format folder.
 
     ``transpose`` undoes EMNIST's column-major storage.
