@@ -111,7 +111,8 @@ def test_two_reference_images_are_enough(tmp_path):
 
 def test_saving_into_a_missing_folder_creates_it_as_every_command_does(tmp_path):
     path = save_stats(tmp_path / "new" / "folder" / "ref.pt", stats_of())
-    assert path == tmp_path / "new" / "folder" / "ref.pt" and load_stats(path).features.shape == stats_of().features.shape
+    assert path == tmp_path / "new" / "folder" / "ref.pt"
+    assert load_stats(path).features.shape == stats_of().features.shape
 
 
 def test_extractors_are_described_by_name_and_weights():
