@@ -417,3 +417,22 @@ def test_compile_players_passes_the_mode_and_static_shapes_for_both_networks(mon
     compile_players(d, g, "max-autotune-no-cudagraphs")
     assert calls == [
         (net, {"mode": "max-autotune-no-cudagraphs", "dynamic": False}) for net in nets]
+
+
+def test_a_conditional_pair_is_probed_with_its_labels():
+    from steadygan.training.fast_paths import can_fuse_real_and_fake, to_channels_last
+
+    pair = build_models("dcgan", (1, 28, 28), 8, width=8, d_norm="none", num_classes=3)
+    z, x, y = torch.randn(4, 8), torch.rand(4, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, 2, 0])
+    assert to_channels_last(pair.generator, pair.discriminator, z, x, y)  # no labels would be a TypeError
+    assert can_fuse_real_and_fake(pair.discriminator, x, y)
+
+
+def test_outputs_are_close_within_a_ten_thousandth_of_their_scale():
+    from steadygan.training.fast_paths import _close
+
+    b = torch.tensor([3.0, -1.0])  # scale 1 + 3: the tolerance is 4e-4
+    assert _close(b + 3e-4, b) and not _close(b + 4.5e-4, b)
+    zero = torch.zeros(2)
+    assert _close(torch.full((2,), 1e-4), zero)  # exactly at the tolerance counts as close
+    assert not _close(torch.zeros(3), zero)  # another shape never does
