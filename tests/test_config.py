@@ -338,3 +338,23 @@ def test_override_and_item_errors_are_one_line_and_name_their_key():
 ])
 def test_a_yaml_boolean_where_a_word_is_expected_names_the_valid_words(assignment, message):
     assert _config_error(assignment) == message
+
+
+def test_the_keys_a_resume_may_change_are_declared_where_each_is_defined():
+    import dataclasses
+
+    from steadygan.config import RESUMABLE_CHANGES, EvalOptions, LoopOptions, TrainConfig
+
+    assert RESUMABLE_CHANGES == {
+        "train.steps", "train.time", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
+        "train.log_every", "train.progress", "train.samples", "train.threads", "train.eval_every",
+        "train.eval_seconds", "train.eval_metrics", "train.eval_n", "train.eval_extractor", "train.eval_weights",
+        "train.eval_on", "train.init_from", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor",
+        "train.compile"}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    assert fields["steps"].metadata == {"resumable": True} and fields["seed"].metadata == {}
+    assert fields["eval_metrics"].default_factory() == ["fid", "kid", "pr"]  # a list of its own per config
+    assert TrainConfig().eval_metrics is not TrainConfig().eval_metrics
+    assert {f.name for f in dataclasses.fields(LoopOptions)} < set(fields)
+    assert [f.name for f in dataclasses.fields(EvalOptions)] == [
+        "eval_every", "eval_seconds", "eval_metrics", "eval_n", "eval_extractor", "eval_weights", "eval_on"]
