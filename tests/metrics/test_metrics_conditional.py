@@ -64,9 +64,10 @@ class OracleClassifier(ClassifierExtractor):
 class Replay(nn.Module):
     """Returns a training image of the requested class (which one is chosen by z)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, ignore_class: bool = False) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, ignore_class: bool = False,
+                 ignore_z: bool = False) -> None:
         super().__init__()
-        self.images, self.labels, self.ignore = to_float_images(images), labels, ignore_class
+        self.images, self.labels, self.ignore, self.ignore_z = to_float_images(images), labels, ignore_class, ignore_z
         self.dummy = nn.Parameter(torch.zeros(1))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -75,7 +76,7 @@ class Replay(nn.Module):
         pick = []
         for zi, yi in zip(z[:, 0], y):
             idx = (self.labels == yi).nonzero().flatten()
-            pick.append(idx[int(zi.abs() * 1000) % len(idx)])
+            pick.append(idx[0 if self.ignore_z else int(zi.abs() * 1000) % len(idx)])
         return self.images[torch.stack(pick)]
 
 
@@ -148,3 +149,26 @@ def test_evaluator_reports_class_coverage_of_any_generator_on_labelled_data(data
         assert result["metrics"]["classes_covered"] == 1 and result["metrics"]["class_kl"] > math.log(2)
     else:
         assert result["metrics"]["class_kl"] < 0.2
+
+
+def test_a_conditional_generator_that_ignores_z_is_flagged(data_root):
+    from steadygan.metrics.evaluate import format_table
+
+    data = load_dataset("idx", str(data_root))
+    cfg = Config()
+    cfg.data.name, cfg.data.root, cfg.model.z_dim, cfg.model.conditional = "idx", str(data_root), 4, True
+    info = DataInfo("idx", "image", (1, 28, 28), data.num_classes, "image")
+    results = {}
+    for ignore_z in (False, True):
+        loaded = LoadedGenerator(Replay(data.samples, data.labels, ignore_z=ignore_z), 4, data.num_classes, "idx",
+                                 cfg, 1, Path("x.pt"), False, info)
+        results[ignore_z] = build_evaluator(cfg, metrics=("fid",), n=120, extractor=OracleClassifier()).evaluate(
+            loaded)
+    varied, collapsed = results[False], results[True]
+    assert varied["metrics"]["class_agreement"] == collapsed["metrics"]["class_agreement"] == 1.0  # the classes alike
+    assert varied["metrics"]["class_diversity_min"] > 0.5 and "flags" not in varied
+    assert collapsed["metrics"]["class_diversity"] == collapsed["metrics"]["class_diversity_min"] == 0.0
+    assert collapsed["flags"] == ["within-class collapse: the least varied class's samples are 0.00 as varied as "
+                                  "its real images (mean over classes 0.00): the generator draws the classes but "
+                                  "ignores its noise"]
+    assert format_table(collapsed).splitlines()[-1] == f"flag: {collapsed['flags'][0]}"

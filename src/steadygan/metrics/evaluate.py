@@ -38,6 +38,7 @@ from ..core.pair import balanced_labels
 from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample_mixture, to_uint8_images
 from ..errors import ConfigError
 from .conditional import class_agreement, class_coverage, class_histogram, intra_class_fid
+from .diversity import class_diversity, collapse_flags, per_class_recall_coverage
 from .features import ClassifierExtractor, FeatureExtractor, StackedExtractor, build_extractor_for
 from .fid import fid, frechet_distance, gaussian_stats
 from .kid import kid
@@ -264,6 +265,10 @@ class Evaluator:
         ref["num_classes"] = num_classes  # the dataset's, not the subsets': a class missing there is NaN
         ref["floor"]["intra_fid"] = intra_class_fid(ref["real"], ref["real_labels"], other_features,
                                                     other_labels.cpu(), ref["num_classes"])
+        ref["floor"].update(per_class_recall_coverage(ref["real"], ref["real_labels"], other_features,
+                                                      other_labels.cpu(), num_classes))
+        ref["floor"].update(class_diversity(other_features, other_labels.cpu(), ref["real"], ref["real_labels"],
+                                            num_classes))
         if isinstance(self.extractor, ClassifierExtractor):
             ref["floor"]["class_agreement"] = class_agreement(self.extractor.predict(other_x), other_labels.cpu())
 
@@ -272,7 +277,9 @@ class Evaluator:
         ref = self.reference()
         requested = balanced_labels(len(images), model.num_classes)
         out = {"intra_fid": intra_class_fid(ref["real"], ref["real_labels"], features, requested,
-                                            ref["num_classes"])}
+                                            ref["num_classes"]),
+               **per_class_recall_coverage(ref["real"], ref["real_labels"], features, requested, ref["num_classes"]),
+               **class_diversity(features, requested, ref["real"], ref["real_labels"], ref["num_classes"])}
         if isinstance(self.extractor, ClassifierExtractor):
             out["class_agreement"] = class_agreement(self.extractor.predict(images), requested)
         return out
@@ -334,10 +341,12 @@ class Evaluator:
             metrics.update(self._conditional_metrics(model, images, generated))
         caveats = sample_caveats(ref["n_real"], len(generated), generated.shape[1], self.metrics,
                                  self.kid_subset_size)
+        flags = collapse_flags(metrics)
         return {"kind": "image",
                 "samples": {"generated": len(generated), "real": ref["n_real"], "real_test": ref["n_test"]},
                 "extractor": self.extractor.record(), "metrics": metrics, "floor": ref["floor"],
-                "floor_note": ref["note"], **({"caveats": caveats} if caveats else {})}
+                "floor_note": ref["note"], **({"caveats": caveats} if caveats else {}),
+                **({"flags": flags} if flags else {})}
 
 
 def json_safe(value: Any) -> Any:
@@ -370,7 +379,8 @@ def format_table(result: dict[str, Any]) -> str:
         extractor = f"modes ({result['extractor']['n_modes']}, std {result['extractor']['std']})"
     else:
         keys = [k for k in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "modes",
-                            "kl_to_uniform", "class_agreement", "intra_fid", "classes_covered", "class_kl")
+                            "kl_to_uniform", "class_agreement", "intra_fid", "class_recall", "class_recall_min",
+                            "class_coverage", "class_diversity", "class_diversity_min", "classes_covered", "class_kl")
                 if k in result["metrics"]]
         ex = result["extractor"]
         extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"
@@ -389,4 +399,5 @@ def format_table(result: dict[str, Any]) -> str:
     note = f"{'floor' if floor is not None else 'no floor'}: {result.get('floor_note', '')}"
     lines.append(f"{where}seed {result['seed']}, samples: {samples}; {note}")
     lines += [f"caveat: {caveat}" for caveat in result.get("caveats", [])]
+    lines += [f"flag: {flag}" for flag in result.get("flags", [])]
     return "\n".join(lines)

@@ -36,7 +36,9 @@ METRIC_KEYS = {"fid": "fid", "kid": "kid", "kid_std": "kid_std", "precision": "p
                "density": "density", "coverage": "coverage",
                "modes_recovered": "modes", "modes": "modes", "high_quality_fraction": "hq", "kl_to_uniform": "kl",
                "class_agreement": "class_agreement", "intra_fid": "intra_fid",
-               "classes_covered": "classes", "class_kl": "class_kl"}
+               "class_recall": "class_recall", "class_recall_min": "class_recall_min",
+               "class_coverage": "class_coverage", "class_diversity": "class_diversity",
+               "class_diversity_min": "class_diversity_min", "classes_covered": "classes", "class_kl": "class_kl"}
 # Main metric candidates in order of preference, with their direction (True = higher is better).
 MAIN_METRICS = (("fid", False), ("kid", False), ("precision", True), ("density", True))
 BEST_CHECKPOINT = "best.pt"

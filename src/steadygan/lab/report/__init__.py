@@ -91,7 +91,8 @@ def _summary_section(doc: Document, summaries: list[VariantSummary], metric: str
                  "`Metric/*` rows), so this report covers losses, gradients, step time and divergence only.")
 
 
-CLASS_METRICS = ("Metric/class_agreement", "Metric/intra_fid")
+CLASS_METRICS = ("Metric/class_agreement", "Metric/intra_fid", "Metric/class_recall", "Metric/class_recall_min",
+                 "Metric/class_diversity")
 
 
 def _class_section(doc: Document, runs: list[Run]) -> None:
@@ -107,7 +108,10 @@ def _class_section(doc: Document, runs: list[Run]) -> None:
     doc.table(["variant"] + [f"final {m}" for m in recorded], rows)
     doc.para("Class agreement: share of samples of class k that the feature classifier puts in class k "
              "(higher is better; a perfect generator scores the classifier's accuracy). Intra-class FID: FID "
-             "per class, averaged (lower is better). Mean ± sample standard deviation over seeds.")
+             "per class, averaged (lower is better). Class recall: recall between each class's generated and "
+             "real features, averaged (and its lowest class). Class diversity: the mean distance between two "
+             "samples of a class over the same for its real images, averaged over classes (1: as varied as the "
+             "data; 0: one image per class). Mean ± sample standard deviation over seeds.")
 
 
 def _runs_section(doc: Document, runs: list[Run], metric: str | None, higher: bool | None) -> None:

@@ -53,7 +53,8 @@ METRIC_DIRECTIONS = {
     "Metric/fid": False, "Metric/kid": False, "Metric/kl": False,
     "Metric/precision": True, "Metric/recall": True, "Metric/density": True, "Metric/coverage": True,
     "Metric/modes": True, "Metric/hq": True, "Metric/class_agreement": True, "Metric/intra_fid": False,
-    "Metric/classes": True, "Metric/class_kl": False,
+    "Metric/classes": True, "Metric/class_kl": False, "Metric/class_recall": True, "Metric/class_recall_min": True,
+    "Metric/class_coverage": True, "Metric/class_diversity": True, "Metric/class_diversity_min": True,
 }
 DEFAULT_METRICS = ("Metric/fid", "Metric/modes")
 
