@@ -147,6 +147,24 @@ def test_collapse_definitions():
     assert collapse_reason(half) is not None
 
 
+def test_collapse_rule_2_sees_classes_drawn_without_their_variety():
+    # A conditional run that draws one image per class: every class covered (KL 0), diversity gone.
+    one_image_per_class = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, class_kl=0.0, classes=10,
+                                                                class_diversity=0.02, class_diversity_min=0.0)])
+    assert collapse_reason(one_image_per_class) == "final Metric/class_diversity_min = 0 < 0.25"
+    # Real-like variety (every class within its data's spread): not collapsed; the edge is not either.
+    varied = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, class_kl=0.01, class_diversity=0.93,
+                                                   class_diversity_min=0.81)])
+    assert collapse_reason(varied) is None
+    edge = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, class_kl=0.01, class_diversity_min=0.25)])
+    assert collapse_reason(edge) is None
+    # Class coverage is read first: a run missing classes is named for that.
+    both = Run("v", 0, None, eval_rows=[eval_row(1, 1.0, class_kl=2.0, class_diversity_min=0.0)])
+    assert collapse_reason(both) == "final Metric/class_kl = 2 > ln 2"
+    # Without classes (unconditional), recall decides as before; diversity alone is not read there.
+    assert collapse_reason(Run("v", 0, None, eval_rows=[eval_row(1, 1.0, recall=0.5)])) is None
+
+
 def test_step_time_is_the_median_of_consecutive_steps():
     rows = [step_row(s, e) for s, e in ((1, 0.0), (2, 0.1), (3, 1.1), (4, 1.3), (10, 9.0), (11, 9.2))]
     # Deltas 0.1, 1.0, 0.2, (gap 4 -> 10 skipped), 0.2: median 0.2.

@@ -12,8 +12,10 @@ from typing import Any
 from ...errors import ConfigError
 from .aggregate import (  # noqa: F401 - re-exported: the aggregation API is steadygan.lab.report's
     BLOWUP,
+    COLLAPSE_CLASS_DIVERSITY,
     COLLAPSE_MODES,
     COLLAPSE_RECALL,
+    COLLAPSE_RULE_VERSION,
     LOSS_KEYS,
     MARKER,
     METRIC_DIRECTIONS,
@@ -156,11 +158,14 @@ def _definitions_section(doc: Document) -> None:
         "time to quality: steps and training seconds at the first evaluation at least as good as the threshold.",
         f"diverged: stopped on a NaN/inf, a non-finite logged loss or main metric, or a final FID more than "
         f"{BLOWUP:g}x the run's best.",
-        f"collapsed: final `Metric/modes` <= {COLLAPSE_MODES} (2-D data); labelled images: final "
-        "`Metric/class_kl` > ln 2, the KL divergence of the classes a classifier sees in the samples from "
-        "the data's class histogram (as concentrated as half the classes drawn evenly); other images: final "
-        f"`Metric/recall` < {COLLAPSE_RECALL:g}. Early in training recall is that low without any collapse: "
-        "read the recall rule with the sample grids.",
+        f"collapsed (rule version {COLLAPSE_RULE_VERSION}): final `Metric/modes` <= {COLLAPSE_MODES} (2-D "
+        "data); labelled images: final `Metric/class_kl` > ln 2, the KL divergence of the classes a classifier "
+        "sees in the samples from the data's class histogram (as concentrated as half the classes drawn "
+        "evenly), or, for a conditional run, final `Metric/class_diversity_min` < "
+        f"{COLLAPSE_CLASS_DIVERSITY:g} (some class's samples less than a quarter as varied as its real images: "
+        f"the classes are drawn, their variety is gone); other images: final `Metric/recall` < "
+        f"{COLLAPSE_RECALL:g}. Early in training recall is that low without any collapse: read the recall rule "
+        "with the sample grids.",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "
         "spikes of sample grids, checkpoints and evaluation), mean over seeds; x baseline: ratio to the "
         "baseline variant's. Total wall-clock cost shows in the seconds column and the time plot.",

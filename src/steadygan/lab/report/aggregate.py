@@ -14,8 +14,11 @@ Definitions (also printed in every report):
   not finite, or a lower-is-better main metric blew up: its final value is not finite or is
   more than ``BLOWUP`` times the run's best (FID only: KID and KL live near 0, where a factor
   of two is noise).
-* *collapsed*: 2-D data: final ``Metric/modes`` <= 1; labelled images: final ``Metric/class_kl`` > ln 2
-  (class coverage); other images: final ``Metric/recall`` < 0.05.
+* *collapsed* (rule version 2): 2-D data: final ``Metric/modes`` <= 1; labelled images: final
+  ``Metric/class_kl`` > ln 2 (class coverage), or, for a conditional run whose classes are
+  covered, final ``Metric/class_diversity_min`` < 0.25 (a class whose samples are less than a
+  quarter as varied as its real images); other images: final ``Metric/recall`` < 0.05.
+  Version 1 had no diversity clause; it can change only conditional runs.
 * *step time*: per run the median of the ``elapsed_s`` differences between consecutive per-step
   rows (the median leaves out the spikes of sample grids, checkpoints and evaluation); per
   variant the mean over seeds, and its ratio to the baseline variant's.
@@ -46,6 +49,10 @@ COLLAPSE_RECALL = 0.05   # final Metric/recall below this: collapsed
 # Final KL(generated classes || data classes) above ln 2: the classes drawn are at least as
 # concentrated as half of K equally frequent classes drawn evenly (one class: ln K).
 COLLAPSE_CLASS_KL = math.log(2)
+# A conditional run whose classes are all drawn but whose samples within a class barely vary
+# (metrics.diversity.LOW_DIVERSITY: a quarter of the real images' variety).
+COLLAPSE_CLASS_DIVERSITY = 0.25
+COLLAPSE_RULE_VERSION = 2  # 2: the class-diversity clause (conditional runs)
 LOSS_KEYS = ("Loss/D", "Loss/G")
 
 # True when higher is better. Metrics not listed need an explicit direction: NAME:max or NAME:min.
@@ -237,8 +244,13 @@ def collapse_reason(run: Run) -> str | None:
     if modes is not None:
         return f"final Metric/modes = {modes:g}" if modes <= COLLAPSE_MODES else None
     class_kl = final_value(run, "Metric/class_kl")
-    if class_kl is not None:  # labelled images: class coverage decides, recall is not read
-        return f"final Metric/class_kl = {class_kl:.3g} > ln 2" if class_kl > COLLAPSE_CLASS_KL else None
+    if class_kl is not None and class_kl > COLLAPSE_CLASS_KL:
+        return f"final Metric/class_kl = {class_kl:.3g} > ln 2"
+    diversity = final_value(run, "Metric/class_diversity_min")
+    if diversity is not None and diversity < COLLAPSE_CLASS_DIVERSITY:
+        return f"final Metric/class_diversity_min = {diversity:.3g} < {COLLAPSE_CLASS_DIVERSITY:g}"
+    if class_kl is not None:  # labelled images: class coverage (and diversity) decide, recall is not read
+        return None
     recall = final_value(run, "Metric/recall")
     if recall is not None and recall < COLLAPSE_RECALL:
         return f"final Metric/recall = {recall:.3g}"
