@@ -43,7 +43,8 @@ class ModelConfig:
     z_dim: int = 100
     width: int | None = None         # base channels (dcgan: 64) or hidden units (mlp: 128); None = default
     depth: int | None = None         # hidden layers (mlp only: 3)
-    conditional: bool = False        # class-conditional G (embedding joined to z) and projection D
+    conditional: bool = False        # class-conditional G and projection D
+    g_conditioning: str = "embed"    # conditional G: embed (class embedding joined to z) | cbn (conditional BatchNorm)
     g_norm: str | None = None        # none|batch|layer|instance; None = the architecture's default
     d_norm: str | None = None
     spectral_norm: bool = False      # on every D layer
@@ -164,7 +165,8 @@ class Config:
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 # The values of the keys that take one of a few words (each is also checked by check_ranges).
-CHOICES = {"data.split": ("train", "test"), "train.amp": ("none", "bf16", "fp16"),
+CHOICES = {"data.split": ("train", "test"), "model.g_conditioning": ("embed", "cbn"),
+           "train.amp": ("none", "bf16", "fp16"),
            "train.compile": COMPILE_MODES, "train.on_nan": ("stop", "rollback"),
            "train.eval_on": ("auto", "ema", "raw", "both")}
 
@@ -367,6 +369,12 @@ def check_ranges(cfg: Config) -> None:
         raise ConfigError(f"data.channels must be 1 or 3 (got {d.channels})")
     if d.batch_size < 1:
         raise ConfigError(f"data.batch_size must be >= 1 (got {d.batch_size})")
+    m = cfg.model
+    if m.g_conditioning not in CHOICES["model.g_conditioning"]:
+        raise ConfigError(f"model.g_conditioning must be embed or cbn (got {m.g_conditioning!r})")
+    if m.g_conditioning != "embed" and not m.conditional:
+        raise ConfigError(f"model.g_conditioning={m.g_conditioning} conditions a class-conditional generator: set "
+                          "model.conditional=true, or leave model.g_conditioning out")
     for player in ("d", "g"):
         _check_player(getattr(cfg, player), player)
     _check_train(cfg.train)

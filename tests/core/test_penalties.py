@@ -597,3 +597,34 @@ def test_penalty_inputs_name_a_wrong_player():
     with pytest.raises(ValueError) as exc:
         dataclasses.replace(dirac_inputs("g"), player="both")
     assert str(exc.value) == "PenaltyInputs.player is 'd' or 'g' (got 'both')"
+
+
+def test_mode_seeking_is_the_inverse_of_the_image_gap_over_the_noise_gap():
+    from steadygan.core.penalties import mode_seeking_penalty
+
+    fake, other = torch.zeros(2, 1, 2, 2), torch.full((2, 1, 2, 2), 0.5)
+    z, other_z = torch.zeros(2, 3), torch.full((2, 3), 2.0)
+    assert mode_seeking_penalty(fake, other, z, other_z).item() == pytest.approx(1 / (0.5 / 2.0 + 1e-5))
+    assert mode_seeking_penalty(fake, fake, z, other_z).item() == pytest.approx(1e5)  # G ignores z: huge
+
+
+def test_mode_seeking_in_the_g_step_draws_a_second_sample_for_the_same_labels():
+    from steadygan.core.penalties import PenaltyInputs
+
+    penalty = build_penalty({"name": "mode-seeking"}, "g")
+    assert penalty.players == ("g",) and penalty.weight == 1.0 and not penalty.second_order
+    seen = []
+
+    def generate(noise):
+        seen.append(noise)
+        return noise[:, :1, None, None].expand(-1, 1, 2, 2) * 0 + 3.0  # a generator that ignores its noise
+
+    z = torch.randn(4, 5)
+    inputs = PenaltyInputs(player="g", score=lambda x: x.sum((1, 2, 3)), d_params=[], g_params=[],
+                           real=torch.zeros(4, 1, 2, 2), fake=torch.full((4, 1, 2, 2), 3.0), real_logits=None,
+                           fake_logits=torch.zeros(4), d_loss=None, g_loss=torch.zeros(()), z=z, generate=generate)
+    torch.manual_seed(0)
+    value = penalty.value(inputs)
+    (other_z,) = seen
+    assert other_z.shape == z.shape and not torch.equal(other_z, z)
+    assert value.item() == pytest.approx(1e5)  # identical samples from different noise: the largest penalty

@@ -271,3 +271,24 @@ def test_both_steps_generate_and_score_with_the_batch_s_labels():
     assert torch.equal(d.penalties[0].seen[0]["score_of_real"], real_logits)
     g_step(g, d, build_loss("non-saturating"), Batch(real, y), z, step=0)
     assert torch.equal(g.penalties[0].seen[0]["fake"], fake)  # G has not moved yet
+
+
+def test_the_mode_seeking_penalty_draws_its_second_sample_for_the_batch_s_labels():
+    from steadygan.core.batch import Batch
+
+    torch.manual_seed(0)
+    pair = build_models("mlp", (2,), z_dim=4, width=8, depth=2, num_classes=3)
+    calls = []
+    hook = pair.generator.register_forward_hook(lambda module, args, out: calls.append(args))
+    d = Player("D", pair.discriminator, torch.optim.SGD(pair.discriminator.parameters(), lr=1e-2), [],
+               build_clipper(None))
+    g = Player("G", pair.generator, torch.optim.SGD(pair.generator.parameters(), lr=1e-2),
+               [build_penalty({"name": "mode-seeking"}, "g")], build_clipper(None))
+    real, z = batch()
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    stats = g_step(g, d, build_loss("non-saturating"), Batch(real, y), z, step=0)
+    hook.remove()
+    (first_z, first_y), (second_z, second_y) = calls
+    assert torch.equal(first_z, z) and torch.equal(first_y, y) and torch.equal(second_y, y)
+    assert second_z.shape == z.shape and not torch.equal(second_z, z)
+    assert torch.isfinite(stats["Penalty/G/mode-seeking"]) and stats["Penalty/G/mode-seeking"] > 0

@@ -222,3 +222,59 @@ def test_projection_needs_features_and_a_linear_head():
         with pytest.raises(TypeError,
                            match=f"^{type(base).__name__} has no embed\\(\\)/head: cannot add a projection head"):
             ProjectionDiscriminator(base, 3)
+
+
+# --- conditional batch normalisation (model.g_conditioning=cbn) ----------------------------------
+
+
+def test_class_batch_norm_is_batch_norm_with_each_class_gain_and_bias():
+    from steadygan.models import ClassBatchNorm
+
+    norm = ClassBatchNorm(nn.BatchNorm2d(3), num_classes=2)
+    with torch.no_grad():
+        norm.gain.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]))
+        norm.bias.weight.copy_(torch.tensor([[0.0, 1.0, 0.0], [-1.0, -1.0, -1.0]]))
+    x, y = torch.randn(4, 3, 5, 5), torch.tensor([0, 1, 1, 0])
+    norm.labels = y
+    plain = nn.functional.batch_norm(x, None, None, training=True)  # (x - batch mean) / batch std, per channel
+    gain, bias = norm.gain.weight[y][:, :, None, None], norm.bias.weight[y][:, :, None, None]
+    torch.testing.assert_close(norm(x), plain * gain + bias)
+    assert not norm.norm.affine and norm.norm.num_features == 3
+    norm.labels = None
+    with pytest.raises(RuntimeError, match="needs the batch's labels"):
+        norm(x)
+
+
+def test_a_cbn_generator_conditions_every_batch_norm_and_takes_z_alone():
+    from steadygan.models import CbnGenerator, ClassBatchNorm
+
+    pair = build_models("dcgan", (1, 28, 28), 8, width=8, num_classes=10, g_conditioning="cbn")
+    G = pair.generator
+    assert isinstance(G, CbnGenerator)
+    norms = [m for m in G.modules() if isinstance(m, ClassBatchNorm)]
+    assert norms and not any(type(m) is nn.BatchNorm2d for m in G.base.modules()
+                             if not any(m is n.norm for n in norms))  # every BatchNorm is a class's now
+    z = torch.randn(6, 8)
+    G.eval()
+    a, b = G(z, torch.full((6,), 2)), G(z, torch.full((6,), 7))
+    assert a.shape == (6, 1, 28, 28) and torch.equal(a, b)  # gains start at 1, biases at 0: classes alike
+    with torch.no_grad():
+        norms[0].bias.weight[7] += 1.0
+    assert not torch.equal(G(z, torch.full((6,), 7)), a) and torch.equal(G(z, torch.full((6,), 2)), a)
+    assert all(m.labels is None for m in norms)  # nothing of the batch kept after the call
+    embed = build_models("dcgan", (1, 28, 28), 8, width=8, num_classes=10)
+    assert embed.generator.base.project[0].in_features == 8 + 32 and G.base.project[0].in_features == 8
+
+
+def test_cbn_is_refused_where_it_could_do_nothing():
+    with pytest.raises(ConfigError, match="has none: set model.g_norm=batch, or model.g_conditioning=embed$"):
+        build_models("dcgan", (1, 28, 28), 8, width=8, g_norm="layer", num_classes=3, g_conditioning="cbn")
+    with pytest.raises(ConfigError, match="^model.g_conditioning=cbn conditions a class-conditional generator"):
+        load_config(None, ["model.g_conditioning=cbn"])
+    with pytest.raises(ConfigError, match="g_conditioning: expected one of embed, cbn|must be embed or cbn"):
+        load_config(None, ["model.conditional=true", "model.g_conditioning=film"])
+
+
+def test_a_cbn_run_trains_resumes_and_samples(tmp_path, idx_dir, image_cfg, resume_matches_straight):
+    sets = ["model.conditional=true", "model.g_conditioning=cbn", "train.ema=0.9", "model.d_norm=none"]
+    resume_matches_straight(image_cfg(tmp_path, idx_dir, *sets), image_cfg(tmp_path, idx_dir, *sets, "train.steps=3"))

@@ -33,6 +33,7 @@ REAL_GRAD = "real_grad"  # real batch is a leaf requiring grad; real_logits buil
 FAKE_GRAD = "fake_grad"  # fake batch is a leaf requiring grad (d step)
 D_LOSS = "d_loss"        # the discriminator's loss, with its graph, in either step
 G_LOSS = "g_loss"        # the generator's loss with a graph through G, in either step
+SECOND_SAMPLE = "second_sample"  # g step: the noise and G bound to the batch's labels, for another sample
 
 
 @dataclass(kw_only=True)
@@ -55,6 +56,8 @@ class PenaltyInputs:
     d_loss: Tensor | None
     g_loss: Tensor | None
     grad_scale: float = 1.0     # fp16: the gradient scaler's scale, for the inner gradients
+    z: Tensor | None = None     # g step: the noise ``fake`` was drawn from
+    generate: Callable[[Tensor], Tensor] | None = None  # g step: G(noise) for the batch's labels
     _own_loss_grads: list[Tensor | None] | None = field(default=None, init=False, repr=False)
 
     def own_loss_grads(self) -> list[Tensor | None]:
@@ -405,6 +408,38 @@ class NagarajanKolterPenalty(Penalty):
 
 
 PARAMETER_GRADIENT_PENALTIES = ("seed-param", "consensus", "nk")
+
+
+# --- diversity --------------------------------------------------------------------------------
+
+def mode_seeking_penalty(fake: Tensor, other: Tensor, z: Tensor, other_z: Tensor, eps: float = 1e-5) -> Tensor:
+    """1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps) (Mao et al. 2019, MSGAN): small when
+    two noise vectors give samples as far apart as the noises are; large when G ignores its
+    noise. The samples of a pair share their condition (class), so a conditional generator
+    is pushed to vary within each class."""
+    image_gap, noise_gap = global_mean([(fake - other).abs().mean(), (z - other_z).abs().mean()])
+    return 1.0 / (image_gap / noise_gap + eps)
+
+
+@PENALTIES.register("mode-seeking", summary="1 / (mean|G(z1)-G(z2)| / mean|z1-z2| + eps) on G: samples that "
+                                            "vary with the noise, within each class",
+                    paper="Mao et al. 2019, Mode Seeking Generative Adversarial Networks for Diverse Image Synthesis")
+class ModeSeekingPenalty(Penalty):
+    """:func:`mode_seeking_penalty` between this step's generated batch and a second one from
+    fresh noise for the same labels (one more G forward; the noise is drawn for the global
+    batch and sharded, as all noise is). Weight 1, as in the paper's code."""
+
+    name = "mode-seeking"
+    players = ("g",)
+    needs = frozenset({SECOND_SAMPLE})
+    default_weight = 1.0
+    second_order = False
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        assert inputs.z is not None and inputs.generate is not None
+        z = inputs.z
+        other_z = shard_of(lambda n: torch.randn(n, *z.shape[1:], device=z.device, dtype=z.dtype), len(z))
+        return mode_seeking_penalty(inputs.fake, inputs.generate(other_z), z, other_z)
 
 
 # --- output regularisers -------------------------------------------------------------------

@@ -34,7 +34,7 @@ from .clipping import Clipper
 from .collectives import all_reduce_mean_
 from .losses import AdversarialLoss
 from .pair import bind, call
-from .penalties import D_LOSS, FAKE_GRAD, G_LOSS, REAL_GRAD, Penalty, PenaltyInputs, at_least_fp32
+from .penalties import D_LOSS, FAKE_GRAD, G_LOSS, REAL_GRAD, SECOND_SAMPLE, Penalty, PenaltyInputs, at_least_fp32
 
 Stats = dict[str, Tensor]
 
@@ -197,6 +197,7 @@ def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
         stats: Stats = {"Loss/G": g_loss.detach()}
         inputs = PenaltyInputs(player="g", score=score, d_params=d.params, g_params=g.params, real=batch.x,
                                fake=fake, real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss,
-                               g_loss=g_loss, grad_scale=g.grad_scale)
+                               g_loss=g_loss, grad_scale=g.grad_scale, z=z,
+                               generate=(lambda other: g(other, batch.y)) if SECOND_SAMPLE in needs else None)
         penalty = _penalty_terms(due, inputs, stats, g.tag)
     return _update(g, g_loss, penalty, stats)

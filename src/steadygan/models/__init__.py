@@ -5,7 +5,14 @@ from __future__ import annotations
 from ..core.pair import GanPair, bind, call, has_batch_coupling
 from ..errors import ConfigError
 from ..registry import Registry
-from .conditional import CLASS_EMBED_DIM, ConditionalGenerator, ProjectionDiscriminator
+from .conditional import (
+    CLASS_EMBED_DIM,
+    G_CONDITIONINGS,
+    CbnGenerator,
+    ClassBatchNorm,
+    ConditionalGenerator,
+    ProjectionDiscriminator,
+)
 from .dcgan import DcganDiscriminator, DcganGenerator
 from .imported import build_imported, check_imported_options, is_import_path
 from .layers import NORMS, apply_spectral_norm, is_convolutional, revert_sync_batchnorm
@@ -90,15 +97,18 @@ def check_model_options(arch: str, width: int | None = None, depth: int | None =
 
 def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, width: int | None = None,
                  depth: int | None = None, g_norm: str | None = None, d_norm: str | None = None,
-                 spectral_norm: bool = False, num_classes: int = 0) -> GanPair:
-    """Build a pair for data of ``sample_shape``; ``num_classes > 0`` makes it class-conditional."""
+                 spectral_norm: bool = False, num_classes: int = 0, g_conditioning: str = "embed") -> GanPair:
+    """Build a pair for data of ``sample_shape``; ``num_classes > 0`` makes it class-conditional,
+    its generator through ``g_conditioning`` (``embed``: joined to z; ``cbn``: conditional BatchNorm)."""
+    if g_conditioning not in G_CONDITIONINGS:
+        raise ConfigError(f"model.g_conditioning must be one of {', '.join(G_CONDITIONINGS)} (got {g_conditioning!r})")
     for role, norm in (("g_norm", g_norm), ("d_norm", d_norm)):
         if norm is not None and norm not in NORMS:
             raise ConfigError(f"model.{role} '{norm}' is not one of: {', '.join(NORMS)}")
     if z_dim < 1:
         raise ConfigError(f"model.z_dim must be >= 1 (got {z_dim})")
     check_model_options(arch, width, depth)
-    g_inputs = z_dim + (CLASS_EMBED_DIM if num_classes else 0)
+    g_inputs = z_dim + (CLASS_EMBED_DIM if num_classes and g_conditioning == "embed" else 0)
     if is_import_path(arch):  # the user's own networks (models/imported.py)
         pair = build_imported(arch, tuple(sample_shape), g_inputs, width=width, depth=depth, g_norm=g_norm,
                               d_norm=d_norm)
@@ -111,8 +121,9 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
             raise ConfigError(f"model.conditional=true: the discriminator of model '{arch}' has no "
                               f"{' or '.join(missing)}; a projection discriminator needs embed(x) -> (N, F) features "
                               "and a head Linear(F, 1)")
-        pair = GanPair(ConditionalGenerator(pair.generator, num_classes),
-                       ProjectionDiscriminator(pair.discriminator, num_classes), num_classes)
+        wrap = ConditionalGenerator if g_conditioning == "embed" else CbnGenerator
+        pair = GanPair(wrap(pair.generator, num_classes), ProjectionDiscriminator(pair.discriminator, num_classes),
+                       num_classes)
     if spectral_norm:  # every D layer, the projection's class embedding included (Miyato & Koyama 2018)
         apply_spectral_norm(pair.discriminator)
     return pair
@@ -120,4 +131,4 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
 
 __all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "is_convolutional",
            "revert_sync_batchnorm", "NORMS", "call", "bind",
-           "ConditionalGenerator", "ProjectionDiscriminator", "is_import_path"]
+           "CbnGenerator", "ClassBatchNorm", "ConditionalGenerator", "ProjectionDiscriminator", "is_import_path"]

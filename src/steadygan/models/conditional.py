@@ -1,7 +1,12 @@
 """Class-conditional wrappers around any of the project's generator/discriminator pairs.
 
-* Generator: the class is embedded and joined to z (conditional GAN, Mirza & Osindero
-  2014), so any generator built for ``z_dim + embed_dim`` inputs becomes conditional.
+* Generator, ``model.g_conditioning=embed`` (the default): the class is embedded and joined
+  to z (conditional GAN, Mirza & Osindero 2014), so any generator built for
+  ``z_dim + embed_dim`` inputs becomes conditional.
+* Generator, ``model.g_conditioning=cbn``: conditional batch normalisation (de Vries et al.
+  2017), as in the projection-discriminator GANs (Miyato & Koyama 2018) and BigGAN (Brock et
+  al. 2019): every BatchNorm of the generator gets a per-class gain and bias; z alone is the
+  input. The class then scales the features at every resolution instead of entering once.
 * Discriminator: the projection head (Miyato & Koyama 2018),
   D(x, y) = head(h(x)) + <e_y, h(x)>, with h the discriminator's penultimate features and
   e_y a learned class embedding. It needs a discriminator that exposes ``embed(x)`` (the
@@ -13,7 +18,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 CLASS_EMBED_DIM = 32  # size of the class embedding joined to z
+G_CONDITIONINGS = ("embed", "cbn")
 
 
 class ConditionalGenerator(nn.Module):
@@ -25,6 +33,62 @@ class ConditionalGenerator(nn.Module):
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
         return self.base(torch.cat([z, self.embedding(y)], 1))
+
+
+class ClassBatchNorm(nn.Module):
+    """A BatchNorm without its own affine, followed by the class's gain (from 1) and bias (from 0).
+
+    The generator that holds it sets ``labels`` before each forward (:class:`CbnGenerator`)."""
+
+    def __init__(self, norm: nn.modules.batchnorm._BatchNorm, num_classes: int) -> None:
+        super().__init__()
+        self.norm = type(norm)(norm.num_features, eps=norm.eps, momentum=norm.momentum, affine=False,
+                               track_running_stats=norm.track_running_stats)
+        self.gain = nn.Embedding(num_classes, norm.num_features)
+        self.bias = nn.Embedding(num_classes, norm.num_features)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+        self.labels: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.labels is None:
+            raise RuntimeError("ClassBatchNorm needs the batch's labels: call it through its CbnGenerator")
+        shape = (len(x), -1) + (1,) * (x.dim() - 2)
+        return self.norm(x) * self.gain(self.labels).view(shape) + self.bias(self.labels).view(shape)
+
+
+class CbnGenerator(nn.Module):
+    """A generator whose BatchNorm layers are conditioned on the class (:class:`ClassBatchNorm`)."""
+
+    def __init__(self, base: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.base, self.num_classes = base, num_classes
+        replaced = _replace_batch_norms(base, num_classes)
+        if not replaced:
+            raise ConfigError("model.g_conditioning=cbn conditions the generator's BatchNorm layers, and this "
+                              "generator has none: set model.g_norm=batch, or model.g_conditioning=embed")
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        for module in self.base.modules():
+            if isinstance(module, ClassBatchNorm):
+                module.labels = y
+        try:
+            return self.base(z)
+        finally:
+            for module in self.base.modules():
+                if isinstance(module, ClassBatchNorm):
+                    module.labels = None  # no tensor of this batch outlives the call
+
+
+def _replace_batch_norms(module: nn.Module, num_classes: int) -> int:
+    count = 0
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(module, name, ClassBatchNorm(child, num_classes))
+            count += 1
+        else:
+            count += _replace_batch_norms(child, num_classes)
+    return count
 
 
 class ProjectionDiscriminator(nn.Module):

@@ -114,7 +114,7 @@ def build_pair(cfg: Config, info: DataInfo) -> GanPair:
                           f"'{info.name}' has {'no labels' if info.num_classes == 0 else 'one class'}")
     return build_models(m.arch, info.sample_shape, m.z_dim, width=m.width, depth=m.depth, g_norm=m.g_norm,
                         d_norm=m.d_norm, spectral_norm=m.spectral_norm,
-                        num_classes=info.num_classes if m.conditional else 0)
+                        num_classes=info.num_classes if m.conditional else 0, g_conditioning=m.g_conditioning)
 
 
 def info_from_config(cfg: Config) -> DataInfo:
