@@ -8,7 +8,8 @@
 #                     failure-search | failure-search-2 | failure-confirm | failure-search-3 |
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
 #                     failure-search-4 | failure-search-5 | failure-search-6 | failure-confirm-3 |
-#                     failing-2-table | failing-2-wgan-gp | grid25-pacgan | stacked | stacked-long | all
+#                     failing-2-table | failing-2-wgan-gp | grid25-pacgan | stacked | stacked-long |
+#                     conditional-diversity | all
 #   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run,
 #   and failing-2-wgan-gp, about an hour a run)
 #
@@ -25,7 +26,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -248,4 +249,15 @@ if [[ $part == stacked-long || $part == all ]]; then
   $SG compare -c configs/stacked-fmnist.yaml -v baseline "r3gan:gamma=0.1" --seed-list 0 --steps 5000 \
       --set train.eval_every=2500 "train.eval_metrics=[fid]" train.checkpoint_every=2500 -j 1 --no-progress \
       -o lab/stacked-long --metric Metric/modes
+fi
+if [[ $part == conditional-diversity || $part == all ]]; then
+  # Does the ready conditional setup draw one image per class, and what fixes it? configs/
+  # conditional.yaml at 3,000 steps (no time budget), 3 seeds: the setup as it is, the same
+  # networks without the class (the reference its recall is held to), conditional BatchNorm
+  # in G, the mode-seeking regulariser, and both. Every run is scored with 10,000 samples by
+  # the one cached classifier, at 1,500 and 3,000 steps: recall, per-class recall, class
+  # diversity, intra-class FID, class agreement.
+  $SG compare -c configs/conditional.yaml -v baseline unconditional cbn mode-seeking "cbn+mode-seeking" \
+      --seeds 3 --steps 3000 --set train.time=null train.eval_every=1500 "train.eval_metrics=[fid,pr]" \
+      -j 1 --no-progress -o lab/conditional-diversity
 fi

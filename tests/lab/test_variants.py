@@ -142,3 +142,14 @@ def test_recipes_beyond_penalties_and_clippers():
     assert cfg.model.spectral_norm is True and cfg.train.augment == {"name": "diffaugment", "p": 0.5}
     assert resolved("ada:target=0.7").train.augment == {"name": "ada", "target": 0.7}
     assert resolved("baseline").model.spectral_norm is False
+
+
+def test_conditioning_recipes_set_only_their_model_key():
+    from steadygan.lab.variants import parse_variant
+
+    assert parse_variant("cbn").overrides == ("model.g_conditioning=cbn",)
+    assert parse_variant("unconditional").overrides == ("model.conditional=false",)
+    assert set(parse_variant("cbn+mode-seeking:weight=2").overrides) == {
+        "model.g_conditioning=cbn", "g.penalties=[{name: mode-seeking, weight: 2}]"}
+    with pytest.raises(ConfigError, match="cbn"):
+        parse_variant("cbn:strength=2")

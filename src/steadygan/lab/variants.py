@@ -13,7 +13,10 @@ Grammar: ``NAME[:key=value,...]``, several joined with ``+`` to combine stabilis
 
 * recipes beyond penalties and clippers: ``relativistic`` (loss=relativistic, RpGAN);
   ``r3gan[:gamma=]`` (the R3GAN recipe: RpGAN + R1 + R2 with that gamma, Adam betas
-  (0, 0.99), EMA 0.999); ``spectral-norm`` (model.spectral_norm=true); ``diffaugment[:p=]``
+  (0, 0.99), EMA 0.999); ``spectral-norm`` (model.spectral_norm=true); ``cbn``
+  (model.g_conditioning=cbn: conditional BatchNorm in G); ``unconditional``
+  (model.conditional=false: the same networks without the class, the reference of a
+  conditional lab); ``diffaugment[:p=]``
   and ``ada[:target=,speed_kimg=,interval=]`` (train.augment; the operation list is the
   default one here, since ``+`` joins variant parts: set another with --set train.augment).
 
@@ -64,7 +67,7 @@ CLIPPER_VARIANTS: dict[str, ClipperVariant] = {
 PENALTY_LOSS = {"wgan-gp": "wasserstein"}
 
 
-RECIPES = ("relativistic", "r3gan", "spectral-norm", "diffaugment", "ada")
+RECIPES = ("relativistic", "r3gan", "spectral-norm", "diffaugment", "ada", "cbn", "unconditional")
 
 
 def variant_names() -> list[str]:
@@ -178,6 +181,12 @@ def _add_recipe(plan: _Plan, name: str, options: dict[str, Any]) -> None:
     elif name == "spectral-norm":
         _check_options(name, options, [])
         plan.set("model.spectral_norm", True, name)
+    elif name == "cbn":
+        _check_options(name, options, [])
+        plan.set("model.g_conditioning", "cbn", name)
+    elif name == "unconditional":  # the same networks without the class: the reference a conditional run has
+        _check_options(name, options, [])
+        plan.set("model.conditional", False, name)
     elif name == "r3gan":
         _check_options(name, options, ["gamma"])
         gamma = options.get("gamma", 1.0)
