@@ -123,8 +123,10 @@ class SpeedOptions:
 
 @dataclass
 class RecoveryOptions:
-    """What a run does when it diverges."""
+    """What watches a run, and what it does when it goes wrong."""
 
+    health_every: int = resumable(50)  # probe the generator's variety every N steps (training/health.py); 0 = never
+    on_failure: str = resumable("warn")  # a failing health status: warn (log and show) | stop
     on_nan: str = resumable("stop")  # stop | rollback: reload the last good checkpoint with lower learning rates
     max_rollbacks: int = resumable(3)  # on_nan=rollback: give up (stop) after this many
     rollback_lr_factor: float = resumable(0.5)  # on_nan=rollback: learning rates are multiplied by this each time
@@ -167,7 +169,7 @@ COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-auto
 # The values of the keys that take one of a few words (each is also checked by check_ranges).
 CHOICES = {"data.split": ("train", "test"), "model.g_conditioning": ("embed", "cbn"),
            "train.amp": ("none", "bf16", "fp16"),
-           "train.compile": COMPILE_MODES, "train.on_nan": ("stop", "rollback"),
+           "train.compile": COMPILE_MODES, "train.on_nan": ("stop", "rollback"), "train.on_failure": ("warn", "stop"),
            "train.eval_on": ("auto", "ema", "raw", "both")}
 
 # Keys that may change when a run is resumed (declared with resumable() above).
@@ -404,6 +406,10 @@ def _check_train(t: TrainConfig) -> None:
         raise ConfigError(f"train.time must be > 0 seconds (got {t.time})")
     if not 0 <= t.ema < 1:
         raise ConfigError(f"train.ema must be in [0, 1) (got {t.ema}); 0 disables the EMA")
+    if t.health_every < 0:
+        raise ConfigError(f"train.health_every must be >= 0 steps (got {t.health_every}); 0 turns the probe off")
+    if t.on_failure not in CHOICES["train.on_failure"]:
+        raise ConfigError(f"train.on_failure must be warn or stop (got {t.on_failure!r})")
     if t.on_nan not in ("stop", "rollback"):
         raise ConfigError(f"train.on_nan must be 'stop' or 'rollback' (got {t.on_nan!r})")
     if t.max_rollbacks < 0:

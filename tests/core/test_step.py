@@ -182,7 +182,8 @@ def test_each_update_reports_exactly_its_documented_stats():
     real, z = batch()
     loss = build_loss("non-saturating")
     stats = d_step(d, g, loss, real, z, step=0)
-    assert set(stats) == {"Loss/D", "Logits/real", "Logits/real_sign", "Logits/fake", "Grad/D/norm", "Grad/D/clipped"}
+    assert set(stats) == {"Loss/D", "Logits/real", "Logits/real_sign", "Logits/fake", "Logits/fake_sign",
+                          "Grad/D/norm", "Grad/D/clipped"}
     with torch.no_grad():  # the D before its update: the share of real samples it calls real, in [-1, 1]
         assert -1 <= stats["Logits/real_sign"].item() <= 1
     assert set(g_step(g, d, loss, real, z, step=0)) == {"Loss/G", "Grad/G/norm", "Grad/G/clipped"}

@@ -165,4 +165,8 @@ def _train_in_context(args: argparse.Namespace, ctx) -> int:
         launch = f"steadygan train --nproc {ctx.world_size}" if ctx.distributed else "steadygan train"
         print(f"resume with: {launch} --resume {result.run_dir}")
         return 128 + (result.signal or signal.SIGINT)  # stopped by a signal: the shell's convention
+    if result.stopped == "failing":  # train.on_failure=stop: the health status said so
+        print(f"steadygan train: the run is failing ({result.health}); stopped with its checkpoint "
+              f"(steadygan health {result.run_dir} shows when it went wrong)", file=sys.stderr)
+        return 3
     return 0

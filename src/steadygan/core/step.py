@@ -161,10 +161,12 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
         real_logits, fake_logits = _score_real_and_fake(d, batch.y, real, fake, bool(needs & {REAL_GRAD, FAKE_GRAD}))
         d_loss = loss.d_loss(real_logits, fake_logits)
         g_loss = loss.generator(fake_logits, real_logits) if G_LOSS in needs else None
-        # Logits/real_sign: E[sign D(real)], ADA's overfitting signal (1: D calls every real sample real).
+        # Logits/real_sign: E[sign D(real)], ADA's overfitting signal (1: D calls every real sample real);
+        # with Logits/fake_sign, D's accuracy on each side (the health monitor's D-wins signal).
         stats: Stats = {"Loss/D": d_loss.detach(), "Logits/real": real_logits.detach().mean(),
                         "Logits/real_sign": real_logits.detach().sign().mean(),
-                        "Logits/fake": fake_logits.detach().mean()}
+                        "Logits/fake": fake_logits.detach().mean(),
+                        "Logits/fake_sign": fake_logits.detach().sign().mean()}
         inputs = PenaltyInputs(player="d", score=score, d_params=d.params, g_params=g.params, real=real, fake=fake,
                                real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss, g_loss=g_loss,
                                grad_scale=d.grad_scale)

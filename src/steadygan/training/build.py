@@ -11,8 +11,8 @@ Training, resume, sampling, evaluation, completion and the lab all come through 
   shape, classes) is stored in every checkpoint and read back, not re-derived.
 * :func:`build_run`: everything a run trains with (:class:`RunParts`): data and sampler on the
   device, the pair, the two players (optimiser, penalties, clipper, gradient scaler), the
-  EMA, the augmentation, the periodic evaluation, the autocast context. The trainer receives
-  them and keeps the loop.
+  EMA, the augmentation, the periodic evaluation, the autocast context, the health monitor.
+  The trainer receives them and keeps the loop.
 
 The order of construction is part of the arithmetic: the global RNG is seeded first and the
 networks draw their initial weights from it, so the same config builds the same run.
@@ -47,6 +47,7 @@ from ..metrics.evaluate import check_metrics, check_sample_count
 from ..models import build_models, check_model_options, is_convolutional, revert_sync_batchnorm
 from .distributed import ProcessContext
 from .fast_paths import can_fuse_real_and_fake, compile_players, to_channels_last
+from .health import HealthMonitor, Probe
 from .periodic_eval import PeriodicEval
 
 # --- the config, checked by the registries that own its names ---------------------------------
@@ -170,6 +171,7 @@ class RunParts:
     periodic_eval: PeriodicEval
     autocast: Callable[[], ContextManager]
     channels_last: bool
+    health: HealthMonitor
 
 
 def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None,
@@ -206,8 +208,9 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
     if t.amp == "fp16":  # a gradient scaler per player: their losses and gradients differ by orders of magnitude
         d.scaler, g.scaler = torch.amp.GradScaler(device.type), torch.amp.GradScaler(device.type)
     evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device), ema is not None, cfg.model.z_dim, pair.num_classes)
+    probe = Probe(data, cfg.model.z_dim, pair.num_classes, device) if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, build_loss(cfg.loss), augment, d, g, ema, evaluation,
-                    build_autocast(t.amp, device), channels_last)
+                    build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every))
 
 
 def _record_world_size(t: TrainConfig, ctx: ProcessContext) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,16 @@ class Tracker:
             self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=start_step)
         self.bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step",
                         dynamic_ncols=True, desc=self.run_dir.name)
+        self.health = ""  # the health status shown beside the losses (warning / failing; empty when healthy)
 
     def record(self, step: int, elapsed: float, stats: dict[str, torch.Tensor]) -> None:
         self._pending.append((step, elapsed, stats))
         self.bar.update(1)
 
-    def flush(self) -> dict[str, float] | None:
-        """Write pending rows; raise Diverged on a non-finite value. Returns the last row."""
+    def flush(self) -> list[dict[str, float]]:
+        """Write pending rows; raise Diverged on a non-finite value. Returns the rows written."""
         if not self._pending:
-            return None
+            return []
         # Every value of the interval in one stacked device-to-host transfer.
         cells = [(i, key, value) for i, (_, _, stats) in enumerate(self._pending) for key, value in stats.items()]
         device = next((v.device for _, _, v in cells if isinstance(v, torch.Tensor)), torch.device("cpu"))
@@ -72,13 +74,13 @@ class Tracker:
         if self._stats_file is not None:
             self._stats_file.flush()
         last = rows[-1]
-        self.bar.set_postfix({k.split("/", 1)[1] if k.startswith("Loss/") else k: f"{last[k]:.3g}"
-                              for k in ("Loss/D", "Loss/G") if k in last}, refresh=False)
+        postfix = {k.split("/", 1)[1]: f"{last[k]:.3g}" for k in ("Loss/D", "Loss/G") if k in last}
+        self.bar.set_postfix({**postfix, **({"health": self.health} if self.health else {})}, refresh=False)
         for row in rows:
             for k, v in row.items():
                 if not math.isfinite(v):
                     raise Diverged(row["step"], k, v)
-        return last
+        return rows
 
     def rewind(self, step: int) -> None:
         """Forget pending rows and cut stats.jsonl back to ``step`` (a rollback)."""
@@ -103,6 +105,11 @@ class Tracker:
             for k, v in values.items():
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     self._writer.add_scalar(k, v, step)
+
+    def say(self, text: str) -> None:
+        """A line on stderr that leaves the progress bar whole (rank 0 only)."""
+        if self._stats_file is not None:
+            tqdm.write(text, file=sys.stderr)
 
     def image(self, tag: str, image_hwc: np.ndarray, step: int) -> None:
         if self._writer is not None:
@@ -137,3 +144,17 @@ def truncate_stats(path: Path, last_step: int) -> int:
     if removed:
         atomic_write_text(path, "".join(line + "\n" for line in kept))
     return removed
+
+
+def read_stats(path: Path) -> list[dict[str, Any]]:
+    """The rows of a stats.jsonl (a torn last line, left by a kill mid-write, is skipped)."""
+    rows = []
+    if Path(path).exists():
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "step" in row:
+                rows.append(row)
+    return rows

@@ -36,11 +36,12 @@ from .build import build_run, new_run_dir
 from .checkpoint import checkpoint_path, latest_checkpoint, save_agreed
 from .distributed import ProcessContext
 from .guards import StopFlag, agree_on_stop, raise_earliest_divergence, refuse_non_finite, run_lock, stop_signals
+from .health import FAILING, HEALTHY, STATUS_CODES
 from .iteration import Iteration
 from .recovery import plan_rollback, report_rollback
 from .resume import init_from
 from .state import RunState, checkpoint_parts
-from .tracking import Diverged, Tracker, truncate_stats
+from .tracking import Diverged, Tracker, read_stats, truncate_stats
 
 ADVICE = "Lower the learning rate or add a stabiliser (see `steadygan methods`)."
 
@@ -49,10 +50,11 @@ ADVICE = "Lower the learning rate or add a stabiliser (see `steadygan methods`).
 class TrainResult:
     run_dir: Path
     step: int
-    stopped: str                  # "steps", "time" or "interrupted"
+    stopped: str                  # "steps", "time", "interrupted" or "failing" (train.on_failure=stop)
     checkpoint: Path | None
     samples: Path | None
     signal: int | None = None     # interrupted: the signal that stopped it (SIGINT, SIGTERM)
+    health: str = "healthy"       # the health status it ended with, in words
 
 
 class Trainer:
@@ -70,7 +72,7 @@ class Trainer:
         self.device, self.data, self.sampler, self.pair = parts.device, parts.data, parts.sampler, parts.pair
         self.G, self.D = parts.pair.generator, parts.pair.discriminator
         self.loss, self.augment, self.d, self.g, self.ema = parts.loss, parts.augment, parts.d, parts.g, parts.ema
-        self.periodic_eval, self._autocast = parts.periodic_eval, parts.autocast
+        self.periodic_eval, self._autocast, self.health = parts.periodic_eval, parts.autocast, parts.health
         self.channels_last = parts.channels_last
         self.fixed_z, self.fixed_y, self.grid_columns = fixed_sample_inputs(
             self.data.info, cfg.train.samples, self.pair.num_classes, cfg.model.z_dim, cfg.train.seed + 1, self.device)
@@ -119,11 +121,25 @@ class Trainer:
     def _flush(self, tracker: Tracker) -> None:
         """Write pending stats; raise Diverged (on every rank) on a non-finite value."""
         try:
-            tracker.flush()
+            rows = tracker.flush()
         except Diverged as exc:
             raise_earliest_divergence(self.ctx, exc)
             raise
         raise_earliest_divergence(self.ctx, None)
+        self._watch(rows, tracker)
+
+    def _watch(self, rows: list[dict[str, Any]], tracker: Tracker) -> None:
+        """Hand new rows to the health monitor; say a change of status, and act on a failing
+        one as train.on_failure asks (decided on rank 0's rows, alike on every rank)."""
+        changed = self.health.observe(rows)
+        if changed is not None and self.ctx.is_main:
+            tracker.log_values(changed.step, {"Health/status": STATUS_CODES[changed.level]})
+            tracker.health = "" if changed.level == HEALTHY else changed.level
+            tracker.say(f"steadygan: step {changed.step}: {changed}")
+        if self.cfg.train.on_failure == "stop":
+            failing = self.health.status.level == FAILING if self.ctx.is_main else None
+            if self.ctx.broadcast_object(failing):
+                self._failing = self.health.status
 
     # --- samples and scores -----------------------------------------------------------------
 
@@ -156,6 +172,7 @@ class Trainer:
         generators = {"raw": self.G, "ema": self.ema.model if self.ema is not None else None}
         row = self.periodic_eval.run(self.step, self.elapsed, generators, self.save, self.run_dir, self.ctx)
         tracker.log_values(self.step, row)
+        self._watch([{"step": self.step, **row}], tracker)
         return row
 
     # --- loop -------------------------------------------------------------------------------
@@ -176,7 +193,9 @@ class Trainer:
             truncate_stats(self.run_dir / "stats.jsonl", self.step)  # steps after the checkpoint are redone
         tracker = Tracker(self.run_dir, self.step, t.steps, t.progress, writes=self.ctx.is_main)
         self._last_ckpt = self.ctx.broadcast_object(latest_checkpoint(self.run_dir) if self.ctx.is_main else None)
-        self._last_samples, self._stop_signal = None, None
+        self._last_samples, self._stop_signal, self._failing = None, None, None
+        if self.ctx.is_main:  # the health status of the rows so far: where an uninterrupted run would be
+            self.health.replay(read_stats(self.run_dir / "stats.jsonl"))
         try:
             self.periodic_eval.prepare(self.ctx)  # extractor and real features, off the training clock
             # The handler stays in place through the final evaluation and save: a SIGTERM
@@ -196,7 +215,7 @@ class Trainer:
             raise TrainingDiverged(f"{exc}; stopping ({where}). {ADVICE}") from exc
         tracker.close()
         return TrainResult(self.run_dir, self.step, stopped, self._last_ckpt, self._last_samples,
-                           self._stop_signal if stopped == "interrupted" else None)
+                           self._stop_signal if stopped == "interrupted" else None, str(self.health.status))
 
     def _finish(self, tracker: Tracker, stopped: str) -> None:
         """Final evaluation (unless interrupted), final checkpoint and sample grid."""
@@ -234,11 +253,17 @@ class Trainer:
             if stop:
                 self._stop_signal = stop
                 return "interrupted"
+            if self._failing is not None:
+                return "failing"
             stats = self._one_step()
             stop, self.elapsed = agree_on_stop(self.ctx, interrupted, time.perf_counter() - started)
             tracker.record(self.step, self.elapsed, stats)
             if self.step % t.log_every == 0:
                 self._flush(tracker)
+            if self.health.due(self.step):
+                probe = self.health.measure(self.G, self.D)
+                tracker.log_values(self.step, probe)
+                self._watch([{"step": self.step, **probe}], tracker)
             if self.step % t.sample_every == 0:
                 self._last_samples = self.write_samples(tracker)
             if self.periodic_eval.due(self.step, self.elapsed):

@@ -1,0 +1,249 @@
+"""Is this run going wrong? Health signals, a probe of the generator's variety, and a status.
+
+Signals, all logged as ``Health/*`` rows of stats.jsonl (and TensorBoard):
+
+* from what every D update already returns: the share of real samples D calls real
+  (``Health/d_real_acc``, from E[sign D(real)]) and of generated ones it calls generated
+  (``Health/d_fake_acc``), the logit gap; with the losses and the gradient norms the step logs;
+* from a small fixed probe every ``train.health_every`` steps (:class:`Probe`): the variety of
+  the generator's output against the real data's, in pixels and in D's own penultimate
+  features (``Health/diversity``, ``Health/diversity_d``), within each class for a conditional
+  generator (``Health/class_diversity_min``). It draws from a generator of its own and runs
+  in eval mode with no gradient: it moves neither the training RNG nor any weight or
+  statistic, so a run trains the same parameters with or without it;
+* the periodic evaluation's rows where there are any (FID, recall, class KL, class diversity).
+
+The status (:class:`HealthJudge`) is a pure function of those rows, read in order: the
+monitor applies it as a run goes, and ``steadygan health RUN`` applies the same function to
+any run's stats.jsonl afterwards. Healthy, warning or failing, each with the signal that said
+so and the reason in words; the thresholds are :class:`HealthRule`'s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.pair import balanced_labels, call
+from ..data import InMemoryData
+from ..metrics.diversity import class_diversity, diversity_ratio
+
+HEALTHY, WARNING, FAILING = "healthy", "warning", "failing"
+LEVELS = (HEALTHY, WARNING, FAILING)
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    level: str                 # healthy | warning | failing
+    signal: str | None = None  # the stats key that said so
+    reason: str = ""           # in words
+    step: int = 0
+
+    def __str__(self) -> str:
+        return self.level if self.level == HEALTHY else f"{self.level}: {self.reason}"
+
+
+# --- the probe -------------------------------------------------------------------------------------
+
+
+def d_features(D: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """D's penultimate features of ``x`` (``embed``, of a projection D's base too); the samples
+    themselves, flattened, for a D that exposes none."""
+    net = getattr(D, "base", D)
+    if hasattr(net, "embed"):
+        return net.embed(x).flatten(1)
+    return x.flatten(1)
+
+
+class Probe:
+    """A fixed noise batch and a fixed real batch, and what they say of the generator's variety."""
+
+    def __init__(self, data: InMemoryData, z_dim: int, num_classes: int, device: torch.device, n: int = 64,
+                 seed: int = 12_345) -> None:
+        g = torch.Generator().manual_seed(seed)  # its own stream: the training RNG never moves
+        self.z = torch.randn(n, z_dim, generator=g).to(device)
+        self.labels = None if not num_classes else balanced_labels(n, num_classes).to(device)
+        index = torch.randperm(len(data), generator=g)[:n].to(device)
+        real = data.batch(index, labels=bool(num_classes))
+        self.real, self.real_labels = real.x, real.y
+        self.num_classes = num_classes
+
+    @torch.no_grad()
+    def measure(self, G: nn.Module, D: nn.Module) -> dict[str, float]:
+        """``Health/diversity`` (pixels), ``Health/diversity_d`` (D's features) and, for a
+        conditional generator, ``Health/class_diversity_min``; the networks' modes are restored."""
+        modes = G.training, D.training
+        G.eval(), D.eval()
+        try:
+            fake = call(G, self.z, self.labels)
+            out = {"Health/diversity": diversity_ratio(fake.float(), self.real.float())}
+            fake_f, real_f = d_features(D, fake, self.labels), d_features(D, self.real, self.real_labels)
+            out["Health/diversity_d"] = diversity_ratio(fake_f.float(), real_f.float())
+            if self.num_classes:
+                within = class_diversity(fake.float().flatten(1), self.labels, self.real.float().flatten(1),
+                                         self.real_labels, self.num_classes)
+                out["Health/class_diversity_min"] = within["class_diversity_min"]
+            return out
+        finally:
+            G.train(modes[0]), D.train(modes[1])
+
+
+def step_signals(row: dict[str, float]) -> dict[str, float]:
+    """The signals of one step's stats row: D's accuracy on each side and the logit gap."""
+    out = {}
+    if "Logits/real_sign" in row:
+        out["Health/d_real_acc"] = (1.0 + row["Logits/real_sign"]) / 2.0
+    if "Logits/fake_sign" in row:
+        out["Health/d_fake_acc"] = (1.0 - row["Logits/fake_sign"]) / 2.0
+    if "Logits/real" in row and "Logits/fake" in row:
+        out["Health/logit_gap"] = row["Logits/real"] - row["Logits/fake"]
+    return out
+
+
+# --- the rule ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HealthRule:
+    """Thresholds of the status (benchmarks/health_eval.py scores any rule on a corpus of runs)."""
+
+    collapse_diversity: float = 0.15   # failing: pixel variety under this share of the data's ...
+    low_diversity: float = 0.35        # ... warning: under this one
+    collapse_probes: int = 2           # ... for this many probes in a row
+    d_wins: float = 0.98               # D right on this share of both real and generated samples ...
+    d_wins_steps: int = 100            # ... on average over this many steps: G gets no useful signal
+    fid_blowup: float = 2.0            # failing: FID above this multiple of the run's best
+    fid_rise: float = 1.5              # warning: above this one
+    class_kl: float = math.log(2)      # failing: the classes drawn as concentrated as half of them
+    class_diversity: float = 0.25      # failing: a class under a quarter of its data's variety
+    warm_up: int = 200                 # steps before any status but healthy (early training looks like failure)
+
+
+class HealthJudge:
+    """Reads a run's rows in order and keeps its status (the newest, and the worst so far)."""
+
+    def __init__(self, rule: HealthRule | None = None) -> None:
+        self.rule = rule or HealthRule()
+        self.status = HealthStatus(HEALTHY)
+        self.history: list[HealthStatus] = []  # every change of level
+        self._acc: deque[tuple[float, float]] = deque(maxlen=self.rule.d_wins_steps)
+        self._low_probes = 0
+        self._best_fid = math.inf
+
+    def observe(self, row: dict[str, Any]) -> HealthStatus:
+        """Take one row (a step's stats, a probe's, an evaluation's); returns the status after it."""
+        step = int(row.get("step", 0))
+        found = [s for s in (self._probe(row, step), self._d_wins(row, step), self._evaluation(row, step))
+                 if s is not None]
+        if step < self.rule.warm_up:
+            found = []
+        level = max((s.level for s in found), key=LEVELS.index, default=None)
+        new = next(s for s in found if s.level == level) if level else None
+        if new is None and self.status.level != HEALTHY and self._recovered(row):
+            new = HealthStatus(HEALTHY, step=step)
+        if new is not None and (new.level != self.status.level or new.signal != self.status.signal):
+            self.status = new
+            self.history.append(new)
+        return self.status
+
+    def _recovered(self, row: dict[str, Any]) -> bool:
+        """A probe row with variety back, or a step row with D no longer winning, clears the status."""
+        return ("Health/diversity" in row and self._low_probes == 0) or \
+            (self.status.signal == "Health/d_acc" and len(self._acc) == self._acc.maxlen and not self._winning())
+
+    def _probe(self, row: dict[str, Any], step: int) -> HealthStatus | None:
+        value = row.get("Health/diversity")
+        if value is None:
+            return None
+        r = self.rule
+        self._low_probes = self._low_probes + 1 if value < r.low_diversity else 0
+        if self._low_probes < r.collapse_probes:
+            return None
+        level = FAILING if value < r.collapse_diversity else WARNING
+        return HealthStatus(level, "Health/diversity", f"the generator's samples are {value:.2f} as varied as the "
+                                                       f"data's for {self._low_probes} probes: mode collapse", step)
+
+    def _winning(self) -> bool:
+        real = sum(a for a, _ in self._acc) / len(self._acc)
+        fake = sum(b for _, b in self._acc) / len(self._acc)
+        return real > self.rule.d_wins and fake > self.rule.d_wins
+
+    def _d_wins(self, row: dict[str, Any], step: int) -> HealthStatus | None:
+        signals = step_signals(row)
+        if "Health/d_real_acc" not in signals or "Health/d_fake_acc" not in signals:
+            return None
+        self._acc.append((signals["Health/d_real_acc"], signals["Health/d_fake_acc"]))
+        if len(self._acc) < self._acc.maxlen or not self._winning():
+            return None
+        return HealthStatus(WARNING, "Health/d_acc", f"D tells real from generated on more than "
+                                                     f"{self.rule.d_wins:.0%} of both for {len(self._acc)} "
+                                                     "steps: the generator gets little to learn from", step)
+
+    def _evaluation(self, row: dict[str, Any], step: int) -> HealthStatus | None:
+        r = self.rule
+        fid = row.get("Metric/fid")
+        if fid is not None and math.isfinite(fid):
+            best, self._best_fid = self._best_fid, min(self._best_fid, fid)
+            if fid > r.fid_blowup * best:
+                return HealthStatus(FAILING, "Metric/fid", f"FID {fid:.3g} is more than {r.fid_blowup:g}x the "
+                                                           f"run's best {best:.3g}", step)
+            if fid > r.fid_rise * best:
+                return HealthStatus(WARNING, "Metric/fid", f"FID {fid:.3g} rose above {r.fid_rise:g}x the run's "
+                                                           f"best {best:.3g}", step)
+        class_kl = row.get("Metric/class_kl")
+        if class_kl is not None and class_kl > r.class_kl:
+            return HealthStatus(FAILING, "Metric/class_kl", f"the classes drawn are as concentrated as half of "
+                                                            f"them (class KL {class_kl:.3g} > ln 2)", step)
+        within = row.get("Metric/class_diversity_min", row.get("Health/class_diversity_min"))
+        if within is not None and within < r.class_diversity:
+            return HealthStatus(FAILING, "class_diversity", f"a class's samples are {within:.2f} as varied as its "
+                                                            "real images: the classes are drawn, z is ignored", step)
+        return None
+
+
+def judge_rows(rows: list[dict[str, Any]], rule: HealthRule | None = None) -> HealthJudge:
+    """Apply the status to a run's stats rows in order (what ``steadygan health`` does)."""
+    judge = HealthJudge(rule)
+    for row in sorted(rows, key=lambda r: r.get("step", 0)):
+        judge.observe(row)
+    return judge
+
+
+STATUS_CODES = {HEALTHY: 0, WARNING: 1, FAILING: 2}  # Health/status rows: the level as a number
+
+
+class HealthMonitor:
+    """The online side: when to probe, the status to show and act on. Its state is the status
+    of the rows so far: a resumed run replays its stats.jsonl (cut back to the checkpoint's
+    step) and is where an uninterrupted one would be."""
+
+    def __init__(self, probe: Probe | None, every: int, rule: HealthRule | None = None) -> None:
+        self.probe, self.every = probe, every
+        self.judge = HealthJudge(rule)
+
+    def due(self, step: int) -> bool:
+        return self.probe is not None and self.every > 0 and step % self.every == 0
+
+    def measure(self, G: nn.Module, D: nn.Module) -> dict[str, float]:
+        assert self.probe is not None
+        return self.probe.measure(G, D)
+
+    def observe(self, rows: list[dict[str, Any]]) -> HealthStatus | None:
+        """Take new rows; returns the status when it changed, else None."""
+        before = self.judge.status
+        for row in rows:
+            self.judge.observe(row)
+        return self.judge.status if self.judge.status != before else None
+
+    def replay(self, rows: list[dict[str, Any]]) -> None:
+        """Rebuild the status from a resumed run's rows (already in the file)."""
+        self.judge = judge_rows(rows, self.judge.rule)
+
+    @property
+    def status(self) -> HealthStatus:
+        return self.judge.status

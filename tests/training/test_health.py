@@ -1,0 +1,183 @@
+"""The health monitor: its signals by hand, its status on fabricated runs, and a run it watches."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from steadygan.data import InMemoryData
+from steadygan.training.health import (FAILING, HEALTHY, WARNING, HealthJudge, HealthRule, Probe, d_features,
+                                       judge_rows, step_signals)
+from steadygan.training.tracking import read_stats
+from steadygan.training.trainer import train
+
+# --- signals ------------------------------------------------------------------------------------
+
+
+def test_step_signals_are_d_s_accuracy_on_each_side_and_the_logit_gap():
+    row = {"Logits/real_sign": 0.5, "Logits/fake_sign": -0.8, "Logits/real": 2.0, "Logits/fake": -1.5}
+    assert step_signals(row) == {"Health/d_real_acc": 0.75, "Health/d_fake_acc": 0.9, "Health/logit_gap": 3.5}
+    assert step_signals({"Loss/D": 1.0}) == {}
+
+
+class Points(nn.Module):
+    """A generator that puts sample i at z_i (collapsed: at the origin), and a D that embeds x."""
+
+    def __init__(self, collapsed: bool = False) -> None:
+        super().__init__()
+        self.collapsed = collapsed
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, z, y=None):
+        return torch.zeros_like(z[:, :2]) if self.collapsed else z[:, :2] * self.w
+
+
+class Critic(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 1)
+
+    def embed(self, x):
+        return 3 * x
+
+    def forward(self, x, y=None):
+        return self.lin(x).squeeze(1)
+
+
+def _points(n=200, seed=0) -> InMemoryData:
+    return InMemoryData(torch.randn(n, 2, generator=torch.Generator().manual_seed(seed)), None, "ring8", "mixture")
+
+
+def test_the_probe_measures_variety_without_moving_the_rng_or_the_modes():
+    probe = Probe(_points(), z_dim=2, num_classes=0, device=torch.device("cpu"), n=32)
+    G, D = Points().train(), Critic().train()
+    state = torch.get_rng_state()
+    varied = probe.measure(G, D)
+    assert torch.equal(torch.get_rng_state(), state) and G.training and D.training
+    # G puts the probe's standard-normal noise where the data's standard-normal points are: about as varied.
+    assert 0.7 < varied["Health/diversity"] < 1.3
+    assert varied["Health/diversity_d"] == pytest.approx(varied["Health/diversity"])  # embed = 3x: same ratio
+    collapsed = probe.measure(Points(collapsed=True), D)
+    assert collapsed["Health/diversity"] == 0.0 and collapsed["Health/diversity_d"] == 0.0
+    again = Probe(_points(), z_dim=2, num_classes=0, device=torch.device("cpu"), n=32).measure(G, D)
+    assert again == varied  # fixed noise and a fixed real batch: the same numbers
+
+
+def test_d_features_are_the_penultimate_layer_or_the_samples():
+    x = torch.randn(3, 2)
+    assert torch.equal(d_features(Critic(), x, None), 3 * x)
+    projection = nn.Module()
+    projection.base = Critic()
+    assert torch.equal(d_features(projection, x, None), 3 * x)
+    assert torch.equal(d_features(nn.Linear(2, 1), x.view(3, 2), None), x)
+
+
+# --- the status on fabricated runs ------------------------------------------------------------------
+
+
+def _steps(first, last, real_sign=0.2, fake_sign=-0.2):
+    return [{"step": s, "Logits/real_sign": real_sign, "Logits/fake_sign": fake_sign, "Logits/real": 0.5,
+             "Logits/fake": -0.5, "Loss/D": 1.2, "Loss/G": 0.9} for s in range(first, last)]
+
+
+def _probe(step, diversity):
+    return {"step": step, "Health/diversity": diversity, "Health/diversity_d": diversity}
+
+
+def test_a_healthy_run_stays_healthy_even_when_noisy():
+    rows = _steps(1, 1001)
+    noisy = [0.9, 0.5, 1.1, 0.4, 0.8, 0.36, 1.0]  # dips, never twice in a row under 0.35
+    rows += [_probe(50 * (i + 1), noisy[i % len(noisy)]) for i in range(20)]
+    rows += [{"step": 500, "Metric/fid": 40.0}, {"step": 1000, "Metric/fid": 55.0}]  # within 1.5x of the best
+    judge = judge_rows(rows)
+    assert judge.status.level == HEALTHY and judge.history == []
+
+
+def test_a_slow_collapse_warns_then_fails_naming_the_variety():
+    rows = _steps(1, 1001)
+    variety = [1.0, 0.9, 0.7, 0.5, 0.33, 0.3, 0.2, 0.12, 0.1, 0.08]
+    rows += [_probe(100 * (i + 1), v) for i, v in enumerate(variety)]
+    judge = judge_rows(rows)
+    first, worst = judge.history[0], judge.history[-1]
+    assert (first.level, first.signal, first.step) == (WARNING, "Health/diversity", 600)  # 0.33, 0.3: two in a row
+    assert (worst.level, worst.step) == (FAILING, 800)  # 0.12 < 0.15: the fourth low probe (500, 600, 700, 800)
+    assert worst.reason == "the generator's samples are 0.12 as varied as the data's for 4 probes: mode collapse"
+
+
+def test_a_sudden_divergence_of_the_evaluation_fails_at_once():
+    rows = _steps(1, 751) + [{"step": 250, "Metric/fid": 30.0}, {"step": 500, "Metric/fid": 25.0},
+                             {"step": 750, "Metric/fid": 60.0}]
+    judge = judge_rows(rows)
+    assert judge.status.level == FAILING and judge.status.signal == "Metric/fid" and judge.status.step == 750
+    assert judge.status.reason == "FID 60 is more than 2x the run's best 25"
+
+
+def test_d_winning_for_a_while_warns_and_a_recovery_clears_it():
+    rows = _steps(1, 300) + _steps(300, 450, real_sign=1.0, fake_sign=-1.0) + _steps(450, 700)
+    judge = judge_rows(rows)
+    (warned, cleared) = judge.history
+    # The mean accuracy over the last 100 steps, 0.6 + 0.4 k / 100 after k winning steps, passes 0.98 at k = 96.
+    assert (warned.level, warned.signal, warned.step) == (WARNING, "Health/d_acc", 395)
+    assert cleared.level == HEALTHY and cleared.step > 450
+
+
+def test_nothing_is_judged_in_the_warm_up():
+    judge = judge_rows([_probe(50, 0.0), _probe(100, 0.0), _probe(150, 0.0)])
+    assert judge.status.level == HEALTHY
+    assert judge_rows([_probe(50, 0.0), _probe(100, 0.0), _probe(250, 0.0)], HealthRule(warm_up=0)).status.level \
+        == FAILING
+
+
+def test_class_metrics_fail_a_conditional_run_that_ignores_z():
+    judge = HealthJudge()
+    judge.observe({"step": 300, "Health/class_diversity_min": 0.05})
+    assert judge.status.level == FAILING and "z is ignored" in judge.status.reason
+    judge = HealthJudge()
+    judge.observe({"step": 300, "Metric/class_kl": math.log(5)})
+    assert judge.status.level == FAILING and judge.status.signal == "Metric/class_kl"
+
+
+# --- a watched run -------------------------------------------------------------------------------
+
+
+def test_the_probe_leaves_training_exactly_as_it_was(tmp_path, toy_cfg, final_state, assert_same_state):
+    watched = train(toy_cfg(tmp_path / "a", "train.health_every=2"))
+    unwatched = train(toy_cfg(tmp_path / "b", "train.health_every=0"))
+    assert_same_state(final_state(watched.run_dir), final_state(unwatched.run_dir))
+    rows = read_stats(watched.run_dir / "stats.jsonl")
+    probes = [r for r in rows if "Health/diversity" in r]
+    assert [r["step"] for r in probes] == list(range(2, 13, 2))
+    assert not any("Health/diversity" in r for r in read_stats(unwatched.run_dir / "stats.jsonl"))
+
+
+@pytest.mark.slow
+def test_a_failing_run_stops_with_a_checkpoint_when_asked(tmp_path, toy_cfg, capsys):
+    from steadygan.cli import main
+    from steadygan.training import health
+
+    # A rule that calls any variety below twice the data's a collapse: this run fails at its first probes.
+    monkey_rule = HealthRule(collapse_diversity=2.0, low_diversity=2.0, collapse_probes=1, warm_up=0)
+    original = health.HealthJudge.__init__
+
+    def strict(self, rule=None):
+        original(self, monkey_rule)
+
+    health.HealthJudge.__init__ = strict
+    try:
+        code = main(["train", "--config", str(Path(__file__).resolve().parents[2] / "configs" / "ring8.yaml"), "--set", "data.toy_samples=1000", "--set",
+                     "data.batch_size=32", "--set", "model.width=16", "--set", "model.depth=2", "--steps", "40",
+                     "--set", "train.health_every=5", "--set", "train.on_failure=stop", "--out", str(tmp_path),
+                     "--no-progress"])
+    finally:
+        health.HealthJudge.__init__ = original
+    err = capsys.readouterr().err
+    assert code == 3 and "steadygan train: the run is failing (failing: the generator's samples are" in err
+    (run,) = tmp_path.iterdir()
+    rows = read_stats(run / "stats.jsonl")
+    assert rows[-1]["step"] < 40 and {"step": 5, "Health/status": 2} in [
+        {k: r[k] for k in ("step", "Health/status")} for r in rows if "Health/status" in r]
+    assert (run / "checkpoints").is_dir() and list((run / "checkpoints").glob("ckpt-*.pt"))
