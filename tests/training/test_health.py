@@ -10,8 +10,17 @@ import torch
 from torch import nn
 
 from steadygan.data import InMemoryData
-from steadygan.training.health import (FAILING, HEALTHY, WARNING, HealthJudge, HealthRule, Probe, d_features,
-                                       judge_rows, step_signals)
+from steadygan.training.health import (
+    FAILING,
+    HEALTHY,
+    WARNING,
+    HealthJudge,
+    HealthRule,
+    Probe,
+    d_features,
+    judge_rows,
+    step_signals,
+)
 from steadygan.training.tracking import read_stats
 from steadygan.training.trainer import train
 
