@@ -177,7 +177,8 @@ def test_a_failing_run_stops_with_a_checkpoint_when_asked(tmp_path, toy_cfg, cap
 
     health.HealthJudge.__init__ = strict
     try:
-        code = main(["train", "--config", str(Path(__file__).resolve().parents[2] / "configs" / "ring8.yaml"), "--set", "data.toy_samples=1000", "--set",
+        ring8 = str(Path(__file__).resolve().parents[2] / "configs" / "ring8.yaml")
+        code = main(["train", "--config", ring8, "--set", "data.toy_samples=1000", "--set",
                      "data.batch_size=32", "--set", "model.width=16", "--set", "model.depth=2", "--steps", "40",
                      "--set", "train.health_every=5", "--set", "train.on_failure=stop", "--out", str(tmp_path),
                      "--no-progress"])
