@@ -183,11 +183,24 @@ def test_mean_std():
 
 def test_read_stats_splits_deduplicates_and_skips_broken_lines(tmp_path):
     path = tmp_path / "stats.jsonl"
-    rows = [step_row(1, 0.1), step_row(2, 0.2, loss_d=5.0), step_row(2, 0.25, loss_d=6.0), eval_row(2, 0.3, fid=9.0)]
+    rows = [step_row(1, 0.1), step_row(2, 0.2, loss_d=5.0), step_row(2, 0.25, loss_d=6.0), eval_row(2, 0.3, fid=9.0),
+            {"step": 2, "Health/diversity": 0.5}, {"step": 2, "Health/status": 1}, {"step": 1, "Health/status": 0}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 3, "Loss')
-    steps, evals = read_stats(path)
+    steps, evals, health = read_stats(path)
     assert [(r["step"], r["Loss/D"]) for r in steps] == [(1, 1.0), (2, 6.0)]  # the resumed row wins
     assert evals == [eval_row(2, 0.3, fid=9.0)]
+    assert health == [{"step": 1, "Health/status": 0}, {"step": 2, "Health/diversity": 0.5, "Health/status": 1}]
+
+
+def test_first_warning_is_the_step_and_signal_where_the_health_status_first_left_healthy():
+    from steadygan.lab.report.health import first_warning
+
+    steps = [step_row(i, 0.1 * i) for i in range(1, 1001)]
+    probes = [{"step": 100 * k, "Health/diversity": v} for k, v in enumerate((1.0, 0.8, 0.3, 0.3, 0.1, 0.1), 1)]
+    assert first_warning(Run("v", 0, None, step_rows=steps, probe_rows=probes)) == "400 (Health/diversity)"
+    assert first_warning(Run("v", 0, None, step_rows=steps, probe_rows=probes[:3])) == "none"  # one low probe
+    fid = [eval_row(300, 1.0, fid=20.0), eval_row(600, 2.0, fid=45.0)]  # > 2x the best: failing at once
+    assert first_warning(Run("v", 0, None, step_rows=steps, eval_rows=fid)) == "600 (Metric/fid)"
 
 
 def test_parse_metric():
@@ -226,6 +239,7 @@ def test_write_report_without_metrics_or_plan(tmp_path):
     text = md.read_text()
     assert "No evaluation metric was recorded" in text and "1 not finished" in text
     assert "| agc | 1 | 0/1 | 0/1 | 0.3 | 3 |" in text  # ratio to the baseline variant
+    assert "| baseline | 0 | finished | 5 | 0.5 | no | no | none | `baseline-s0` |" in text
     assert not (md.parent / "metric_vs_steps.png").exists() and (md.parent / "losses.png").exists()
     assert "No run recorded `Metric/fid`" in write_report(lab, main_metric="fid").read_text()
 

@@ -1,4 +1,5 @@
-"""Command line: ``steadygan train | sample | complete | eval | prepare | methods | compare | report | dirac``
+"""Command line: ``steadygan train | sample | complete | eval | prepare | methods | compare | report | dirac
+| health``
 (also ``python -m steadygan``).
 
 Each command is a module of this package with ``add_parser(subparsers)`` and a ``cmd_*``
@@ -16,7 +17,7 @@ import textwrap
 
 from .. import progress
 from ..errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged
-from . import complete, dirac, evaluate, lab, methods, prepare, sample, train
+from . import complete, dirac, evaluate, health, lab, methods, prepare, sample, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_compare_parser(sub)
     lab.add_report_parser(sub)
     dirac.add_parser(sub)
+    health.add_parser(sub)
     return parser
 
 

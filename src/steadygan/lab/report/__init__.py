@@ -40,6 +40,7 @@ from .aggregate import (  # noqa: F401 - re-exported: the aggregation API is ste
 )
 from .document import Document, fmt, fmt_pm
 from .plots import plot_metric, plot_samples, plot_step_keys
+from .health import first_warning
 
 
 def _setup_section(doc: Document, plan: dict[str, Any], runs: list[Run]) -> None:
@@ -120,12 +121,13 @@ def _runs_section(doc: Document, runs: list[Run], metric: str | None, higher: bo
     doc.heading("Runs")
     header = ["variant", "seed", "status", "steps", "seconds"]
     header += [f"final {metric}"] if metric else []
-    header += ["diverged", "collapsed", "directory"]
+    header += ["diverged", "collapsed", "first warning", "directory"]
     rows = []
     for r in runs:
         row = [r.variant, str(r.seed), r.status, str(r.last_step), fmt(r.last_seconds, 3)]
         row += [fmt(final_value(r, metric))] if metric else []
-        row += [divergence_reason(r, metric, higher) or "no", collapse_reason(r) or "no", f"`{r.run_dir.name}`"]
+        row += [divergence_reason(r, metric, higher) or "no", collapse_reason(r) or "no", first_warning(r),
+                f"`{r.run_dir.name}`"]
         rows.append(row)
     doc.table(header, rows)
 
@@ -166,6 +168,8 @@ def _definitions_section(doc: Document) -> None:
         f"the classes are drawn, their variety is gone); other images: final `Metric/recall` < "
         f"{COLLAPSE_RECALL:g}. Early in training recall is that low without any collapse: read the recall rule "
         "with the sample grids.",
+        "first warning: the step and signal at which the health status (the one `train` shows, "
+        "`steadygan health RUN` for one run) first left healthy; none if it never did.",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "
         "spikes of sample grids, checkpoints and evaluation), mean over seeds; x baseline: ratio to the "
         "baseline variant's. Total wall-clock cost shows in the seconds column and the time plot.",

@@ -75,6 +75,7 @@ class Run:
     run_dir: Path
     step_rows: list[dict[str, Any]] = field(default_factory=list)   # per-step rows, by step, deduplicated
     eval_rows: list[dict[str, Any]] = field(default_factory=list)   # rows with Metric/* keys
+    probe_rows: list[dict[str, Any]] = field(default_factory=list)  # the health monitor's Health/* rows
     marker: dict[str, Any] | None = None                             # done.json, None while unfinished
     data_name: str | None = None                                     # config.yaml's data.name
 
@@ -93,14 +94,15 @@ class Run:
 
 # --- reading ---------------------------------------------------------------------------------
 
-def read_stats(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(per-step rows, evaluation rows) of a stats.jsonl, each sorted by step.
+def read_stats(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per-step rows, evaluation rows, health rows) of a stats.jsonl, each sorted by step.
 
     A step written twice (a resumed run re-logs the steps after its last checkpoint) keeps
     its newest row; a line cut short by a kill is skipped.
     """
     steps: dict[int, dict[str, Any]] = {}
     evals: dict[int, dict[str, Any]] = {}
+    health: dict[int, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             try:
@@ -113,7 +115,9 @@ def read_stats(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 evals[row["step"]] = row
             elif any(k.startswith("Loss/") for k in row):
                 steps[row["step"]] = row
-    return [steps[s] for s in sorted(steps)], [evals[s] for s in sorted(evals)]
+            elif any(k.startswith("Health/") for k in row):
+                health.setdefault(row["step"], {}).update(row)  # a step's probe and its status row, as one
+    return [steps[s] for s in sorted(steps)], [evals[s] for s in sorted(evals)], [health[s] for s in sorted(health)]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -149,13 +153,14 @@ def load_runs(out_dir: Path) -> list[Run]:
         run_dir = out_dir / entry["dir"]
         if not run_dir.is_dir():
             continue
-        step_rows, eval_rows = read_stats(run_dir / "stats.jsonl")
+        step_rows, eval_rows, probe_rows = read_stats(run_dir / "stats.jsonl")
         try:
             marker = json.loads((run_dir / MARKER).read_text())
         except (OSError, json.JSONDecodeError):
             marker = None
         data_name = (_read_yaml(run_dir / "config.yaml").get("data") or {}).get("name")
-        runs.append(Run(str(entry["variant"]), int(entry["seed"]), run_dir, step_rows, eval_rows, marker, data_name))
+        runs.append(Run(str(entry["variant"]), int(entry["seed"]), run_dir, step_rows, eval_rows, probe_rows, marker,
+                        data_name))
     return runs
 
 
