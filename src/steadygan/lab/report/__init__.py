@@ -39,8 +39,8 @@ from .aggregate import (  # noqa: F401 - re-exported: the aggregation API is ste
     variants_in_order,
 )
 from .document import Document, fmt, fmt_pm
-from .plots import plot_metric, plot_samples, plot_step_keys
 from .health import first_warning
+from .plots import plot_metric, plot_samples, plot_step_keys
 
 
 def _setup_section(doc: Document, plan: dict[str, Any], runs: list[Run]) -> None:
