@@ -76,6 +76,34 @@ def test_the_probe_measures_variety_without_moving_the_rng_or_the_modes():
     assert again == varied  # fixed noise and a fixed real batch: the same numbers
 
 
+class ClassCentres(nn.Module):
+    """A conditional generator at class k's centre (4k, 0); ``ignore_z``: exactly there, whatever z."""
+
+    def __init__(self, ignore_z: bool) -> None:
+        super().__init__()
+        self.ignore_z = ignore_z
+
+    def forward(self, z, y):
+        centre = torch.stack([4.0 * y.float(), torch.zeros_like(y, dtype=torch.float)], 1)
+        return centre if self.ignore_z else centre + z[:, :2]
+
+
+def test_the_probe_fails_a_conditional_generator_that_draws_the_class_and_ignores_z():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(400) % 4
+    data = InMemoryData(ClassCentres(ignore_z=False)(torch.randn(400, 2, generator=g), y), y, "points", "mixture")
+    probe = Probe(data, z_dim=2, num_classes=4, device=torch.device("cpu"), n=64)
+    ignoring = probe.measure(ClassCentres(ignore_z=True), Critic())
+    # Across classes the samples still vary (the centres are apart); within each they do not at all.
+    assert ignoring["Health/diversity"] > 0.5 and ignoring["Health/class_diversity_min"] == 0.0
+    honest = probe.measure(ClassCentres(ignore_z=False), Critic())
+    assert honest["Health/class_diversity_min"] > 0.4
+    judge = HealthJudge()
+    assert judge.observe({"step": 500, **honest}).level == HEALTHY
+    status = judge.observe({"step": 550, **ignoring})
+    assert (status.level, status.signal) == (FAILING, "class_diversity") and "z is ignored" in status.reason
+
+
 def test_d_features_are_the_penultimate_layer_or_the_samples():
     x = torch.randn(3, 2)
     assert torch.equal(d_features(Critic(), x, None), 3 * x)
