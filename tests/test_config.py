@@ -350,7 +350,7 @@ def test_the_keys_a_resume_may_change_are_declared_where_each_is_defined():
         "train.log_every", "train.progress", "train.samples", "train.threads", "train.eval_every",
         "train.eval_seconds", "train.eval_metrics", "train.eval_n", "train.eval_extractor", "train.eval_weights",
         "train.eval_on", "train.init_from", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor",
-        "train.compile", "train.health_every", "train.on_failure"}
+        "train.compile", "train.health_every", "train.on_failure", "train.heal_every", "train.heal_ladder"}
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     assert fields["steps"].metadata == {"resumable": True} and fields["seed"].metadata == {}
     assert fields["eval_metrics"].default_factory() == ["fid", "kid", "pr"]  # a list of its own per config

@@ -126,7 +126,11 @@ class RecoveryOptions:
     """What watches a run, and what it does when it goes wrong."""
 
     health_every: int = resumable(50)  # probe the generator's variety every N steps (training/health.py); 0 = never
-    on_failure: str = resumable("warn")  # a failing health status: warn (log and show) | stop
+    on_failure: str = resumable("warn")  # a failing health status: warn (log and show) | stop | heal
+    heal_every: int = resumable(100)  # on_failure=heal: keep the newest healthy state every N steps (in memory)
+    # on_failure=heal: the remedies tried in turn, each a list of key=value overrides (lr_scale=F
+    # multiplies both learning rates); None = training/recovery.py's DEFAULT_LADDER
+    heal_ladder: list[list[str]] | None = resumable(None)
     on_nan: str = resumable("stop")  # stop | rollback: reload the last good checkpoint with lower learning rates
     max_rollbacks: int = resumable(3)  # on_nan=rollback: give up (stop) after this many
     rollback_lr_factor: float = resumable(0.5)  # on_nan=rollback: learning rates are multiplied by this each time
@@ -169,7 +173,8 @@ COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-auto
 # The values of the keys that take one of a few words (each is also checked by check_ranges).
 CHOICES = {"data.split": ("train", "test"), "model.g_conditioning": ("embed", "cbn"),
            "train.amp": ("none", "bf16", "fp16"),
-           "train.compile": COMPILE_MODES, "train.on_nan": ("stop", "rollback"), "train.on_failure": ("warn", "stop"),
+           "train.compile": COMPILE_MODES, "train.on_nan": ("stop", "rollback"),
+           "train.on_failure": ("warn", "stop", "heal"),
            "train.eval_on": ("auto", "ema", "raw", "both")}
 
 # Keys that may change when a run is resumed (declared with resumable() above).
@@ -409,7 +414,9 @@ def _check_train(t: TrainConfig) -> None:
     if t.health_every < 0:
         raise ConfigError(f"train.health_every must be >= 0 steps (got {t.health_every}); 0 turns the probe off")
     if t.on_failure not in CHOICES["train.on_failure"]:
-        raise ConfigError(f"train.on_failure must be warn or stop (got {t.on_failure!r})")
+        raise ConfigError(f"train.on_failure must be warn, stop or heal (got {t.on_failure!r})")
+    if t.heal_every < 1:
+        raise ConfigError(f"train.heal_every must be >= 1 steps (got {t.heal_every})")
     if t.on_nan not in ("stop", "rollback"):
         raise ConfigError(f"train.on_nan must be 'stop' or 'rollback' (got {t.on_nan!r})")
     if t.max_rollbacks < 0:

@@ -67,3 +67,15 @@ def test_the_trailing_mean_is_the_mean_of_the_window_ending_at_each_point():
     values = np.array([1.0, 3.0, 5.0, 7.0])
     np.testing.assert_allclose(_trailing_mean(values, 2), [1.0, 2.0, 4.0, 6.0])
     np.testing.assert_allclose(_trailing_mean(values, 10), [1.0, 2.0, 3.0, 4.0])
+
+
+def test_a_healed_run_lists_its_remedies(tmp_path, capsys):
+    from steadygan.training.recovery import Remedy, record_remedy
+
+    run = tmp_path / "run"
+    _write_run(run, [1.0] * 10)
+    record_remedy(run, 1, 400, 600, "failing: collapse", Remedy(("d.penalties=[r1:gamma=10]",), 0.5))
+    assert main(["health", str(run), "--no-plot"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "remedy 1: failing at step 600 (failing: collapse); back to step 400 with d.penalties=[r1:gamma=10], "
+        "learning rates x0.5")

@@ -201,6 +201,10 @@ def test_first_warning_is_the_step_and_signal_where_the_health_status_first_left
     assert first_warning(Run("v", 0, None, step_rows=steps, probe_rows=probes[:3])) == "none"  # one low probe
     fid = [eval_row(300, 1.0, fid=20.0), eval_row(600, 2.0, fid=45.0)]  # > 2x the best: failing at once
     assert first_warning(Run("v", 0, None, step_rows=steps, eval_rows=fid)) == "600 (Metric/fid)"
+    # A healed run: the rows it went back over are gone; its Rollback rows say when it failed.
+    healed = probes[:2] + [{"step": 200, "Rollback/count": 1, "Rollback/failed_at": 400},
+                           {"step": 300, "Rollback/count": 2, "Rollback/diverged_at": 350}]
+    assert first_warning(Run("v", 0, None, step_rows=steps, probe_rows=healed)) == "350 (rolled back); 2 remedies"
 
 
 def test_parse_metric():

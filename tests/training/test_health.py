@@ -169,6 +169,18 @@ def test_nothing_is_judged_in_the_warm_up():
         == FAILING
 
 
+def test_a_rollback_row_starts_the_judgement_afresh_with_its_own_warm_up():
+    # As stats.jsonl has it after a rollback to step 300: the rows after it were cut.
+    rows = _steps(1, 301) + [_probe(250, 0.05), _probe(300, 0.05), {"step": 300, "Rollback/count": 1}]
+    rows += [_probe(350, 0.05), _probe(400, 0.05), _probe(450, 0.05), _probe(500, 0.05)]
+    judge = judge_rows(rows)
+    levels = [(s.level, s.step) for s in judge.history]
+    # failing at 300 (two low probes); healthy at the rollback; 350 and 450 are in its warm-up
+    # (200 steps, counted from 300), 500 is past it: failing again, and only then.
+    assert levels == [(FAILING, 300), (HEALTHY, 300), (FAILING, 500)]
+    assert judge.history[1].reason == "rolled back"
+
+
 def test_class_metrics_fail_a_conditional_run_that_ignores_z():
     judge = HealthJudge()
     judge.observe({"step": 300, "Health/class_diversity_min": 0.05})

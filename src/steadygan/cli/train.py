@@ -57,6 +57,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--on-nan", choices=("stop", "rollback"),
                    help="when a loss or weight turns NaN/inf: stop (default), or reload the last good checkpoint "
                         "with learning rates x train.rollback_lr_factor, at most train.max_rollbacks times")
+    p.add_argument("--on-failure", choices=("warn", "stop", "heal"),
+                   help="when the health status turns failing (mode collapse, D winning outright, FID blowing "
+                        "up): warn (default: say so, change nothing), stop with a checkpoint, or heal: go back to "
+                        "the newest healthy state and try the next remedy of train.heal_ladder (README: When a "
+                        "run goes wrong)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train on N processes of this machine (each with torchrun's environment, on loopback); "
@@ -75,7 +80,7 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
                       ("out", "train.out_dir"), ("name", "train.name"), ("device", "train.device"),
                       ("seed", "train.seed"), ("eval_every", "train.eval_every"),
                       ("eval_seconds", "train.eval_seconds"), ("init_from", "train.init_from"),
-                      ("on_nan", "train.on_nan")):
+                      ("on_nan", "train.on_nan"), ("on_failure", "train.on_failure")):
         value = getattr(args, flag)
         if value is not None:
             sets.append(f"{key}={value}")
@@ -165,8 +170,10 @@ def _train_in_context(args: argparse.Namespace, ctx) -> int:
         launch = f"steadygan train --nproc {ctx.world_size}" if ctx.distributed else "steadygan train"
         print(f"resume with: {launch} --resume {result.run_dir}")
         return 128 + (result.signal or signal.SIGINT)  # stopped by a signal: the shell's convention
-    if result.stopped == "failing":  # train.on_failure=stop: the health status said so
-        print(f"steadygan train: the run is failing ({result.health}); stopped with its checkpoint "
+    if result.stopped == "failing":  # train.on_failure=stop, or heal with its ladder spent
+        n = result.remedies
+        spent = f" after {n} remed{'y' if n == 1 else 'ies'} (the heal ladder is spent)" if n else ""
+        print(f"steadygan train: the run is failing ({result.health}){spent}; stopped with its checkpoint "
               f"(steadygan health {result.run_dir} shows when it went wrong)", file=sys.stderr)
         return 3
     return 0

@@ -21,6 +21,7 @@ networks draw their initial weights from it, so the same config builds the same 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import re
 import warnings
@@ -49,12 +50,20 @@ from .distributed import ProcessContext
 from .fast_paths import can_fuse_real_and_fake, compile_players, to_channels_last
 from .health import HealthMonitor, Probe
 from .periodic_eval import PeriodicEval
+from .recovery import DEFAULT_LADDER, Remedy, apply_remedy, legacy_ladder, parse_rung
 
 # --- the config, checked by the registries that own its names ---------------------------------
 
 
 def check_config(cfg: Config) -> Config:
-    """ConfigError for a name no registry knows, or an option its factory does not take; returns ``cfg``."""
+    """ConfigError for a name no registry knows, or an option its factory does not take (the
+    heal ladder's configs included); returns ``cfg``."""
+    _check_names(cfg)
+    recovery_ladder(cfg)
+    return cfg
+
+
+def _check_names(cfg: Config) -> None:
     DATASETS.get(cfg.data.name)
     check_model_options(cfg.model.arch, cfg.model.width, cfg.model.depth)  # a registered name or an import path
     LOSSES.get(cfg.loss)
@@ -67,7 +76,33 @@ def check_config(cfg: Config) -> Config:
     build_augment(cfg.train.augment)
     _check_compile(cfg)
     _check_eval_names(cfg.train)
-    return cfg
+
+
+def recovery_ladder(cfg: Config) -> list[Remedy]:
+    """The remedies a failing run tries in turn (training/recovery.py), each checked on the
+    config it makes: a rung of the user's ladder that does not make a valid config is an
+    error; a rung of the default ladder that does not apply to this run (DiffAugment on 2-D
+    points) is left out."""
+    t = cfg.train
+    if t.on_failure != "heal":
+        return legacy_ladder(t) if t.on_nan == "rollback" else []
+    given = t.heal_ladder is not None
+    ladder, data = [], cfg.to_dict()
+    for i, rung in enumerate(t.heal_ladder if given else DEFAULT_LADDER):
+        where = f"train.heal_ladder[{i}]" if given else f"the default heal ladder's remedy {i + 1}"
+        remedy = parse_rung(rung, where)
+        try:
+            healed = apply_remedy(data, remedy)
+            _check_names(from_dict(healed))
+            if healed["train"]["augment"] is not None and dataset_protocol(cfg.data.name) == "mixture":
+                raise ConfigError("train.augment transforms images; this run's data are 2-D points")
+        except ConfigError as exc:
+            if given:
+                raise ConfigError(f"{where} ({', '.join(rung)}): {exc}") from exc
+            continue
+        ladder.append(remedy)
+        data = healed
+    return ladder
 
 
 def _check_compile(cfg: Config) -> None:
@@ -172,6 +207,7 @@ class RunParts:
     autocast: Callable[[], ContextManager]
     channels_last: bool
     health: HealthMonitor
+    ladder: list[Remedy]        # what a failing run tries (training/recovery.py)
 
 
 def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None,
@@ -194,23 +230,41 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
     _batch_norm_across_ranks(pair, t, ctx, cfg.data.batch_size, device)
     pair.generator, pair.discriminator = pair.generator.to(device), pair.discriminator.to(device)
     data, channels_last, probe = _place_data(data.to(device), pair, t, cfg.model.z_dim, device)
+    fused = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(pair.discriminator, probe.x, probe.y)
+    loss, augment, d, g = build_game(cfg, pair, data, fused, device)
+    ema = _build_ema(pair, t.ema, cfg.model.z_dim)  # a copy of the eager G (compiling wraps the players' only)
+    evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device), ema is not None, cfg.model.z_dim, pair.num_classes)
+    probe = Probe(data, cfg.model.z_dim, pair.num_classes, device) if t.health_every else None
+    return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
+                    build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every),
+                    recovery_ladder(cfg))
+
+
+def build_game(cfg: Config, pair: GanPair, data: InMemoryData, fused_forward: bool,
+               device: torch.device) -> tuple[AdversarialLoss, Augment | None, Player, Player]:
+    """The loss, the augmentation and the two players around the networks: what the keys a
+    remedy may change (loss, d.*, g.*, train.augment) make, and all that healing rebuilds."""
+    t = cfg.train
     augment = build_augment(t.augment)  # DiffAugment / ADA: D is scored through it (both updates, penalties too)
     if augment is not None and not data.is_image:
         raise ConfigError(f"train.augment transforms images; '{data.name}' holds {data.info.kind}: leave it unset")
     D = pair.discriminator
     d = build_player("D", D if augment is None else AugmentedDiscriminator(D, augment), cfg.d, "d")
     g = build_player("G", pair.generator, cfg.g, "g")
-    d.fused_forward = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(D, probe.x, probe.y)
+    d.fused_forward = fused_forward
     _warn_batch_coupling(d, D)
-    ema = _build_ema(pair, t.ema, cfg.model.z_dim)
-    if t.compile != "none":  # after the EMA's copy of G: that copy stays eager
+    if t.compile != "none":
         compile_players(d, g, t.compile)
     if t.amp == "fp16":  # a gradient scaler per player: their losses and gradients differ by orders of magnitude
         d.scaler, g.scaler = torch.amp.GradScaler(device.type), torch.amp.GradScaler(device.type)
-    evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device), ema is not None, cfg.model.z_dim, pair.num_classes)
-    probe = Probe(data, cfg.model.z_dim, pair.num_classes, device) if t.health_every else None
-    return RunParts(cfg, ctx, device, data, sampler, pair, build_loss(cfg.loss), augment, d, g, ema, evaluation,
-                    build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every))
+    return build_loss(cfg.loss), augment, d, g
+
+
+def rebuild_game(parts: RunParts, cfg: Config) -> RunParts:
+    """The parts with the game rebuilt from ``cfg`` (a remedy's config): the same networks,
+    data and EMA; new optimisers, penalties, clippers, loss and augmentation."""
+    loss, augment, d, g = build_game(cfg, parts.pair, parts.data, parts.d.fused_forward, parts.device)
+    return dataclasses.replace(parts, cfg=cfg, loss=loss, augment=augment, d=d, g=g)
 
 
 def _record_world_size(t: TrainConfig, ctx: ProcessContext) -> None:

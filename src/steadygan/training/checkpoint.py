@@ -70,6 +70,13 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def discard_checkpoints_after(run_dir: Path, step: int) -> None:
+    """Delete the numbered checkpoints past ``step`` (a rollback abandoned what they hold)."""
+    for path in list_checkpoints(run_dir):
+        if int(_NAME.match(path.name).group(1)) > step:
+            path.unlink(missing_ok=True)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None

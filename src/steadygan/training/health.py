@@ -131,16 +131,27 @@ class HealthJudge:
         self.rule = rule or HealthRule()
         self.status = HealthStatus(HEALTHY)
         self.history: list[HealthStatus] = []  # every change of level
+        self._start(0)
+
+    def _start(self, step: int) -> None:
+        """Judge afresh from ``step``: the run's start, or the state a rollback went back to."""
         self._acc: deque[tuple[float, float]] = deque(maxlen=self.rule.d_wins_steps)
         self._low_probes = 0
         self._best_fid = math.inf
+        self._since = step  # the warm-up counts from here
 
     def observe(self, row: dict[str, Any]) -> HealthStatus:
         """Take one row (a step's stats, a probe's, an evaluation's); returns the status after it."""
         step = int(row.get("step", 0))
+        if "Rollback/count" in row:  # the run went back to a good state and changed: judged afresh
+            self._start(step)
+            if self.status.level != HEALTHY:
+                self.status = HealthStatus(HEALTHY, step=step, reason="rolled back")
+                self.history.append(self.status)
+            return self.status
         found = [s for s in (self._probe(row, step), self._d_wins(row, step), self._evaluation(row, step))
                  if s is not None]
-        if step < self.rule.warm_up:
+        if step - self._since < self.rule.warm_up:
             found = []
         level = max((s.level for s in found), key=LEVELS.index, default=None)
         new = next(s for s in found if s.level == level) if level else None

@@ -21,6 +21,7 @@ from .checkpoint import capture_rng, load_matching, restore_rng
 
 if TYPE_CHECKING:
     from .build import RunParts
+    from .recovery import Recovery
 
 
 class Stateful(Protocol):
@@ -35,8 +36,8 @@ class RunState:
     def __init__(self, parts: dict[str, Stateful]) -> None:
         self.parts = parts
 
-    def state_dict(self) -> dict[str, Any]:
-        return {key: part.state_dict() for key, part in self.parts.items()}
+    def state_dict(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {key: part.state_dict() for key, part in self.parts.items() if key not in skip}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, part in self.parts.items():
@@ -128,9 +129,26 @@ class Counter:
         setattr(self.owner, self.attr, self.default if state is None else state)
 
 
+class SnapshotEntry:
+    """The healing snapshot a checkpoint carries (``Recovery.checkpoint_entry``). Loading it
+    needs the whole checkpoint (the snapshot may be the checkpoint's own state): the trainer
+    does that after the other parts, so this part's own load leaves it alone."""
+
+    KEY = "heal_snapshot"
+
+    def __init__(self, recovery: Recovery, counters: Any) -> None:
+        self.recovery, self.counters = recovery, counters
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return self.recovery.checkpoint_entry(self.counters.step)
+
+    def load_state_dict(self, state: Any) -> None:
+        pass
+
+
 def checkpoint_parts(counters: Any, parts: RunParts) -> dict[str, Stateful]:
     """Every part of a run a checkpoint holds, under the key it is stored as. ``counters``
-    keeps step, d_updates, elapsed, rollbacks and lr_scale as attributes (the trainer)."""
+    keeps step, d_updates, elapsed, rollbacks and lr_scale as attributes, and the recovery (the trainer)."""
     d, g = parts.d, parts.g
     named: dict[str, Stateful] = {
         "step": Counter(counters, "step"), "d_updates": Counter(counters, "d_updates"),
@@ -140,7 +158,7 @@ def checkpoint_parts(counters: Any, parts: RunParts) -> dict[str, Stateful]:
         "ema": EmaState(parts.ema), "opt_g": g.optimizer, "opt_d": d.optimizer, "sampler": parts.sampler,
         "rng": RngState(), "eval": parts.periodic_eval, "rollbacks": Counter(counters, "rollbacks", 0),
         "lr_scale": Counter(counters, "lr_scale", 1.0), "augment": OptionalState(parts.augment),
-        "penalty_states": PenaltyStates((d, g)),
+        "penalty_states": PenaltyStates((d, g)), SnapshotEntry.KEY: SnapshotEntry(counters.recovery, counters),
     }
     for player in (d, g):
         if player.scaler is not None:  # fp16: the scale it had reached

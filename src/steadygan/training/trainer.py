@@ -32,15 +32,22 @@ from ..core.pair import GanPair, generate
 from ..data import InMemoryData
 from ..errors import CollectiveError, TrainingDiverged
 from ..files import atomic_write_text
-from .build import build_run, new_run_dir
-from .checkpoint import checkpoint_path, latest_checkpoint, save_agreed
+from .build import RunParts, build_run, config_from_dict, new_run_dir, rebuild_game
+from .checkpoint import checkpoint_path, discard_checkpoints_after, latest_checkpoint, save_agreed
 from .distributed import ProcessContext
 from .guards import StopFlag, agree_on_stop, raise_earliest_divergence, refuse_non_finite, run_lock, stop_signals
 from .health import FAILING, HEALTHY, STATUS_CODES
 from .iteration import Iteration
-from .recovery import plan_rollback, report_rollback
+from .recovery import (
+    Recovery,
+    announce,
+    apply_remedy,
+    record_remedy,
+    truncate_history,
+    without_changed_penalty_states,
+)
 from .resume import init_from
-from .state import RunState, checkpoint_parts
+from .state import RunState, SnapshotEntry, checkpoint_parts
 from .tracking import Diverged, Tracker, read_stats, truncate_stats
 
 ADVICE = "Lower the learning rate or add a stabiliser (see `steadygan methods`)."
@@ -55,6 +62,7 @@ class TrainResult:
     samples: Path | None
     signal: int | None = None     # interrupted: the signal that stopped it (SIGINT, SIGTERM)
     health: str = "healthy"       # the health status it ended with, in words
+    remedies: int = 0             # rollbacks with a remedy it went through (train.on_failure=heal, on_nan)
 
 
 class Trainer:
@@ -68,19 +76,25 @@ class Trainer:
         job (default: the torch.distributed job already joined, else a single process).
         ``run_dir`` may be set later: `train` creates it only once everything was built."""
         parts = build_run(cfg, ProcessContext.current() if context is None else context, data, pair)
-        self.cfg, self.ctx, self.run_dir = cfg, parts.ctx, None if run_dir is None else Path(run_dir)
+        self.ctx, self.run_dir = parts.ctx, None if run_dir is None else Path(run_dir)
         self.device, self.data, self.sampler, self.pair = parts.device, parts.data, parts.sampler, parts.pair
-        self.G, self.D = parts.pair.generator, parts.pair.discriminator
-        self.loss, self.augment, self.d, self.g, self.ema = parts.loss, parts.augment, parts.d, parts.g, parts.ema
+        self.G, self.D, self.ema = parts.pair.generator, parts.pair.discriminator, parts.ema
         self.periodic_eval, self._autocast, self.health = parts.periodic_eval, parts.autocast, parts.health
+        self.recovery = Recovery(cfg.train, parts.ladder)
         self.channels_last = parts.channels_last
         self.fixed_z, self.fixed_y, self.grid_columns = fixed_sample_inputs(
             self.data.info, cfg.train.samples, self.pair.num_classes, cfg.model.z_dim, cfg.train.seed + 1, self.device)
         self.step = 0          # generator updates done
         self.d_updates = 0     # discriminator updates done (lazy D penalties count these)
         self.elapsed = 0.0     # training seconds, summed over resumes
-        self.rollbacks = 0     # divergences recovered from (train.on_nan=rollback)
+        self.rollbacks = 0     # remedies applied (recovery.py): the next one is the ladder's rung of this index
         self.lr_scale = 1.0    # learning-rate factor after those rollbacks
+        self._adopt(parts)
+
+    def _adopt(self, parts: RunParts) -> None:
+        """Train with these parts (built from the config, or rebuilt by a remedy)."""
+        self.parts, self.cfg = parts, parts.cfg
+        self.loss, self.augment, self.d, self.g = parts.loss, parts.augment, parts.d, parts.g
         self.iteration = Iteration(parts)
         self.state = RunState(checkpoint_parts(self, parts))
 
@@ -91,6 +105,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state)
+        own = {k: state[k] for k in self.state.parts if k in state and k != SnapshotEntry.KEY}
+        self.recovery.load_checkpoint_entry(state.get(SnapshotEntry.KEY), own)
         self._apply_hyperparameters()
 
     def _apply_hyperparameters(self) -> None:
@@ -136,7 +152,7 @@ class Trainer:
             tracker.log_values(changed.step, {"Health/status": STATUS_CODES[changed.level]})
             tracker.health = "" if changed.level == HEALTHY else changed.level
             tracker.say(f"steadygan: step {changed.step}: {changed}")
-        if self.cfg.train.on_failure == "stop":
+        if self.cfg.train.on_failure in ("stop", "heal"):
             failing = self.health.status.level == FAILING if self.ctx.is_main else None
             if self.ctx.broadcast_object(failing):
                 self._failing = self.health.status
@@ -196,6 +212,9 @@ class Trainer:
         self._last_samples, self._stop_signal, self._failing = None, None, None
         if self.ctx.is_main:  # the health status of the rows so far: where an uninterrupted run would be
             self.health.replay(read_stats(self.run_dir / "stats.jsonl"))
+            truncate_history(self.run_dir, self.rollbacks)
+        if self.recovery.heals and self.recovery.snapshot is None:
+            self._snapshot()  # the state it starts from is the first one to go back to
         try:
             self.periodic_eval.prepare(self.ctx)  # extractor and real features, off the training clock
             # The handler stays in place through the final evaluation and save: a SIGTERM
@@ -204,10 +223,15 @@ class Trainer:
                 while True:
                     try:
                         stopped = self._loop(tracker, interrupted)
+                        if stopped == "failing" and self.recovery.heals and \
+                                self._recover(tracker, self._failing.step, str(self._failing), "failed_at"):
+                            self._failing = None
+                            continue
                         self._finish(tracker, stopped)
                         break
                     except Diverged as exc:
-                        if not self._rollback(exc, tracker):
+                        if not (self.recovery.on_divergence and
+                                self._recover(tracker, exc.step, str(exc), "diverged_at")):
                             raise
         except Diverged as exc:
             tracker.close()
@@ -215,7 +239,8 @@ class Trainer:
             raise TrainingDiverged(f"{exc}; stopping ({where}). {ADVICE}") from exc
         tracker.close()
         return TrainResult(self.run_dir, self.step, stopped, self._last_ckpt, self._last_samples,
-                           self._stop_signal if stopped == "interrupted" else None, str(self.health.status))
+                           self._stop_signal if stopped == "interrupted" else None, str(self.health.status),
+                           self.rollbacks)
 
     def _finish(self, tracker: Tracker, stopped: str) -> None:
         """Final evaluation (unless interrupted), final checkpoint and sample grid."""
@@ -229,17 +254,45 @@ class Trainer:
         if self._last_samples is None or self.step % self.cfg.train.sample_every != 0:
             self._last_samples = self.write_samples(tracker)
 
-    def _rollback(self, exc: Diverged, tracker: Tracker) -> bool:
-        """train.on_nan=rollback: back to the last good checkpoint with lower learning rates."""
-        options = self.cfg.train
-        rollback = plan_rollback(options, self.ctx, self._last_ckpt, self.rollbacks, self.lr_scale)
-        if rollback is None:
+    # --- going back (recovery.py) -------------------------------------------------------------
+
+    def _snapshot(self) -> None:
+        if self.ema is not None:
+            self.ema.refresh_batch_stats()  # as save() does: a snapshot equals the checkpoint of its step
+        self.recovery.take(self.step, self.state.state_dict(skip=(SnapshotEntry.KEY,)))
+
+    def _healthy(self) -> bool:
+        return self.ctx.broadcast_object(self.health.status.level == HEALTHY if self.ctx.is_main else None)
+
+    def _recover(self, tracker: Tracker, failed_at: int, why: str, trigger: str) -> bool:
+        """Back to a good state with the ladder's next remedy; False when there is none left
+        (or no state to go back to). Every rank takes the same decision: the trigger is agreed."""
+        ladder = self.recovery.ladder
+        back = self.recovery.state_to_load(self.ctx, self._last_ckpt) if self.rollbacks < len(ladder) else None
+        if back is None:
             return False
-        self.load_state_dict(rollback.state)
-        self.rollbacks, self.lr_scale = rollback.count, rollback.lr_scale
+        source, state = back
+        remedy, count = ladder[self.rollbacks], self.rollbacks + 1
+        lr_scale = self.lr_scale * remedy.lr_factor
+        if remedy.overrides:
+            before = self.d, self.g
+            self._adopt(rebuild_game(self.parts, config_from_dict(apply_remedy(self.cfg.to_dict(), remedy))))
+            state = without_changed_penalty_states(state, before, (self.d, self.g))
+        self.load_state_dict(state)
+        self.rollbacks, self.lr_scale = count, lr_scale  # the loaded state's counters are the older ones
         self._apply_hyperparameters()
         tracker.rewind(self.step)
-        tracker.log_values(self.step, report_rollback(self.ctx, exc, rollback, self._last_ckpt, self.step, options))
+        row = {"Rollback/count": count, "Rollback/lr_scale": lr_scale, f"Rollback/{trigger}": failed_at}
+        tracker.log_values(self.step, row)
+        self.health.observe([{"step": self.step, **row}])  # the status starts again from this state
+        announce(self.ctx, why, f"{source} (step {self.step})", remedy, count, len(ladder))
+        if self.ctx.is_main:
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+            record_remedy(self.run_dir, count, self.step, failed_at, why, remedy)
+            discard_checkpoints_after(self.run_dir, self.step)  # they hold the abandoned attempt
+        if self.recovery.heals:
+            self._snapshot()  # the remedied state: the one to go back to now, as a resume would have it
+        self._last_ckpt = self.save()  # a kill from here on resumes with the remedy applied
         return True
 
     def _loop(self, tracker: Tracker, interrupted: StopFlag) -> str:
@@ -269,6 +322,8 @@ class Trainer:
             if self.periodic_eval.due(self.step, self.elapsed):
                 self.evaluate(tracker)
                 started = time.perf_counter() - self.elapsed  # evaluation time is not training time
+            if self.recovery.snapshot_due(self.step) and self._failing is None and self._healthy():
+                self._snapshot()  # before the checkpoint: then the checkpoint is the snapshot
             if self.step % t.checkpoint_every == 0:
                 self._flush(tracker)  # raises on a non-finite value: never checkpoint a diverged model
                 self._last_ckpt = self.save()

@@ -75,7 +75,7 @@ class Run:
     run_dir: Path
     step_rows: list[dict[str, Any]] = field(default_factory=list)   # per-step rows, by step, deduplicated
     eval_rows: list[dict[str, Any]] = field(default_factory=list)   # rows with Metric/* keys
-    probe_rows: list[dict[str, Any]] = field(default_factory=list)  # the health monitor's Health/* rows
+    probe_rows: list[dict[str, Any]] = field(default_factory=list)  # Health/* (the monitor's), Rollback/* rows
     marker: dict[str, Any] | None = None                             # done.json, None while unfinished
     data_name: str | None = None                                     # config.yaml's data.name
 
@@ -115,7 +115,7 @@ def read_stats(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], 
                 evals[row["step"]] = row
             elif any(k.startswith("Loss/") for k in row):
                 steps[row["step"]] = row
-            elif any(k.startswith("Health/") for k in row):
+            elif any(k.startswith(("Health/", "Rollback/")) for k in row):
                 health.setdefault(row["step"], {}).update(row)  # a step's probe and its status row, as one
     return [steps[s] for s in sorted(steps)], [evals[s] for s in sorted(evals)], [health[s] for s in sorted(health)]
 

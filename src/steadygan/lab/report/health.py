@@ -16,6 +16,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...training.health import HEALTHY, HealthJudge, HealthStatus, judge_rows, step_signals
+from ...training.recovery import read_history
 from ...training.tracking import read_stats
 from .aggregate import Run
 from .plots import _pyplot, _save
@@ -55,10 +56,18 @@ def run_health(run_dir: str | Path) -> RunHealth:
 
 
 def first_warning(run: Run) -> str:
-    """The report's column: the step and signal of a lab run's first warning, or "none"."""
+    """The report's column: the step and signal of a lab run's first warning, or "none"; and
+    the remedies it went through (a rollback cuts the rows it went back over, so the failure
+    that caused it is read from its Rollback row)."""
     judge = judge_rows(run.step_rows + run.eval_rows + run.probe_rows)
-    first = next((s for s in judge.history if s.level != HEALTHY), None)
-    return f"{first.step} ({first.signal})" if first else "none"
+    found = [(s.step, s.signal) for s in judge.history if s.level != HEALTHY]
+    rollbacks = [r for r in run.probe_rows if "Rollback/count" in r]
+    found += [(r.get("Rollback/failed_at", r.get("Rollback/diverged_at")), "rolled back") for r in rollbacks]
+    if not found:
+        return "none"
+    step, signal = min(found, key=lambda f: f[0])
+    return f"{step} ({signal})" + (f"; {len(rollbacks)} remed{'y' if len(rollbacks) == 1 else 'ies'}" if rollbacks
+                                   else "")
 
 
 def describe(health: RunHealth) -> str:
@@ -71,6 +80,10 @@ def describe(health: RunHealth) -> str:
         lines += [f"{s.step:>7}  {s.level:<8} {s.signal or '':<26} {s.reason}" for s in health.judge.history]
     first = health.first_warning
     lines.append(f"first warning at step {first.step} ({first.signal})" if first else "no warning")
+    for h in read_history(health.run_dir):  # train.on_failure=heal (or on_nan=rollback)
+        remedy = ", ".join(h["overrides"] + ([f"learning rates x{h['lr_factor']:g}"] if h["lr_factor"] != 1 else []))
+        lines.append(f"remedy {h['remedy']}: failing at step {h['failed_at']} ({h['why']}); back to step "
+                     f"{h['step']} with {remedy}")
     return "\n".join(lines)
 
 

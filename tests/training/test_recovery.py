@@ -1,0 +1,212 @@
+"""Healing (train.on_failure=heal) and rollback: the ladder, the state gone back to, the remedy
+applied and recorded, a spent ladder, and a healed run resumed after a kill."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import pytest
+import torch
+
+from steadygan.errors import ConfigError
+from steadygan.training import health
+from steadygan.training.build import new_run_dir, recovery_ladder
+from steadygan.training.checkpoint import list_checkpoints, load_checkpoint
+from steadygan.training.recovery import DEFAULT_LADDER, HISTORY, Remedy, parse_rung, read_history
+from steadygan.training.resume import resume_config
+from steadygan.training.trainer import Trainer, train
+
+# --- the ladder ---------------------------------------------------------------------------------
+
+
+def test_a_rung_is_overrides_and_a_learning_rate_factor():
+    assert parse_rung(["d.penalties=[r1:gamma=10]", "lr_scale=0.5", "lr_scale=0.5"], "x") == Remedy(
+        ("d.penalties=[r1:gamma=10]",), 0.25)
+    assert str(Remedy(("loss=hinge",), 0.5)) == "loss=hinge, learning rates x0.5"
+
+
+@pytest.mark.parametrize("rung, message", [
+    (["d.lr"], "x: 'd.lr' is not key=value"),
+    (["model.width=8"], "x: healing cannot change model.width"),
+    (["train.seed=3"], "x: healing cannot change train.seed"),
+    (["d.optimizer=sgd"], "x: healing cannot change d.optimizer"),
+    (["lr_scale=2"], "x: lr_scale must be in (0, 1] (got 2)"),
+    (["lr_scale=half"], "x: lr_scale must be a number (got 'half')"),
+    ([], "x: an empty remedy"),
+])
+def test_a_rung_healing_cannot_apply_is_a_one_line_error(rung, message):
+    with pytest.raises(ConfigError) as info:
+        parse_rung(rung, "x")
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_the_default_ladder_leaves_out_what_does_not_apply_and_a_user_rung_that_fails_is_an_error(tmp_path, toy_cfg,
+                                                                                                 image_cfg, idx_dir):
+    points = recovery_ladder(toy_cfg(tmp_path, "train.on_failure=heal"))
+    assert [r.overrides for r in points] == [DEFAULT_LADDER[0], DEFAULT_LADDER[1][:2]]  # no DiffAugment on points
+    assert points[1].lr_factor == 0.5
+    assert len(recovery_ladder(image_cfg(tmp_path, idx_dir, "train.on_failure=heal"))) == 3
+    with pytest.raises(ConfigError, match=r"train.heal_ladder\[1\] \(d.penalties=\[nope\]\): unknown penalty 'nope'"):
+        toy_cfg(tmp_path, "train.on_failure=heal", 'train.heal_ladder=[["d.lr=1e-4"], ["d.penalties=[nope]"]]')
+    # Rungs accumulate: the second is checked on the config the first made (momentum is not Adam's).
+    with pytest.raises(ConfigError, match=r"heal_ladder\[1\] \(d.momentum=0.9\)"):
+        toy_cfg(tmp_path, "train.on_failure=heal", 'train.heal_ladder=[["d.lr=1e-4"], ["d.momentum=0.9"]]')
+    legacy = recovery_ladder(toy_cfg(tmp_path, "train.on_nan=rollback", "train.max_rollbacks=2",
+                                     "train.rollback_lr_factor=0.25"))
+    assert legacy == [Remedy((), 0.25)] * 2
+    assert recovery_ladder(toy_cfg(tmp_path)) == []
+
+
+# --- healing a run --------------------------------------------------------------------------------
+
+# Every probe reads as a collapse: the status fails at the first probe past the warm-up (6 steps
+# after the start or the newest rollback). Probes every 2 steps, healthy states every 4: the run
+# fails at 6 and goes back to 4, fails at 10 and goes back to 8, and so on.
+ALWAYS_FAILING = functools.partial(health.HealthRule, collapse_diversity=10.0, low_diversity=10.0,
+                                   collapse_probes=1, warm_up=6)
+LADDER = '[["d.penalties=[r1:gamma=10]"], ["g.lr=0.0001", "lr_scale=0.5"], ["loss=hinge"]]'
+
+
+def _heal_cfg(toy_cfg, tmp_path, *sets):
+    return toy_cfg(tmp_path, "train.steps=20", "train.health_every=2", "train.on_failure=heal", "train.heal_every=4",
+                   "train.checkpoint_every=3", "train.log_every=1", f"train.heal_ladder={LADDER}", *sets)
+
+
+def test_a_failing_run_goes_back_to_its_newest_healthy_state_with_each_remedy_then_stops(tmp_path, toy_cfg,
+                                                                                       monkeypatch):
+    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
+    cfg = _heal_cfg(toy_cfg, tmp_path)
+    result = train(cfg)
+    run = result.run_dir
+    assert (result.stopped, result.step, result.remedies) == ("failing", 18, 3)
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    rollbacks = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows if "Rollback/count" in r]
+    assert rollbacks == [
+        {"step": 4, "Rollback/count": 1, "Rollback/lr_scale": 1.0, "Rollback/failed_at": 6},
+        {"step": 8, "Rollback/count": 2, "Rollback/lr_scale": 0.5, "Rollback/failed_at": 10},
+        {"step": 12, "Rollback/count": 3, "Rollback/lr_scale": 0.5, "Rollback/failed_at": 14}]
+    assert [r["step"] for r in rows if "Loss/D" in r] == list(range(1, 19))  # the abandoned steps are gone
+    history = read_history(run)
+    assert [(h["remedy"], h["step"], h["failed_at"], h["overrides"], h["lr_factor"]) for h in history] == [
+        (1, 4, 6, ["d.penalties=[r1:gamma=10]"], 1.0), (2, 8, 10, ["g.lr=0.0001"], 0.5),
+        (3, 12, 14, ["loss=hinge"], 1.0)]
+    assert "mode collapse" in history[0]["why"]
+    # Exactly the remedies, in order, on top of the config it started with.
+    state = load_checkpoint(result.checkpoint)
+    healed = state["config"]
+    assert healed["d"]["penalties"] == [{"name": "r1", "gamma": 10}] and healed["g"]["lr"] == 1e-4
+    assert healed["loss"] == "hinge" and healed["d"]["lr"] == cfg.d.lr and healed["model"] == cfg.to_dict()["model"]
+    assert "loss: hinge" in (run / "config.yaml").read_text()
+    assert state["rollbacks"] == 3 and state["lr_scale"] == 0.5
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(cfg.d.lr * 0.5)
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.5)
+
+
+def test_a_divergence_under_heal_goes_back_to_the_healthy_state_not_the_checkpoint(tmp_path, toy_cfg):
+    cfg = toy_cfg(tmp_path, "train.steps=12", "train.on_failure=heal", "train.heal_every=4",
+                  "train.checkpoint_every=100", "train.log_every=1")
+    trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
+    original, poisoned = trainer._one_step, []
+
+    def nan_once_at_6():
+        stats = original()
+        if trainer.step == 6 and not poisoned:
+            poisoned.append(True)
+            stats["Loss/D"] = torch.tensor(math.nan)
+        return stats
+
+    trainer._one_step = nan_once_at_6
+    result = trainer.train()
+    assert result.step == 12 and result.remedies == 1
+    rows = [json.loads(line) for line in (result.run_dir / "stats.jsonl").read_text().splitlines()]
+    (rollback,) = [r for r in rows if "Rollback/count" in r]
+    assert (rollback["step"], rollback["Rollback/diverged_at"]) == (4, 6)
+    assert trainer.cfg.d.penalties == [{"name": "r1", "gamma": 10}]  # the default ladder's first remedy
+    # The rollback wrote the remedied state as a checkpoint: a kill right after resumes healed.
+    assert [p.name for p in list_checkpoints(result.run_dir)] == ["ckpt-00000004.pt", "ckpt-00000012.pt"]
+
+
+def test_a_healed_run_killed_and_resumed_ends_where_an_uninterrupted_one_does(tmp_path, toy_cfg, monkeypatch,
+                                                                               final_state, assert_same_state):
+    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
+    straight = train(_heal_cfg(toy_cfg, tmp_path / "a"))
+
+    cfg = _heal_cfg(toy_cfg, tmp_path / "b")
+    trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
+    original = trainer._one_step
+
+    def killed_before_step_10():
+        if trainer.step == 9:  # the second attempt (the first failed at 6), after the checkpoint of step 9
+            raise RuntimeError("killed")
+        return original()
+
+    trainer._one_step = killed_before_step_10
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer.train()
+    run = trainer.run_dir
+    assert len(read_history(run)) == 1
+    resumed_cfg, payload = resume_config(run, None, [], allow_change=False)
+    assert payload["step"] == 9 and payload["heal_snapshot"]["step"] == 8  # between two healthy states
+    assert resumed_cfg.d.penalties == [{"name": "r1", "gamma": 10}]  # the remedy it had taken
+    resumed = train(resumed_cfg, run_dir=run, resume=payload)
+    assert (resumed.stopped, resumed.step, resumed.remedies) == (straight.stopped, straight.step, straight.remedies)
+    assert_same_state(final_state(straight.run_dir), final_state(run))
+    assert [(h["remedy"], h["step"]) for h in read_history(run)] == [(1, 4), (2, 8), (3, 12)]
+    assert (run / HISTORY).read_text().count("\n") == 3
+
+
+@pytest.mark.slow
+def test_a_spent_ladder_ends_the_command_with_its_message(tmp_path, capsys, monkeypatch):
+    from steadygan.cli import main
+
+    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
+    code = main(["train", "-c", "configs/ring8.yaml", "--set", "data.toy_samples=1000", "--set", "model.width=16",
+                 "--set", "model.depth=2", "--steps", "30", "--set", "train.health_every=2", "--on-failure", "heal",
+                 "--set", 'train.heal_ladder=[["d.lr=0.0001"]]', "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "rolled back to its newest healthy state (step 0) with d.lr=0.0001 (remedy 1 of 1)" in err
+    assert "after 1 remedy (the heal ladder is spent); stopped with its checkpoint" in err
+
+
+def test_going_back_twice_to_one_state_restores_what_the_first_remedy_added(tmp_path, toy_cfg, monkeypatch):
+    """Rung 1 replaces R1 with LeCam (a penalty with moving averages: R1's saved state is not
+    its own); the second failure, before any new healthy state, goes back to the same step:
+    LeCam's averages must be those of that step (zero, as built), not what the failed attempt
+    left them at."""
+    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
+    cfg = toy_cfg(tmp_path, "train.steps=12", "train.health_every=2", "train.on_failure=heal", "train.heal_every=100",
+                  "d.penalties=[r1:gamma=1]",
+                  'train.heal_ladder=[["d.penalties=[lecam]"], ["lr_scale=0.5"]]')
+    trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
+    seen, recover = [], trainer._recover
+
+    def recording(*args):
+        done = recover(*args)
+        seen.append((trainer.step, [p.state_dict() for p in trainer.d.penalties]))
+        return done
+
+    trainer._recover = recording
+    assert trainer.train().remedies == 2
+    assert seen[:2] == [(0, [{"ema_real": 0.0, "ema_fake": 0.0}]), (0, [{"ema_real": 0.0, "ema_fake": 0.0}])]
+
+
+def test_a_kill_right_after_a_rollback_resumes_from_the_remedied_state(tmp_path, toy_cfg, monkeypatch):
+    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
+    cfg = _heal_cfg(toy_cfg, tmp_path, "train.checkpoint_every=5")
+    trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
+    original = trainer._one_step
+
+    def killed_after_the_first_rollback():
+        if trainer.rollbacks == 1:
+            raise RuntimeError("killed")
+        return original()
+
+    trainer._one_step = killed_after_the_first_rollback
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer.train()
+    # ckpt-5 held the abandoned attempt (it failed at 6): gone; the remedied state of step 4 is the newest.
+    assert [p.name for p in list_checkpoints(trainer.run_dir)] == ["ckpt-00000004.pt"]
+    assert load_checkpoint(list_checkpoints(trainer.run_dir)[-1])["rollbacks"] == 1
