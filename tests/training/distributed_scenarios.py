@@ -116,6 +116,20 @@ def train_with_nan_on_rank1(out: str, *argv: str) -> None:
     sys.exit(main(list(argv)))
 
 
+def train_failing_on_rank0(out: str, *argv: str) -> None:
+    """``steadygan train ARGV`` where rank 0 alone judges every probe a collapse (from 6 steps
+    after the start or a rollback); rank 1 keeps the usual rule and would see nothing wrong."""
+    import functools
+
+    from steadygan.cli import main
+    from steadygan.training import health
+
+    if os.environ.get("RANK") == "0":
+        health.HealthRule = functools.partial(health.HealthRule, collapse_diversity=10.0, low_diversity=10.0,
+                                              collapse_probes=1, warm_up=6)
+    sys.exit(main(list(argv)))
+
+
 def train_with_full_disk_on_rank0(out: str, *argv: str) -> None:
     """``steadygan train ARGV`` where rank 0's checkpoint writes fail as on a full disk."""
     import errno

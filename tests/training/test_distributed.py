@@ -16,6 +16,7 @@ gradient norms in a penalty, ranks drawing the same samples) moves parameters by
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -239,6 +240,22 @@ def test_rollback_is_collective_too(tmp_path):
     assert [rc for rc, _, _ in results] == [3, 3], results
     assert results[0][2].count("rolled back to ckpt-00000004.pt") == 2, results[0][2]
     assert "(rank 1) = nan" in results[0][2]
+
+
+def test_healing_is_decided_by_rank_0_for_every_rank(tmp_path):
+    """Only rank 0's status fails: both ranks go back and apply each remedy together (no hang,
+    the same weights), and both stop when the ladder is spent."""
+    results = finish(launch([str(HERE / "distributed_scenarios.py"), "train_failing_on_rank0", "-",
+                             *ring8_args(tmp_path, 40, 8, "--set", "train.health_every=2", "--set",
+                                         "train.heal_every=4", "--on-failure", "heal", "--set",
+                                         'train.heal_ladder=[["d.lr=0.0005"], ["lr_scale=0.5"]]')]), timeout=90)
+    assert [rc for rc, _, _ in results] == [3, 3], results
+    err = results[0][2]
+    assert err.count("rolled back to its newest healthy state") == 2 and "(remedy 2 of 2)" in err, err
+    assert "after 2 remedies (the heal ladder is spent)" in err
+    (run,) = tmp_path.iterdir()
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["Rollback/failed_at"]) for r in rows if "Rollback/count" in r] == [(4, 6), (8, 10)]
 
 
 def test_image_evaluation_is_shared_out_and_scores_what_one_process_scores(tmp_path, idx_dir):

@@ -158,8 +158,10 @@ def _train_in_context(args: argparse.Namespace, ctx) -> int:
     config, payload = resolved
     cfg = config_from_dict(config)
     result = train(cfg, run_dir=Path(args.resume) if args.resume else None, resume=payload)
-    if not ctx.is_main:
-        return 128 + (result.signal or signal.SIGINT) if result.stopped == "interrupted" else 0
+    if not ctx.is_main:  # the same exit status as rank 0's; it alone says why
+        if result.stopped == "interrupted":
+            return 128 + (result.signal or signal.SIGINT)
+        return 3 if result.stopped == "failing" else 0
     print(f"run directory: {result.run_dir}")
     if ctx.distributed:
         print(f"{ctx.world_size} processes x batch {cfg.data.batch_size} = global batch "
