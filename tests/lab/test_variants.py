@@ -153,3 +153,13 @@ def test_conditioning_recipes_set_only_their_model_key():
         "model.g_conditioning=cbn", "g.penalties=[{name: mode-seeking, weight: 2}]"}
     with pytest.raises(ConfigError, match="cbn"):
         parse_variant("cbn:strength=2")
+
+
+def test_the_heal_recipe_turns_healing_on_and_combines_with_a_stabiliser():
+    from steadygan.lab.variants import parse_variant
+
+    assert parse_variant("heal").overrides == ("train.on_failure=heal",)
+    assert set(parse_variant("r1:gamma=10+heal").overrides) == {"train.on_failure=heal",
+                                                               "d.penalties=[{name: r1, gamma: 10}]"}
+    with pytest.raises(ConfigError, match="heal"):
+        parse_variant("heal:ladder=2")

@@ -16,7 +16,8 @@ Grammar: ``NAME[:key=value,...]``, several joined with ``+`` to combine stabilis
   (0, 0.99), EMA 0.999); ``spectral-norm`` (model.spectral_norm=true); ``cbn``
   (model.g_conditioning=cbn: conditional BatchNorm in G); ``unconditional``
   (model.conditional=false: the same networks without the class, the reference of a
-  conditional lab); ``diffaugment[:p=]``
+  conditional lab); ``heal`` (train.on_failure=heal: the plain run, going back and applying
+  the heal ladder's next remedy whenever it fails); ``diffaugment[:p=]``
   and ``ada[:target=,speed_kimg=,interval=]`` (train.augment; the operation list is the
   default one here, since ``+`` joins variant parts: set another with --set train.augment).
 
@@ -67,7 +68,7 @@ CLIPPER_VARIANTS: dict[str, ClipperVariant] = {
 PENALTY_LOSS = {"wgan-gp": "wasserstein"}
 
 
-RECIPES = ("relativistic", "r3gan", "spectral-norm", "diffaugment", "ada", "cbn", "unconditional")
+RECIPES = ("relativistic", "r3gan", "spectral-norm", "diffaugment", "ada", "cbn", "unconditional", "heal")
 
 
 def variant_names() -> list[str]:
@@ -187,6 +188,9 @@ def _add_recipe(plan: _Plan, name: str, options: dict[str, Any]) -> None:
     elif name == "unconditional":  # the same networks without the class: the reference a conditional run has
         _check_options(name, options, [])
         plan.set("model.conditional", False, name)
+    elif name == "heal":  # not a stabiliser from the start: the run heals itself when it fails
+        _check_options(name, options, [])
+        plan.set("train.on_failure", "heal", name)
     elif name == "r3gan":
         _check_options(name, options, ["gamma"])
         gamma = options.get("gamma", 1.0)
