@@ -1,5 +1,5 @@
 """Command line: ``steadygan train | sample | complete | eval | prepare | methods | compare | report | dirac
-| health``
+| health | tune``
 (also ``python -m steadygan``).
 
 Each command is a module of this package with ``add_parser(subparsers)`` and a ``cmd_*``
@@ -17,7 +17,7 @@ import textwrap
 
 from .. import progress
 from ..errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged
-from . import complete, dirac, evaluate, health, lab, methods, prepare, sample, train
+from . import complete, dirac, evaluate, health, lab, methods, prepare, sample, train, tune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_report_parser(sub)
     dirac.add_parser(sub)
     health.add_parser(sub)
+    tune.add_parser(sub)
     return parser
 
 

@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -119,14 +119,15 @@ def write_marker(run_dir: Path, marker: dict[str, Any]) -> None:
 def is_done(marker: dict[str, Any] | None, cfg: Config) -> bool:
     """Whether a marked run needs nothing more under the budget in ``cfg``.
 
-    Diverged runs are final (deterministic seeds would diverge again). A finished run is done
+    Diverged runs are final (deterministic seeds would diverge again), as are runs stopped by a
+    failing health status or pruned by a tune. A finished run is done
     when it reached the step budget, or when it stopped on a time budget at least as large as
     the current one; a larger budget resumes it.
     """
     if marker is None:
         return False
-    if marker.get("status") == "diverged":
-        return True
+    if marker.get("status") == "diverged" or marker.get("stopped") in ("failing", "pruned"):
+        return True  # deterministic: it would end the same way again
     if marker.get("step", 0) >= cfg.train.steps:
         return True
     if marker.get("stopped") == "time":
@@ -158,16 +159,19 @@ def _check_resumable(job: RunJob, saved: dict[str, Any]) -> None:
 
 # --- one run --------------------------------------------------------------------------------
 
-def run_one(job: RunJob, threads: int | None = None, parallel: int = 1) -> dict[str, Any]:
+def run_one(job: RunJob, threads: int | None = None, parallel: int = 1,
+            observer: Callable[[int, dict[str, float]], str | None] | None = None) -> dict[str, Any]:
     """Skip, resume or train one pair; returns its marker plus ``action`` (what was done).
 
-    ``parallel``: how many runs train at once (recorded in the marker for the report)."""
+    ``parallel``: how many runs train at once (recorded in the marker for the report);
+    ``observer``: told each evaluation, may end the run (``train``'s)."""
     job.run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(job.run_dir):  # before the directory is touched: one writer, even while it is cleaned
-        return _run_one_locked(job, threads, parallel)
+        return _run_one_locked(job, threads, parallel, observer)
 
 
-def _run_one_locked(job: RunJob, threads: int | None, parallel: int) -> dict[str, Any]:
+def _run_one_locked(job: RunJob, threads: int | None, parallel: int,
+                    observer: Callable[[int, dict[str, float]], str | None] | None = None) -> dict[str, Any]:
     marker = read_marker(job.run_dir)
     ckpt = latest_checkpoint(job.run_dir)
     saved = job.run_dir / "config.yaml"
@@ -194,7 +198,7 @@ def _run_one_locked(job: RunJob, threads: int | None, parallel: int) -> dict[str
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     started = time.perf_counter()
     try:
-        result = train(job.cfg, run_dir=job.run_dir, resume=resume)
+        result = train(job.cfg, run_dir=job.run_dir, resume=resume, observer=observer)
     except TrainingDiverged as exc:
         cause = exc.__cause__
         step = getattr(cause, "step", None)

@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -57,7 +57,8 @@ ADVICE = "Lower the learning rate or add a stabiliser (see `steadygan methods`).
 class TrainResult:
     run_dir: Path
     step: int
-    stopped: str                  # "steps", "time", "interrupted" or "failing" (train.on_failure=stop)
+    stopped: str                  # "steps", "time", "interrupted", "failing" (train.on_failure=stop) or what
+                                  # the evaluation observer returned (e.g. "pruned": a tune trial)
     checkpoint: Path | None
     samples: Path | None
     signal: int | None = None     # interrupted: the signal that stopped it (SIGINT, SIGTERM)
@@ -87,6 +88,8 @@ class Trainer:
         self.step = 0          # generator updates done
         self.d_updates = 0     # discriminator updates done (lazy D penalties count these)
         self.elapsed = 0.0     # training seconds, summed over resumes
+        self.observer: Callable[[int, dict[str, float]], str | None] | None = None  # see train()
+        self._stop_reason: str | None = None
         self.rollbacks = 0     # remedies applied (recovery.py): the next one is the ladder's rung of this index
         self.lr_scale = 1.0    # learning-rate factor after those rollbacks
         self._adopt(parts)
@@ -189,6 +192,8 @@ class Trainer:
         row = self.periodic_eval.run(self.step, self.elapsed, generators, self.save, self.run_dir, self.ctx)
         tracker.log_values(self.step, row)
         self._watch([{"step": self.step, **row}], tracker)
+        if self.observer is not None and self._stop_reason is None:
+            self._stop_reason = self.ctx.broadcast_object(self.observer(self.step, row) if self.ctx.is_main else None)
         return row
 
     # --- loop -------------------------------------------------------------------------------
@@ -209,7 +214,7 @@ class Trainer:
             truncate_stats(self.run_dir / "stats.jsonl", self.step)  # steps after the checkpoint are redone
         tracker = Tracker(self.run_dir, self.step, t.steps, t.progress, writes=self.ctx.is_main)
         self._last_ckpt = self.ctx.broadcast_object(latest_checkpoint(self.run_dir) if self.ctx.is_main else None)
-        self._last_samples, self._stop_signal, self._failing = None, None, None
+        self._last_samples, self._stop_signal, self._failing, self._stop_reason = None, None, None, None
         if self.ctx.is_main:  # the health status of the rows so far: where an uninterrupted run would be
             self.health.replay(read_stats(self.run_dir / "stats.jsonl"))
             truncate_history(self.run_dir, self.rollbacks)
@@ -308,6 +313,8 @@ class Trainer:
                 return "interrupted"
             if self._failing is not None:
                 return "failing"
+            if self._stop_reason is not None:
+                return self._stop_reason
             stats = self._one_step()
             stop, self.elapsed = agree_on_stop(self.ctx, interrupted, time.perf_counter() - started)
             tracker.record(self.step, self.elapsed, stats)
@@ -343,9 +350,14 @@ class Trainer:
 
 
 def train(cfg: Config, run_dir: Path | None = None, resume: dict[str, Any] | None = None,
-          data: InMemoryData | None = None) -> TrainResult:
-    """Train a new run (numbered directory under train.out_dir) or resume one from its state."""
+          data: InMemoryData | None = None,
+          observer: Callable[[int, dict[str, float]], str | None] | None = None) -> TrainResult:
+    """Train a new run (numbered directory under train.out_dir) or resume one from its state.
+
+    ``observer(step, row)`` is told each periodic evaluation's row (rank 0's); a string it
+    returns ends the run there with that reason (``steadygan tune`` prunes trials so)."""
     trainer = Trainer(cfg, run_dir, data)
+    trainer.observer = observer
     ctx = trainer.ctx
     if resume is not None:
         trainer.load_state_dict(resume)

@@ -7,7 +7,7 @@ figures from :mod:`.plots`, the two documents from one :class:`.document.Documen
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import ConfigError
 from .aggregate import (  # noqa: F401 - re-exported: the aggregation API is steadygan.lab.report's
@@ -176,8 +176,10 @@ def _definitions_section(doc: Document) -> None:
     ])
 
 
-def write_report(out_dir: Path, main_metric: str | None = None, threshold: float | None = None) -> Path:
-    """Write report/report.md, report/report.html and the PNG plots; returns report.md's path."""
+def write_report(out_dir: Path, main_metric: str | None = None, threshold: float | None = None,
+                 preface: Callable[[Document], None] | None = None) -> Path:
+    """Write report/report.md, report/report.html and the PNG plots; returns report.md's path.
+    ``preface`` adds sections before the lab's own (``steadygan tune``'s ranking)."""
     out_dir = Path(out_dir)
     plan = load_plan(out_dir)
     runs = load_runs(out_dir)
@@ -210,6 +212,8 @@ def write_report(out_dir: Path, main_metric: str | None = None, threshold: float
     doc.para("; ".join(notes) + ".")
     if metric_missing:
         doc.para(f"No run recorded `{metric_missing}`; reporting without a main metric.")
+    if preface is not None:
+        preface(doc)
     _setup_section(doc, plan, runs)
     _summary_section(doc, summaries, metric, higher, threshold, baseline)
     _class_section(doc, runs)

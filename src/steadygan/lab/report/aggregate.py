@@ -39,6 +39,7 @@ import yaml
 from ...errors import ConfigError
 
 PLAN_FILE = "compare.yaml"
+TUNE_PLAN_FILE = "tune.yaml"  # steadygan tune's plan, with the same "runs" list
 MARKER = "done.json"
 REPORT_DIR = "report"
 BLOWUP = 2.0             # final > BLOWUP x best counts as a blown-up (diverged) FID
@@ -81,7 +82,10 @@ class Run:
 
     @property
     def status(self) -> str:
-        return self.marker.get("status", "finished") if self.marker else "incomplete"
+        if not self.marker:
+            return "incomplete"
+        stopped = self.marker.get("stopped")  # ended early on purpose: say how
+        return stopped if stopped in ("failing", "pruned") else self.marker.get("status", "finished")
 
     @property
     def last_step(self) -> int:
@@ -129,9 +133,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_plan(out_dir: Path) -> dict[str, Any]:
-    """compare.yaml, or a plan rebuilt from the run directory names when it is missing."""
+    """compare.yaml (tune.yaml in a tune folder), or a plan rebuilt from the run directory names."""
     out_dir = Path(out_dir)
-    plan = _read_yaml(out_dir / PLAN_FILE)
+    plan = _read_yaml(out_dir / PLAN_FILE) or _read_yaml(out_dir / TUNE_PLAN_FILE)
     if plan.get("runs"):
         return plan
     runs = []
