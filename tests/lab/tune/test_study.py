@@ -55,6 +55,7 @@ def test_the_password_comes_from_the_environment_and_is_never_shown(tmp_path, mo
 # --- pruning ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask and tell, not optimize: no heartbeat needed
 @pytest.mark.parametrize("higher", [False, True])
 def test_successive_halving_prunes_a_curve_behind_the_others_at_its_first_rung(tmp_path, higher):
     study = open_study(storage_url(tmp_path, None), "p", SearchSettings("Metric/x", higher, 10, "random", "sha"))
