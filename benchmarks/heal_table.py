@@ -28,7 +28,8 @@ from steadygan.training.recovery import read_history  # noqa: E402
 
 
 def main() -> int:
-    print("| folder | variant | failed | final FID or modes (mean ± std) | runs healed | remedies | time lost to rollbacks |")
+    print("| folder | variant | failed | final FID or modes (mean ± std) | runs healed | remedies"
+          " | time lost to rollbacks |")
     print("|---|---|---|---|---|---|---|")
     for folder in map(Path, sys.argv[1:]):
         runs = load_runs(folder)

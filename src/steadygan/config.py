@@ -131,7 +131,9 @@ class RecoveryOptions:
     # on_failure=heal: the remedies tried in turn, each a list of key=value overrides (lr_scale=F
     # multiplies both learning rates); None = training/recovery.py's DEFAULT_LADDER
     heal_ladder: list[list[str]] | None = resumable(None)
-    on_nan: str = resumable("stop")  # stop | rollback: reload the last good checkpoint with lower learning rates
+    # stop | rollback: reload the last good checkpoint with lower learning rates (with on_failure=heal
+    # a divergence heals instead, and on_nan, max_rollbacks and rollback_lr_factor are not used)
+    on_nan: str = resumable("stop")
     max_rollbacks: int = resumable(3)  # on_nan=rollback: give up (stop) after this many
     rollback_lr_factor: float = resumable(0.5)  # on_nan=rollback: learning rates are multiplied by this each time
 

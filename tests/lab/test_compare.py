@@ -57,9 +57,9 @@ def spy(monkeypatch):
     calls = []
     real = compare.train
 
-    def recording(cfg, run_dir=None, resume=None):
+    def recording(cfg, run_dir=None, resume=None, **options):
         calls.append((Path(run_dir).name, resume["step"] if resume else None))
-        return real(cfg, run_dir=run_dir, resume=resume)
+        return real(cfg, run_dir=run_dir, resume=resume, **options)
 
     monkeypatch.setattr(compare, "train", recording)
     return calls
@@ -169,10 +169,10 @@ def test_every_argument_is_checked_before_anything_is_created(tmp_path, spy, cap
 def test_diverged_run_is_recorded_and_the_compare_goes_on(tmp_path, monkeypatch, spy):
     real = compare.train
 
-    def diverging(cfg, run_dir=None, resume=None):
+    def diverging(cfg, run_dir=None, resume=None, **options):
         if Path(run_dir).name.startswith("r1"):
             raise TrainingDiverged("training diverged at step 3: Loss/D = nan") from Diverged(3, "Loss/D", float("nan"))
-        return real(cfg, run_dir=run_dir, resume=resume)
+        return real(cfg, run_dir=run_dir, resume=resume, **options)
 
     monkeypatch.setattr(compare, "train", diverging)
     out = tmp_path / "lab"
@@ -234,7 +234,7 @@ def test_is_done_follows_the_budget():
 def test_ctrl_c_leaves_the_run_resumable(tmp_path, monkeypatch):
     from steadygan.training.trainer import TrainResult
 
-    monkeypatch.setattr(compare, "train", lambda cfg, run_dir=None, resume=None:
+    monkeypatch.setattr(compare, "train", lambda cfg, run_dir=None, resume=None, **options:
                         TrainResult(run_dir, 1, "interrupted", None, None, signal.SIGINT))
     out = tmp_path / "lab"
     assert run_cli("compare", "--config", RING8, "--variants", "baseline", "--seeds", "1", "--steps", "4",

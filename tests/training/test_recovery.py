@@ -53,6 +53,16 @@ def test_the_default_ladder_leaves_out_what_does_not_apply_and_a_user_rung_that_
     # Rungs accumulate: the second is checked on the config the first made (momentum is not Adam's).
     with pytest.raises(ConfigError, match=r"heal_ladder\[1\] \(d.momentum=0.9\)"):
         toy_cfg(tmp_path, "train.on_failure=heal", 'train.heal_ladder=[["d.lr=1e-4"], ["d.momentum=0.9"]]')
+    with pytest.raises(ConfigError, match="train.heal_ladder is empty"):
+        toy_cfg(tmp_path, "train.on_failure=heal", "train.heal_ladder=[]")
+    # A remedy the run already has would replay the failure: left out, and said.
+    notes: list[str] = []
+    has_r1 = toy_cfg(tmp_path, "train.on_failure=heal", "d.penalties=[r1:gamma=10]")
+    assert [r.overrides for r in recovery_ladder(has_r1, notes)] == [DEFAULT_LADDER[1][:2]]
+    assert notes == ["the default heal ladder's remedy 1 (loss=non-saturating, d.penalties=[r1:gamma=10]) left out: "
+                     "the run already has it",
+                     "the default heal ladder's remedy 3 (train.augment=diffaugment) left out: train.augment "
+                     "transforms images; this run's data are 2-D points"]
     legacy = recovery_ladder(toy_cfg(tmp_path, "train.on_nan=rollback", "train.max_rollbacks=2",
                                      "train.rollback_lr_factor=0.25"))
     assert legacy == [Remedy((), 0.25)] * 2
@@ -62,11 +72,33 @@ def test_the_default_ladder_leaves_out_what_does_not_apply_and_a_user_rung_that_
 # --- healing a run --------------------------------------------------------------------------------
 
 # Every probe reads as a collapse: the status fails at the first probe past the warm-up (6 steps
-# after the start or the newest rollback). Probes every 2 steps, healthy states every 4: the run
-# fails at 6 and goes back to 4, fails at 10 and goes back to 8, and so on.
+# after the start or the newest rollback), so no state after the start is clean enough to keep.
 ALWAYS_FAILING = functools.partial(health.HealthRule, collapse_diversity=10.0, low_diversity=10.0,
                                    collapse_probes=1, warm_up=6)
 LADDER = '[["d.penalties=[r1:gamma=10]"], ["g.lr=0.0001", "lr_scale=0.5"], ["loss=hinge"]]'
+
+# A run that collapses twice: before its first remedy from step 10, after it from step 16, never
+# after the second. Probes every 2 steps, two low ones in a row fail it (at 12, at 18); states are
+# kept every 4 steps once 4 steps past a (re)start and while no probe is low.
+TWICE = functools.partial(health.HealthRule, collapse_probes=2, warm_up=4)
+COLLAPSES_FROM = {0: 10, 1: 16}
+
+
+@pytest.fixture
+def collapses_twice(monkeypatch):
+    monkeypatch.setattr(health, "HealthRule", TWICE)
+    init = Trainer.__init__
+
+    def remember(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.health.trainer = self
+
+    def measure(self, G, D):
+        start = COLLAPSES_FROM.get(self.trainer.rollbacks, 10**9)
+        return {"Health/diversity": 0.05 if self.trainer.step >= start else 1.0}
+
+    monkeypatch.setattr(Trainer, "__init__", remember)
+    monkeypatch.setattr(health.HealthMonitor, "measure", measure)
 
 
 def _heal_cfg(toy_cfg, tmp_path, *sets):
@@ -74,34 +106,40 @@ def _heal_cfg(toy_cfg, tmp_path, *sets):
                    "train.checkpoint_every=3", "train.log_every=1", f"train.heal_ladder={LADDER}", *sets)
 
 
-def test_a_failing_run_goes_back_to_its_newest_healthy_state_with_each_remedy_then_stops(tmp_path, toy_cfg,
-                                                                                       monkeypatch):
-    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
+def test_a_failing_run_goes_back_to_its_newest_clean_state_with_the_next_remedy(tmp_path, toy_cfg, collapses_twice):
     cfg = _heal_cfg(toy_cfg, tmp_path)
     result = train(cfg)
     run = result.run_dir
-    assert (result.stopped, result.step, result.remedies) == ("failing", 18, 3)
+    assert (result.stopped, result.step, result.remedies) == ("steps", 20, 2)
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     rollbacks = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows if "Rollback/count" in r]
-    assert rollbacks == [
-        {"step": 4, "Rollback/count": 1, "Rollback/lr_scale": 1.0, "Rollback/failed_at": 6},
-        {"step": 8, "Rollback/count": 2, "Rollback/lr_scale": 0.5, "Rollback/failed_at": 10},
-        {"step": 12, "Rollback/count": 3, "Rollback/lr_scale": 0.5, "Rollback/failed_at": 14}]
-    assert [r["step"] for r in rows if "Loss/D" in r] == list(range(1, 19))  # the abandoned steps are gone
+    # Back to 8, not 12 (failing there); then to 12, not 16 (a low probe there already).
+    assert rollbacks == [{"step": 8, "Rollback/count": 1, "Rollback/lr_scale": 1.0, "Rollback/failed_at": 12},
+                         {"step": 12, "Rollback/count": 2, "Rollback/lr_scale": 0.5, "Rollback/failed_at": 18}]
+    assert [r["step"] for r in rows if "Loss/D" in r] == list(range(1, 21))  # the abandoned steps are gone
+    statuses = [(r["step"], r["Health/status"]) for r in rows if "Health/status" in r]
+    assert statuses == [(8, 0), (12, 0)]  # healthy again at each rollback (the failing rows were cut)
     history = read_history(run)
     assert [(h["remedy"], h["step"], h["failed_at"], h["overrides"], h["lr_factor"]) for h in history] == [
-        (1, 4, 6, ["d.penalties=[r1:gamma=10]"], 1.0), (2, 8, 10, ["g.lr=0.0001"], 0.5),
-        (3, 12, 14, ["loss=hinge"], 1.0)]
+        (1, 8, 12, ["d.penalties=[r1:gamma=10]"], 1.0), (2, 12, 18, ["g.lr=0.0001"], 0.5)]
     assert "mode collapse" in history[0]["why"]
-    # Exactly the remedies, in order, on top of the config it started with.
+    # Exactly the remedies, in order, on top of the config it started with; the third never needed.
     state = load_checkpoint(result.checkpoint)
     healed = state["config"]
     assert healed["d"]["penalties"] == [{"name": "r1", "gamma": 10}] and healed["g"]["lr"] == 1e-4
-    assert healed["loss"] == "hinge" and healed["d"]["lr"] == cfg.d.lr and healed["model"] == cfg.to_dict()["model"]
-    assert "loss: hinge" in (run / "config.yaml").read_text()
-    assert state["rollbacks"] == 3 and state["lr_scale"] == 0.5
+    assert healed["loss"] == cfg.loss and healed["d"]["lr"] == cfg.d.lr and healed["model"] == cfg.to_dict()["model"]
+    assert "gamma: 10" in (run / "config.yaml").read_text()
+    assert state["rollbacks"] == 2 and state["lr_scale"] == 0.5
     assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(cfg.d.lr * 0.5)
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.5)
+
+
+def test_a_spent_ladder_stops_the_run_failing(tmp_path, toy_cfg, monkeypatch):
+    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
+    result = train(_heal_cfg(toy_cfg, tmp_path))
+    # Nothing after the start is clean: each remedy goes back to step 0 and fails again at 6.
+    assert (result.stopped, result.step, result.remedies) == ("failing", 6, 3)
+    assert [(h["step"], h["failed_at"]) for h in read_history(result.run_dir)] == [(0, 6)] * 3
 
 
 def test_a_divergence_under_heal_goes_back_to_the_healthy_state_not_the_checkpoint(tmp_path, toy_cfg):
@@ -122,39 +160,39 @@ def test_a_divergence_under_heal_goes_back_to_the_healthy_state_not_the_checkpoi
     assert result.step == 12 and result.remedies == 1
     rows = [json.loads(line) for line in (result.run_dir / "stats.jsonl").read_text().splitlines()]
     (rollback,) = [r for r in rows if "Rollback/count" in r]
-    assert (rollback["step"], rollback["Rollback/diverged_at"]) == (4, 6)
+    # The default warm-up (200 steps) keeps no state but the start's: back to step 0.
+    assert (rollback["step"], rollback["Rollback/diverged_at"]) == (0, 6)
     assert trainer.cfg.d.penalties == [{"name": "r1", "gamma": 10}]  # the default ladder's first remedy
     # The rollback wrote the remedied state as a checkpoint: a kill right after resumes healed.
-    assert [p.name for p in list_checkpoints(result.run_dir)] == ["ckpt-00000004.pt", "ckpt-00000012.pt"]
+    assert [p.name for p in list_checkpoints(result.run_dir)] == ["ckpt-00000000.pt", "ckpt-00000012.pt"]
 
 
-def test_a_healed_run_killed_and_resumed_ends_where_an_uninterrupted_one_does(tmp_path, toy_cfg, monkeypatch,
+def test_a_healed_run_killed_and_resumed_ends_where_an_uninterrupted_one_does(tmp_path, toy_cfg, collapses_twice,
                                                                                final_state, assert_same_state):
-    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
     straight = train(_heal_cfg(toy_cfg, tmp_path / "a"))
 
     cfg = _heal_cfg(toy_cfg, tmp_path / "b")
     trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
     original = trainer._one_step
 
-    def killed_before_step_10():
-        if trainer.step == 9:  # the second attempt (the first failed at 6), after the checkpoint of step 9
+    def killed_before_step_17():
+        if trainer.step == 16:  # after the checkpoint of step 15, which carries the clean state of step 12
             raise RuntimeError("killed")
         return original()
 
-    trainer._one_step = killed_before_step_10
+    trainer._one_step = killed_before_step_17
     with pytest.raises(RuntimeError, match="killed"):
         trainer.train()
     run = trainer.run_dir
     assert len(read_history(run)) == 1
     resumed_cfg, payload = resume_config(run, None, [], allow_change=False)
-    assert payload["step"] == 9 and payload["heal_snapshot"]["step"] == 8  # between two healthy states
+    assert payload["step"] == 15 and payload["heal_snapshot"]["step"] == 12 and payload["heal_snapshot"]["state"]
     assert resumed_cfg.d.penalties == [{"name": "r1", "gamma": 10}]  # the remedy it had taken
-    resumed = train(resumed_cfg, run_dir=run, resume=payload)
+    resumed = train(resumed_cfg, run_dir=run, resume=payload)  # fails at 18, back to the kept state of 12
     assert (resumed.stopped, resumed.step, resumed.remedies) == (straight.stopped, straight.step, straight.remedies)
     assert_same_state(final_state(straight.run_dir), final_state(run))
-    assert [(h["remedy"], h["step"]) for h in read_history(run)] == [(1, 4), (2, 8), (3, 12)]
-    assert (run / HISTORY).read_text().count("\n") == 3
+    assert [(h["remedy"], h["step"]) for h in read_history(run)] == [(1, 8), (2, 12)]
+    assert (run / HISTORY).read_text().count("\n") == 2
 
 
 @pytest.mark.slow
@@ -164,10 +202,10 @@ def test_a_spent_ladder_ends_the_command_with_its_message(tmp_path, capsys, monk
     monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
     code = main(["train", "-c", "configs/ring8.yaml", "--set", "data.toy_samples=1000", "--set", "model.width=16",
                  "--set", "model.depth=2", "--steps", "30", "--set", "train.health_every=2", "--on-failure", "heal",
-                 "--set", 'train.heal_ladder=[["d.lr=0.0001"]]', "--out", str(tmp_path), "--no-progress"])
+                 "--set", 'train.heal_ladder=[["d.lr=0.00005"]]', "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 3
-    assert "rolled back to its newest healthy state (step 0) with d.lr=0.0001 (remedy 1 of 1)" in err
+    assert "rolled back to its newest healthy state (step 0) with d.lr=0.00005 (remedy 1 of 1)" in err
     assert "after 1 remedy (the heal ladder is spent); stopped with its checkpoint" in err
 
 
@@ -193,8 +231,7 @@ def test_going_back_twice_to_one_state_restores_what_the_first_remedy_added(tmp_
     assert seen[:2] == [(0, [{"ema_real": 0.0, "ema_fake": 0.0}]), (0, [{"ema_real": 0.0, "ema_fake": 0.0}])]
 
 
-def test_a_kill_right_after_a_rollback_resumes_from_the_remedied_state(tmp_path, toy_cfg, monkeypatch):
-    monkeypatch.setattr(health, "HealthRule", ALWAYS_FAILING)
+def test_a_kill_right_after_a_rollback_resumes_from_the_remedied_state(tmp_path, toy_cfg, collapses_twice):
     cfg = _heal_cfg(toy_cfg, tmp_path, "train.checkpoint_every=5")
     trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
     original = trainer._one_step
@@ -207,6 +244,23 @@ def test_a_kill_right_after_a_rollback_resumes_from_the_remedied_state(tmp_path,
     trainer._one_step = killed_after_the_first_rollback
     with pytest.raises(RuntimeError, match="killed"):
         trainer.train()
-    # ckpt-5 held the abandoned attempt (it failed at 6): gone; the remedied state of step 4 is the newest.
-    assert [p.name for p in list_checkpoints(trainer.run_dir)] == ["ckpt-00000004.pt"]
+    # ckpt-10 held the abandoned attempt (it failed at 12): gone; the remedied state of step 8 is the newest.
+    assert [p.name for p in list_checkpoints(trainer.run_dir)] == ["ckpt-00000005.pt", "ckpt-00000008.pt"]
     assert load_checkpoint(list_checkpoints(trainer.run_dir)[-1])["rollbacks"] == 1
+
+
+def test_the_ladder_a_run_started_with_is_kept_by_a_resume_unless_it_was_changed(tmp_path, toy_cfg):
+    from steadygan.training.recovery import Recovery
+
+    started = Recovery(toy_cfg(tmp_path, "train.on_failure=heal", f"train.heal_ladder={LADDER}").train,
+                       [Remedy(("d.penalties=[r1:gamma=10]",)), Remedy(("g.lr=0.0001",), 0.5)])
+    saved = started.state_dict()
+    healed_cfg = toy_cfg(tmp_path, "train.on_failure=heal", f"train.heal_ladder={LADDER}", "d.penalties=[r1:gamma=10]")
+    resumed = Recovery(healed_cfg.train, recovery_ladder(healed_cfg))  # rung 1 left out: the config has it
+    assert len(resumed.ladder) == 2 and resumed.ladder[0] != started.ladder[0]
+    resumed.load_state_dict(saved)
+    assert resumed.ladder == started.ladder
+    changed = Recovery(toy_cfg(tmp_path, "train.on_failure=heal", 'train.heal_ladder=[["loss=hinge"]]').train,
+                       [Remedy(("loss=hinge",))])
+    changed.load_state_dict(saved)  # the user gave another ladder on resume: theirs
+    assert changed.ladder == [Remedy(("loss=hinge",))]

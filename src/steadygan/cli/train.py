@@ -58,10 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="when a loss or weight turns NaN/inf: stop (default), or reload the last good checkpoint "
                         "with learning rates x train.rollback_lr_factor, at most train.max_rollbacks times")
     p.add_argument("--on-failure", choices=("warn", "stop", "heal"),
-                   help="when the health status turns failing (mode collapse, D winning outright, FID blowing "
-                        "up): warn (default: say so, change nothing), stop with a checkpoint, or heal: go back to "
-                        "the newest healthy state and try the next remedy of train.heal_ladder (README: When a "
-                        "run goes wrong)")
+                   help="when the health status turns failing (mode collapse, a class drawn without variety, "
+                        "FID blowing up, class KL past ln 2): warn (default: say so, change nothing), stop with a "
+                        "checkpoint, or heal: go back to the newest healthy state and try the next remedy of "
+                        "train.heal_ladder; a NaN heals too (README: When a run goes wrong)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train on N processes of this machine (each with torchrun's environment, on loopback); "

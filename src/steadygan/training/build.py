@@ -78,31 +78,44 @@ def _check_names(cfg: Config) -> None:
     _check_eval_names(cfg.train)
 
 
-def recovery_ladder(cfg: Config) -> list[Remedy]:
+def recovery_ladder(cfg: Config, notes: list[str] | None = None) -> list[Remedy]:
     """The remedies a failing run tries in turn (training/recovery.py), each checked on the
     config it makes: a rung of the user's ladder that does not make a valid config is an
     error; a rung of the default ladder that does not apply to this run (DiffAugment on 2-D
-    points) is left out."""
+    points, R1 under torch.compile) is left out, and so is any rung that would change nothing
+    (the run would fail again where it failed). ``notes`` receives what was left out, and why."""
     t = cfg.train
     if t.on_failure != "heal":
         return legacy_ladder(t) if t.on_nan == "rollback" else []
     given = t.heal_ladder is not None
+    if given and not t.heal_ladder:
+        raise ConfigError("train.heal_ladder is empty: give at least one remedy, or train.on_failure=stop")
     ladder, data = [], cfg.to_dict()
     for i, rung in enumerate(t.heal_ladder if given else DEFAULT_LADDER):
         where = f"train.heal_ladder[{i}]" if given else f"the default heal ladder's remedy {i + 1}"
         remedy = parse_rung(rung, where)
         try:
-            healed = apply_remedy(data, remedy)
-            _check_names(from_dict(healed))
-            if healed["train"]["augment"] is not None and dataset_protocol(cfg.data.name) == "mixture":
-                raise ConfigError("train.augment transforms images; this run's data are 2-D points")
+            healed = _checked_remedy(cfg, data, remedy)
         except ConfigError as exc:
             if given:
                 raise ConfigError(f"{where} ({', '.join(rung)}): {exc}") from exc
+            (notes if notes is not None else []).append(f"{where} ({remedy}) left out: {exc}")
+            continue
+        if healed == data and remedy.lr_factor == 1:
+            (notes if notes is not None else []).append(f"{where} ({remedy}) left out: the run already has it")
             continue
         ladder.append(remedy)
         data = healed
     return ladder
+
+
+def _checked_remedy(cfg: Config, data: dict[str, Any], remedy: Remedy) -> dict[str, Any]:
+    """The config (as a dict, normalised) a remedy makes of ``data``; ConfigError if invalid."""
+    healed = from_dict(apply_remedy(data, remedy))
+    _check_names(healed)
+    if healed.train.augment is not None and dataset_protocol(cfg.data.name) == "mixture":
+        raise ConfigError("train.augment transforms images; this run's data are 2-D points")
+    return healed.to_dict()
 
 
 def _check_compile(cfg: Config) -> None:
@@ -208,6 +221,7 @@ class RunParts:
     channels_last: bool
     health: HealthMonitor
     ladder: list[Remedy]        # what a failing run tries (training/recovery.py)
+    ladder_notes: list[str]     # the default ladder's remedies left out for this run, and why
 
 
 def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None,
@@ -237,7 +251,7 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
     probe = Probe(data, cfg.model.z_dim, pair.num_classes, device) if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
                     build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every),
-                    recovery_ladder(cfg))
+                    recovery_ladder(cfg, notes := []), notes)
 
 
 def build_game(cfg: Config, pair: GanPair, data: InMemoryData, fused_forward: bool,

@@ -162,6 +162,12 @@ class HealthJudge:
             self.history.append(new)
         return self.status
 
+    def clean(self, step: int) -> bool:
+        """Whether a state of this step is one to go back to: past the warm-up (so the rule is
+        watching), healthy, and no signal on its way to a warning (a low probe, D winning)."""
+        return (self.status.level == HEALTHY and step - self._since >= self.rule.warm_up and self._low_probes == 0
+                and not (len(self._acc) == self._acc.maxlen and self._winning()))
+
     def _recovered(self, row: dict[str, Any]) -> bool:
         """A probe row with variety back, or a step row with D no longer winning, clears the status."""
         return ("Health/diversity" in row and self._low_probes == 0) or \

@@ -122,8 +122,19 @@ class Recovery:
         self.heals = t.on_failure == "heal"
         self.on_divergence = self.heals or t.on_nan == "rollback"
         self.every = t.heal_every
-        self.ladder = ladder
+        self.ladder, self.spec = ladder, t.heal_ladder
         self.snapshot: Snapshot | None = None
+
+    # The ladder a run started with is part of its state: a healed run's config already holds its
+    # first remedies, and the ladder made from it again would leave them out (they change nothing
+    # there) and shift every later rung. A resume keeps it unless train.heal_ladder was changed.
+    def state_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec, "ladder": [{"overrides": list(r.overrides), "lr_factor": r.lr_factor}
+                                              for r in self.ladder]}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if state is not None and state.get("spec") == self.spec:
+            self.ladder = [Remedy(tuple(r["overrides"]), float(r["lr_factor"])) for r in state["ladder"]]
 
     def snapshot_due(self, step: int) -> bool:
         return self.heals and (self.snapshot is None or step % self.every == 0)

@@ -159,6 +159,7 @@ def checkpoint_parts(counters: Any, parts: RunParts) -> dict[str, Stateful]:
         "rng": RngState(), "eval": parts.periodic_eval, "rollbacks": Counter(counters, "rollbacks", 0),
         "lr_scale": Counter(counters, "lr_scale", 1.0), "augment": OptionalState(parts.augment),
         "penalty_states": PenaltyStates((d, g)), SnapshotEntry.KEY: SnapshotEntry(counters.recovery, counters),
+        "recovery_ladder": OptionalState(counters.recovery),
     }
     for player in (d, g):
         if player.scaler is not None:  # fp16: the scale it had reached

@@ -218,6 +218,9 @@ class Trainer:
         if self.ctx.is_main:  # the health status of the rows so far: where an uninterrupted run would be
             self.health.replay(read_stats(self.run_dir / "stats.jsonl"))
             truncate_history(self.run_dir, self.rollbacks)
+        if self.recovery.heals and self.ctx.is_main:
+            for note in self.parts.ladder_notes:
+                tracker.say(f"steadygan: heal: {note}")
         if self.recovery.heals and self.recovery.snapshot is None:
             self._snapshot()  # the state it starts from is the first one to go back to
         try:
@@ -262,12 +265,16 @@ class Trainer:
     # --- going back (recovery.py) -------------------------------------------------------------
 
     def _snapshot(self) -> None:
+        """Keep this state to go back to. A non-finite weight is a divergence (Diverged), as at a save."""
         if self.ema is not None:
             self.ema.refresh_batch_stats()  # as save() does: a snapshot equals the checkpoint of its step
+        refuse_non_finite(self.ctx, self.step, {"G": self.G, "D": self.D, "EMA": self.ema.model if self.ema else None},
+                          {"G": self.g.optimizer, "D": self.d.optimizer})
         self.recovery.take(self.step, self.state.state_dict(skip=(SnapshotEntry.KEY,)))
 
-    def _healthy(self) -> bool:
-        return self.ctx.broadcast_object(self.health.status.level == HEALTHY if self.ctx.is_main else None)
+    def _clean(self) -> bool:
+        """Rank 0's judgement, for every rank: is this a state to go back to (health.clean)?"""
+        return self.ctx.broadcast_object(self.health.judge.clean(self.step) if self.ctx.is_main else None)
 
     def _recover(self, tracker: Tracker, failed_at: int, why: str, trigger: str) -> bool:
         """Back to a good state with the ladder's next remedy; False when there is none left
@@ -280,21 +287,25 @@ class Trainer:
         remedy, count = ladder[self.rollbacks], self.rollbacks + 1
         lr_scale = self.lr_scale * remedy.lr_factor
         if remedy.overrides:
-            before = self.d, self.g
+            before, augment = (self.d, self.g), self.cfg.train.augment
             self._adopt(rebuild_game(self.parts, config_from_dict(apply_remedy(self.cfg.to_dict(), remedy))))
             state = without_changed_penalty_states(state, before, (self.d, self.g))
+            if self.cfg.train.augment != augment:  # another augmentation starts from its own state
+                state = {**state, "augment": None}
         self.load_state_dict(state)
         self.rollbacks, self.lr_scale = count, lr_scale  # the loaded state's counters are the older ones
         self._apply_hyperparameters()
         tracker.rewind(self.step)
         row = {"Rollback/count": count, "Rollback/lr_scale": lr_scale, f"Rollback/{trigger}": failed_at}
         tracker.log_values(self.step, row)
-        self.health.observe([{"step": self.step, **row}])  # the status starts again from this state
+        if self.health.observe([{"step": self.step, **row}]) is not None:  # judged afresh from this state
+            tracker.log_values(self.step, {"Health/status": STATUS_CODES[HEALTHY]})
+        tracker.health, self._failing = "", None
         announce(self.ctx, why, f"{source} (step {self.step})", remedy, count, len(ladder))
         if self.ctx.is_main:
             atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
             record_remedy(self.run_dir, count, self.step, failed_at, why, remedy)
-            discard_checkpoints_after(self.run_dir, self.step)  # they hold the abandoned attempt
+            discard_checkpoints_after(self.run_dir, self.step)  # they hold the abandoned attempt, best.pt too
         if self.recovery.heals:
             self._snapshot()  # the remedied state: the one to go back to now, as a resume would have it
         self._last_ckpt = self.save()  # a kill from here on resumes with the remedy applied
@@ -329,7 +340,7 @@ class Trainer:
             if self.periodic_eval.due(self.step, self.elapsed):
                 self.evaluate(tracker)
                 started = time.perf_counter() - self.elapsed  # evaluation time is not training time
-            if self.recovery.snapshot_due(self.step) and self._failing is None and self._healthy():
+            if self.recovery.snapshot_due(self.step) and self._failing is None and self._clean():
                 self._snapshot()  # before the checkpoint: then the checkpoint is the snapshot
             if self.step % t.checkpoint_every == 0:
                 self._flush(tracker)  # raises on a non-finite value: never checkpoint a diverged model

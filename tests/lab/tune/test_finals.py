@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from steadygan.lab.report.aggregate import Run
-from steadygan.lab.tune.finals import finalists, standings
+from steadygan.lab.tune.finals import finalists, standings, winner_warning
 from steadygan.lab.tune.space import Cell, parse_space
 
 SPACE = parse_space({"methods": {"baseline": {}, "r1": {"gamma": [1, 10]}, "clip-value": {"eps": [0.01]}}}, "s")
@@ -28,6 +28,11 @@ def test_a_cell_that_failed_on_any_seed_ranks_after_every_one_that_did_not():
     assert [s.cell for s in table] == [c, a, b]
     assert (table[0].mean, table[2].failed, table[2].reasons) == (20.0, 1, ["its health status failed"])
     assert table[0].std == pytest.approx(7.0711, abs=1e-4)
+    assert winner_warning(table) is None
+    only_failing = standings([b], runs.__getitem__, "Metric/fid", higher=False)
+    assert winner_warning(only_failing) == ("every finalist failed on some seed; the winner, r1:gamma=10, failed on "
+                                            "1 of 2 (its health status failed): read the report before training "
+                                            "with it")
     diverged = standings([a, c], {a: [_run(None, status="diverged")], c: [_run(30.0)]}.__getitem__, "Metric/fid",
                          higher=False)
     assert [s.cell for s in diverged] == [c, a] and diverged[1].mean is None

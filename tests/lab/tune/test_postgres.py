@@ -84,6 +84,6 @@ def test_a_study_on_postgresql_and_its_password_kept_out_of_every_file(tmp_path,
             assert PASSWORD.encode() not in path.read_bytes(), path
     wrong = subprocess.run(args, capture_output=True, text=True, timeout=120,
                            env={**env, "STEADYGAN_TUNE_DB_PASSWORD": "not-it"})
-    assert wrong.returncode == 2 and "cannot open the study at postgresql://tuner:***@127.0.0.1" in wrong.stderr
+    assert wrong.returncode == 2 and "cannot open the study at postgresql+psycopg://tuner:***@127.0.0.1" in wrong.stderr
     assert "password authentication failed" in wrong.stderr
     assert "not-it" not in wrong.stderr

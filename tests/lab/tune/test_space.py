@@ -31,8 +31,8 @@ def test_a_space_file_with_learning_rates_and_beta1_makes_their_product(tmp_path
     assert len(cells) == 3 * 2 * 1 and cells[0] == Cell("baseline", 1e-4, 0.0)
     cell = Cell("r1:gamma=10", 2e-4, 0.0)
     assert cell.label == "r1:gamma=10 (lr=0.0002, beta1=0)" and cell.slug == "r1-gamma-10-lr-0.0002-beta1-0"
-    assert cell.overrides(0.999) == ["d.penalties=[{name: r1, gamma: 10}]", "d.lr=0.0002", "g.lr=0.0002",
-                                     "d.betas=[0.0,0.999]", "g.betas=[0.0,0.999]"]
+    assert cell.overrides(0.999, 0.99) == ["d.penalties=[{name: r1, gamma: 10}]", "d.lr=0.0002", "g.lr=0.0002",
+                                           "d.betas=[0.0,0.999]", "g.betas=[0.0,0.99]"]
     assert space.cell_of(cell.params()) == cell  # Optuna's parameters name the cell back
 
 

@@ -4,6 +4,7 @@ study, and best.yaml."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -42,14 +43,48 @@ def test_the_password_comes_from_the_environment_and_is_never_shown(tmp_path, mo
     assert "hunter2" not in str(info.value) and "postgresql://tuner:***@db/studies" in str(info.value)
     monkeypatch.setenv(PASSWORD_ENV, "s3cr:t/@")
     url = storage_url(tmp_path, "postgresql://tuner@127.0.0.1:1/studies")
-    assert url == "postgresql://tuner:s3cr%3At%2F%40@127.0.0.1:1/studies" and mask(url) == (
-        "postgresql://tuner:***@127.0.0.1:1/studies")
+    # The plain scheme gets the driver the postgres extra installs (psycopg 3).
+    assert url == "postgresql+psycopg://tuner:s3cr%3At%2F%40@127.0.0.1:1/studies" and mask(url) == (
+        "postgresql+psycopg://tuner:***@127.0.0.1:1/studies")
     settings = SearchSettings("Metric/fid", False, 4, "tpe", "sha")
     with pytest.raises(ConfigError) as info:  # nothing listens on port 1
         open_study(url, "x", settings)
     message = str(info.value)
-    assert message.startswith("cannot open the study at postgresql://tuner:***@127.0.0.1:1/studies")
+    assert message.startswith("cannot open the study at postgresql+psycopg://tuner:***@127.0.0.1:1/studies")
     assert "s3cr" not in message and "%3A" not in message and "\n" not in message
+
+
+def test_two_tunes_in_one_database_get_their_own_study_and_a_resumed_one_its_old(tmp_path):
+    request = _request(_space(tmp_path, {"baseline": {}}))
+    name = Tune(request, tmp_path / "a" / "out").study_name()
+    assert name.startswith("out-") and name == Tune(request, tmp_path / "b" / "out").study_name()
+    other = TuneRequest(**{**request.__dict__, "steps": 61})
+    assert Tune(other, tmp_path / "a" / "out").study_name() != name
+
+
+# --- the space against the config ---------------------------------------------------------------------
+
+
+def test_cells_that_do_not_apply_to_the_config_leave_the_space_with_their_reason(tmp_path):
+    space = _space(tmp_path, {"baseline": {}, "r1": {"gamma": [0.1, 10]}, "clip-value": {"eps": [0.01]}})
+    compiled = (*SMALL, "train.compile=default")  # R1's double backward cannot be compiled
+    tune = Tune(_request(space, base_overrides=compiled), tmp_path / "out")
+    assert [c.label for c in tune.space.cells()] == ["baseline", "clip-value:eps=0.01"]
+    assert len(tune.dropped) == 2 and all("train.compile=default: r1" in d for d in tune.dropped)
+    assert tune.trials == 2  # the grid: every cell left
+    with pytest.raises(ConfigError, match="no cell of the space applies to this config; the first: cell r1:gamma"):
+        Tune(_request(_space(tmp_path, {"r1": {"gamma": [1]}}), base_overrides=compiled), tmp_path / "out")
+
+
+def test_best_yaml_keeps_the_budget_the_winner_won_at_and_each_players_beta2(tmp_path):
+    space = _space(tmp_path, {"r1": {"gamma": [10]}})
+    request = _request(space, steps=None, time=30.0, base_overrides=(*SMALL, "d.betas=[0.5,0.9]"))
+    tune = Tune(request, tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    cell = tune.space.cells()[0]
+    chosen = yaml.safe_load(tune.write_best(dataclasses.replace(cell, beta1=0.0)).read_text())
+    assert chosen["train"]["time"] == 30.0
+    assert (chosen["d"]["betas"], chosen["g"]["betas"]) == ([0.0, 0.9], [0.0, 0.999])
 
 
 # --- pruning ---------------------------------------------------------------------------------------
@@ -111,11 +146,12 @@ def test_a_failing_trial_is_stopped_by_its_health_status(tmp_path, monkeypatch):
     monkeypatch.setattr(health, "HealthRule", functools.partial(
         health.HealthRule, collapse_diversity=10.0, low_diversity=10.0, collapse_probes=1, warm_up=20))
     space = _space(tmp_path, {"baseline": {}})
+    tune = Tune(_request(space, trials=1), tmp_path / "out")
     with pytest.raises(ConfigError, match="no search trial reached its budget"):
-        Tune(_request(space, trials=1), tmp_path / "out").run()
+        tune.run()
     marker = json.loads((tmp_path / "out" / "runs" / "baseline-s0" / "done.json").read_text())
     assert (marker["stopped"], marker["step"]) == ("failing", 20)
-    study = optuna.load_study(study_name="out", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    study = optuna.load_study(study_name=tune.study_name(), storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["stopped"] == "failing"
 
@@ -141,7 +177,8 @@ def test_an_interrupted_tune_resumes_without_losing_or_repeating_a_trial(tmp_pat
         Tune(request, tmp_path / "out").run()
     monkeypatch.setattr(Objective, "_observer", original)
     Tune(request, tmp_path / "out").run()
-    study = optuna.load_study(study_name="out", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    study = optuna.load_study(study_name=Tune(request, tmp_path / "out").study_name(),
+                              storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
     (first, interrupted, again) = study.trials
     assert [t.state.name for t in (first, interrupted, again)] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert interrupted.params == again.params and {first.params["cell"], again.params["cell"]} == {
@@ -164,7 +201,9 @@ def test_two_workers_share_one_study(tmp_path):
     second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     results = [p.communicate(timeout=300) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], results
-    study = optuna.load_study(study_name="out", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    storage = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    (name,) = optuna.get_all_study_names(storage)  # one study, both workers in it
+    study = optuna.load_study(study_name=name, storage=storage)
     done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert {t.user_attrs["cell"] for t in done} == {"baseline", "clip-value:eps=0.01", "r1:gamma=0.1", "r1:gamma=10"}
     # A cell both workers drew at once is trained by one (the other's trial is marked a duplicate,

@@ -18,6 +18,8 @@ Two rungs, one folder (``OUT``)::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from ..report import write_report
 from ..report.aggregate import METRIC_DIRECTIONS, TUNE_PLAN_FILE, load_runs, parse_metric
 from ..report.document import Document, fmt, fmt_pm
 from ..variants import Variant, parse_variant
-from .finals import Standing, finalists, run_finals, standings
+from .finals import Standing, finalists, run_finals, standings, winner_warning
 from .space import Cell, Space, load_space
 from .study import Objective, SearchSettings, mask, open_study, run_search, storage_url
 
@@ -86,14 +88,28 @@ class Tune:
         metric = request.metric or ("Metric/modes" if points else "Metric/fid")
         self.metric, higher = parse_metric(metric) if ":" in metric else (parse_metric(metric)[0], None)
         self.higher = METRIC_DIRECTIONS[self.metric] if higher is None else higher
+        self.dropped = self._check_cells(self.space.cells())
         cells = self.space.cells()
         if request.trials is not None and request.trials < 1:
             raise ConfigError(f"--trials must be >= 1 (got {request.trials})")
         # Trials count cells tried (a cell drawn again reuses its run): at most all of them.
         wanted = request.trials if request.trials is not None else max(4, -(-len(cells) // 3))
         self.trials = len(cells) if request.sampler == "grid" else min(wanted, len(cells))
-        for cell in cells:  # every cell's config is checked before anything trains
-            self.job_for(cell, 0)
+
+    def _check_cells(self, cells: list[Cell]) -> list[str]:
+        """Every cell's config is checked before anything trains; the specs that do not apply
+        to this config (a penalty the loss cannot take, beta1 for SGD) leave the space, each
+        with its one-line reason. Returns the reasons."""
+        dropped: dict[str, str] = {}
+        for cell in cells:
+            try:
+                self.job_for(cell, 0)
+            except ConfigError as exc:
+                dropped.setdefault(cell.spec, str(exc))
+        if len(dropped) == len({c.spec for c in cells}):
+            raise ConfigError(f"no cell of the space applies to this config; the first: {next(iter(dropped.values()))}")
+        self.space = self.space.without(set(dropped))
+        return list(dropped.values())
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -102,9 +118,8 @@ class Tune:
         periodic evaluation (a fifth of the budget, unless the config sets one) and
         train.on_failure=stop (a failing trial ends at once)."""
         r = self.request
-        betas = self.base.d.betas or [0.5, 0.999]
         try:
-            cfg = load_config(r.base_config, [*r.base_overrides, *cell.overrides(betas[1])])
+            cfg = load_config(r.base_config, [*r.base_overrides, *self._overrides(cell)])
         except ConfigError as exc:
             raise ConfigError(f"cell {cell.label}: {exc}") from None
         data = cfg.to_dict()
@@ -123,6 +138,10 @@ class Tune:
         variant = Variant(cell.spec, cell.label, tuple(parse_variant(cell.spec).overrides))
         return RunJob(variant, seed, self.out_dir / RUNS / f"{cell.slug}-s{seed}", config_from_dict(data))
 
+    def _overrides(self, cell: Cell) -> list[str]:
+        adam = (0.5, 0.999)  # core.optim.adam's default, what a config without betas trains with
+        return cell.overrides((self.base.d.betas or adam)[1], (self.base.g.betas or adam)[1])
+
     # --- the plan ---------------------------------------------------------------------------
 
     def plan(self) -> dict[str, Any]:
@@ -132,6 +151,14 @@ class Tune:
                 "metric": self.metric, "steps": r.steps, "time": r.time, "trials": self.trials,
                 "finalists": r.finalists, "seeds": list(range(r.seeds)),
                 "storage": mask(r.storage) if r.storage else "study.db (in this folder)"}
+
+    def study_name(self) -> str:
+        """The folder's name and a digest of what fixes the search, so that two tunes sharing
+        one database (several people, one server) never mix their trials."""
+        plan = self.plan()
+        fixed = {k: plan[k] for k in (*PLAN_KEYS.fixed, "space_cells") if k in plan}
+        digest = hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.out_dir.resolve().name}-{digest}"
 
     def fix_plan(self, extend: bool) -> None:
         path = self.out_dir / PLAN_FILE
@@ -145,10 +172,12 @@ class Tune:
 
     def run(self, extend: bool = False, threads: int | None = None) -> tuple[Path, Path]:
         """Search, finals, best.yaml and the report; returns (best.yaml, report.md)."""
+        for reason in self.dropped:
+            _log(f"tune: left out of the space: {reason}")
         self.fix_plan(extend)
         r = self.request
         settings = SearchSettings(self.metric, self.higher, self.trials, r.sampler, r.pruner)
-        study = open_study(storage_url(self.out_dir, r.storage), self.out_dir.resolve().name, settings,
+        study = open_study(storage_url(self.out_dir, r.storage), self.study_name(), settings,
                            [c.label for c in self.space.cells()])
         _log(f"tune: search, {self.trials} trials over {len(self.space.cells())} cells of space '{r.space}'")
         run_search(study, Objective(self.space, settings, self.job_for, threads), self.trials)
@@ -159,6 +188,9 @@ class Tune:
         _log(f"tune: finals, {len(cells)} cells x {r.seeds} seeds: {', '.join(c.label for c in cells)}")
         run_finals([self.job_for(c, s) for c in cells for s in range(r.seeds)], threads, _log)
         table = standings(cells, self._runs_of, self.metric, self.higher)
+        warning = winner_warning(table)
+        if warning:
+            _log(f"tune: {warning}")
         self._record_runs(cells)
         return self.write_best(table[0].cell), self.write_report(study, table)
 
@@ -179,10 +211,11 @@ class Tune:
 
     def write_best(self, cell: Cell) -> Path:
         r = self.request
-        betas = self.base.d.betas or [0.5, 0.999]
-        cfg = load_config(r.base_config, [*r.base_overrides, *cell.overrides(betas[1])])
+        cfg = load_config(r.base_config, [*r.base_overrides, *self._overrides(cell)])
         if r.steps is not None:
             cfg.train.steps = r.steps
+        if r.time is not None:  # the budget the cell won at
+            cfg.train.time = r.time
         cfg.train.name = f"tuned-{cell.slug}"
         path = self.out_dir / BEST_FILE
         header = f"# steadygan tune's winner: {cell.label} (the report: {self.out_dir / 'report' / 'report.md'})\n"
@@ -200,7 +233,9 @@ class Tune:
         doc.para(f"Space '{self.request.space}' ({len(self.space.cells())} cells), sampler {self.request.sampler}, "
                  f"pruner {self.request.pruner}, {self.trials} search trials at seed 0, then the best "
                  f"{len(table)} on {self.request.seeds} seeds; main metric `{self.metric}`. Winner: "
-                 f"**{table[0].cell.label}** (`{self.out_dir / BEST_FILE}`).")
+                 f"**{table[0].cell.label}** (`{self.out_dir / BEST_FILE}`)."
+                 + (f" Note: {winner_warning(table)}." if winner_warning(table) else "")
+                 + (f" Left out of the space: {'; '.join(self.dropped)}." if self.dropped else ""))
         doc.table(["rank", "cell", "seeds", "failed", f"final {self.metric}", "failures"],
                   [[str(i), s.cell.label, str(s.seeds), str(s.failed), fmt_pm(s.mean, s.std),
                     "; ".join(s.reasons) or "-"] for i, s in enumerate(table, 1)])

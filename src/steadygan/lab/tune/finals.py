@@ -89,3 +89,12 @@ def standings(cells: list[Cell], runs_of: Callable[[Cell], list[Run]], metric: s
         return (s.failed > 0, -mean if higher else mean)
 
     return sorted(out, key=key)
+
+
+def winner_warning(table: list[Standing]) -> str | None:
+    """A sentence when even the best finalist failed on some seed (every finalist did, then)."""
+    best = table[0]
+    if not best.failed:
+        return None
+    return (f"every finalist failed on some seed; the winner, {best.cell.label}, failed on {best.failed} of "
+            f"{best.seeds} ({'; '.join(best.reasons)}): read the report before training with it")

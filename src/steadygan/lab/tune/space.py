@@ -81,13 +81,14 @@ class Cell:
         """The run directories' stem (as `compare` names a variant's)."""
         return slugify(self.label)
 
-    def overrides(self, beta2: float | None) -> list[str]:
-        """Config overrides of the cell; ``beta2``: the base config's Adam beta2, kept."""
+    def overrides(self, d_beta2: float, g_beta2: float) -> list[str]:
+        """Config overrides of the cell; ``d_beta2``, ``g_beta2``: each player's Adam beta2 in
+        the base config, kept when beta1 is searched."""
         out = list(parse_variant(self.spec).overrides)
         if self.lr is not None:
             out += [f"d.lr={self.lr}", f"g.lr={self.lr}"]
         if self.beta1 is not None:
-            out += [f"d.betas=[{self.beta1},{beta2}]", f"g.betas=[{self.beta1},{beta2}]"]
+            out += [f"d.betas=[{self.beta1},{d_beta2}]", f"g.betas=[{self.beta1},{g_beta2}]"]
         return out
 
     def params(self) -> dict[str, Any]:
@@ -121,6 +122,19 @@ class Space:
                 specs += [f"{method}:{key}={v:g}" for v in values]
         grid = itertools.product(specs, self.lr or (None,), self.beta1 or (None,))
         return [Cell(spec, lr, b1) for spec, lr, b1 in grid]
+
+    def without(self, specs: set[str]) -> Space:
+        """The space less the variant specs ``specs`` (a method left with no value goes)."""
+        methods: dict[str, dict[str, list[float]]] = {}
+        for method, options in self.methods.items():
+            if not options:
+                if method not in specs:
+                    methods[method] = {}
+                continue
+            kept = {k: [v for v in values if f"{method}:{k}={v:g}" not in specs] for k, values in options.items()}
+            if all(kept.values()):
+                methods[method] = kept
+        return Space(methods, self.lr, self.beta1, self.name)
 
     def cell_of(self, params: dict[str, Any]) -> Cell:
         """The cell an Optuna trial's parameters name."""

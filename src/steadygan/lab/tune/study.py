@@ -21,12 +21,13 @@ import os
 import re
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ...errors import ConfigError, Interrupted
-from ...training.guards import RunLocked
+from ...training.guards import RunLocked, run_lock
 from ..compare import RunJob, is_done, read_marker, run_one
 from ..report.aggregate import read_stats
 from .space import Cell, Space
@@ -35,25 +36,41 @@ PASSWORD_ENV = "STEADYGAN_TUNE_DB_PASSWORD"
 SEARCH = "search"  # the rung a trial belongs to (user attribute "rung")
 
 
-def mask(url: str) -> str:
-    """A database URL with any password replaced by ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
-
-def storage_url(out_dir: Path, url: str | None) -> str:
-    """The study's storage: a SQLite file in the tune folder, or ``url`` with the password from
-    the environment. A URL that carries a password itself is refused (it would end up in logs)."""
-    if url is None:
-        return f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}"
-    if mask(url) != url:
-        raise ConfigError(f"--storage {mask(url)}: give the password in ${PASSWORD_ENV}, not in the URL "
-                          "(a URL is printed and written to the tune folder)")
+def mask(text: str) -> str:
+    """``text`` (a URL, an error message) with any database password replaced by ***: the one in
+    a URL's user:password@ part, and the environment's wherever it appears."""
+    text = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
     password = os.environ.get(PASSWORD_ENV)
     if password:
         from urllib.parse import quote
 
-        url = re.sub(r"://([^:/@]+)@", lambda m: f"://{m.group(1)}:{quote(password, safe='')}@", url, count=1)
-    return url
+        for form in {password, quote(password, safe="")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def storage_url(out_dir: Path, url: str | None) -> str:
+    """The study's storage: a SQLite file in the tune folder, or ``url`` with the password from
+    the environment. A URL that carries a password itself (user:password@ or ?password=) is
+    refused: URLs are printed and written to the tune folder."""
+    if url is None:
+        return f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"--storage {mask(url)}: not a database URL (e.g. postgresql://user@host/db)") from None
+    if parsed.password is not None or "password" in parsed.query:
+        raise ConfigError(f"--storage {mask(re.sub(r'password=[^&]*', 'password=***', url))}: give the password "
+                          f"in ${PASSWORD_ENV}, not in the URL (a URL is printed and written to the tune folder)")
+    if parsed.drivername == "postgresql":  # the driver steadygan's postgres extra installs
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    password = os.environ.get(PASSWORD_ENV)
+    if password:
+        parsed = parsed.set(password=password)
+    return parsed.render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True)
@@ -73,15 +90,25 @@ def open_study(url: str, name: str, settings: SearchSettings, grid: list[str] | 
 
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # A failed trial is logged by Optuna with its traceback; tune says what happened in one line.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Heartbeats, grouped TPE: marked experimental by Optuna, used here on purpose.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        storage = optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat, grace_period=4 * heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
-    except Exception as exc:  # noqa: BLE001 - a database error: one line, the URL masked
-        raise ConfigError(f"cannot open the study at {mask(url)}: {mask(str(exc)).splitlines()[0]}") from None
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(3):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat, grace_period=4 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+            break
+        except IntegrityError:  # two workers creating the schema at once: the other one won; load it
+            if attempt == 2:
+                raise ConfigError(f"cannot open the study at {mask(url)}: its tables are being created by "
+                                  f"another worker and are still not readable; run tune again") from None
+            time.sleep(1.0 + attempt)
+        except Exception as exc:  # noqa: BLE001 - a database error: one line, the URL masked
+            raise ConfigError(f"cannot open the study at {mask(url)}: {mask(str(exc)).splitlines()[0]}") from None
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True),
                 # Each cell once, also with several workers (Optuna's grid sampler skips running points).
                 "grid": lambda: optuna.samplers.GridSampler({"cell": list(grid or [])}, seed=settings.seed),
@@ -107,12 +134,19 @@ class Objective:
         self.labels = [c.label for c in space.cells()] if space is not None else []
 
     def __call__(self, trial: Any) -> float:
-        import optuna
-
         if self.settings.sampler == "grid":  # one parameter, the cell: a grid the sampler can walk
             cell = {c.label: c for c in self.space.cells()}[trial.suggest_categorical("cell", self.labels)]
         else:
-            cell = self.space.suggest(trial)
+                cell = self.space.suggest(trial)
+        try:
+            return self._run(trial, cell)
+        except KeyboardInterrupt:  # given again when tune runs again: its run resumes from its checkpoint
+            trial.study.enqueue_trial(trial.params, user_attrs={"rung": SEARCH})
+            raise
+
+    def _run(self, trial: Any, cell: Cell) -> float:
+        import optuna
+
         job = self.job_for(cell, 0)
         trial.set_user_attr("rung", SEARCH)
         trial.set_user_attr("cell", cell.label)
@@ -130,11 +164,9 @@ class Objective:
         if not is_done(marker, job.cfg):
             try:
                 marker = run_one(job, self.threads, observer=self._observer(trial, report))
-            except RunLocked:  # another worker trains this cell now: its trial will say how it went
-                trial.set_user_attr("stopped", "duplicate")
-                raise optuna.TrialPruned() from None
-            if marker.get("action") == "interrupted":  # given again when tune runs again: its run resumes
-                trial.study.enqueue_trial(trial.params, user_attrs={"rung": SEARCH})
+            except RunLocked:  # another worker trains this cell now: its result is this trial's too
+                marker = wait_for(job)
+            if marker.get("action") == "interrupted":
                 raise Interrupted(marker.get("signal") or signal.SIGTERM)
             for step, value in self._earlier_values(job):
                 report(step, value)
@@ -167,14 +199,27 @@ class Objective:
         return observe
 
 
+def wait_for(job: RunJob, poll_s: float = 5.0) -> dict[str, Any]:
+    """The marker of a run another process trains, once it is done (or no longer locked)."""
+    while True:
+        marker = read_marker(job.run_dir)
+        if is_done(marker, job.cfg):
+            return marker
+        try:
+            with run_lock(job.run_dir):  # free again without being done: that worker stopped; train it here
+                pass
+        except RunLocked:
+            time.sleep(poll_s)
+            continue
+        return run_one(job)
+
+
 def finished_search_trials(study: Any) -> list[Any]:
-    """Search trials that ended (completed or pruned), in the order they ended; a trial that
-    found its cell's run held by another worker is left out (that worker's trial counts)."""
+    """Search trials that ended (completed or pruned), in the order they ended."""
     import optuna
 
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    trials = [t for t in study.get_trials(deepcopy=False, states=done)
-              if t.user_attrs.get("rung") == SEARCH and t.user_attrs.get("stopped") != "duplicate"]
+    trials = [t for t in study.get_trials(deepcopy=False, states=done) if t.user_attrs.get("rung") == SEARCH]
     return sorted(trials, key=lambda t: (t.datetime_complete, t.number))
 
 
@@ -184,17 +229,28 @@ def cells_tried(study: Any) -> list[str]:
     return list(dict.fromkeys(t.user_attrs["cell"] for t in finished_search_trials(study)))
 
 
-def run_search(study: Any, objective: Objective, cells: int) -> None:
-    """Run trials until ``cells`` distinct cells were tried (counted over every worker)."""
+def run_search(study: Any, objective: Objective, cells: int, poll_s: float = 5.0) -> None:
+    """Run trials until ``cells`` distinct cells were tried, counted over every worker, and no
+    worker's search trial is still running (the finals must see them all). A trial whose worker
+    died (no heartbeat) is given again."""
+    import optuna
+
+    state = optuna.trial.TrialState
+
+    def search(states: tuple) -> list[Any]:
+        return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("rung") == SEARCH
+                or t.state == state.WAITING]
 
     def enough(study: Any, trial: Any) -> None:
-        if len(cells_tried(study)) >= cells:
+        # A sampler that keeps drawing cells already tried (each reuses its run) ends too.
+        if len(cells_tried(study)) >= cells or len(study.trials) >= 20 * cells:
             study.stop()
 
-    if len(cells_tried(study)) >= cells:
-        return
-    try:
-        study.optimize(objective, callbacks=[enough], catch=())
-    except KeyboardInterrupt:
-        print("steadygan tune: interrupted; run the same command again to resume", file=sys.stderr)
-        raise
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        if (len(cells_tried(study)) < cells and len(study.trials) < 20 * cells) or search((state.WAITING,)):
+            study.optimize(objective, callbacks=[enough], catch=())
+        elif search((state.RUNNING,)):
+            time.sleep(poll_s)
+        else:
+            return
