@@ -76,6 +76,9 @@ def test_a_healed_run_lists_its_remedies(tmp_path, capsys):
     _write_run(run, [1.0] * 10)
     record_remedy(run, 1, 400, 600, "failing: collapse", Remedy(("d.penalties=[r1:gamma=10]",), 0.5))
     assert main(["health", str(run), "--no-plot"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == (
+    out = capsys.readouterr().out.splitlines()
+    # The failure the rollback cut from the rows is the first warning.
+    assert out[-2] == "first warning at step 600 (rolled back)"
+    assert out[-1] == (
         "remedy 1: failing at step 600 (failing: collapse); back to step 400 with d.penalties=[r1:gamma=10], "
         "learning rates x0.5")

@@ -207,6 +207,19 @@ def test_first_warning_is_the_step_and_signal_where_the_health_status_first_left
     assert first_warning(Run("v", 0, None, step_rows=steps, probe_rows=healed)) == "350 (rolled back); 2 remedies"
 
 
+def test_a_healed_runs_remedies_are_counted_from_its_config_history(tmp_path):
+    """Two rollbacks to one step leave two Rollback rows at that step; rows merged by step keep
+    one. The config history has a line per remedy."""
+    from steadygan.lab.report.health import first_warning
+    from steadygan.training.recovery import Remedy, record_remedy
+
+    steps = [step_row(i, 0.1 * i) for i in range(1, 101)]
+    merged = [{"step": 0, "Rollback/count": 2, "Rollback/failed_at": 60}]  # the first of the two was merged away
+    record_remedy(tmp_path, 1, 0, 40, "failing", Remedy(("d.lr=0.0001",)))
+    record_remedy(tmp_path, 2, 0, 60, "failing", Remedy((), 0.5))
+    assert first_warning(Run("v", 0, tmp_path, step_rows=steps, probe_rows=merged)) == "40 (rolled back); 2 remedies"
+
+
 def test_parse_metric():
     assert parse_metric("fid") == ("Metric/fid", False)
     assert parse_metric("Metric/modes") == ("Metric/modes", True)

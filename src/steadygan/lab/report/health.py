@@ -55,19 +55,35 @@ def run_health(run_dir: str | Path) -> RunHealth:
     return RunHealth(run_dir, rows, judge_rows(rows))
 
 
+def _rollbacks(run_dir: Path | None, rows: list[dict[str, Any]]) -> list[int]:
+    """The step each rollback left from. The run's config history has one line per remedy; its
+    stats rows are the fallback (two rollbacks to one step share a step there, and merged rows
+    keep one of them)."""
+    history = read_history(run_dir) if run_dir is not None else []
+    if history:
+        return [int(h["failed_at"]) for h in history]
+    return [int(r.get("Rollback/failed_at", r.get("Rollback/diverged_at", r["step"]))) for r in rows
+            if "Rollback/count" in r]
+
+
+def _earliest(judge: HealthJudge, rollbacks: list[int]) -> tuple[int, str] | None:
+    """The first warning: the judge's, or a failure a rollback cut from the rows, if earlier."""
+    found = [(s.step, s.signal or "") for s in judge.history if s.level != HEALTHY]
+    found += [(step, "rolled back") for step in rollbacks]
+    return min(found, key=lambda f: f[0]) if found else None
+
+
 def first_warning(run: Run) -> str:
     """The report's column: the step and signal of a lab run's first warning, or "none"; and
     the remedies it went through (a rollback cuts the rows it went back over, so the failure
-    that caused it is read from its Rollback row)."""
+    that caused it is read from the config history)."""
     judge = judge_rows(run.step_rows + run.eval_rows + run.probe_rows)
-    found = [(s.step, s.signal) for s in judge.history if s.level != HEALTHY]
-    rollbacks = [r for r in run.probe_rows if "Rollback/count" in r]
-    found += [(r.get("Rollback/failed_at", r.get("Rollback/diverged_at")), "rolled back") for r in rollbacks]
-    if not found:
+    rollbacks = _rollbacks(run.run_dir, run.probe_rows)
+    first = _earliest(judge, rollbacks)
+    if first is None:
         return "none"
-    step, signal = min(found, key=lambda f: f[0])
-    return f"{step} ({signal})" + (f"; {len(rollbacks)} remed{'y' if len(rollbacks) == 1 else 'ies'}" if rollbacks
-                                   else "")
+    return f"{first[0]} ({first[1]})" + (
+        f"; {len(rollbacks)} remed{'y' if len(rollbacks) == 1 else 'ies'}" if rollbacks else "")
 
 
 def describe(health: RunHealth) -> str:
@@ -78,9 +94,9 @@ def describe(health: RunHealth) -> str:
     if health.judge.history:
         lines.append(f"{'step':>7}  {'status':<8} {'signal':<26} reason")
         lines += [f"{s.step:>7}  {s.level:<8} {s.signal or '':<26} {s.reason}" for s in health.judge.history]
-    first = health.first_warning
-    lines.append(f"first warning at step {first.step} ({first.signal})" if first else "no warning")
-    for h in read_history(health.run_dir):  # train.on_failure=heal (or on_nan=rollback)
+    first = _earliest(health.judge, _rollbacks(health.run_dir, health.rows))
+    lines.append(f"first warning at step {first[0]} ({first[1]})" if first else "no warning")
+    for h in read_history(health.run_dir):  # train.on_failure=heal
         remedy = ", ".join(h["overrides"] + ([f"learning rates x{h['lr_factor']:g}"] if h["lr_factor"] != 1 else []))
         lines.append(f"remedy {h['remedy']}: failing at step {h['failed_at']} ({h['why']}); back to step "
                      f"{h['step']} with {remedy}")
