@@ -254,13 +254,77 @@ def test_the_ladder_a_run_started_with_is_kept_by_a_resume_unless_it_was_changed
 
     started = Recovery(toy_cfg(tmp_path, "train.on_failure=heal", f"train.heal_ladder={LADDER}").train,
                        [Remedy(("d.penalties=[r1:gamma=10]",)), Remedy(("g.lr=0.0001",), 0.5)])
-    saved = started.state_dict()
+    saved = started.state_dict(applied=1)  # saved after the first remedy
     healed_cfg = toy_cfg(tmp_path, "train.on_failure=heal", f"train.heal_ladder={LADDER}", "d.penalties=[r1:gamma=10]")
     resumed = Recovery(healed_cfg.train, recovery_ladder(healed_cfg))  # rung 1 left out: the config has it
     assert len(resumed.ladder) == 2 and resumed.ladder[0] != started.ladder[0]
     resumed.load_state_dict(saved)
-    assert resumed.ladder == started.ladder
+    assert resumed.ladder == started.ladder and resumed.restored
     changed = Recovery(toy_cfg(tmp_path, "train.on_failure=heal", 'train.heal_ladder=[["loss=hinge"]]').train,
                        [Remedy(("loss=hinge",))])
-    changed.load_state_dict(saved)  # the user gave another ladder on resume: theirs
-    assert changed.ladder == [Remedy(("loss=hinge",))]
+    changed.load_state_dict(saved)  # another ladder on resume: the rung applied, then theirs
+    assert changed.ladder == [started.ladder[0], Remedy(("loss=hinge",))] and not changed.restored
+    # A run that only warned, resumed to heal: the ladder its recovery settings make now.
+    warned = Recovery(toy_cfg(tmp_path, "train.on_failure=warn").train, []).state_dict(applied=0)
+    heal_cfg = toy_cfg(tmp_path, "train.on_failure=heal")
+    healing = Recovery(heal_cfg.train, recovery_ladder(heal_cfg))
+    healing.load_state_dict(warned)
+    assert healing.ladder == recovery_ladder(heal_cfg) and len(healing.ladder) > 0
+
+
+def test_a_kill_in_the_middle_of_a_rollback_resumes_to_what_an_uninterrupted_run_does(tmp_path, toy_cfg,
+                                                                                        collapses_twice, final_state,
+                                                                                        assert_same_state, monkeypatch):
+    """Killed after the Rollback row was written but before the remedied state was saved: the
+    resume goes back to the checkpoint of step 8 (the newer one, of the abandoned attempt, was
+    deleted first), drops the Rollback row of the rollback it never finished, fails at 12 again
+    and heals exactly as the run that was never killed."""
+    import steadygan.training.trainer as trainer_module
+
+    sets = ("train.checkpoint_every=4",)  # a checkpoint at the clean state of step 8
+    straight = train(_heal_cfg(toy_cfg, tmp_path / "a", *sets))
+    cfg = _heal_cfg(toy_cfg, tmp_path / "b", *sets)
+    real_record = trainer_module.record_remedy
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(trainer_module, "record_remedy", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(cfg)
+    monkeypatch.setattr(trainer_module, "record_remedy", real_record)
+    (run,) = (tmp_path / "b").glob("runs/*")
+    assert [p.name for p in list_checkpoints(run)][-1] == "ckpt-00000008.pt"  # ckpt-12 (the failed attempt) gone
+    resumed = train(*resume_config(run, None, [], allow_change=False)[:1], run_dir=run,
+                    resume=resume_config(run, None, [], allow_change=False)[1])
+    assert (resumed.stopped, resumed.step, resumed.remedies) == (straight.stopped, straight.step, straight.remedies)
+    assert_same_state(final_state(straight.run_dir), final_state(run))
+
+    def rows(r):
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+                for line in (r / "stats.jsonl").read_text().splitlines()]
+
+    assert [r for r in rows(run) if "Rollback/count" in r] == [r for r in rows(straight.run_dir)
+                                                                if "Rollback/count" in r]
+    assert [(h["remedy"], h["step"], h["failed_at"]) for h in read_history(run)] == [
+        (h["remedy"], h["step"], h["failed_at"]) for h in read_history(straight.run_dir)]
+
+
+def test_a_rollback_keeps_the_best_model_the_run_made_even_from_the_attempt_it_abandoned(tmp_path, toy_cfg,
+                                                                                           collapses_twice,
+                                                                                           monkeypatch):
+    import steadygan.training.periodic_eval as periodic_eval
+
+    scored = []
+
+    def score(row, points):  # the evaluation at step 10 of the first attempt (failing at 12) is the best
+        scored.append(row)
+        return (100.0,) if len(scored) == 5 else (len(scored) / 100,)
+
+    monkeypatch.setattr(periodic_eval, "main_score", score)
+    result = train(_heal_cfg(toy_cfg, tmp_path, "train.eval_every=2"))
+    assert result.remedies == 2
+    best = json.loads((result.run_dir / "checkpoints" / "best.json").read_text())
+    assert best["step"] == 10 and best["score"] == [100.0]
+    assert (result.run_dir / "checkpoints" / "best.pt").exists()
+    assert load_checkpoint(result.checkpoint)["eval"]["best"]["step"] == 10

@@ -106,6 +106,9 @@ def recovery_ladder(cfg: Config, notes: list[str] | None = None) -> list[Remedy]
             continue
         ladder.append(remedy)
         data = healed
+    if given and not ladder:
+        (notes if notes is not None else []).append("every rung of train.heal_ladder was left out: the run stops "
+                                                    "when it fails")
     return ladder
 
 

@@ -7,7 +7,6 @@ is loaded with ``weights_only=True`` so that a checkpoint file cannot run code.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -72,19 +71,12 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def discard_checkpoints_after(run_dir: Path, step: int) -> None:
-    """Delete the numbered checkpoints past ``step``, and the best one (best.pt, best.json) when
-    it is past it: a rollback abandoned what they hold."""
+    """Delete the numbered checkpoints past ``step``: a rollback abandoned what they hold (a
+    resume must not continue the attempt it gave up). best.pt stays: the best model the run
+    made is the best, even from an attempt that later failed."""
     for path in list_checkpoints(run_dir):
         if int(_NAME.match(path.name).group(1)) > step:
             path.unlink(missing_ok=True)
-    best = Path(run_dir) / "checkpoints" / "best.json"
-    try:
-        best_step = int(json.loads(best.read_text()).get("step", -1))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return
-    if best_step > step:
-        (best.parent / "best.pt").unlink(missing_ok=True)
-        best.unlink(missing_ok=True)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

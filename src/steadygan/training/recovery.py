@@ -122,19 +122,29 @@ class Recovery:
         self.heals = t.on_failure == "heal"
         self.on_divergence = self.heals or t.on_nan == "rollback"
         self.every = t.heal_every
-        self.ladder, self.spec = ladder, t.heal_ladder
+        self.ladder = ladder
+        # Every setting the ladder is made from: a resume with another one builds a new ladder.
+        self.spec = {"on_failure": t.on_failure, "heal_ladder": t.heal_ladder, "on_nan": t.on_nan,
+                     "max_rollbacks": t.max_rollbacks, "rollback_lr_factor": t.rollback_lr_factor}
+        self.restored = False  # whether the ladder is the one a checkpoint saved
         self.snapshot: Snapshot | None = None
 
     # The ladder a run started with is part of its state: a healed run's config already holds its
     # first remedies, and the ladder made from it again would leave them out (they change nothing
-    # there) and shift every later rung. A resume keeps it unless train.heal_ladder was changed.
-    def state_dict(self) -> dict[str, Any]:
-        return {"spec": self.spec, "ladder": [{"overrides": list(r.overrides), "lr_factor": r.lr_factor}
-                                              for r in self.ladder]}
+    # there) and shift every later rung. A resume keeps it; one with other recovery settings keeps
+    # the rungs already applied (``applied``: the run's rollbacks) and continues on the new ladder.
+    def state_dict(self, applied: int) -> dict[str, Any]:
+        return {"spec": self.spec, "applied": applied,
+                "ladder": [{"overrides": list(r.overrides), "lr_factor": r.lr_factor} for r in self.ladder]}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        if state is not None and state.get("spec") == self.spec:
-            self.ladder = [Remedy(tuple(r["overrides"]), float(r["lr_factor"])) for r in state["ladder"]]
+        if state is None:
+            return
+        saved = [Remedy(tuple(r["overrides"]), float(r["lr_factor"])) for r in state["ladder"]]
+        if state.get("spec") == self.spec:
+            self.ladder, self.restored = saved, True
+        else:
+            self.ladder = saved[:int(state.get("applied", 0))] + self.ladder
 
     def snapshot_due(self, step: int) -> bool:
         return self.heals and (self.snapshot is None or step % self.every == 0)

@@ -88,6 +88,19 @@ class OptionalState:
             self.part.load_state_dict(state)
 
 
+class LadderState:
+    """The recovery's ladder with the number of its rungs the run has applied (its rollbacks)."""
+
+    def __init__(self, counters: Any) -> None:
+        self.counters = counters
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.counters.recovery.state_dict(self.counters.rollbacks)
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        self.counters.recovery.load_state_dict(state)
+
+
 class RngState:
     """Every global RNG the loop draws from (torch, CUDA, numpy, Python)."""
 
@@ -159,7 +172,7 @@ def checkpoint_parts(counters: Any, parts: RunParts) -> dict[str, Stateful]:
         "rng": RngState(), "eval": parts.periodic_eval, "rollbacks": Counter(counters, "rollbacks", 0),
         "lr_scale": Counter(counters, "lr_scale", 1.0), "augment": OptionalState(parts.augment),
         "penalty_states": PenaltyStates((d, g)), SnapshotEntry.KEY: SnapshotEntry(counters.recovery, counters),
-        "recovery_ladder": OptionalState(counters.recovery),
+        "recovery_ladder": LadderState(counters),
     }
     for player in (d, g):
         if player.scaler is not None:  # fp16: the scale it had reached

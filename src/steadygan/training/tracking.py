@@ -123,9 +123,10 @@ class Tracker:
             self._writer.close()
 
 
-def truncate_stats(path: Path, last_step: int) -> int:
-    """Keep the rows of stats.jsonl up to ``last_step`` (and drop a torn last line);
-    returns how many rows were removed."""
+def truncate_stats(path: Path, last_step: int, rollbacks: int | None = None) -> int:
+    """Keep the rows of stats.jsonl up to ``last_step`` (and drop a torn last line); with
+    ``rollbacks``, also drop the Rollback rows of later rollbacks (a kill in the middle of one
+    leaves its row at a step the checkpoint has). Returns how many rows were removed."""
     path = Path(path)
     if not path.exists():
         return 0
@@ -137,7 +138,7 @@ def truncate_stats(path: Path, last_step: int) -> int:
         except (ValueError, KeyError, TypeError):
             removed += 1  # a line torn by a kill mid-write
             continue
-        if step <= last_step:
+        if step <= last_step and not (rollbacks is not None and row.get("Rollback/count", 0) > rollbacks):
             kept.append(line)
         else:
             removed += 1

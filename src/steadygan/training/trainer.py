@@ -211,14 +211,15 @@ class Trainer:
         t = self.cfg.train
         if self.ctx.is_main:
             atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
-            truncate_stats(self.run_dir / "stats.jsonl", self.step)  # steps after the checkpoint are redone
+            # Steps after the checkpoint are redone; rollbacks after it are undone.
+            truncate_stats(self.run_dir / "stats.jsonl", self.step, self.rollbacks)
         tracker = Tracker(self.run_dir, self.step, t.steps, t.progress, writes=self.ctx.is_main)
         self._last_ckpt = self.ctx.broadcast_object(latest_checkpoint(self.run_dir) if self.ctx.is_main else None)
         self._last_samples, self._stop_signal, self._failing, self._stop_reason = None, None, None, None
         if self.ctx.is_main:  # the health status of the rows so far: where an uninterrupted run would be
             self.health.replay(read_stats(self.run_dir / "stats.jsonl"))
             truncate_history(self.run_dir, self.rollbacks)
-        if self.recovery.heals and self.ctx.is_main:
+        if self.recovery.heals and self.ctx.is_main and not self.recovery.restored:
             for note in self.parts.ladder_notes:
                 tracker.say(f"steadygan: heal: {note}")
         if self.recovery.heals and self.recovery.snapshot is None:
@@ -285,6 +286,9 @@ class Trainer:
             return False
         source, state = back
         remedy, count = ladder[self.rollbacks], self.rollbacks + 1
+        if self.ctx.is_main:  # first: a kill from here on resumes from before the failure, not past it
+            discard_checkpoints_after(self.run_dir, state["step"])
+        best = self.periodic_eval.best  # the best model the run made stays the one to beat (best.pt is kept)
         lr_scale = self.lr_scale * remedy.lr_factor
         if remedy.overrides:
             before, augment = (self.d, self.g), self.cfg.train.augment
@@ -293,6 +297,7 @@ class Trainer:
             if self.cfg.train.augment != augment:  # another augmentation starts from its own state
                 state = {**state, "augment": None}
         self.load_state_dict(state)
+        self.periodic_eval.best = best
         self.rollbacks, self.lr_scale = count, lr_scale  # the loaded state's counters are the older ones
         self._apply_hyperparameters()
         tracker.rewind(self.step)
@@ -305,7 +310,6 @@ class Trainer:
         if self.ctx.is_main:
             atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
             record_remedy(self.run_dir, count, self.step, failed_at, why, remedy)
-            discard_checkpoints_after(self.run_dir, self.step)  # they hold the abandoned attempt, best.pt too
         if self.recovery.heals:
             self._snapshot()  # the remedied state: the one to go back to now, as a resume would have it
         self._last_ckpt = self.save()  # a kill from here on resumes with the remedy applied

@@ -18,7 +18,15 @@ import yaml
 
 from steadygan.errors import ConfigError, Interrupted
 from steadygan.lab.tune import Tune, TuneRequest
-from steadygan.lab.tune.study import PASSWORD_ENV, Objective, SearchSettings, mask, open_study, storage_url
+from steadygan.lab.tune.study import (
+    PASSWORD_ENV,
+    Objective,
+    SearchSettings,
+    display_url,
+    mask,
+    open_study,
+    storage_url,
+)
 from steadygan.training import health
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,7 +48,18 @@ def test_the_password_comes_from_the_environment_and_is_never_shown(tmp_path, mo
     assert storage_url(tmp_path, None) == f"sqlite:///{(tmp_path / 'study.db').resolve()}"
     with pytest.raises(ConfigError) as info:
         storage_url(tmp_path, "postgresql://tuner:hunter2@db/studies")
-    assert "hunter2" not in str(info.value) and "postgresql://tuner:***@db/studies" in str(info.value)
+    assert "hunter2" not in str(info.value) and str(info.value).startswith("--storage: the URL holds a password;")
+    for url in ("postgresql:/tuner:hunter2@db/x", "postgresql://tuner@db:port/x", "postgresql://u@db/x?password=hunter2",
+                "postgresql://tuner:hun@ter2@db/x"):  # malformed, or a password in the query or with a raw @
+        with pytest.raises(ConfigError) as info:
+            storage_url(tmp_path, url)
+        assert "hunter2" not in str(info.value) and "ter2" not in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError):  # refused before the tune folder is written
+        Tune(_request(_space(tmp_path, {"baseline": {}}), storage="postgresql://u@db/x?password=hunter2"),
+             tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert display_url("postgresql://u@db/x?sslmode=require&password=hunter2") == (
+        "postgresql://u@db/x?sslmode=require&password=***")
     monkeypatch.setenv(PASSWORD_ENV, "s3cr:t/@")
     url = storage_url(tmp_path, "postgresql://tuner@127.0.0.1:1/studies")
     # The plain scheme gets the driver the postgres extra installs (psycopg 3).
@@ -74,6 +93,15 @@ def test_cells_that_do_not_apply_to_the_config_leave_the_space_with_their_reason
     assert tune.trials == 2  # the grid: every cell left
     with pytest.raises(ConfigError, match="no cell of the space applies to this config; the first: cell r1:gamma"):
         Tune(_request(_space(tmp_path, {"r1": {"gamma": [1]}}), base_overrides=compiled), tmp_path / "out")
+
+
+def test_beta1_values_no_cell_can_use_leave_the_space_and_the_methods_stay(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"methods": {"baseline": {}, "r1": {"gamma": [1]}}, "beta1": [0.0, 0.5]}))
+    sgd = (*SMALL, "d.optimizer=sgd", "g.optimizer=sgd", "d.betas=null", "g.betas=null")
+    tune = Tune(_request(str(path), base_overrides=sgd), tmp_path / "out")
+    assert [c.label for c in tune.space.cells()] == ["baseline", "r1:gamma=1"]  # the config's own optimiser
+    assert [d.split(":")[0] for d in tune.dropped] == ["beta1=0", "beta1=0.5"]
 
 
 def test_best_yaml_keeps_the_budget_the_winner_won_at_and_each_players_beta2(tmp_path):
@@ -206,8 +234,8 @@ def test_two_workers_share_one_study(tmp_path):
     study = optuna.load_study(study_name=name, storage=storage)
     done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert {t.user_attrs["cell"] for t in done} == {"baseline", "clip-value:eps=0.01", "r1:gamma=0.1", "r1:gamma=10"}
-    # A cell both workers drew at once is trained by one (the other's trial is marked a duplicate,
-    # or reuses the finished run): every run holds each step once.
+    # A cell both workers drew at once is trained by one (the other's trial waits for the run and
+    # reuses it): every run holds each step once.
     for run in (tmp_path / "out" / "runs").iterdir():
         rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
         assert [r["step"] for r in rows if "Loss/D" in r] == list(range(1, 41)), run.name

@@ -40,7 +40,7 @@ from ..report.document import Document, fmt, fmt_pm
 from ..variants import Variant, parse_variant
 from .finals import Standing, finalists, run_finals, standings, winner_warning
 from .space import Cell, Space, load_space
-from .study import Objective, SearchSettings, mask, open_study, run_search, storage_url
+from .study import Objective, SearchSettings, display_url, open_study, run_search, storage_url
 
 PLAN_FILE = TUNE_PLAN_FILE
 BEST_FILE = "best.yaml"
@@ -82,6 +82,7 @@ class Tune:
                 raise ConfigError(f"--{name} must be >= 1 (got {getattr(request, name)})")
         if request.steps is None and request.time is None:
             raise ConfigError("give a budget per trial: --steps N or --time SECONDS")
+        self.storage = storage_url(self.out_dir, request.storage)  # checked before anything is written
         self.space: Space = load_space(request.space)
         self.base = load_config(request.base_config, list(request.base_overrides))
         points = dataset_protocol(self.base.data.name) == "mixture"
@@ -97,19 +98,38 @@ class Tune:
         self.trials = len(cells) if request.sampler == "grid" else min(wanted, len(cells))
 
     def _check_cells(self, cells: list[Cell]) -> list[str]:
-        """Every cell's config is checked before anything trains; the specs that do not apply
-        to this config (a penalty the loss cannot take, beta1 for SGD) leave the space, each
-        with its one-line reason. Returns the reasons."""
-        dropped: dict[str, str] = {}
-        for cell in cells:
+        """Every cell's config is checked before anything trains. What does not apply to this
+        config leaves the space with its one-line reason: a learning rate or beta1 that no cell
+        can use (beta1 for SGD; with none left, the config's own is used), then a method with a
+        cell that still fails (R1 under train.compile). Returns the reasons."""
+        failing: dict[Cell, str] = {}
+
+        def check(cell: Cell) -> None:
             try:
                 self.job_for(cell, 0)
             except ConfigError as exc:
-                dropped.setdefault(cell.spec, str(exc))
-        if len(dropped) == len({c.spec for c in cells}):
-            raise ConfigError(f"no cell of the space applies to this config; the first: {next(iter(dropped.values()))}")
-        self.space = self.space.without(set(dropped))
-        return list(dropped.values())
+                failing[cell] = str(exc)
+
+        for cell in cells:
+            check(cell)
+        reasons: list[str] = []
+        dropped: dict[str, set[float]] = {"lr": set(), "beta1": set()}
+        for axis, values in (("lr", self.space.lr), ("beta1", self.space.beta1)):
+            for value in values:
+                with_value = [c for c in cells if getattr(c, axis) == value]
+                if all(c in failing for c in with_value):
+                    dropped[axis].add(value)
+                    reasons.append(f"{axis}={value:g}: {failing[with_value[0]]}")
+        space = self.space.without(set(), dropped["lr"], dropped["beta1"])
+        for cell in set(space.cells()) - set(cells):  # an axis left empty: the config's own value
+            check(cell)
+        specs = {c.spec: failing[c] for c in space.cells() if c in failing}
+        reasons += list(dict.fromkeys(specs.values()))
+        space = space.without(set(specs))
+        if not space.cells():
+            raise ConfigError(f"no cell of the space applies to this config; the first: {next(iter(failing.values()))}")
+        self.space = space
+        return reasons
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -150,11 +170,12 @@ class Tune:
                 "space_cells": [c.label for c in self.space.cells()], "sampler": r.sampler, "pruner": r.pruner,
                 "metric": self.metric, "steps": r.steps, "time": r.time, "trials": self.trials,
                 "finalists": r.finalists, "seeds": list(range(r.seeds)),
-                "storage": mask(r.storage) if r.storage else "study.db (in this folder)"}
+                "storage": display_url(r.storage) if r.storage else "study.db (in this folder)"}
 
     def study_name(self) -> str:
-        """The folder's name and a digest of what fixes the search, so that two tunes sharing
-        one database (several people, one server) never mix their trials."""
+        """The folder's name and a digest of what fixes the search: tunes with other settings in
+        one database (several people, one server) never mix their trials, and the same tune's
+        workers find one study wherever their folder is mounted."""
         plan = self.plan()
         fixed = {k: plan[k] for k in (*PLAN_KEYS.fixed, "space_cells") if k in plan}
         digest = hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]
@@ -177,7 +198,7 @@ class Tune:
         self.fix_plan(extend)
         r = self.request
         settings = SearchSettings(self.metric, self.higher, self.trials, r.sampler, r.pruner)
-        study = open_study(storage_url(self.out_dir, r.storage), self.study_name(), settings,
+        study = open_study(self.storage, self.study_name(), settings,
                            [c.label for c in self.space.cells()])
         _log(f"tune: search, {self.trials} trials over {len(self.space.cells())} cells of space '{r.space}'")
         run_search(study, Objective(self.space, settings, self.job_for, threads), self.trials)

@@ -123,8 +123,9 @@ class Space:
         grid = itertools.product(specs, self.lr or (None,), self.beta1 or (None,))
         return [Cell(spec, lr, b1) for spec, lr, b1 in grid]
 
-    def without(self, specs: set[str]) -> Space:
-        """The space less the variant specs ``specs`` (a method left with no value goes)."""
+    def without(self, specs: set[str], lr: set[float] = frozenset(), beta1: set[float] = frozenset()) -> Space:
+        """The space less the variant specs ``specs`` (a method left with no value goes), and
+        less the learning rates ``lr`` and beta1 values ``beta1``."""
         methods: dict[str, dict[str, list[float]]] = {}
         for method, options in self.methods.items():
             if not options:
@@ -134,7 +135,8 @@ class Space:
             kept = {k: [v for v in values if f"{method}:{k}={v:g}" not in specs] for k, values in options.items()}
             if all(kept.values()):
                 methods[method] = kept
-        return Space(methods, self.lr, self.beta1, self.name)
+        return Space(methods, tuple(v for v in self.lr if v not in lr), tuple(v for v in self.beta1 if v not in beta1),
+                     self.name)
 
     def cell_of(self, params: dict[str, Any]) -> Cell:
         """The cell an Optuna trial's parameters name."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ...errors import ConfigError, Interrupted
-from ...training.guards import RunLocked, run_lock
+from ...training.guards import RunLocked
 from ..compare import RunJob, is_done, read_marker, run_one
 from ..report.aggregate import read_stats
 from .space import Cell, Space
@@ -49,6 +49,20 @@ def mask(text: str) -> str:
     return text
 
 
+def display_url(url: str) -> str:
+    """A database URL as it may be shown and written: its password, in the user part or the
+    query, replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not parsed: show its scheme only
+        return (url.split(":", 1)[0] + "://...") if "://" in url else "(not a URL)"
+    query = {k: v for k, v in parsed.query.items() if k != "password"}
+    shown = parsed.set(query=query).render_as_string(hide_password=True)
+    return shown + (("&" if query else "?") + "password=***" if "password" in parsed.query else "")
+
+
 def storage_url(out_dir: Path, url: str | None) -> str:
     """The study's storage: a SQLite file in the tune folder, or ``url`` with the password from
     the environment. A URL that carries a password itself (user:password@ or ?password=) is
@@ -60,17 +74,25 @@ def storage_url(out_dir: Path, url: str | None) -> str:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"--storage {mask(url)}: not a database URL (e.g. postgresql://user@host/db)") from None
+    except (ArgumentError, ValueError):  # the URL is not echoed: it may hold a password
+        scheme = url.split(":", 1)[0] if "://" in url else "?"
+        raise ConfigError(f"--storage: not a database URL (scheme {scheme!r}; e.g. postgresql://user@host/db)") \
+            from None
     if parsed.password is not None or "password" in parsed.query:
-        raise ConfigError(f"--storage {mask(re.sub(r'password=[^&]*', 'password=***', url))}: give the password "
-                          f"in ${PASSWORD_ENV}, not in the URL (a URL is printed and written to the tune folder)")
+        # Not echoed, not even masked: where a password ends in a malformed URL is a guess.
+        raise ConfigError(f"--storage: the URL holds a password; give it in ${PASSWORD_ENV} instead (a URL is "
+                          f"printed and written to the tune folder), e.g. {parsed.drivername}://user@host/db")
     if parsed.drivername == "postgresql":  # the driver steadygan's postgres extra installs
         parsed = parsed.set(drivername="postgresql+psycopg")
     password = os.environ.get(PASSWORD_ENV)
     if password:
         parsed = parsed.set(password=password)
     return parsed.render_as_string(hide_password=False)
+
+
+def _cannot_open(url: str, exc: Exception) -> ConfigError:
+    """A database error in one line, the password nowhere."""
+    return ConfigError(f"cannot open the study at {display_url(url)}: {mask(str(exc)).splitlines()[0]}")
 
 
 @dataclass(frozen=True)
@@ -104,11 +126,11 @@ def open_study(url: str, name: str, settings: SearchSettings, grid: list[str] | 
             break
         except IntegrityError:  # two workers creating the schema at once: the other one won; load it
             if attempt == 2:
-                raise ConfigError(f"cannot open the study at {mask(url)}: its tables are being created by "
+                raise ConfigError(f"cannot open the study at {display_url(url)}: its tables are being created by "
                                   f"another worker and are still not readable; run tune again") from None
             time.sleep(1.0 + attempt)
         except Exception as exc:  # noqa: BLE001 - a database error: one line, the URL masked
-            raise ConfigError(f"cannot open the study at {mask(url)}: {mask(str(exc)).splitlines()[0]}") from None
+            raise _cannot_open(url, exc) from None
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True),
                 # Each cell once, also with several workers (Optuna's grid sampler skips running points).
                 "grid": lambda: optuna.samplers.GridSampler({"cell": list(grid or [])}, seed=settings.seed),
@@ -121,7 +143,7 @@ def open_study(url: str, name: str, settings: SearchSettings, grid: list[str] | 
                                    pruner=pruners[settings.pruner](), load_if_exists=True,
                                    direction="maximize" if settings.higher else "minimize")
     except Exception as exc:  # noqa: BLE001 - a database error: one line, the URL masked
-        raise ConfigError(f"cannot open the study at {mask(url)}: {mask(str(exc)).splitlines()[0]}") from None
+        raise _cannot_open(url, exc) from None
 
 
 class Objective:
@@ -162,10 +184,7 @@ class Objective:
             report(step, value)
         marker = read_marker(job.run_dir)
         if not is_done(marker, job.cfg):
-            try:
-                marker = run_one(job, self.threads, observer=self._observer(trial, report))
-            except RunLocked:  # another worker trains this cell now: its result is this trial's too
-                marker = wait_for(job)
+            marker = train_or_wait(job, self.threads, self._observer(trial, report))
             if marker.get("action") == "interrupted":
                 raise Interrupted(marker.get("signal") or signal.SIGTERM)
             for step, value in self._earlier_values(job):
@@ -199,19 +218,15 @@ class Objective:
         return observe
 
 
-def wait_for(job: RunJob, poll_s: float = 5.0) -> dict[str, Any]:
-    """The marker of a run another process trains, once it is done (or no longer locked)."""
+def train_or_wait(job: RunJob, threads: int | None, observer: Callable[[int, dict[str, float]], str | None],
+                  poll_s: float = 5.0) -> dict[str, Any]:
+    """Train (or resume) the run; while another worker holds it, wait: once it is free, it is
+    either done (its marker is this trial's result too) or was left unfinished (train it here)."""
     while True:
-        marker = read_marker(job.run_dir)
-        if is_done(marker, job.cfg):
-            return marker
         try:
-            with run_lock(job.run_dir):  # free again without being done: that worker stopped; train it here
-                pass
+            return run_one(job, threads, observer=observer)
         except RunLocked:
             time.sleep(poll_s)
-            continue
-        return run_one(job)
 
 
 def finished_search_trials(study: Any) -> list[Any]:
