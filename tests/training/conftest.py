@@ -18,3 +18,27 @@ def scenarios():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def nan_once_at():
+    """``nan_once_at(trainer, step)``: make the trainer's loss D NaN once, at ``step`` (a
+    divergence the recovery must catch)."""
+    return _nan_once_at
+
+
+def _nan_once_at(trainer, step: int) -> None:
+    import math
+
+    import torch
+
+    original, poisoned = trainer._one_step, []
+
+    def poisoned_step():
+        stats = original()
+        if trainer.step == step and not poisoned:
+            poisoned.append(True)
+            stats["Loss/D"] = torch.tensor(math.nan)
+        return stats
+
+    trainer._one_step = poisoned_step

@@ -109,20 +109,11 @@ def test_a_non_finite_weight_is_never_checkpointed(tmp_path, toy_cfg):
     assert [p.name for p in list_checkpoints(trainer.run_dir)] == ["ckpt-00000004.pt"]
 
 
-def test_rollback_reloads_the_last_good_checkpoint_with_lower_learning_rates(tmp_path, toy_cfg):
+def test_rollback_reloads_the_last_good_checkpoint_with_lower_learning_rates(tmp_path, toy_cfg, nan_once_at):
     cfg = toy_cfg(tmp_path, "train.steps=12", "train.checkpoint_every=4", "train.log_every=1",
                   "train.on_nan=rollback", "train.max_rollbacks=2", "train.rollback_lr_factor=0.25")
     trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
-    original, poisoned = trainer._one_step, []
-
-    def nan_once_at_6():
-        stats = original()
-        if trainer.step == 6 and not poisoned:
-            poisoned.append(True)
-            stats["Loss/D"] = torch.tensor(float("nan"))
-        return stats
-
-    trainer._one_step = nan_once_at_6
+    nan_once_at(trainer, 6)
     result = trainer.train()
     assert result.step == 12 and trainer.rollbacks == 1 and trainer.lr_scale == 0.25
     assert trainer.g.optimizer.param_groups[0]["lr"] == pytest.approx(cfg.g.lr * 0.25)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 
 import pytest
-import torch
 
 from steadygan.errors import ConfigError
 from steadygan.training import health
@@ -142,20 +140,11 @@ def test_a_spent_ladder_stops_the_run_failing(tmp_path, toy_cfg, monkeypatch):
     assert [(h["step"], h["failed_at"]) for h in read_history(result.run_dir)] == [(0, 6)] * 3
 
 
-def test_a_divergence_under_heal_goes_back_to_the_healthy_state_not_the_checkpoint(tmp_path, toy_cfg):
+def test_a_divergence_under_heal_goes_back_to_the_healthy_state_not_the_checkpoint(tmp_path, toy_cfg, nan_once_at):
     cfg = toy_cfg(tmp_path, "train.steps=12", "train.on_failure=heal", "train.heal_every=4",
                   "train.checkpoint_every=100", "train.log_every=1")
     trainer = Trainer(cfg, new_run_dir(cfg.train.out_dir))
-    original, poisoned = trainer._one_step, []
-
-    def nan_once_at_6():
-        stats = original()
-        if trainer.step == 6 and not poisoned:
-            poisoned.append(True)
-            stats["Loss/D"] = torch.tensor(math.nan)
-        return stats
-
-    trainer._one_step = nan_once_at_6
+    nan_once_at(trainer, 6)
     result = trainer.train()
     assert result.step == 12 and result.remedies == 1
     rows = [json.loads(line) for line in (result.run_dir / "stats.jsonl").read_text().splitlines()]
