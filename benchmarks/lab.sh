@@ -9,7 +9,7 @@
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
 #                     failure-search-4 | failure-search-5 | failure-search-6 | failure-confirm-3 |
 #                     failing-2-table | failing-2-wgan-gp | grid25-pacgan | stacked | stacked-long |
-#                     conditional-diversity | heal-table | health-corpus | all
+#                     conditional-diversity | heal-table | health-corpus | tune | all
 #   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run,
 #   and failing-2-wgan-gp, about an hour a run)
 #
@@ -26,7 +26,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity heal-table health-corpus all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity heal-table health-corpus tune all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -274,6 +274,23 @@ if [[ $part == heal-table || $part == all ]]; then
   # ring8 with WGAN-GP at one critic step per generator step (lab/ring8: collapsed 5 of 5).
   $SG compare -c configs/ring8.yaml -v "wgan-gp:lambda=0.1" "wgan-gp:lambda=0.1+heal" --seeds 5 --steps 3000 \
       --set train.eval_every=250 -j "$JOBS" --no-progress -o lab/heal-ring8-wgan-gp
+fi
+if [[ $part == tune || $part == all ]]; then
+  # Does `steadygan tune` find what the full grid finds, at a third of its compute? On both
+  # failing settings: the grid of section 6's sweep (benchmarks/spaces/section6.yaml, 19 cells,
+  # one seed each, no pruning: tune's grid mode), then TPE with successive halving and random
+  # search without pruning, each at 6 trials (at most a third of the grid's search compute).
+  # 600 generator steps per trial (section 6's sweep budget), FID/recall on 2,000 samples every
+  # 120 steps; each search's best cell then on 5 seeds. Summary: benchmarks/tune_table.py.
+  for kind in "beta1-0.9-lr-5e-3:${FAILING[*]}" "lr-5e-2:d.lr=0.05 g.lr=0.05"; do
+    name=${kind%%:*}
+    read -r -a sets <<< "${kind#*:}"
+    TUNE=(-c configs/baseline.yaml --set "${sets[@]}" "${EVAL_SET[@]}" --space benchmarks/spaces/section6.yaml
+          --steps 600 --finalists 1 --seeds 5 --no-progress)
+    $SG tune "${TUNE[@]}" --sampler grid --pruner none -o "lab/tune/$name/grid"
+    $SG tune "${TUNE[@]}" --trials 6 --sampler tpe --pruner sha -o "lab/tune/$name/tpe"
+    $SG tune "${TUNE[@]}" --trials 6 --sampler random --pruner none -o "lab/tune/$name/random"
+  done
 fi
 if [[ $part == health-corpus || $part == all ]]; then
   # Runs to score the health status on (benchmarks/health_eval.py): 1,000 steps, the monitor's

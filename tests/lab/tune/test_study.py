@@ -138,6 +138,14 @@ def test_successive_halving_prunes_a_curve_behind_the_others_at_its_first_rung(t
     assert objective._observer(better, lambda *a: None)(40, {"Metric/y": 1.0}) is None  # no main metric: go on
 
 
+@pytest.mark.parametrize(("trials", "startup"), [(6, 2), (4, 2), (21, 7), (60, 10)])
+def test_tpe_models_the_results_after_a_third_of_the_search(tmp_path, trials, startup):
+    # Optuna's default of 10 random trials first would make a short search (a third of a 19-cell
+    # grid: 6 trials) pure random search.
+    study = open_study(storage_url(tmp_path, None), "t", SearchSettings("Metric/x", False, trials, "tpe", "none"))
+    assert study.sampler._n_startup_trials == startup  # Optuna's own attribute: what the sampler will do
+
+
 # --- trials are runs ---------------------------------------------------------------------------------
 
 
