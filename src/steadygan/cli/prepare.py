@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.crops import REGIONS, CropSpec
 from ..errors import ConfigError
 from .common import add_progress_flag
 
@@ -15,6 +16,18 @@ examples:
   steadygan train --set data.name=prepared --data-dir prepared/photos \\
       --set data.resolution=64 --set data.channels=3
   steadygan prepare --verify prepared/photos     # read every file and check it against the manifest
+  steadygan prepare photos/ -o prepared/crops --crops 20000 --crop-size 64 --region train --flip
+  steadygan prepare photos/ -o prepared/crops/test --crops 2000 --crop-size 64 --region test
+                                                 # crops of pixels training never sees: the test split
+
+--crops N cuts N random crops from the images of a folder instead of resizing each image: a
+crop's image is drawn in proportion to its region's area, its position uniformly inside it.
+--region test is the last --test-share (default 1/4) of each image along its longer side,
+--region train the rest: the two never share a pixel. Each crop is labelled with the index of
+its source image (a proxy class for the feature classifier). The manifest records the sources'
+sha256, the seed and the positions' sha256: the same command on the same files gives the same
+set. A prepared folder with a prepared test/ inside uses it as its test split (the evaluator's
+reference and floor, the feature classifier's held-out accuracy).
 
 SRC is detected: IDX files -> idx, data_batch_1 -> cifar10, anything else -> a folder of
 images (first-level sub-folders are the classes). OUT holds images.npy (uint8 NHWC),
@@ -44,6 +57,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--channels", type=int, choices=(1, 3), metavar="C",
                    help="1 or 3 (default: the source's; 3 for a folder)")
     p.add_argument("--force", action="store_true", help="replace the prepared dataset already in OUT")
+    crops = p.add_argument_group("random crops of a folder of images (patch and texture sets)")
+    crops.add_argument("--crops", type=int, metavar="N", help="cut N random crops instead of resizing each image")
+    crops.add_argument("--crop-size", type=int, metavar="S", help="crop side in pixels (default 64)")
+    crops.add_argument("--seed", type=int, help="the crops' positions (default 0)")
+    crops.add_argument("--region", choices=REGIONS, help="all (default), train or test: disjoint parts of "
+                                                         "each image")
+    crops.add_argument("--test-share", type=float, metavar="F",
+                       help="the test region's share of each image's longer side (default 0.25)")
+    crops.add_argument("--flip", action="store_true", help="flip half of the crops horizontally")
     add_progress_flag(p)
     p.set_defaults(func=cmd_prepare)
     return p
@@ -57,7 +79,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if args.src is None or args.output is None:
         raise ConfigError("give SRC and -o OUT to prepare a dataset, or --verify DIR to check one")
     manifest = prepare_source(args.src, args.output, args.kind, args.split, args.resolution, args.channels,
-                              args.force)
+                              args.force, _crop_spec(args))
     c, h, _ = manifest["shape"]
     print(describe(manifest, args.output))
     print(f"train on it: steadygan train --set data.name=prepared --data-dir {args.output} "
@@ -65,11 +87,27 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crop_spec(args: argparse.Namespace) -> CropSpec | None:
+    """The crops asked for, or None; a crop option without --crops is an error, not ignored."""
+    options = {"crop_size": "--crop-size", "seed": "--seed", "region": "--region", "test_share": "--test-share",
+               "flip": "--flip"}
+    given = [flag for key, flag in options.items() if getattr(args, key) not in (None, False)]
+    if args.crops is None:
+        if given:
+            raise ConfigError(f"{', '.join(given)} apply only with --crops N")
+        return None
+    fields = {"crop_size": "size"}  # the flag --crop-size is CropSpec.size
+    spec = CropSpec(args.crops, **{fields.get(key, key): getattr(args, key) for key in options
+                                   if getattr(args, key) is not None})
+    spec.check()
+    return spec
+
+
 def _verify(args: argparse.Namespace) -> int:
     from ..data.prepared import read_manifest, verify_files
 
-    if args.src is not None or args.output is not None or args.force:
-        raise ConfigError("--verify DIR checks a prepared folder: give it alone (no SRC, -o or --force)")
+    if args.src is not None or args.output is not None or args.force or args.crops is not None:
+        raise ConfigError("--verify DIR checks a prepared folder: give it alone (no SRC, -o, --force or --crops)")
     manifest = read_manifest(args.verify)
     names = verify_files(args.verify, manifest, cached=False)
     size = sum(record["bytes"] for record in manifest["files"].values())

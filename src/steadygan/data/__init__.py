@@ -13,7 +13,7 @@ from .base import BatchSampler, DataInfo, InMemoryData, fit_images, to_float_ima
 from .cifar import load_cifar10
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx
-from .prepared import load_prepared, prepare_dataset
+from .prepared import MANIFEST, PREPARED_TEST, load_prepared, prepare_dataset
 from .stacked import make_stacked_mnist
 from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
 
@@ -69,9 +69,14 @@ def _folder(root: str | None, split: str, resolution: int, channels: int) -> InM
 @DATASETS.register("prepared", summary="a memory-mapped set written by `steadygan prepare` (data.root: its "
                                         "folder); data.resolution/channels must match it")
 def _prepared(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
-    # One split per prepared folder (the manifest says which): every split asks for it, as
-    # for an image folder, so the evaluator's floor compares two disjoint halves of it.
-    return load_prepared(_root("prepared", root), resolution, channels)
+    # A prepared folder may hold its test split in test/ (e.g. `prepare --crops --region test
+    # -o ROOT/test`): the evaluator's reference and the feature classifier's accuracy then use
+    # it. Without one, every split is the folder itself, as for an image folder, and the floor
+    # compares two disjoint halves of it.
+    folder = _root("prepared", root)
+    if split == "test" and (folder / PREPARED_TEST / MANIFEST).is_file():
+        return load_prepared(folder / PREPARED_TEST, resolution, channels)
+    return load_prepared(folder, resolution, channels)
 
 
 STACKED_SEEDS = {"train": 0, "test": 1}  # fixed: the data (and its classifier cache) never change

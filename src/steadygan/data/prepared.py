@@ -36,10 +36,12 @@ from .. import progress
 from ..errors import ConfigError, DataError, StorageError
 from ..files import atomic_write_text, cache_dir, free_space
 from .base import InMemoryData, fit_images
+from .crops import CropSpec, crop_set
 
 FORMAT = "steadygan-prepared"
 VERSION = 1
 MANIFEST, IMAGES, LABELS = "manifest.json", "images.npy", "labels.npy"
+PREPARED_TEST = "test"  # a prepared folder's own test split, when it has one (a prepared folder itself)
 KINDS = ("folder", "idx", "cifar10")
 CHUNK = 4096  # images converted and written at a time: bounds the memory a prepare needs
 
@@ -62,12 +64,14 @@ def prepare_dataset(data: InMemoryData, out: Path, source: str, force: bool = Fa
 
 
 def prepare_source(src: str | Path, out: str | Path, kind: str = "auto", split: str = "train",
-                   resolution: int | None = None, channels: int | None = None, force: bool = False) -> dict[str, Any]:
+                   resolution: int | None = None, channels: int | None = None, force: bool = False,
+                   crops: CropSpec | None = None) -> dict[str, Any]:
     """``steadygan prepare``: read SRC (``kind`` or detected), write OUT; returns the manifest.
 
     IDX and CIFAR-10 keep their own size unless ``resolution``/``channels`` are given; an
     image folder needs ``resolution`` (channels default 3) and is streamed, one chunk of
-    images at a time, so it may be larger than memory.
+    images at a time, so it may be larger than memory. With ``crops``, OUT holds random crops
+    of the folder's images instead (see data/crops.py; ``resolution`` defaults to the crop size).
     """
     from .cifar import load_cifar10
     from .folder import class_labels, list_images, read_square_image
@@ -86,7 +90,14 @@ def prepare_source(src: str | Path, out: str | Path, kind: str = "auto", split: 
         raise ConfigError(f"--kind must be auto or one of {', '.join(KINDS)} (got {kind!r})")
     _check_target(out, force)  # before reading a possibly large source
     source = str(src.resolve())
-    if kind == "folder":
+    if crops is not None:
+        if kind != "folder":
+            raise ConfigError(f"{src}: --crops cuts crops from a folder of images, not from {kind} data")
+        count, shape, chunks, labels, record = crop_set(src, crops, channels or 3, resolution)
+        _write(out, count, shape, chunks, labels,
+               {"dataset": "crops", "split": crops.region, "source": source, "protocol": "image", "crops": record},
+               force)
+    elif kind == "folder":
         if resolution is None:
             raise ConfigError(f"{src}: a folder of images has no size of its own: give --resolution "
                               "(and --channels, default 3)")
