@@ -18,10 +18,14 @@ def test_batch_carries_samples_labels_and_mask():
     other = b.with_x(torch.zeros(3, 1, 2, 2))
     assert torch.equal(other.x, torch.zeros(3, 1, 2, 2)) and other.y is y and other.mask is m
     assert Batch(x).to("cpu").y is None and as_batch(x).x is x and as_batch(b) is b
-    with pytest.raises(ValueError, match=r"labels must have shape \(3,\), got \(2,\)"):
+    with pytest.raises(ValueError, match=r"labels of shape \(3,\) or images \(N=3, C, H, W\); got shape \(2,\)"):
         Batch(x, torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match=r"labels must have shape \(3,\), got \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"got shape \(3, 1\)"):
         Batch(x, y[:, None])
+    images = torch.randn(3, 2, 2, 2)  # a translation pair's condition: an image per sample
+    assert Batch(x, images).y is images
+    with pytest.raises(ValueError, match=r"got shape \(2, 2, 2, 2\)"):
+        Batch(x, images[:2])
 
 
 def test_data_info_round_trips_and_refuses_nonsense():

@@ -12,8 +12,9 @@ from torch import Tensor
 class Batch:
     """Samples with what conditions them.
 
-    ``x``: images in [-1, 1] (N, C, H, W) or points (N, D). ``y``: class labels (N,) int64,
-    present when the model pair is conditional. ``mask``: 1 where a pixel is known,
+    ``x``: images in [-1, 1] (N, C, H, W) or points (N, D). ``y``: the condition, present when
+    the model pair is conditional: class labels (N,) int64, or images in [-1, 1] (N, C, H, W)
+    for a translation pair (``x`` is then each one's target). ``mask``: 1 where a pixel is known,
     0 where it is to be generated (image completion), broadcastable to ``x``.
     """
 
@@ -23,8 +24,9 @@ class Batch:
 
     def __post_init__(self) -> None:
         n = self.x.shape[0]
-        if self.y is not None and (self.y.ndim != 1 or self.y.shape[0] != n):
-            raise ValueError(f"labels must have shape ({n},), got {tuple(self.y.shape)}")
+        if self.y is not None and (self.y.ndim not in (1, 4) or self.y.shape[0] != n):
+            raise ValueError(f"the condition must be labels of shape ({n},) or images (N={n}, C, H, W); "
+                             f"got shape {tuple(self.y.shape)}")
 
     def __len__(self) -> int:
         return self.x.shape[0]

@@ -1,7 +1,8 @@
 """A generator and a discriminator, and the one way they are called.
 
 An unconditional network is called with its input alone, ``G(z)`` / ``D(x)``; a conditional
-one with the class labels as well, ``G(z, y)`` / ``D(x, y)``. :func:`call` is the only place
+one with its condition as well, ``G(z, y)`` / ``D(x, y)``: class labels, or an image for a
+translation pair. :func:`call` is the only place
 that decides which, so the step, penalties, EMA, sampling and evaluation never test for it.
 :func:`generate` is the one chunked, eval-mode way to draw many samples from a generator.
 """
@@ -55,15 +56,27 @@ def generate(net: nn.Module, z: Tensor, y: Tensor | None = None, batch_size: int
 
 @dataclass
 class GanPair:
-    """The two networks of a GAN; ``num_classes > 0`` makes both conditional."""
+    """The two networks of a GAN; ``num_classes > 0`` makes both conditional on a class,
+    ``condition_shape`` (C, H, W) on an image (translation: ``G(z, a)``, ``D(b, a)``)."""
 
     generator: nn.Module
     discriminator: nn.Module
     num_classes: int = 0
+    condition_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_classes and self.condition_shape is not None:
+            raise ValueError("a pair is conditional on a class or on an image, not both")
 
     @property
     def conditional(self) -> bool:
+        """Conditional on a class label."""
         return self.num_classes > 0
+
+    @property
+    def translates(self) -> bool:
+        """Conditional on an image: an image-to-image translation pair."""
+        return self.condition_shape is not None
 
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         self._check(y)
@@ -76,5 +89,9 @@ class GanPair:
     def _check(self, y: Tensor | None) -> None:
         if self.conditional and y is None:
             raise ValueError(f"this pair is conditional on {self.num_classes} classes: pass the labels y")
-        if not self.conditional and y is not None:
+        if self.translates and (y is None or tuple(y.shape[1:]) != tuple(self.condition_shape)):
+            got = "none" if y is None else f"shape {tuple(y.shape)}"
+            raise ValueError(f"this pair translates images of shape {tuple(self.condition_shape)}: pass them as y "
+                             f"(N, {', '.join(map(str, self.condition_shape))}); got {got}")
+        if not self.conditional and not self.translates and y is not None:
             raise ValueError("this pair is unconditional: it takes no labels")

@@ -34,6 +34,7 @@ FAKE_GRAD = "fake_grad"  # fake batch is a leaf requiring grad (d step)
 D_LOSS = "d_loss"        # the discriminator's loss, with its graph, in either step
 G_LOSS = "g_loss"        # the generator's loss with a graph through G, in either step
 SECOND_SAMPLE = "second_sample"  # g step: the noise and G bound to the batch's labels, for another sample
+PAIRED_TARGET = "paired_target"  # the batch's real sample i is generated sample i's own target (paired translation)
 
 
 @dataclass(kw_only=True)
@@ -143,11 +144,15 @@ def per_sample_sq_grad_norm(outputs: Tensor, points: Tensor, grad_scale: float =
 
     Each sample's gradient is flattened before the norm (over C, H, W together), never
     taken over one axis. Summing the outputs gives every sample's own gradient because a
-    D without batch coupling makes D(x_i) depend on x_i alone. ``grad_scale``: under fp16
-    autocast, the outputs are multiplied by the gradient scaler's scale before the inner
-    backward (small fp16 gradients would flush to zero) and the gradient divided after.
+    D without batch coupling makes D(x_i) depend on x_i alone. A D that scores a map of
+    patches (PatchGAN, ``outputs`` (N, h, w)) is differentiated through each sample's mean
+    patch score, the quantity its loss averages, so a strength means the same as for a
+    one-logit D (for which the mean is the logit itself, bit for bit). ``grad_scale``: under
+    fp16 autocast, the outputs are multiplied by the gradient scaler's scale before the
+    inner backward (small fp16 gradients would flush to zero) and the gradient divided after.
     """
-    (grad,) = torch.autograd.grad(outputs.sum() * grad_scale, points, create_graph=True)
+    per_sample = outputs if outputs.ndim == 1 else outputs.reshape(len(outputs), -1).mean(1)
+    (grad,) = torch.autograd.grad(per_sample.sum() * grad_scale, points, create_graph=True)
     if grad_scale != 1.0:
         grad = at_least_fp32(grad) / grad_scale
     return at_least_fp32(grad).flatten(1).square().sum(1)
@@ -440,6 +445,32 @@ class ModeSeekingPenalty(Penalty):
         z = inputs.z
         other_z = shard_of(lambda n: torch.randn(n, *z.shape[1:], device=z.device, dtype=z.dtype), len(z))
         return mode_seeking_penalty(inputs.fake, inputs.generate(other_z), z, other_z)
+
+
+def l1_target_penalty(fake: Tensor, target: Tensor) -> Tensor:
+    """mean |G(z, a) - b| over pixels and samples: pix2pix's L1 term (Isola et al. 2017), which
+    pulls each translated image towards its input's own target while the adversarial loss keeps
+    it sharp."""
+    return (at_least_fp32(fake) - at_least_fp32(target)).abs().mean()
+
+
+@PENALTIES.register("l1-target", summary="mean |G(z, a) - b| on G: paired translation's L1 term to each input's "
+                                         "own target", paper="Isola et al. 2017, Image-to-Image Translation with "
+                                                             "Conditional Adversarial Networks (pix2pix)")
+class L1TargetPenalty(Penalty):
+    """:func:`l1_target_penalty` between this step's translations and the batch's targets; only
+    for paired data, where the batch's real sample i is the target of condition i. Weight
+    (lambda) 100, as in the paper."""
+
+    name = "l1-target"
+    players = ("g",)
+    needs = frozenset({PAIRED_TARGET})
+    weight_alias = "lambda"
+    default_weight = 100.0
+    second_order = False
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        return l1_target_penalty(inputs.fake, inputs.real)
 
 
 # --- output regularisers -------------------------------------------------------------------

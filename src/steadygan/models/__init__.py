@@ -19,6 +19,7 @@ from .layers import NORMS, apply_spectral_norm, is_convolutional, revert_sync_ba
 from .mlp import MlpDiscriminator, MlpGenerator
 from .pacgan_mlp import PacganMlpDiscriminator, PacganMlpGenerator
 from .seed_gc import SeedGcDiscriminator, SeedGcGenerator
+from .translation import PatchDiscriminator, UNetGenerator
 
 MODELS: Registry[GanPair] = Registry("model")
 
@@ -70,6 +71,23 @@ def pacgan_mlp(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = N
                    PacganMlpDiscriminator(sample_shape[0], norm=d_norm or "none"))
 
 
+@MODELS.register("pix2pix", summary="image-to-image translation: U-Net G(z, a), PatchGAN D(b, a) scoring patches; "
+                                     "28/32/64 px (default G norm: batch, D norm: instance)",
+                 paper="Isola et al. 2017 (pix2pix)", info={"translates": True})
+def pix2pix(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None, d_norm: str | None = None,
+            width: int = 64, depth: int | None = None, condition_shape: tuple[int, ...] | None = None) -> GanPair:
+    """``depth``: the PatchGAN's strided layers (receptive field 16, 34 or 70 px; default: the
+    largest below the image). ``condition_shape``: the input images' (C, H, W), default the
+    output's; both must have the same size."""
+    channels, res = _image_shape("pix2pix", sample_shape)
+    condition_shape = tuple(condition_shape or sample_shape)
+    if len(condition_shape) != 3 or condition_shape[1:] != (res, res):
+        raise ConfigError(f"pix2pix translates images of one size: inputs {condition_shape}, outputs {sample_shape}")
+    return GanPair(UNetGenerator(z_dim, condition_shape[0], channels, res, width, g_norm or "batch"),
+                   PatchDiscriminator(condition_shape[0], channels, res, width, depth, d_norm or "instance"),
+                   condition_shape=condition_shape)
+
+
 def architecture_options(width: int | None = None, depth: int | None = None) -> dict[str, int]:
     """The size options that were set (None = the architecture's default)."""
     return {k: v for k, v in (("width", width), ("depth", depth)) if v is not None}
@@ -97,9 +115,11 @@ def check_model_options(arch: str, width: int | None = None, depth: int | None =
 
 def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, width: int | None = None,
                  depth: int | None = None, g_norm: str | None = None, d_norm: str | None = None,
-                 spectral_norm: bool = False, num_classes: int = 0, g_conditioning: str = "embed") -> GanPair:
+                 spectral_norm: bool = False, num_classes: int = 0, g_conditioning: str = "embed",
+                 condition_shape: tuple[int, ...] | None = None) -> GanPair:
     """Build a pair for data of ``sample_shape``; ``num_classes > 0`` makes it class-conditional,
-    its generator through ``g_conditioning`` (``embed``: joined to z; ``cbn``: conditional BatchNorm)."""
+    its generator through ``g_conditioning`` (``embed``: joined to z; ``cbn``: conditional BatchNorm).
+    ``condition_shape``: a translation pair's input images, when they differ from its outputs."""
     if g_conditioning not in G_CONDITIONINGS:
         raise ConfigError(f"model.g_conditioning must be one of {', '.join(G_CONDITIONINGS)} (got {g_conditioning!r})")
     for role, norm in (("g_norm", g_norm), ("d_norm", d_norm)):
@@ -113,8 +133,14 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
         pair = build_imported(arch, tuple(sample_shape), g_inputs, width=width, depth=depth, g_norm=g_norm,
                               d_norm=d_norm)
     else:
+        extra = {} if condition_shape is None else {"condition_shape": tuple(condition_shape)}
+        if extra and not MODELS.get(arch).info.get("translates"):
+            raise ConfigError(f"model '{arch}' does not translate images: it takes no input image shape")
         pair = MODELS.build(arch, sample_shape=tuple(sample_shape), z_dim=g_inputs, g_norm=g_norm,
-                            d_norm=d_norm, **architecture_options(width, depth))
+                            d_norm=d_norm, **architecture_options(width, depth), **extra)
+    if num_classes and pair.translates:
+        raise ConfigError(f"model '{arch}' is conditioned on an input image; it cannot also be class-conditional "
+                          "(model.conditional=false)")
     if num_classes:
         missing = [a for a in ("embed", "head") if not hasattr(pair.discriminator, a)]
         if missing:

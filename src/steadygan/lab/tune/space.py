@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from ...core.clipping import CLIPPERS
-from ...core.penalties import PENALTIES
+from ...core.penalties import PAIRED_TARGET, PENALTIES
 from ...errors import ConfigError
 from ..variants import BASELINE, CLIPPER_VARIANTS, parse_variant, slugify
 
@@ -40,7 +40,9 @@ def _scaled(default: float) -> list[float]:
 
 
 def _penalty_methods() -> dict[str, dict[str, list[float]]]:
-    return {e.name: {e.factory.weight_alias: _scaled(e.factory.default_weight)} for e in PENALTIES.entries()}
+    # Stabilisers only: a translation's L1 term to its paired target is part of the task, not one.
+    return {e.name: {e.factory.weight_alias: _scaled(e.factory.default_weight)} for e in PENALTIES.entries()
+            if PAIRED_TARGET not in e.factory.needs}
 
 
 def _clipper_methods() -> dict[str, dict[str, list[float]]]:
