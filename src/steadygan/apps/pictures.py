@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import DataInfo, mixture, to_uint8_images
+from ..data import DataInfo, InMemoryData, mixture, to_uint8_images
 from ..errors import ConfigError
 from ..files import safe_write
 
@@ -46,9 +46,11 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -
     return grid.permute(1, 2, 0).numpy()
 
 
-def save_grid(images: torch.Tensor, path: str | Path, scale: int = 1, nrow: int | None = None) -> Path:
-    """Write a grid of ``nrow`` images per row (default: as square as possible)."""
-    grid = make_grid(images, nrow)
+def save_grid(images: torch.Tensor, path: str | Path, scale: int = 1, nrow: int | None = None,
+              padding: int = 2) -> Path:
+    """Write a grid of ``nrow`` images per row (default: as square as possible); one image with
+    ``padding=0`` is written as it is."""
+    grid = make_grid(images, nrow, padding)
     img = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
@@ -112,6 +114,29 @@ def fixed_sample_inputs(info: DataInfo, samples: int, num_classes: int, z_dim: i
     if num_classes and labels is None:
         labels = torch.arange(n) % num_classes
     return z, None if labels is None else labels.to(device), columns
+
+
+TRIPLETS_PER_ROW = 4  # a translation picture's row: input | output | target, four times
+
+
+def fixed_translation_inputs(data: InMemoryData, samples: int, z_dim: int, seed: int,
+                             device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A translation run's picture at every step: the noise, input images and targets of
+    ``samples`` fixed training pairs (drawn from their own seed: the training RNG never moves)."""
+    g = torch.Generator().manual_seed(seed)
+    index = torch.randperm(len(data), generator=g)[:samples]
+    batch = data.batch(index.to(data.samples.device), conditions=True)
+    z = torch.randn(len(index), z_dim, generator=g).to(device)
+    return z, batch.y.to(device), batch.x.to(device)
+
+
+def translation_picture(inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The images of a translation picture in reading order, and the images per row: each
+    pair as input | output | target (inputs with fewer channels are repeated to the outputs')."""
+    if inputs.shape[1] != outputs.shape[1]:
+        inputs = inputs.expand(-1, outputs.shape[1], -1, -1)
+    triplets = torch.stack([inputs, outputs, targets], 1).flatten(0, 1)
+    return triplets, 3 * min(TRIPLETS_PER_ROW, len(inputs))
 
 
 def save_samples(samples: torch.Tensor, path: str | Path, info: DataInfo, nrow: int | None = None,

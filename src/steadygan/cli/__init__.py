@@ -1,5 +1,5 @@
-"""Command line: ``steadygan train | sample | complete | eval | prepare | methods | compare | report | dirac
-| health | tune``
+"""Command line: ``steadygan train | sample | complete | translate | eval | prepare | methods | compare | report
+| dirac | health | tune``
 (also ``python -m steadygan``).
 
 Each command is a module of this package with ``add_parser(subparsers)`` and a ``cmd_*``
@@ -17,7 +17,7 @@ import textwrap
 
 from .. import progress
 from ..errors import CheckpointError, ConfigError, DataError, StorageError, TrainingDiverged
-from . import complete, dirac, evaluate, health, lab, methods, prepare, sample, train, tune
+from . import complete, dirac, evaluate, health, lab, methods, prepare, sample, train, translate, tune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `steadygan COMMAND --help` for each command's options and examples.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (train, sample, evaluate, complete, prepare, methods):
+    for command in (train, sample, evaluate, complete, translate, prepare, methods):
         command.add_parser(sub)
     lab.add_compare_parser(sub)
     lab.add_report_parser(sub)

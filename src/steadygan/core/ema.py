@@ -11,8 +11,11 @@ from .pair import call, has_batch_coupling
 
 
 class Ema:
-    def __init__(self, model: nn.Module, decay: float, z_dim: int, num_classes: int = 0) -> None:
-        self.decay, self.z_dim, self.num_classes = decay, z_dim, num_classes
+    def __init__(self, model: nn.Module, decay: float, z_dim: int, num_classes: int = 0,
+                 conditions: torch.Tensor | None = None) -> None:
+        """``conditions``: for a translation generator, input images the standing statistics
+        are computed on (drawn at random from them)."""
+        self.decay, self.z_dim, self.num_classes, self.conditions = decay, z_dim, num_classes, conditions
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self._stats_stale = True  # BatchNorm statistics not yet recomputed for these weights
 
@@ -46,7 +49,8 @@ class Ema:
         Statistics copied from the raw generator do not match the EMA's weights, and samples
         in eval mode then come out washed out; averaging the batch statistics of a few
         forward passes of the EMA itself fixes that ("standing statistics", Brock et al.
-        2019); a conditional generator gets uniformly drawn classes. Noise comes from its
+        2019); a conditional generator gets uniformly drawn classes, a translation one input
+        images drawn from ``conditions``. Noise comes from its
         own generator: the training RNG is not touched. A no-op
         when the weights have not changed since the last refresh (saving, sampling and
         evaluating at one step all ask for it).
@@ -66,7 +70,10 @@ class Ema:
         self.model.train()
         for _ in range(batches):
             z = torch.randn(batch_size, self.z_dim, generator=g).to(device)
-            y = torch.randint(self.num_classes, (batch_size,), generator=g).to(device) if self.num_classes else None
+            if self.conditions is not None:
+                y = self.conditions[torch.randint(len(self.conditions), (batch_size,), generator=g)].to(device)
+            else:
+                y = torch.randint(self.num_classes, (batch_size,), generator=g).to(device) if self.num_classes else None
             call(self.model, z, y)
         self.model.eval()
         for m, momentum in zip(norms, saved):

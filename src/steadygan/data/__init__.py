@@ -11,6 +11,7 @@ from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .base import BatchSampler, DataInfo, InMemoryData, fit_images, to_float_images, to_uint8_images
 from .cifar import load_cifar10
+from .edges import edge_maps
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx
 from .prepared import MANIFEST, PREPARED_TEST, load_prepared, prepare_dataset
@@ -25,6 +26,7 @@ __all__ = ["BatchSampler", "DataError", "DataInfo", "InMemoryData", "DATASETS", 
 DATASETS: Registry[Callable[..., InMemoryData]] = Registry("dataset")
 
 DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist",
+                 "edges2fashion": "/usr/share/datasets/fashion-mnist",
                  "stacked": "/usr/share/datasets/fashion-mnist"}  # any MNIST-format folder
 
 
@@ -51,6 +53,15 @@ for _name, _summary, _transpose in [
     ("idx", "any MNIST-format IDX folder from data.root", False),
 ]:
     DATASETS.register(_name, summary=_summary)(_idx_loader(_name, _transpose))
+
+
+@DATASETS.register("edges2fashion", summary="paired translation: Fashion-MNIST garments (targets) from their edge "
+                                           "maps (inputs, Sobel; black lines on white), like pix2pix's edges2shoes",
+                   paper="Isola et al. 2017 (pix2pix), edges2shoes", info={"paired": True})
+def _edges2fashion(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+    images, labels = load_idx_dataset(_root("edges2fashion", root), split)
+    images = fit_images(images, resolution, channels)
+    return InMemoryData(images, labels, "edges2fashion", conditions=edge_maps(images))
 
 
 @DATASETS.register("cifar10", summary="CIFAR-10 python batches from data.root")

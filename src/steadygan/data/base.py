@@ -28,18 +28,29 @@ class DataInfo:
     sample_shape: tuple[int, ...]
     num_classes: int = 0
     protocol: str = "image"
+    condition_shape: tuple[int, ...] | None = None  # paired translation data: each sample's input image
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "points") or self.protocol not in PROTOCOLS:
             raise ValueError(f"bad dataset description: kind={self.kind!r}, protocol={self.protocol!r}")
 
+    @property
+    def paired(self) -> bool:
+        """Each sample comes with its own input image (paired image-to-image translation)."""
+        return self.condition_shape is not None
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "sample_shape": list(self.sample_shape),
-                "num_classes": self.num_classes, "protocol": self.protocol}
+        out = {"name": self.name, "kind": self.kind, "sample_shape": list(self.sample_shape),
+               "num_classes": self.num_classes, "protocol": self.protocol}
+        if self.condition_shape is not None:  # absent for every other kind: older checkpoints read the same
+            out["condition_shape"] = list(self.condition_shape)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> DataInfo:
-        return cls(d["name"], d["kind"], tuple(d["sample_shape"]), int(d["num_classes"]), d["protocol"])
+        condition = d.get("condition_shape")
+        return cls(d["name"], d["kind"], tuple(d["sample_shape"]), int(d["num_classes"]), d["protocol"],
+                   None if condition is None else tuple(condition))
 
 
 @dataclass
@@ -65,6 +76,8 @@ class InMemoryData:
     mapped: bool = False
     batch_device: torch.device | None = None  # mapped only; None: the host
     batch_layout: torch.memory_format = torch.contiguous_format  # mapped only; what an in-memory set would give
+    # Paired translation data: sample i's input image (uint8 (N, C, H, W)); sample i is its target.
+    conditions: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if len(self.samples) == 0:
@@ -73,6 +86,11 @@ class InMemoryData:
             raise DataError(
                 f"dataset '{self.name}': {len(self.samples)} samples but {len(self.labels)} labels"
             )
+        if self.conditions is not None and (len(self.conditions) != len(self.samples) or self.conditions.ndim != 4
+                                            or self.conditions.dtype != torch.uint8 or not self.is_image):
+            raise DataError(f"dataset '{self.name}': paired inputs must be uint8 images (N, C, H, W), one per "
+                            f"image sample ({len(self.samples)}); got {self.conditions.dtype} "
+                            f"{tuple(self.conditions.shape)}")
         if self.protocol is None:
             self.protocol = "image" if self.is_image else "points"
         # Labels are class indices 0..K-1; K is read once here (the largest label + 1).
@@ -89,7 +107,8 @@ class InMemoryData:
     @property
     def info(self) -> DataInfo:
         return DataInfo(self.name, "image" if self.is_image else "points", self.sample_shape,
-                        self.num_classes, self.protocol)
+                        self.num_classes, self.protocol,
+                        None if self.conditions is None else tuple(self.conditions.shape[1:]))
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -98,24 +117,37 @@ class InMemoryData:
         """On ``device``; ``channels_last`` stores images in NHWC layout, so every batch
         drawn from them already has the layout a channels-last network wants."""
         labels = None if self.labels is None else self.labels.to(device)
+        conditions = None if self.conditions is None else self.conditions.to(device)
+        if conditions is not None and channels_last:
+            conditions = conditions.contiguous(memory_format=torch.channels_last)
         samples = self.samples
         if self.mapped:
             # Moving or re-laying out a memory map would read the whole file into memory (host
             # or device): the samples stay as they are and each batch is moved alone.
             layout = torch.channels_last if channels_last and samples.ndim == 4 else self.batch_layout
-            return replace(self, labels=labels, batch_device=torch.device(device), batch_layout=layout)
+            return replace(self, labels=labels, batch_device=torch.device(device), batch_layout=layout,
+                           conditions=conditions)
         if channels_last and samples.ndim == 4:  # before the move: one copy on the device, not two
             samples = samples.contiguous(memory_format=torch.channels_last)
-        return InMemoryData(samples.to(device), labels, self.name, self.protocol)
+        return InMemoryData(samples.to(device), labels, self.name, self.protocol, conditions=conditions)
 
     def subset(self, n: int) -> InMemoryData:
         """The first n samples (``data.limit``); a view, so a memory map stays one."""
         labels = None if self.labels is None else self.labels[:n]
-        return replace(self, samples=self.samples[:n], labels=labels)
+        conditions = None if self.conditions is None else self.conditions[:n]
+        return replace(self, samples=self.samples[:n], labels=labels, conditions=conditions)
 
-    def batch(self, index: torch.Tensor, labels: bool = False) -> Batch:
+    def condition_images(self, index: torch.Tensor) -> torch.Tensor:
+        """Paired data: the input images of these samples, scaled to [-1, 1]."""
+        if self.conditions is None:
+            raise DataError(f"dataset '{self.name}' has no paired input images; a translation model needs paired "
+                            "data (see `steadygan methods`, datasets)")
+        return self.conditions[index.to(self.conditions.device)].to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
+
+    def batch(self, index: torch.Tensor, labels: bool = False, conditions: bool = False) -> Batch:
         """The samples at these indices (images scaled to [-1, 1], points unchanged), with
-        their labels when ``labels`` (a conditional model) asks for them."""
+        their labels when ``labels`` (a class-conditional model) asks for them, or their input
+        images when ``conditions`` (a translation model) does."""
         index = index.to(self.samples.device)
         x = self.samples[index]
         if self.mapped:
@@ -129,6 +161,8 @@ class InMemoryData:
         x = x.to(torch.get_default_dtype())
         if self.is_image:
             x = x.div_(127.5).sub_(1.0)
+        if conditions:
+            return Batch(x, self.condition_images(index))
         if not labels:
             return Batch(x)
         if self.labels is None:

@@ -39,13 +39,13 @@ from ..core.ema import Ema
 from ..core.losses import LOSSES, AdversarialLoss, build_loss
 from ..core.optim import build_optimizer, optimizer_options
 from ..core.pair import GanPair, has_batch_coupling
-from ..core.penalties import INPUT_GRADIENT_PENALTIES, PENALTIES, build_penalty
+from ..core.penalties import INPUT_GRADIENT_PENALTIES, PAIRED_TARGET, PENALTIES, build_penalty
 from ..core.step import Player
 from ..data import DATASETS, BatchSampler, DataInfo, InMemoryData, dataset_protocol, load_dataset
 from ..errors import ConfigError, DataError
 from ..metrics import EXTRACTORS, Evaluator
 from ..metrics.evaluate import check_metrics, check_sample_count
-from ..models import build_models, check_model_options, is_convolutional, revert_sync_batchnorm
+from ..models import MODELS, build_models, check_model_options, is_convolutional, is_import_path, revert_sync_batchnorm
 from .distributed import ProcessContext
 from .fast_paths import can_fuse_real_and_fake, compile_players, to_channels_last
 from .health import HealthMonitor, Probe
@@ -76,6 +76,38 @@ def _check_names(cfg: Config) -> None:
     build_augment(cfg.train.augment)
     _check_compile(cfg)
     _check_eval_names(cfg.train)
+    _check_translation(cfg)
+
+
+def translates(arch: str) -> bool:
+    """Whether a registered architecture is conditioned on an input image (a translation pair)."""
+    return not is_import_path(arch) and bool(MODELS.get(arch).info.get("translates"))
+
+
+def _check_translation(cfg: Config) -> None:
+    """A translation pair needs paired data, and so does a term to each input's own target;
+    what does not carry over to translation yet is refused here, before any data is loaded."""
+    paired = bool(DATASETS.get(cfg.data.name).info.get("paired"))
+    arch, t = cfg.model.arch, cfg.train
+    paired_sets = ", ".join(e.name for e in DATASETS.entries() if e.info.get("paired"))
+    needs_pairs = sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
+                          if PAIRED_TARGET in PENALTIES.get(s["name"]).factory.needs})
+    if not translates(arch):
+        if needs_pairs:
+            raise ConfigError(f"{', '.join(needs_pairs)} pulls each output towards its input's own target: it needs "
+                              f"a translation model (model.arch=pix2pix) on paired data (data.name: {paired_sets})")
+        return
+    if not paired:
+        raise ConfigError(f"model '{arch}' translates input images: it needs paired data (data.name: {paired_sets}); "
+                          f"dataset '{cfg.data.name}' has no input images")
+    if cfg.model.conditional:
+        raise ConfigError(f"model '{arch}' is conditioned on its input image; set model.conditional=false")
+    if t.augment is not None:
+        raise ConfigError("train.augment transforms the images D sees but not their input images, which would "
+                          "break each pair: it does not apply to translation runs")
+    if t.eval_every or t.eval_seconds:
+        raise ConfigError("the periodic evaluation does not score translation runs yet; leave train.eval_every and "
+                          "train.eval_seconds unset")
 
 
 def recovery_ladder(cfg: Config, notes: list[str] | None = None) -> list[Remedy]:
@@ -164,9 +196,11 @@ def build_pair(cfg: Config, info: DataInfo) -> GanPair:
     if m.conditional and info.num_classes < 2:
         raise ConfigError(f"model.conditional=true needs labelled data with at least 2 classes; dataset "
                           f"'{info.name}' has {'no labels' if info.num_classes == 0 else 'one class'}")
+    condition_shape = info.condition_shape if translates(m.arch) else None
     return build_models(m.arch, info.sample_shape, m.z_dim, width=m.width, depth=m.depth, g_norm=m.g_norm,
                         d_norm=m.d_norm, spectral_norm=m.spectral_norm,
-                        num_classes=info.num_classes if m.conditional else 0, g_conditioning=m.g_conditioning)
+                        num_classes=info.num_classes if m.conditional else 0, g_conditioning=m.g_conditioning,
+                        condition_shape=condition_shape)
 
 
 def info_from_config(cfg: Config) -> DataInfo:
@@ -244,14 +278,18 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
     _check_global_batch(cfg, ctx, len(data))
     sampler = BatchSampler(len(data), cfg.data.batch_size * ctx.world_size, t.seed, data.name)
     pair = build_pair(cfg, data.info) if pair is None else pair
+    if pair.translates and not data.info.paired:
+        raise DataError(f"the model pair translates input images; dataset '{data.name}' has none (paired data: "
+                        "InMemoryData(conditions=...))")
     _batch_norm_across_ranks(pair, t, ctx, cfg.data.batch_size, device)
     pair.generator, pair.discriminator = pair.generator.to(device), pair.discriminator.to(device)
     data, channels_last, probe = _place_data(data.to(device), pair, t, cfg.model.z_dim, device)
     fused = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(pair.discriminator, probe.x, probe.y)
     loss, augment, d, g = build_game(cfg, pair, data, fused, device)
-    ema = _build_ema(pair, t.ema, cfg.model.z_dim)  # a copy of the eager G (compiling wraps the players' only)
+    ema = _build_ema(pair, t.ema, cfg.model.z_dim, data)  # a copy of the eager G (compiling wraps the players' only)
     evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device), ema is not None, cfg.model.z_dim, pair.num_classes)
-    probe = Probe(data, cfg.model.z_dim, pair.num_classes, device) if t.health_every else None
+    probe = Probe(data, cfg.model.z_dim, pair.num_classes, device, translates=pair.translates) \
+        if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
                     build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every),
                     recovery_ladder(cfg, notes := []), notes)
@@ -307,17 +345,25 @@ def _place_data(data: InMemoryData, pair: GanPair, t: TrainConfig, z_dim: int,
     faster in it on CPU and GPU; the data is converted once, here. Whether the networks allow
     it (and the fused D forward) is decided on the probe (fast_paths.py)."""
     G, D = pair.generator, pair.discriminator
-    probe = data.batch(torch.arange(min(4, len(data)), device=device), labels=pair.conditional)
+    probe = data.batch(torch.arange(min(4, len(data)), device=device), labels=pair.conditional,
+                       conditions=pair.translates)
     probe_z = torch.randn(len(probe.x), z_dim, generator=torch.Generator().manual_seed(0)).to(device)
     channels_last = (t.channels_last and data.is_image and is_convolutional(D)
                      and to_channels_last(G, D, probe_z, probe.x, probe.y))
     return data.to(device, channels_last=channels_last), channels_last, probe
 
 
-def _build_ema(pair: GanPair, decay: float, z_dim: int) -> Ema | None:
+EMA_CONDITIONS = 512  # a translation EMA's standing statistics: input images drawn from this many
+
+
+def _build_ema(pair: GanPair, decay: float, z_dim: int, data: InMemoryData) -> Ema | None:
     if decay == 0:
         return None
-    ema = Ema(pair.generator, decay, z_dim, pair.num_classes)
+    conditions = None
+    if pair.translates:  # fixed, from their own seed: the training RNG does not move
+        index = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:EMA_CONDITIONS]
+        conditions = data.condition_images(index)
+    ema = Ema(pair.generator, decay, z_dim, pair.num_classes, conditions)
     # The EMA is not trained: its standing statistics need no other process (and a
     # SyncBatchNorm there would make every sample grid a collective).
     revert_sync_batchnorm(ema.model)

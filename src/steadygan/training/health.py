@@ -64,13 +64,17 @@ class Probe:
     """A fixed noise batch and a fixed real batch, and what they say of the generator's variety."""
 
     def __init__(self, data: InMemoryData, z_dim: int, num_classes: int, device: torch.device, n: int = 64,
-                 seed: int = 12_345) -> None:
+                 seed: int = 12_345, translates: bool = False) -> None:
+        """``translates``: the generator translates input images; it is probed on the real
+        batch's own inputs, its output's variety measured against their targets'."""
         g = torch.Generator().manual_seed(seed)  # its own stream: the training RNG never moves
         self.z = torch.randn(n, z_dim, generator=g).to(device)
         self.labels = None if not num_classes else balanced_labels(n, num_classes).to(device)
         index = torch.randperm(len(data), generator=g)[:n].to(device)
-        real = data.batch(index, labels=bool(num_classes))
+        real = data.batch(index, labels=bool(num_classes), conditions=translates)
         self.real, self.real_labels = real.x, real.y
+        if translates:
+            self.labels = real.y  # the condition G and D are called with: the inputs
         self.num_classes = num_classes
 
     @torch.no_grad()

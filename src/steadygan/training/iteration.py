@@ -27,14 +27,15 @@ class Iteration:
         t = parts.cfg.train
         self.d, self.g, self.loss, self.augment = parts.d, parts.g, parts.loss, parts.augment
         self.data, self.sampler, self.ctx, self.device = parts.data, parts.sampler, parts.ctx, parts.device
-        self.autocast, self.conditional = parts.autocast, parts.pair.conditional
+        self.autocast, self.conditional, self.translates = parts.autocast, parts.pair.conditional, parts.pair.translates
         self.batch_size, self.z_dim = parts.cfg.data.batch_size, parts.cfg.model.z_dim
         self.n_critic, self.share_fake, self.cuda_graphs = t.n_critic, t.share_fake, t.compile in CUDA_GRAPH_MODES
 
     def real_batch(self) -> Batch:
         """This rank's slice of the global batch (the whole batch in one process)."""
         index, b = self.sampler.next_index(), self.batch_size
-        return self.data.batch(index[self.ctx.rank * b:(self.ctx.rank + 1) * b], labels=self.conditional)
+        return self.data.batch(index[self.ctx.rank * b:(self.ctx.rank + 1) * b], labels=self.conditional,
+                               conditions=self.translates)
 
     def noise(self) -> torch.Tensor:
         return shard_of(lambda n: torch.randn(n, self.z_dim, device=self.device), self.batch_size)

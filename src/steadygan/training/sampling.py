@@ -25,6 +25,15 @@ class LoadedGenerator(NetworkSampler):
     checkpoint: Path | None = None
     ema: bool = False             # True if these are the EMA weights
     info: DataInfo | None = None  # the data it was trained on (shape, classes, protocol)
+    translates: bool = False      # a translation generator (pix2pix): it needs input images, not noise alone
+
+    def sample(self, n: int, seed: int = 0, batch_size: int = 256, labels: torch.Tensor | None = None,
+               part: tuple[int, int] = (0, 1)) -> torch.Tensor:
+        """As :meth:`NetworkSampler.sample`; a translation run has no samples of its own."""
+        if self.translates:
+            raise ConfigError("this run translates input images: it has no samples of its own; use "
+                              "`steadygan translate RUN --test N -o pairs.png` (or --image/--folder)")
+        return super().sample(n, seed, batch_size, labels, part)
 
 
 def load_generator(run_dir: str | Path, checkpoint: str | Path | None = None, use_ema: bool = True,
@@ -52,5 +61,5 @@ def load_networks(run_dir: str | Path, checkpoint: str | Path | None = None, use
     if payload.get("discriminator") is not None:
         load_matching(pair.discriminator, payload["discriminator"], f"the discriminator in {ckpt}")
     loaded = LoadedGenerator(pair.generator.to(device).eval(), cfg.model.z_dim, pair.num_classes, cfg.data.name,
-                             cfg, int(payload["step"]), ckpt, ema, info)
+                             cfg, int(payload["step"]), ckpt, ema, info, pair.translates)
     return loaded, pair.discriminator.to(device).eval()

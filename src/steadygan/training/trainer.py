@@ -24,7 +24,13 @@ from typing import Any, Callable
 
 import torch
 
-from ..apps.pictures import fixed_sample_inputs, sample_grid_path, save_samples
+from ..apps.pictures import (
+    fixed_sample_inputs,
+    fixed_translation_inputs,
+    sample_grid_path,
+    save_samples,
+    translation_picture,
+)
 from ..config import Config, dump_config
 from ..core.batch import Batch
 from ..core.optim import apply_defaults
@@ -83,8 +89,15 @@ class Trainer:
         self.periodic_eval, self._autocast, self.health = parts.periodic_eval, parts.autocast, parts.health
         self.recovery = Recovery(cfg.train, parts.ladder)
         self.channels_last = parts.channels_last
-        self.fixed_z, self.fixed_y, self.grid_columns = fixed_sample_inputs(
-            self.data.info, cfg.train.samples, self.pair.num_classes, cfg.model.z_dim, cfg.train.seed + 1, self.device)
+        self.fixed_targets = None  # a translation run's picture: the targets beside its inputs and outputs
+        if self.pair.translates:
+            self.fixed_z, self.fixed_y, self.fixed_targets = fixed_translation_inputs(
+                self.data, cfg.train.samples, cfg.model.z_dim, cfg.train.seed + 1, self.device)
+            self.grid_columns = None
+        else:
+            self.fixed_z, self.fixed_y, self.grid_columns = fixed_sample_inputs(
+                self.data.info, cfg.train.samples, self.pair.num_classes, cfg.model.z_dim, cfg.train.seed + 1,
+                self.device)
         self.step = 0          # generator updates done
         self.d_updates = 0     # discriminator updates done (lazy D penalties count these)
         self.elapsed = 0.0     # training seconds, summed over resumes
@@ -175,8 +188,10 @@ class Trainer:
         if self.ema is not None:
             self.ema.refresh_batch_stats()  # every rank: the EMA's state stays the same everywhere
         if self.ctx.is_main:
-            fake = self.generate(self.fixed_z, self.fixed_y)
-            picture = save_samples(fake, path, self.data.info, self.grid_columns,
+            fake, columns = self.generate(self.fixed_z, self.fixed_y), self.grid_columns
+            if self.fixed_targets is not None:
+                fake, columns = translation_picture(self.fixed_y, fake, self.fixed_targets)
+            picture = save_samples(fake, path, self.data.info, columns,
                                    scale=2 if fake.shape[-1] <= 32 else 1,
                                    title=f"{self.run_dir.name} step {self.step}")
             if tracker is not None:
