@@ -4,6 +4,8 @@ target, a short run that beats the best input-blind prediction, and `steadygan t
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -29,7 +31,6 @@ def _cfg(tmp_path, root, *sets):
     (["data.name=idx"], "model 'pix2pix' translates input images: it needs paired data (data.name: edges2fashion)"),
     (["model.arch=dcgan", "g.penalties=[l1-target]"], "l1-target pulls each output towards its input's own target"),
     (["train.augment=diffaugment"], "train.augment transforms the images D sees but not their input images"),
-    (["train.eval_every=2"], "the periodic evaluation does not score translation runs yet"),
     (["model.conditional=true"], "conditioned on its input image; set model.conditional=false"),
 ])
 def test_what_does_not_fit_a_translation_run_is_refused_before_data_is_read(tmp_path, sets, message):
@@ -60,6 +61,18 @@ def test_the_run_records_the_input_shape_probes_health_and_draws_input_output_ta
     data = load_dataset("edges2fashion", str(idx_dir), "train", 28, 1)
     matches = [i for i in range(len(data)) if np.array_equal(data.samples[i, 0].numpy(), tile[2])]
     assert matches and all(np.array_equal(data.conditions[i, 0].numpy(), tile[0]) for i in matches)
+
+
+@pytest.mark.slow
+def test_the_periodic_evaluation_scores_the_test_inputs_translations_against_their_targets(tmp_path, idx_dir):
+    cfg = _cfg(tmp_path, idx_dir, "train.eval_every=3", "train.eval_n=20", "train.eval_metrics=[fid,pr]")
+    result = train(cfg)
+    rows = [json.loads(line) for line in (result.run_dir / "stats.jsonl").read_text().splitlines()
+            if "Metric/l1" in line]
+    assert [r["step"] for r in rows] == [3, 6]
+    assert all(0 < r["Metric/l1"] <= 1 and r["Metric/psnr"] > 0 and -1 <= r["Metric/ssim"] <= 1
+               and r["Metric/fid"] > 0 for r in rows)
+    assert (result.run_dir / "checkpoints" / "best.pt").is_file()
 
 
 @pytest.mark.slow

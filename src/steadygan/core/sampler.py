@@ -52,3 +52,28 @@ class NetworkSampler:
         device = next(self.generator.parameters()).device
         y = None if labels is None else labels[start:stop].to(device)
         return generate(self.generator, z[start:stop].to(device), y, batch_size)
+
+
+@dataclass
+class TranslationSampler:
+    """A translation generator as the metrics see it (``steadygan.metrics.Generative``): its
+    samples are the translations of fixed input images, sample i of input i, with noise
+    seeded by ``seed``."""
+
+    generator: nn.Module
+    z_dim: int
+    inputs: torch.Tensor          # [-1, 1] (N, C, H, W): what it translates, in order
+    dataset: str | None = None
+    num_classes: int = 0          # it generates no class on request
+
+    def sample(self, n: int, seed: int = 0, batch_size: int = 256, labels: torch.Tensor | None = None,
+               part: tuple[int, int] = (0, 1)) -> torch.Tensor:
+        """The translations of the first n inputs (``part``: a contiguous chunk of them)."""
+        if labels is not None:
+            raise ConfigError("a translation generator is conditioned on input images, not classes")
+        if n > len(self.inputs):
+            raise ConfigError(f"{n} translations asked for, but only {len(self.inputs)} input images are held")
+        z = torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed))
+        start, stop = chunk_bounds(n, *part)
+        device = next(self.generator.parameters()).device
+        return generate(self.generator, z[start:stop].to(device), self.inputs[start:stop].to(device), batch_size)

@@ -380,7 +380,8 @@ def format_table(result: dict[str, Any]) -> str:
     else:
         keys = [k for k in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "modes",
                             "kl_to_uniform", "class_agreement", "intra_fid", "class_recall", "class_recall_min",
-                            "class_coverage", "class_diversity", "class_diversity_min", "classes_covered", "class_kl")
+                            "class_coverage", "class_diversity", "class_diversity_min", "classes_covered", "class_kl",
+                            "l1", "psnr", "ssim")
                 if k in result["metrics"]]
         ex = result["extractor"]
         extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"
@@ -398,6 +399,10 @@ def format_table(result: dict[str, Any]) -> str:
     where = f"step {result['step']}, " if "step" in result else ""
     note = f"{'floor' if floor is not None else 'no floor'}: {result.get('floor_note', '')}"
     lines.append(f"{where}seed {result['seed']}, samples: {samples}; {note}")
+    for name, scores in result.get("baselines", {}).items():
+        lines.append(f"baseline {name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in scores.items()))
+    if "baselines_note" in result:
+        lines.append(f"baselines: {result['baselines_note']}")
     lines += [f"caveat: {caveat}" for caveat in result.get("caveats", [])]
     lines += [f"flag: {flag}" for flag in result.get("flags", [])]
     return "\n".join(lines)

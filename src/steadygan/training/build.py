@@ -105,9 +105,6 @@ def _check_translation(cfg: Config) -> None:
     if t.augment is not None:
         raise ConfigError("train.augment transforms the images D sees but not their input images, which would "
                           "break each pair: it does not apply to translation runs")
-    if t.eval_every or t.eval_seconds:
-        raise ConfigError("the periodic evaluation does not score translation runs yet; leave train.eval_every and "
-                          "train.eval_seconds unset")
 
 
 def recovery_ladder(cfg: Config, notes: list[str] | None = None) -> list[Remedy]:
@@ -287,7 +284,9 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
     fused = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(pair.discriminator, probe.x, probe.y)
     loss, augment, d, g = build_game(cfg, pair, data, fused, device)
     ema = _build_ema(pair, t.ema, cfg.model.z_dim, data)  # a copy of the eager G (compiling wraps the players' only)
-    evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device), ema is not None, cfg.model.z_dim, pair.num_classes)
+    pairs = _evaluation_pairs(cfg) if pair.translates and (t.eval_every or t.eval_seconds) else None
+    evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device, None if pairs is None else len(pairs[0])),
+                              ema is not None, cfg.model.z_dim, pair.num_classes, pairs)
     probe = Probe(data, cfg.model.z_dim, pair.num_classes, device, translates=pair.translates) \
         if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
@@ -370,11 +369,22 @@ def _build_ema(pair: GanPair, decay: float, z_dim: int, data: InMemoryData) -> E
     return ema
 
 
-def _periodic_evaluator(cfg: Config, device: torch.device) -> Evaluator:
+def _periodic_evaluator(cfg: Config, device: torch.device, n: int | None = None) -> Evaluator:
+    """``n``: samples per evaluation when not train.eval_n (a translation run: its test pairs)."""
     t = cfg.train
     options = {"weights": t.eval_weights, "device": str(device)} if t.eval_extractor == "inception" else {}
-    return build_evaluator(cfg, metrics=t.eval_metrics, n=t.eval_n, extractor=t.eval_extractor,
+    return build_evaluator(cfg, metrics=t.eval_metrics, n=n or t.eval_n, extractor=t.eval_extractor,
                            extractor_options=options, seed=t.seed)
+
+
+TRANSLATION_EVAL_PAIRS = 2000  # a translation run's periodic evaluation: test pairs scored, unless train.eval_n
+
+
+def _evaluation_pairs(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) of the first test pairs a translation run is scored on, in [-1, 1]."""
+    test = build_data(cfg, split="test")
+    index = torch.arange(min(cfg.train.eval_n or TRANSLATION_EVAL_PAIRS, len(test)))
+    return test.condition_images(index), test.batch(index).x
 
 
 def _batch_norm_across_ranks(pair: GanPair, t: TrainConfig, ctx: ProcessContext, batch_size: int,

@@ -23,12 +23,14 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from ..config import EvalOptions
-from ..core.sampler import NetworkSampler
+from ..core.sampler import NetworkSampler, TranslationSampler
 from ..files import atomic_write_text
 from ..metrics import Evaluator, json_safe
+from ..metrics.translation import paired_scores
 from .distributed import SINGLE_PROCESS, ProcessContext
 
 # Names that evaluate.py returns -> the stats.jsonl key suffix the report knows.
@@ -38,7 +40,8 @@ METRIC_KEYS = {"fid": "fid", "kid": "kid", "kid_std": "kid_std", "precision": "p
                "class_agreement": "class_agreement", "intra_fid": "intra_fid",
                "class_recall": "class_recall", "class_recall_min": "class_recall_min",
                "class_coverage": "class_coverage", "class_diversity": "class_diversity",
-               "class_diversity_min": "class_diversity_min", "classes_covered": "classes", "class_kl": "class_kl"}
+               "class_diversity_min": "class_diversity_min", "classes_covered": "classes", "class_kl": "class_kl",
+               "l1": "l1", "psnr": "psnr", "ssim": "ssim"}
 # Main metric candidates in order of preference, with their direction (True = higher is better).
 MAIN_METRICS = (("fid", False), ("kid", False), ("precision", True), ("density", True))
 BEST_CHECKPOINT = "best.pt"
@@ -68,11 +71,13 @@ class PeriodicEval:
     """Schedule, scoring and best-checkpoint bookkeeping of one run's evaluations."""
 
     def __init__(self, options: EvalOptions, evaluator: Evaluator, has_ema: bool, z_dim: int,
-                 num_classes: int = 0) -> None:
+                 num_classes: int = 0, pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """``options``: the ``train.eval_*`` keys; ``evaluator``: built for the run's data (the
-        builder's ``build_evaluator``); ``z_dim``, ``num_classes``: how to draw from the generators."""
+        builder's ``build_evaluator``); ``z_dim``, ``num_classes``: how to draw from the generators;
+        ``pairs``: a translation run's test (inputs, targets): its samples are the inputs'
+        translations, also scored against the targets (L1, PSNR, SSIM)."""
         self.options, self.evaluator = options, evaluator
-        self.z_dim, self.num_classes = z_dim, num_classes
+        self.z_dim, self.num_classes, self.pairs = z_dim, num_classes, pairs
         on = options.eval_on if options.eval_on != "auto" else ("ema" if has_ema else "raw")
         self.targets = [("ema", "Metric/"), ("raw", "MetricRaw/")] if on == "both" else [(on, "Metric/")]
         self.last_step: int | None = None
@@ -120,9 +125,15 @@ class PeriodicEval:
             was_training = G.training
             G.eval()  # BatchNorm from running statistics: the score does not depend on the batch
             try:
-                model = NetworkSampler(G, self.z_dim, self.num_classes)
+                if self.pairs is None:
+                    model = NetworkSampler(G, self.z_dim, self.num_classes)
+                else:
+                    model = TranslationSampler(G, self.z_dim, self.pairs[0].to(next(G.parameters()).device))
                 origin = {"step": step, "checkpoint": str(run_dir / f"(training, step {step})"), "ema": which == "ema"}
                 result = self.evaluator.evaluate(model, origin, (ctx.rank, ctx.world_size), ctx.gather_to_main)
+                if self.pairs is not None and ctx.is_main:
+                    outputs = model.sample(len(self.pairs[0]), self.evaluator.seed).cpu()
+                    result["metrics"].update(paired_scores(outputs, self.pairs[1]))
             finally:
                 G.train(was_training)
             if ctx.is_main:
