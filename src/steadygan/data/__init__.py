@@ -14,6 +14,7 @@ from .cifar import load_cifar10
 from .edges import edge_maps
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx
+from .paired import load_pairs
 from .prepared import MANIFEST, PREPARED_TEST, load_prepared, prepare_dataset
 from .stacked import make_stacked_mnist
 from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
@@ -62,6 +63,14 @@ def _edges2fashion(root: str | None, split: str, resolution: int, channels: int)
     images, labels = load_idx_dataset(_root("edges2fashion", root), split)
     images = fit_images(images, resolution, channels)
     return InMemoryData(images, labels, "edges2fashion", conditions=edge_maps(images))
+
+
+@DATASETS.register("pairs", summary="paired translation from data.root: side-by-side A|B images, or A/ and B/ "
+                                   "folders matched by name (train/ and test/ inside, optionally)",
+                   paper="Isola et al. 2017 (pix2pix)", info={"paired": True})
+def _pairs(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+    targets, inputs = load_pairs(_root("pairs", root), split, resolution, channels)
+    return InMemoryData(targets, None, "pairs", conditions=inputs)
 
 
 @DATASETS.register("cifar10", summary="CIFAR-10 python batches from data.root")
