@@ -28,7 +28,8 @@ def _cfg(tmp_path, root, *sets):
 
 
 @pytest.mark.parametrize(("sets", "message"), [
-    (["data.name=idx"], "model 'pix2pix' translates input images: it needs paired data (data.name: edges2fashion, pairs)"),
+    (["data.name=idx"], "model 'pix2pix' translates input images: it needs paired data (data.name: edges2fashion, "
+                        "pairs)"),
     (["model.arch=dcgan", "g.penalties=[l1-target]"], "l1-target pulls each output towards its input's own target"),
     (["train.augment=diffaugment"], "train.augment transforms the images D sees but not their input images"),
     (["model.conditional=true"], "conditioned on its input image; set model.conditional=false"),
