@@ -11,16 +11,19 @@ loop's scheme, opt-in), and with the plain step it had before (all three off), s
 gain is measured in the same run.
 
 Architectures:
-  dcgan28     steadygan's DCGAN pair at 28 px, 1 channel
-  upsample32  a generator of nearest-upsample + 3x3 convolutions and a 4-conv discriminator
-              with dropout and BatchNorm, at 32 px (a common published shape, written here)
+  dcgan28      steadygan's DCGAN pair at 28 px, 1 channel
+  upsample32   a generator of nearest-upsample + 3x3 convolutions and a 4-conv discriminator
+               with dropout and BatchNorm, at 32 px (a common published shape, written here)
+  published32  the same shapes with the published loop's BatchNorm epsilon, 0.8, in G's
+               convolutions and in D (its BatchNorm2d(channels, 0.8))
 
-Rounds interleave the four contenders and a fp32 matmul probe, so a noisy machine's
+Rounds interleave the four contenders and fp32 matmul probes of several sizes, so a noisy machine's
 drifts hit all alike (on CUDA each timing waits for the device). Reported per architecture: median
 ms/iteration, the ratio
 hand / steadygan (above 1: steadygan is faster), FLOPs per iteration (matmuls and
 convolutions, forward and backward, counted by torch.utils.flop_counter), the GFLOP/s each
-achieves, and that rate as a fraction of the matmul rate measured in the same run.
+achieves, and that rate as a fraction of the best matmul rate measured in the same run (the
+best of the probe sizes).
 
     python benchmarks/hand_loop.py                       # both architectures, batch 64, CPU
     python benchmarks/hand_loop.py --arch dcgan28 --rounds 9 --iters 10
@@ -51,18 +54,20 @@ PLAIN_STEP = ["train.share_fake=false", "train.channels_last=false", "train.fuse
 
 
 class UpsampleGenerator(nn.Module):
-    """z -> width x 8 x 8 -> two (nearest x2, 3x3 conv, BatchNorm, LeakyReLU) -> 3x3 conv -> tanh."""
+    """z -> width x 8 x 8 -> two (nearest x2, 3x3 conv, BatchNorm, LeakyReLU) -> 3x3 conv -> tanh.
+    ``bn_eps``: the convolutions' BatchNorm epsilon (the published loop passes 0.8 where it
+    meant the momentum, and trains with it)."""
 
-    def __init__(self, z_dim: int = Z_DIM, channels: int = 1, width: int = 128) -> None:
+    def __init__(self, z_dim: int = Z_DIM, channels: int = 1, width: int = 128, bn_eps: float = 1e-5) -> None:
         super().__init__()
         self.width = width
         self.project = nn.Linear(z_dim, width * 8 * 8)
         self.body = nn.Sequential(
             nn.BatchNorm2d(width),
-            nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+            nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width, bn_eps),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Upsample(scale_factor=2), nn.Conv2d(width, width // 2, 3, padding=1), nn.BatchNorm2d(width // 2),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.Upsample(scale_factor=2), nn.Conv2d(width, width // 2, 3, padding=1),
+            nn.BatchNorm2d(width // 2, bn_eps), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width // 2, channels, 3, padding=1), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -71,15 +76,15 @@ class UpsampleGenerator(nn.Module):
 
 class DropoutBatchNormDiscriminator(nn.Module):
     """Four stride-2 3x3 convolutions (16, 32, 64, 128 channels), each followed by LeakyReLU
-    and 2-D dropout, BatchNorm after all but the first; a linear logit at 2 x 2."""
+    and 2-D dropout, BatchNorm (epsilon ``bn_eps``) after all but the first; a linear logit at 2 x 2."""
 
-    def __init__(self, channels: int = 1) -> None:
+    def __init__(self, channels: int = 1, bn_eps: float = 1e-5) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i, (cin, cout) in enumerate([(channels, 16), (16, 32), (32, 64), (64, 128)]):
             layers += [nn.Conv2d(cin, cout, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True), nn.Dropout2d(0.25)]
             if i > 0:
-                layers.append(nn.BatchNorm2d(cout))
+                layers.append(nn.BatchNorm2d(cout, bn_eps))
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(128 * 2 * 2, 1)
 
@@ -87,10 +92,15 @@ class DropoutBatchNormDiscriminator(nn.Module):
         return self.head(self.features(x).flatten(1)).squeeze(1)
 
 
+ARCHS = ("dcgan28", "upsample32", "published32")
+PUBLISHED_BN_EPS = 0.8  # BatchNorm2d(channels, 0.8) in the published loop: epsilon 0.8
+
+
 def make_pair(arch: str) -> tuple[GanPair, tuple[int, int, int]]:
     if arch == "dcgan28":
         return build_models("dcgan", (1, 28, 28), Z_DIM), (1, 28, 28)
-    return GanPair(UpsampleGenerator(), DropoutBatchNormDiscriminator()), (1, 32, 32)
+    eps = PUBLISHED_BN_EPS if arch == "published32" else 1e-5
+    return GanPair(UpsampleGenerator(bn_eps=eps), DropoutBatchNormDiscriminator(bn_eps=eps)), (1, 32, 32)
 
 
 class HandLoop:
@@ -137,23 +147,30 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_probe(device: torch.device, n: int = 1024, reps: int = 8) -> tuple[float, int]:
-    """(seconds per n x n fp32 matmul (2 n^3 FLOPs), n); on CUDA n = 8192 (TF32 off: fp32 as on the CPU)."""
-    if device.type == "cuda":
-        n, reps = 8192, 4
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
+MATMUL_SIZES = {"cpu": (512, 1024, 2048), "cuda": (4096, 8192)}
+
+
+def matmul_probe(device: torch.device) -> dict[int, float]:
+    """GFLOP/s of an n x n fp32 matmul (2 n^3 FLOPs) for each probe size n (TF32 off on CUDA:
+    fp32 as on the CPU). The machine's peak is the best size's median over the rounds: every
+    "% of matmul" is then against the same, best-case, rate."""
+    rates = {}
+    for n in MATMUL_SIZES["cuda" if device.type == "cuda" else "cpu"]:
+        reps = max(2, int(2e10 // (2 * n ** 3)))  # about 20 GFLOP of work per size
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
         a @ b
-    synchronize(device)
-    return (time.perf_counter() - t0) / reps, n
+        synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        synchronize(device)
+        rates[n] = 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+    return rates
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", nargs="+", default=["dcgan28", "upsample32"], choices=["dcgan28", "upsample32"])
+    parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--iters", type=int, default=8, help="iterations per contender per round")
     parser.add_argument("--rounds", type=int, default=7)
@@ -209,7 +226,7 @@ def main() -> None:
         # backward(inputs=...) skips, so the compiled step executes more than this.
         flops["compiled"] = flops["steadygan"]
         times: dict[str, list[float]] = {name: [] for name in contenders}
-        matmul: list[float] = []
+        matmul: dict[int, list[float]] = {}
         for _ in range(args.rounds):
             for name, fn in contenders.items():
                 synchronize(device)
@@ -218,15 +235,16 @@ def main() -> None:
                     fn()
                 synchronize(device)
                 times[name].append((time.perf_counter() - t0) / args.iters)
-            seconds, n = matmul_probe(device)
-            matmul.append(seconds)
+            for n, rate in matmul_probe(device).items():
+                matmul.setdefault(n, []).append(rate)
         ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
-        peak = 2 * n ** 3 / statistics.median(matmul) / 1e9
+        peak_n = max(matmul, key=lambda n: statistics.median(matmul[n]))
+        peak = statistics.median(matmul[peak_n])
         rate = {name: flops[name] / (ms[name] / 1e3) / 1e9 for name in contenders}
         print(f"| {arch} | " + " | ".join(f"{ms[k]:.1f}" for k in names)
               + " | " + " | ".join(f"{ms['hand'] / ms[k]:.2f}" for k in names if k != "hand")
               + " | " + " | ".join(f"{rate[k]:.0f} ({100 * rate[k] / peak:.0f}%)" for k in names)
-              + f" | {peak:.0f} |", flush=True)
+              + f" | {peak:.0f} (n = {peak_n}) |", flush=True)
 
 if __name__ == "__main__":
     main()
