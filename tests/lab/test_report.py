@@ -165,6 +165,18 @@ def test_collapse_rule_2_sees_classes_drawn_without_their_variety():
     assert collapse_reason(Run("v", 0, None, eval_rows=[eval_row(1, 1.0, recall=0.5)])) is None
 
 
+def test_collapse_rule_3_fails_a_translation_no_closer_to_its_targets_than_its_inputs():
+    def translation(l1, identity, **extra):
+        row = {"step": 1, "elapsed_s": 1.0, "Metric/l1": l1, "Metric/l1_identity": identity, **extra}
+        return Run("v", 0, None, eval_rows=[row])
+
+    assert collapse_reason(translation(0.70, 0.65)) == "final Metric/l1 = 0.7, no better than the identity map's 0.65"
+    assert collapse_reason(translation(0.65, 0.65)) is not None  # equal: it did not beat copying the input
+    assert collapse_reason(translation(0.20, 0.65, **{"Metric/class_kl": 0.1})) is None
+    # Closer to the targets but every output of one class: the class-coverage clause still applies.
+    assert collapse_reason(translation(0.20, 0.65, **{"Metric/class_kl": 2.0})) == "final Metric/class_kl = 2 > ln 2"
+
+
 def test_step_time_is_the_median_of_consecutive_steps():
     rows = [step_row(s, e) for s, e in ((1, 0.0), (2, 0.1), (3, 1.1), (4, 1.3), (10, 9.0), (11, 9.2))]
     # Deltas 0.1, 1.0, 0.2, (gap 4 -> 10 skipped), 0.2: median 0.2.

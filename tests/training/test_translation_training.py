@@ -14,6 +14,7 @@ from PIL import Image
 from steadygan.cli import main
 from steadygan.data import load_dataset
 from steadygan.errors import ConfigError
+from steadygan.metrics.translation import paired_scores
 from steadygan.training.build import build_pair, load_config
 from steadygan.training.checkpoint import latest_checkpoint, load_checkpoint
 from steadygan.training.sampling import load_generator
@@ -74,6 +75,11 @@ def test_the_periodic_evaluation_scores_the_test_inputs_translations_against_the
     assert all(0 < r["Metric/l1"] <= 1 and r["Metric/psnr"] > 0 and -1 <= r["Metric/ssim"] <= 1
                and r["Metric/fid"] > 0 for r in rows)
     assert (result.run_dir / "checkpoints" / "best.pt").is_file()
+    # Beside them, the identity map's L1 on the same pairs (the report's failure rule reads it).
+    test = load_dataset("edges2fashion", str(idx_dir), "test", 28, 1)
+    pairs = test.batch(torch.arange(20), conditions=True)
+    identity = paired_scores(pairs.y, pairs.x)["l1"]
+    assert all(r["Metric/l1_identity"] == pytest.approx(identity) for r in rows)
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from ..config import EvalOptions
 from ..core.sampler import NetworkSampler, TranslationSampler
 from ..files import atomic_write_text
 from ..metrics import Evaluator, json_safe
-from ..metrics.translation import paired_scores
+from ..metrics.translation import as_output, paired_scores
 from .distributed import SINGLE_PROCESS, ProcessContext
 
 # Names that evaluate.py returns -> the stats.jsonl key suffix the report knows.
@@ -41,7 +41,7 @@ METRIC_KEYS = {"fid": "fid", "kid": "kid", "kid_std": "kid_std", "precision": "p
                "class_recall": "class_recall", "class_recall_min": "class_recall_min",
                "class_coverage": "class_coverage", "class_diversity": "class_diversity",
                "class_diversity_min": "class_diversity_min", "classes_covered": "classes", "class_kl": "class_kl",
-               "l1": "l1", "psnr": "psnr", "ssim": "ssim"}
+               "l1": "l1", "psnr": "psnr", "ssim": "ssim", "l1_identity": "l1_identity"}
 # Main metric candidates in order of preference, with their direction (True = higher is better).
 MAIN_METRICS = (("fid", False), ("kid", False), ("precision", True), ("density", True))
 BEST_CHECKPOINT = "best.pt"
@@ -78,6 +78,7 @@ class PeriodicEval:
         translations, also scored against the targets (L1, PSNR, SSIM)."""
         self.options, self.evaluator = options, evaluator
         self.z_dim, self.num_classes, self.pairs = z_dim, num_classes, pairs
+        self._identity: float | None = None  # the identity map's L1 on the pairs, computed once
         on = options.eval_on if options.eval_on != "auto" else ("ema" if has_ema else "raw")
         self.targets = [("ema", "Metric/"), ("raw", "MetricRaw/")] if on == "both" else [(on, "Metric/")]
         self.last_step: int | None = None
@@ -134,6 +135,8 @@ class PeriodicEval:
                 if self.pairs is not None and ctx.is_main:
                     outputs = model.sample(len(self.pairs[0]), self.evaluator.seed).cpu()
                     result["metrics"].update(paired_scores(outputs, self.pairs[1]))
+                    # The identity map's L1, beside it: the lab report's failure rule for translation.
+                    result["metrics"]["l1_identity"] = self._identity_l1()
             finally:
                 G.train(was_training)
             if ctx.is_main:
@@ -151,6 +154,12 @@ class PeriodicEval:
             if ctx.is_main:
                 atomic_write_text(path.parent / "best.json", json.dumps(json_safe(self.best), indent=2) + "\n")
         return row
+
+    def _identity_l1(self) -> float:
+        if self._identity is None:
+            inputs, targets = self.pairs
+            self._identity = paired_scores(as_output(inputs, targets), targets)["l1"]
+        return self._identity
 
     def state_dict(self) -> dict[str, Any]:
         return {"last_step": self.last_step, "last_elapsed": self.last_elapsed, "best": self.best}

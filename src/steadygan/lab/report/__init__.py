@@ -167,7 +167,8 @@ def _definitions_section(doc: Document) -> None:
         f"{COLLAPSE_CLASS_DIVERSITY:g} (some class's samples less than a quarter as varied as its real images: "
         f"the classes are drawn, their variety is gone); other images: final `Metric/recall` < "
         f"{COLLAPSE_RECALL:g}. Early in training recall is that low without any collapse: read the recall rule "
-        "with the sample grids.",
+        "with the sample grids. A paired translation run, first: final `Metric/l1` at least the identity "
+        "map's (`Metric/l1_identity`): its outputs are no closer to their targets than its inputs are.",
         "first warning: the step and signal at which the health status (the one `train` shows, "
         "`steadygan health RUN` for one run) first left healthy; none if it never did.",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "

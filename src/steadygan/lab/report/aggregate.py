@@ -14,11 +14,13 @@ Definitions (also printed in every report):
   not finite, or a lower-is-better main metric blew up: its final value is not finite or is
   more than ``BLOWUP`` times the run's best (FID only: KID and KL live near 0, where a factor
   of two is noise).
-* *collapsed* (rule version 2): 2-D data: final ``Metric/modes`` <= 1; labelled images: final
+* *collapsed* (rule version 3): 2-D data: final ``Metric/modes`` <= 1; labelled images: final
   ``Metric/class_kl`` > ln 2 (class coverage), or, for a conditional run whose classes are
   covered, final ``Metric/class_diversity_min`` < 0.25 (a class whose samples are less than a
-  quarter as varied as its real images); other images: final ``Metric/recall`` < 0.05.
-  Version 1 had no diversity clause; it can change only conditional runs.
+  quarter as varied as its real images); other images: final ``Metric/recall`` < 0.05; a paired
+  translation run, first: final ``Metric/l1`` at least the identity map's (``Metric/l1_identity``:
+  the output no closer to its target than the input is). Version 1 had no diversity clause, version
+  2 no identity clause; each can change only the runs it names (conditional, translation).
 * *step time*: per run the median of the ``elapsed_s`` differences between consecutive per-step
   rows (the median leaves out the spikes of sample grids, checkpoints and evaluation); per
   variant the mean over seeds, and its ratio to the baseline variant's.
@@ -53,7 +55,7 @@ COLLAPSE_CLASS_KL = math.log(2)
 # A conditional run whose classes are all drawn but whose samples within a class barely vary
 # (metrics.diversity.LOW_DIVERSITY: a quarter of the real images' variety).
 COLLAPSE_CLASS_DIVERSITY = 0.25
-COLLAPSE_RULE_VERSION = 2  # 2: the class-diversity clause (conditional runs)
+COLLAPSE_RULE_VERSION = 3  # 2: the class-diversity clause (conditional runs); 3: the identity clause (translation)
 LOSS_KEYS = ("Loss/D", "Loss/G")
 
 # True when higher is better. Metrics not listed need an explicit direction: NAME:max or NAME:min.
@@ -249,6 +251,9 @@ def divergence_reason(run: Run, metric: str | None = None, higher: bool | None =
 
 def collapse_reason(run: Run) -> str | None:
     """Why a run counts as collapsed (mode collapse), or None (also when nothing was measured)."""
+    l1, identity = final_value(run, "Metric/l1"), final_value(run, "Metric/l1_identity")
+    if l1 is not None and identity is not None and l1 >= identity:
+        return f"final Metric/l1 = {l1:.3g}, no better than the identity map's {identity:.3g}"
     modes = final_value(run, "Metric/modes")
     if modes is not None:
         return f"final Metric/modes = {modes:g}" if modes <= COLLAPSE_MODES else None
