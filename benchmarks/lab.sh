@@ -9,7 +9,7 @@
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
 #                     failure-search-4 | failure-search-5 | failure-search-6 | failure-confirm-3 |
 #                     failing-2-table | failing-2-wgan-gp | grid25-pacgan | stacked | stacked-long |
-#                     conditional-diversity | heal-table | health-corpus | tune | all
+#                     conditional-diversity | heal-table | health-corpus | tune | translation | all
 #   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run,
 #   and failing-2-wgan-gp, about an hour a run)
 #
@@ -26,7 +26,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity heal-table health-corpus tune all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity heal-table health-corpus tune translation all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -291,6 +291,18 @@ if [[ $part == tune || $part == all ]]; then
     $SG tune "${TUNE[@]}" --trials 6 --sampler tpe --pruner sha -o "lab/tune/$name/tpe"
     $SG tune "${TUNE[@]}" --trials 6 --sampler random --pruner none -o "lab/tune/$name/random"
   done
+fi
+if [[ $part == translation || $part == all ]]; then
+  # Does a stabiliser matter for paired translation (pix2pix on configs/edges2fashion.yaml)?
+  # The setup as it is (non-saturating loss + the L1 term), R1, value clipping at the GC-GAN
+  # document's eps, the GP-GAN document's penalty (with the L1 term kept: a variant replaces
+  # g.penalties) and spectral normalisation in D; 3 seeds, 1,500 steps, FID/PR and L1/PSNR/SSIM
+  # on 2,000 test pairs every 500 steps. A run fails when its L1 is no better than the identity
+  # map's (collapse rule version 3) or it diverges.
+  $SG compare -c configs/edges2fashion.yaml -v baseline "r1:gamma=1" "clip-value:eps=0.01" \
+      "seed-param:lambda=0.1+l1-target" spectral-norm --seeds 3 --steps 1500 \
+      --set train.eval_every=500 train.eval_n=2000 "train.eval_metrics=[fid,pr]" train.checkpoint_every=500 \
+      -j 1 --no-progress -o lab/translation --metric fid
 fi
 if [[ $part == health-corpus || $part == all ]]; then
   # Runs to score the health status on (benchmarks/health_eval.py): 1,000 steps, the monitor's
