@@ -1,7 +1,9 @@
-"""Writing files so that a reader, a kill or a full disk never leaves half of one behind."""
+"""Writing files so that a reader, a kill or a full disk never leaves half of one behind; a
+file's sha256, read in blocks."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -10,6 +12,15 @@ from typing import Any, Callable
 from .errors import StorageError
 
 CACHE_ENV = "STEADYGAN_CACHE"
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read 1 MiB at a time (files may be larger than memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:

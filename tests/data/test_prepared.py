@@ -289,8 +289,8 @@ def test_verify_finds_a_changed_byte_that_a_plain_load_does_not_read(prepared_id
 
 def test_training_start_reads_a_file_once_per_machine_and_again_after_it_changed(prepared_idx, monkeypatch):
     read = []
-    real = prep._sha256
-    monkeypatch.setattr(prep, "_sha256", lambda path: read.append(path.name) or real(path))
+    real = prep.file_sha256
+    monkeypatch.setattr(prep, "file_sha256", lambda path: read.append(path.name) or real(path))
     load_dataset("prepared", str(prepared_idx))
     assert sorted(read) == ["images.npy", "labels.npy"]  # the first load on this machine checks every byte
     read.clear()

@@ -31,6 +31,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
+from ..files import file_sha256
 from .folder import list_images, to_8_bit
 
 REGIONS = ("all", "train", "test")
@@ -116,14 +117,6 @@ def cut_crops(images: list[np.ndarray], positions: np.ndarray, size: int,
         yield np.stack(chunk)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def crop_set(src: Path, spec: CropSpec, channels: int, resolution: int | None
              ) -> tuple[int, tuple[int, int, int], Iterator[np.ndarray], torch.Tensor | None, dict[str, Any]]:
     """What ``prepare --crops`` writes: (count, shape, chunks, labels, the manifest's ``crops``
@@ -145,7 +138,7 @@ def crop_set(src: Path, spec: CropSpec, channels: int, resolution: int | None
               "test_share": spec.test_share, "flip": spec.flip,
               "positions_sha256": hashlib.sha256(np.ascontiguousarray(positions).tobytes()).hexdigest(),
               "labels": "the index of the source image" if labels is not None else None,
-              "sources": [{"file": str(path.relative_to(src)), "sha256": _sha256_file(path),
+              "sources": [{"file": str(path.relative_to(src)), "sha256": file_sha256(path),
                            "height": int(img.shape[0]), "width": int(img.shape[1])}
                           for path, img in zip(files, images)]}
     return spec.count, (channels, resolution, resolution), cut_crops(images, positions, spec.size, resolution), \

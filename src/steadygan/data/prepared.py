@@ -34,7 +34,7 @@ import torch
 
 from .. import progress
 from ..errors import ConfigError, DataError, StorageError
-from ..files import atomic_write_text, cache_dir, free_space
+from ..files import atomic_write_text, cache_dir, file_sha256, free_space
 from .base import InMemoryData, fit_images
 from .crops import CropSpec, crop_set
 
@@ -215,15 +215,7 @@ def _fsync(path: Path) -> None:
 
 
 def _record(path: Path) -> dict[str, Any]:
-    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -325,7 +317,7 @@ def verify_files(root: str | Path, manifest: dict[str, Any], cached: bool = True
             except (OSError, ValueError):
                 pass
         progress.note(f"checking {path} against its manifest (sha256; once per machine until the file changes)")
-        if _sha256(path) != record["sha256"]:
+        if file_sha256(path) != record["sha256"]:
             raise _refuse(path, "sha256 differs from the manifest's; the file changed after it was prepared")
         read.append(name)
         try:  # a cache that cannot be written only means the next load reads the file again

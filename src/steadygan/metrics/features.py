@@ -30,7 +30,7 @@ from torch import nn
 from .. import progress
 from ..data import InMemoryData, dataset_protocol, load_dataset, to_float_images
 from ..errors import ConfigError
-from ..files import CACHE_ENV, atomic_write, cache_dir  # noqa: F401 - CACHE_ENV: part of this module's API
+from ..files import CACHE_ENV, atomic_write, cache_dir, file_sha256  # noqa: F401 - CACHE_ENV, file_sha256: this module's API
 from ..registry import Registry
 from .inception import FID_WEIGHTS_NAME, FIDInceptionV3, to_unit_range
 from .modes import predict_triples
@@ -52,14 +52,6 @@ def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
         t = state[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 
