@@ -37,7 +37,7 @@ def test_defaults_validate():
     (["train.amp=fp8"], "train.amp must be .none., .bf16. or .fp16."),
     (["d.betas=[0.5]"], "two numbers"),
     (["model.depth=4"], "model.depth does not apply to model 'dcgan'"),
-    (["model.arch=seed-gc", "model.width=32"], "model.width does not apply to model 'seed-gc'"),
+    (["model.arch=pix2pix", "model.depth=0"], "model.depth must be >= 1"),
     (["model.arch=seed-gc", "model.depth=2"], "model.depth does not apply to model 'seed-gc'"),
     (["d.momentum=0.9"], "d.momentum does not apply to optimizer 'adam'"),
     (["g.optimizer=sgd", "g.betas=[0.5, 0.9]"], "g.betas does not apply to optimizer 'sgd'"),

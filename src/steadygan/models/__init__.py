@@ -43,13 +43,14 @@ def dcgan(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None, 
                    DcganDiscriminator(channels, res, width, d_norm or "none"))
 
 
-@MODELS.register("seed-gc", summary="the GC-GAN document's nets (dense+deconv G, 3-conv BN D); 28/32/64 px",
+@MODELS.register("seed-gc", summary="the GC-GAN document's nets (dense+deconv G, 3-conv BN D); 28/32/64 px; "
+                                     "width 64 is the document's sizes, 32 halves every layer",
                  paper="GC-GAN source document, sec. 4")
 def seed_gc(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None,
-            d_norm: str | None = None) -> GanPair:
+            d_norm: str | None = None, width: int = 64) -> GanPair:
     channels, res = _image_shape("seed-gc", sample_shape)
-    return GanPair(SeedGcGenerator(z_dim, channels, res, g_norm or "batch"),
-                   SeedGcDiscriminator(channels, res, d_norm or "batch"))
+    return GanPair(SeedGcGenerator(z_dim, channels, res, g_norm or "batch", width),
+                   SeedGcDiscriminator(channels, res, d_norm or "batch", width))
 
 
 @MODELS.register("mlp", summary="fully connected pair (width x depth) for 2-D toy data")

@@ -9,6 +9,10 @@ trains on; we use the number the resolution needs: 4->8->16->32 (32 px), one mor
 Discriminator: three stride-2 4x4 convolutions (64, 128, 256 channels; LeakyReLU 0.2, then
 BatchNorm) and one dense unit. The document ends in a sigmoid; here the unit outputs a
 logit and the loss applies the sigmoid (numerically stable, same model).
+
+``width`` scales every layer: 64 (the default) is the document's sizes; 32 halves each layer
+(D 32/64/128 channels, G dense 64 -> 512 -> 512, map 256 channels), for comparisons at 64 px
+where the document's networks cost about a second per step on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -26,22 +30,31 @@ def _check(resolution: int) -> None:
         raise ConfigError(f"seed-gc supports resolutions {RESOLUTIONS}; got {resolution}")
 
 
+DOCUMENT_WIDTH = 64  # the width at which every layer has the document's size
+
+
 class SeedGcGenerator(nn.Module):
-    def __init__(self, z_dim: int, channels: int, resolution: int, norm: str = "batch") -> None:
+    def __init__(self, z_dim: int, channels: int, resolution: int, norm: str = "batch",
+                 width: int = DOCUMENT_WIDTH) -> None:
         super().__init__()
         _check(resolution)
         self.z_dim = z_dim
+
+        def w(n: int) -> int:  # a document layer size at this width
+            return max(1, n * width // DOCUMENT_WIDTH)
+
+        self.map_channels = w(512)
         dense: list[nn.Module] = []
-        for a, b in [(z_dim, 128), (128, 1024), (1024, 1024)]:
+        for a, b in [(z_dim, w(128)), (w(128), w(1024)), (w(1024), w(1024))]:
             dense += [nn.Linear(a, b), nn.LeakyReLU(0.2, inplace=True), norm1d(norm, b)]
-        dense += [nn.Linear(1024, 4 * 4 * 512, bias=False)]
+        dense += [nn.Linear(w(1024), 4 * 4 * w(512), bias=False)]
         self.dense = nn.Sequential(*dense)
         if resolution == 28:
-            plan = [(512, 256, 3), (256, 256, 4), (256, channels, 4)]
+            plan = [(w(512), w(256), 3), (w(256), w(256), 4), (w(256), channels, 4)]
         elif resolution == 32:
-            plan = [(512, 256, 4), (256, 256, 4), (256, channels, 4)]
+            plan = [(w(512), w(256), 4), (w(256), w(256), 4), (w(256), channels, 4)]
         else:
-            plan = [(512, 256, 4), (256, 256, 4), (256, 128, 4), (128, channels, 4)]
+            plan = [(w(512), w(256), 4), (w(256), w(256), 4), (w(256), w(128), 4), (w(128), channels, 4)]
         convs: list[nn.Module] = []
         for i, (a, b, kernel) in enumerate(plan):
             convs.append(nn.ConvTranspose2d(a, b, kernel, 2, 1))
@@ -52,16 +65,16 @@ class SeedGcGenerator(nn.Module):
         dcgan_init_(self)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.convs(self.dense(z).view(-1, 512, 4, 4))
+        return self.convs(self.dense(z).view(-1, self.map_channels, 4, 4))
 
 
 class SeedGcDiscriminator(nn.Module):
-    def __init__(self, channels: int, resolution: int, norm: str = "batch") -> None:
+    def __init__(self, channels: int, resolution: int, norm: str = "batch", width: int = DOCUMENT_WIDTH) -> None:
         super().__init__()
         _check(resolution)
         layers: list[nn.Module] = []
         size, ch = resolution, channels
-        for out in (64, 128, 256):
+        for out in (width, 2 * width, 4 * width):
             layers += [nn.Conv2d(ch, out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True), norm2d(norm, out)]
             size, ch = (size + 2 - 4) // 2 + 1, out
         self.features = nn.Sequential(*layers)
