@@ -9,7 +9,7 @@
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
 #                     failure-search-4 | failure-search-5 | failure-search-6 | failure-confirm-3 |
 #                     failing-2-table | failing-2-wgan-gp | grid25-pacgan | stacked | stacked-long |
-#                     conditional-diversity | heal-table | health-corpus | tune | translation | all
+#                     conditional-diversity | heal-table | health-corpus | tune | translation | photos | all
 #   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run,
 #   and failing-2-wgan-gp, about an hour a run)
 #
@@ -26,7 +26,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity heal-table health-corpus tune translation all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity heal-table health-corpus tune translation photos all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -303,6 +303,22 @@ if [[ $part == translation || $part == all ]]; then
       "seed-param:lambda=0.1+l1-target" spectral-norm --seeds 3 --steps 1500 \
       --set train.eval_every=500 train.eval_n=2000 "train.eval_metrics=[fid,pr]" train.checkpoint_every=500 \
       -j 1 --no-progress -o lab/translation --metric fid
+fi
+if [[ $part == photos || $part == all ]]; then
+  # The GC-GAN document's own setting, 64x64x3, on real photographs: random 64-px crops of
+  # scikit-image's seven photographs (first: pip install -e '.[photos]'; python benchmarks/photos.py).
+  # Evaluation against crops of the held-out regions, features of the classifier trained to tell
+  # the photographs apart (the proxy task). 1) The document's system as written
+  # (configs/gc-gan-64.yaml: its networks, value clipping at eps 0.01), one long run for the
+  # README's samples. 2) At half width (model.width=32) and 2,000 steps, 3 seeds: the plain GAN
+  # (the config without its clipping), the document's value clipping, R1.
+  PHOTOS=(data.name=prepared data.root=prepared/photos/large train.eval_n=2000 "train.eval_metrics=[fid,pr]")
+  sets=()
+  for kv in "${PHOTOS[@]}" train.eval_every=1000 train.name=gc-gan-64-photos; do sets+=(--set "$kv"); done
+  $SG train -c configs/gc-gan-64.yaml --steps 4000 "${sets[@]}" --out lab/photos --no-progress
+  $SG compare -c configs/gc-gan-64.yaml -v baseline "clip-value:eps=0.01" "r1:gamma=1" --seeds 3 --steps 2000 \
+      --set "${PHOTOS[@]}" model.width=32 d.clip=null g.clip=null train.eval_every=500 train.checkpoint_every=500 \
+      -j 1 --no-progress -o lab/photos-half-width --metric fid
 fi
 if [[ $part == health-corpus || $part == all ]]; then
   # Runs to score the health status on (benchmarks/health_eval.py): 1,000 steps, the monitor's
