@@ -190,6 +190,22 @@ def test_class_metrics_fail_a_conditional_run_that_ignores_z():
     assert judge.status.level == FAILING and judge.status.signal == "Metric/class_kl"
 
 
+def test_the_support_signal_is_off_by_default_and_fails_a_run_off_the_data_when_on():
+    # ring8's seed 1 under WGAN-GP: varied samples (the probe is content) on none of the modes.
+    rows = _steps(1, 501) + [_probe(50 * i, 0.7) for i in range(1, 11)]
+    rows += [{"step": 250, "Metric/modes": 2.0}, {"step": 500, "Metric/modes": 1.0}]
+    assert judge_rows(rows).status.level == HEALTHY
+    judge = judge_rows(rows, HealthRule(support_modes=1))
+    assert (judge.status.level, judge.status.signal, judge.status.step) == (FAILING, "Metric/modes", 500)
+    assert judge.status.reason == "the samples cover 1 of the data's modes"
+    # Images: recall, where there are no classes (with classes, class coverage decides).
+    low_recall = [{"step": 300, "Metric/recall": 0.02}]
+    assert judge_rows(low_recall, HealthRule(support_recall=0.05)).status.signal == "Metric/recall"
+    assert judge_rows([{"step": 300, "Metric/recall": 0.02, "Metric/class_kl": 0.1}],
+                      HealthRule(support_recall=0.05)).status.level == HEALTHY
+    assert judge_rows(low_recall).status.level == HEALTHY
+
+
 # --- a watched run -------------------------------------------------------------------------------
 
 

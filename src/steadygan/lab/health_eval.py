@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..training.health import HEALTHY, HealthRule, judge_rows
-from .report.aggregate import Run, collapse_reason, divergence_reason, load_runs
+from .report.aggregate import COLLAPSE_MODES, COLLAPSE_RECALL, Run, collapse_reason, divergence_reason, load_runs
 
 NEVER = math.inf
 
@@ -34,12 +34,17 @@ def signal_rules(base: HealthRule | None = None) -> dict[str, HealthRule]:
     base = base or HealthRule()
     off_probe = {"collapse_diversity": -1.0, "low_diversity": -1.0, "class_diversity": -1.0}  # class: probe or eval
     off_d = {"d_wins": 2.0}
-    off_eval = {"fid_blowup": NEVER, "fid_rise": NEVER, "class_kl": NEVER}
+    off_eval = {"fid_blowup": NEVER, "fid_rise": NEVER, "class_kl": NEVER, "support_modes": -1.0,
+                "support_recall": -1.0}
+    # The candidate support signal: the report's own thresholds, read at every evaluation.
+    support = {"support_modes": float(COLLAPSE_MODES), "support_recall": COLLAPSE_RECALL}
     return {
         "combined": base,
         "variety probe": dataclasses.replace(base, **off_d, **off_eval),
         "D wins": dataclasses.replace(base, **off_probe, **off_eval),
         "evaluation": dataclasses.replace(base, **off_probe, **off_d),
+        "combined + support": dataclasses.replace(base, **support),
+        "support alone": dataclasses.replace(base, **off_probe, **off_d, **{**off_eval, **support}),
     }
 
 

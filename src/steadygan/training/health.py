@@ -126,6 +126,10 @@ class HealthRule:
     class_kl: float = math.log(2)      # failing: the classes drawn as concentrated as half of them
     class_diversity: float = 0.25      # failing: a class under a quarter of its data's variety
     warm_up: int = 200                 # steps before any status but healthy (early training looks like failure)
+    # Support, from the evaluation (off by default: the probe measures variety, and a generator
+    # varied but off the data passes it; to be fitted on the health corpus before it is on):
+    support_modes: float = -1.0        # failing: Metric/modes at most this (2-D data; -1: off)
+    support_recall: float = -1.0       # failing: Metric/recall below this (images without classes; -1: off)
 
 
 class HealthJudge:
@@ -220,6 +224,13 @@ class HealthJudge:
         if class_kl is not None and class_kl > r.class_kl:
             return HealthStatus(FAILING, "Metric/class_kl", f"the classes drawn are as concentrated as half of "
                                                             f"them (class KL {class_kl:.3g} > ln 2)", step)
+        modes = row.get("Metric/modes")
+        if modes is not None and modes <= r.support_modes:
+            return HealthStatus(FAILING, "Metric/modes", f"the samples cover {modes:g} of the data's modes", step)
+        recall = row.get("Metric/recall")
+        if recall is not None and class_kl is None and recall < r.support_recall:
+            return HealthStatus(FAILING, "Metric/recall", f"recall {recall:.3g}: the samples cover almost none of the "
+                                                          "data (varied or not)", step)
         within = row.get("Metric/class_diversity_min", row.get("Health/class_diversity_min"))
         if within is not None and within < r.class_diversity:
             return HealthStatus(FAILING, "class_diversity", f"a class's samples are {within:.2f} as varied as its "
