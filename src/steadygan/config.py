@@ -145,7 +145,8 @@ class EvalOptions:
     eval_every: int = resumable(0)   # evaluate every N generator steps; 0 = never (by steps)
     eval_seconds: float | None = resumable(None)  # or every N seconds of training time
     eval_metrics: list[str] = resumable(factory=lambda: ["fid", "kid", "pr"])  # images; 2-D: modes
-    eval_n: int | None = resumable(None)  # samples per evaluation; None = 10,000 (images) / 2,500 (2-D)
+    eval_n: int | None = resumable(None)  # samples per evaluation; None = 10,000 (images) / 2,500 (2-D) /
+    #                                      2,000 test pairs (translation; at most the test split's)
     eval_extractor: str = resumable("classifier")  # classifier | inception | pixels (steadygan methods)
     eval_weights: str | None = resumable(None)  # weights file for eval_extractor=inception
     eval_on: str = resumable("auto")  # auto (EMA if kept, else raw) | ema | raw | both

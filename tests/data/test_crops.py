@@ -142,6 +142,7 @@ def test_a_single_image_gives_an_unlabelled_set(tmp_path, photos):
     (["--crops", "5", "--test-share", "1"], "--test-share must be between 0 and 1"),
     (["--crop-size", "32", "--seed", "1"], "--crop-size, --seed apply only with --crops N"),
     (["--flip"], "--flip apply only with --crops N"),
+    (["--seed", "0", "--resolution", "8"], "--seed apply only with --crops N"),
 ])
 def test_bad_crop_requests_are_one_line_errors_and_write_nothing(tmp_path, photos, capsys, extra, message):
     out = tmp_path / "out"

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from steadygan.cli import main
 from steadygan.data import DataError, load_dataset
 from steadygan.training.build import load_config
 from steadygan.training.trainer import train
@@ -72,8 +73,20 @@ def test_unmatched_names_mixed_sizes_and_missing_sides_are_one_line_errors(tmp_p
         load_dataset("pairs", str(tmp_path / "w"), "train", 8, 1)
 
 
+def test_one_split_folder_without_the_other_is_refused_rather_than_read_with_the_root(tmp_path):
+    _side_by_side(tmp_path / "a" / "train", [10])
+    with pytest.raises(DataError, match=r"has train/ but no test/ \(or val/\)"):
+        load_dataset("pairs", str(tmp_path / "a"), "test", 8, 1)
+    _side_by_side(tmp_path / "b", [10])
+    _side_by_side(tmp_path / "b" / "test", [20])
+    with pytest.raises(DataError, match="has test/ but no train/"):
+        load_dataset("pairs", str(tmp_path / "b"), "train", 8, 1)
+    _side_by_side(tmp_path / "c", [10, 20])  # no split folder: every split is the whole set
+    _check_pairs(load_dataset("pairs", str(tmp_path / "c"), "test", 8, 1), [10, 20])
+
+
 @pytest.mark.slow
-def test_a_translation_run_trains_on_a_paired_folder(tmp_path):
+def test_a_translation_run_trains_on_a_paired_folder(tmp_path, capsys):
     _side_by_side(tmp_path / "pairs", list(range(0, 250, 10)))
     cfg = load_config(None, ["data.name=pairs", f"data.root={tmp_path / 'pairs'}", "data.resolution=28",
                              "data.batch_size=8", "model.arch=pix2pix", "model.width=8", "model.z_dim=4",
@@ -82,3 +95,6 @@ def test_a_translation_run_trains_on_a_paired_folder(tmp_path):
     result = train(cfg)
     assert result.step == 2 and torch.load(result.checkpoint, weights_only=False)["data"]["condition_shape"] == \
         [1, 28, 28]
+    # No split folders: the evaluation says its test pairs are the training pairs.
+    assert main(["eval", str(result.run_dir), "--metrics", "fid", "--extractor", "pixels"]) == 0
+    assert "caveat: the test pairs are the training pairs" in capsys.readouterr().out

@@ -132,9 +132,9 @@ def fixed_translation_inputs(data: InMemoryData, samples: int, z_dim: int, seed:
 
 def translation_picture(inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
     """The images of a translation picture in reading order, and the images per row: each
-    pair as input | output | target (inputs with fewer channels are repeated to the outputs')."""
-    if inputs.shape[1] != outputs.shape[1]:
-        inputs = inputs.expand(-1, outputs.shape[1], -1, -1)
+    pair as input | output | target (a grey one beside colour ones is repeated to colour)."""
+    channels = max(t.shape[1] for t in (inputs, outputs, targets))
+    inputs, outputs, targets = (t.expand(-1, channels, -1, -1) for t in (inputs, outputs, targets))
     triplets = torch.stack([inputs, outputs, targets], 1).flatten(0, 1)
     return triplets, 3 * min(TRIPLETS_PER_ROW, len(inputs))
 

@@ -96,6 +96,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
         raise ConfigError(f"--prior-weight must be a finite number >= 0 (got {args.prior_weight:g})")
     device = checked_device(args.device)
     loaded, D = load_networks(args.run_dir, args.checkpoint, use_ema=not args.raw, device=device)
+    if loaded.translates:
+        raise ConfigError(f"{args.run_dir} translates input images; completion searches a generator's noise for an "
+                          "image: use `steadygan translate` with this run")
     check_class(args.cls, loaded, args.run_dir)
     images = _completion_inputs(args, loaded)
     mask = make_mask(args.mask, images.shape[-1], args.seed)

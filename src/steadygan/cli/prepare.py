@@ -91,14 +91,14 @@ def _crop_spec(args: argparse.Namespace) -> CropSpec | None:
     """The crops asked for, or None; a crop option without --crops is an error, not ignored."""
     options = {"crop_size": "--crop-size", "seed": "--seed", "region": "--region", "test_share": "--test-share",
                "flip": "--flip"}
-    given = [flag for key, flag in options.items() if getattr(args, key) not in (None, False)]
+    given = [flag for key, flag in options.items() if (args.flip if key == "flip" else getattr(args, key) is not None)]
     if args.crops is None:
         if given:
             raise ConfigError(f"{', '.join(given)} apply only with --crops N")
         return None
     fields = {"crop_size": "size"}  # the flag --crop-size is CropSpec.size
     spec = CropSpec(args.crops, **{fields.get(key, key): getattr(args, key) for key in options
-                                   if getattr(args, key) is not None})
+                                   if getattr(args, key) is not None and key != "flip"}, flip=args.flip)
     spec.check()
     return spec
 

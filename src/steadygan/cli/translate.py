@@ -59,6 +59,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from ..apps.pictures import save_grid, translation_picture
     from ..core.pair import generate
     from ..data.folder import list_images
+    from ..metrics.translation import as_output, paired_scores
     from ..training.build import build_data
     from ..training.sampling import load_generator
 
@@ -97,8 +98,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         outputs = translate(pairs.y)
         images, columns = translation_picture(pairs.y, outputs, pairs.x)
         save_grid(images, out, scale=args.scale, nrow=columns)
-        l1 = (outputs - pairs.x).abs().mean().item()
-        identity = (pairs.y.expand_as(pairs.x) - pairs.x).abs().mean().item()
-        print(f"wrote {out} ({len(index)} test pairs: input | output | target); mean absolute error against the "
-              f"targets {l1:.4f}, the identity map's {identity:.4f} (pixel range -1..1)")
+        model, identity = paired_scores(outputs, pairs.x), paired_scores(as_output(pairs.y, pairs.x), pairs.x)
+        print(f"wrote {out} ({len(index)} test pairs: input | output | target); against the targets: L1 "
+              f"{model['l1']:.4f} (the identity map's {identity['l1']:.4f}; pixel range 0..1), PSNR "
+              f"{model['psnr']:.2f} dB, SSIM {model['ssim']:.3f}")
     return 0

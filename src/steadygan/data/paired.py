@@ -7,8 +7,9 @@ datasets come in:
 
 ``data.root`` holds the layout itself, or a ``train/`` and a ``test/`` folder each holding it
 (``val/`` is taken for ``test/`` when there is no ``test/``); without split folders every split
-is the whole set. Both halves are made square and resized to ``data.resolution`` with
-``data.channels`` channels, as an image folder is (``folder.read_square_image``).
+is the whole set (the evaluation then says its test pairs are training pairs). Both halves are
+made square and resized to ``data.resolution`` with ``data.channels`` channels, as an image
+folder is (``folder.read_square_image``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ from .folder import _square, list_images, to_8_bit
 SIDES = ("A", "B")
 
 
+SPLITS = ("train", "test", "val")
+
+
 def split_folder(root: Path, split: str) -> Path:
-    """``root/train`` or ``root/test`` (``root/val`` standing in for test) when they exist, else ``root``."""
-    names = ("train",) if split == "train" else ("test", "val")
-    for name in names:
-        if (root / name).is_dir():
-            return root / name
-    return root
+    """``root/train`` or ``root/test`` (``root/val`` standing in for test); ``root`` itself for
+    every split when it has no split folder. One split folder without the other is an error:
+    falling back to ``root`` would read the other split's pairs too."""
+    present = [name for name in SPLITS if (root / name).is_dir()]
+    if not present:
+        return root
+    if "train" not in present or present == ["train"]:
+        missing = "train/" if "train" not in present else "test/ (or val/)"
+        raise DataError(f"{root}: has {', '.join(p + '/' for p in present)} but no {missing}; a paired set with "
+                        "split folders needs train/ and test/ (or val/), or no split folder at all")
+    if split == "train":
+        return root / "train"
+    return root / ("test" if "test" in present else "val")
 
 
 def _stem_map(folder: Path) -> dict[str, Path]:

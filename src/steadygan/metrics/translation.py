@@ -47,8 +47,13 @@ def paired_scores(outputs: Tensor, targets: Tensor) -> dict[str, float]:
 
 
 def as_output(inputs: Tensor, targets: Tensor) -> Tensor:
-    """The identity map's output: the inputs, their channels repeated to the targets'."""
-    return inputs.expand(-1, targets.shape[1], -1, -1) if inputs.shape[1] != targets.shape[1] else inputs
+    """The identity map's output: the inputs with the targets' channels (grey repeated to colour,
+    colour averaged to grey)."""
+    if inputs.shape[1] == targets.shape[1]:
+        return inputs
+    if inputs.shape[1] == 1:
+        return inputs.expand(-1, targets.shape[1], -1, -1)
+    return inputs.mean(1, keepdim=True).expand(-1, targets.shape[1], -1, -1)
 
 
 def nearest_targets(inputs: Tensor, train_inputs: Tensor, train_targets: Tensor) -> Tensor:

@@ -54,6 +54,10 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, use_
     run_dir = Path(run_dir)
     loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
     if loaded.translates:
+        if stats_file is not None:
+            raise ConfigError(f"{run_dir} translates images: --save-stats saves a dataset's statistics; save them "
+                              f"from the target domain instead: steadygan eval --ref {loaded.config.data.name} "
+                              "--save-stats FILE")
         result = json_safe(evaluate_translation(loaded, **kwargs))
         atomic_write_text(run_dir / METRICS_FILE, json.dumps(result, indent=2, allow_nan=False) + "\n")
         return result
@@ -96,9 +100,13 @@ def evaluate_translation(loaded: LoadedGenerator, n: int | None = None, seed: in
     sampler = TranslationSampler(loaded.generator, loaded.z_dim, inputs, cfg.data.name)
     result = build_evaluator(cfg, n=n, seed=seed, conditional=False, **kwargs).evaluate(sampler, origin_of(loaded))
     pool = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:BASELINE_PAIRS]
-    scores = translation_scores(sampler.sample(n, seed), inputs, targets, train.condition_images(pool),
+    scores = translation_scores(sampler.sample(n, seed).cpu(), inputs, targets, train.condition_images(pool),
                                 train.batch(pool).x)
     result["metrics"].update(scores["model"])
+    if len(test) == len(train) and torch.equal(test.samples, train.samples):
+        result.setdefault("caveats", []).append(
+            "the test pairs are the training pairs (the data has no test split): the nearest-neighbour lookup "
+            "finds each target exactly, and the paired scores measure fit, not generalisation")
     result["baselines"] = {"identity": scores["identity"], "nearest": scores["nearest"]}
     result["baselines_note"] = (f"identity: output = input; nearest: the target of the nearest of {len(pool)} "
                                 "training inputs (pixels); L1 on the 0..1 scale, PSNR in dB")

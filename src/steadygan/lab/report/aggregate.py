@@ -65,6 +65,7 @@ METRIC_DIRECTIONS = {
     "Metric/modes": True, "Metric/hq": True, "Metric/class_agreement": True, "Metric/intra_fid": False,
     "Metric/classes": True, "Metric/class_kl": False, "Metric/class_recall": True, "Metric/class_recall_min": True,
     "Metric/class_coverage": True, "Metric/class_diversity": True, "Metric/class_diversity_min": True,
+    "Metric/l1": False, "Metric/l1_identity": False, "Metric/psnr": True, "Metric/ssim": True,
 }
 DEFAULT_METRICS = ("Metric/fid", "Metric/modes")
 
