@@ -73,13 +73,14 @@ def main() -> None:
                 print(f"| {name} | {s['cells']} | {s['steps']:,}{share}, {s['seconds'] / 60:.0f} min "
                       f"| {len(s['failing'])} / {len(s['pruned'])} | {f['cell']} | {f['failed']}/{f['seeds']} "
                       f"| {_fmt(f['mean'], f['std'])} | {s['steps'] + f['extra_steps']:,} |")
-        stops = [r for s in rows.values() for r in s["failing"]]
-        if stops:
-            steps = [r.last_step for r in stops]
+        for kind, why in (("failing", "by its health status"), ("pruned", "by successive halving")):
+            stops = [r for s in rows.values() for r in s[kind]]
+            if not stops:
+                continue
+            steps = sorted(r.last_step for r in stops)
             secs = [r.last_seconds for r in stops if r.last_seconds is not None and math.isfinite(r.last_seconds)]
-            print(f"\nA failing trial was stopped by its health status after {min(steps)}-{max(steps)} generator "
-                  f"steps (median {sorted(steps)[len(steps) // 2]}; {len(stops)} trials), "
-                  f"{min(secs):.0f}-{max(secs):.0f} s of training, of the 600-step budget.")
+            print(f"\nA {kind} trial was stopped {why} after {steps[0]}-{steps[-1]} generator steps (median "
+                  f"{steps[len(steps) // 2]}; {len(stops)} trials), {min(secs):.0f}-{max(secs):.0f} s of training.")
         if "grid" in rows:
             print("\nThe grid's cells at seed 0 (final FID; how each ended):\n")
             print("| cell | ended | at step | final FID | failure |")
