@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from steadygan.cli import main
-from steadygan.data import load_dataset
+from steadygan.data import DataError, load_dataset
 from steadygan.data.crops import CropSpec, crop_positions, region_box
 from steadygan.data.prepared import prepare_source, read_manifest
 
@@ -141,8 +141,9 @@ def test_a_single_image_gives_an_unlabelled_set(tmp_path, photos):
     (["--crops", "5", "--crop-size", "48", "--region", "test"], "a.png: its test region is 100x40 px"),
     (["--crops", "5", "--test-share", "1"], "--test-share must be between 0 and 1"),
     (["--crop-size", "32", "--seed", "1"], "--crop-size, --seed apply only with --crops N"),
-    (["--flip"], "--flip apply only with --crops N"),
-    (["--seed", "0", "--resolution", "8"], "--seed apply only with --crops N"),
+    (["--flip"], "--flip applies only with --crops N"),
+    (["--seed", "0", "--resolution", "8"], "--seed applies only with --crops N"),
+    (["--crops", "5", "--split", "test"], "a folder of images has no splits"),
 ])
 def test_bad_crop_requests_are_one_line_errors_and_write_nothing(tmp_path, photos, capsys, extra, message):
     out = tmp_path / "out"
@@ -150,6 +151,24 @@ def test_bad_crop_requests_are_one_line_errors_and_write_nothing(tmp_path, photo
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_test_split_must_match_its_training_split_and_may_be_written_first(tmp_path, photos, capsys):
+    root = tmp_path / "crops"
+    prepare_source(photos, root / "test", crops=CropSpec(40, SIZE, seed=1, region="test"))
+    assert main(["prepare", str(photos), "-o", str(root), "--crops", "80", "--crop-size", str(SIZE),
+                 "--region", "train"]) == 0  # OUT holding only its prepared test/ is free for the training split
+    assert load_dataset("prepared", str(root), "test", SIZE, 3).samples.shape[0] == 40
+    capsys.readouterr()
+    assert main(["prepare", str(photos), "-o", str(root / "test"), "--crops", "40", "--crop-size", "8",
+                 "--region", "test", "--force"]) == 0
+    assert "this is the test split of" in capsys.readouterr().out
+    with pytest.raises(DataError, match=r"holds 3x8x8 images but the training split 3x16x16: prepare the test split "
+                                        r"again at 16 px"):
+        load_dataset("prepared", str(root), "train", SIZE, 3)  # training refuses it too: it is evaluated against
+    prepare_source(photos, root / "test", crops=CropSpec(40, SIZE, seed=1, region="train"), force=True)
+    with pytest.raises(DataError, match="share pixels; prepare the training split with --region train"):
+        load_dataset("prepared", str(root), "test", SIZE, 3)
 
 
 def test_crops_of_idx_data_are_refused(tmp_path, capsys):

@@ -29,6 +29,11 @@ def _cfg(tmp_path, root, *sets):
         f"train.out_dir={tmp_path / 'runs'}", *sets])
 
 
+def test_paired_data_with_a_model_that_ignores_the_inputs_warns(tmp_path):
+    with pytest.warns(UserWarning, match="learns the targets alone; to translate, start from configs/edges2fashion"):
+        _cfg(tmp_path, tmp_path, "model.arch=dcgan")
+
+
 @pytest.mark.parametrize(("sets", "message"), [
     (["data.name=idx"], "model 'pix2pix' translates input images: it needs paired data (data.name: edges2fashion, "
                         "pairs)"),
@@ -121,6 +126,15 @@ def test_translate_writes_an_image_a_folder_and_a_test_picture(tmp_path, idx_dir
     assert Image.open(tmp_path / "one.png").size == (28, 28)
     assert main(["translate", run, "--folder", str(edges.parent), "-o", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "a.png").is_file()
+    before = edges.read_bytes()
+    for inside in (edges.parent, edges.parent / "sub"):  # never into the inputs
+        assert main(["translate", run, "--folder", str(edges.parent), "-o", str(inside)]) == 2
+        assert "is inside --folder" in capsys.readouterr().err
+    Image.fromarray(np.full((28, 28), 255, dtype=np.uint8)).save(edges.with_suffix(".jpg"))
+    assert main(["translate", run, "--folder", str(edges.parent), "-o", str(tmp_path / "out2")]) == 2
+    assert "several inputs would be written to one file" in capsys.readouterr().err
+    assert edges.read_bytes() == before and not (tmp_path / "out2").exists()
+    edges.with_suffix(".jpg").unlink()
     # The same seed, the same translation.
     one, again = (np.asarray(Image.open(tmp_path / name)) for name in ("one.png", "out/a.png"))
     assert np.array_equal(one, again)

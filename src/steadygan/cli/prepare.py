@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..data.crops import REGIONS, CropSpec
+from ..data.prepared import PREPARED_TEST
 from ..errors import ConfigError
 from .common import add_progress_flag
 
@@ -51,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                                                    "its manifest (reads every byte)")
     p.add_argument("--kind", default="auto", choices=("auto", "folder", "idx", "cifar10"),
                    help="what SRC holds (default: detected)")
-    p.add_argument("--split", default="train", choices=("train", "test"), help="IDX/CIFAR-10 split (default train)")
+    p.add_argument("--split", choices=("train", "test"), help="IDX/CIFAR-10 split (default train)")
     p.add_argument("--resolution", type=int, metavar="R",
                    help="resize to R x R (required for a folder; default: the IDX/CIFAR size)")
     p.add_argument("--channels", type=int, choices=(1, 3), metavar="C",
@@ -82,8 +84,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                               args.force, _crop_spec(args))
     c, h, _ = manifest["shape"]
     print(describe(manifest, args.output))
-    print(f"train on it: steadygan train --set data.name=prepared --data-dir {args.output} "
-          f"--set data.resolution={h} --set data.channels={c}")
+    out = Path(args.output)
+    if out.name == PREPARED_TEST:
+        print(f"this is the test split of {out.parent}: evaluation reads it when training on {out.parent}")
+    else:
+        print(f"train on it: steadygan train --set data.name=prepared --data-dir {args.output} "
+              f"--set data.resolution={h} --set data.channels={c}")
     return 0
 
 
@@ -94,7 +100,7 @@ def _crop_spec(args: argparse.Namespace) -> CropSpec | None:
     given = [flag for key, flag in options.items() if (args.flip if key == "flip" else getattr(args, key) is not None)]
     if args.crops is None:
         if given:
-            raise ConfigError(f"{', '.join(given)} apply only with --crops N")
+            raise ConfigError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --crops N")
         return None
     fields = {"crop_size": "size"}  # the flag --crop-size is CropSpec.size
     spec = CropSpec(args.crops, **{fields.get(key, key): getattr(args, key) for key in options

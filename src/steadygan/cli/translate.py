@@ -85,10 +85,18 @@ def cmd_translate(args: argparse.Namespace) -> int:
         save_grid(translate(_read(Path(args.image), shape)), out, padding=0)
         print(f"wrote {out} ({args.image} translated by {loaded.checkpoint.name})")
     elif args.folder:
+        source = Path(args.folder).resolve()
+        if out.resolve() == source or source in out.resolve().parents:
+            raise ConfigError(f"-o {out} is inside --folder {args.folder}: the translations would overwrite or mix "
+                              "with their inputs; write them to another folder")
         files = list_images(args.folder)
+        targets = [(out / f.relative_to(args.folder)).with_suffix(".png") for f in files]
+        clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
+        if clashes:
+            raise ConfigError(f"{args.folder}: several inputs would be written to one file ({clashes[0]}: the same "
+                              "name with other extensions); rename them")
         outputs = translate(torch.cat([_read(f, shape) for f in files]))
-        for f, image in zip(files, outputs):
-            target = (out / f.relative_to(args.folder)).with_suffix(".png")
+        for target, image in zip(targets, outputs):
             save_grid(image.unsqueeze(0), target, padding=0)
         print(f"wrote {out}: {len(files)} image(s) of {args.folder} translated ({loaded.checkpoint.name})")
     else:

@@ -15,7 +15,7 @@ from .edges import edge_maps
 from .folder import load_image_folder
 from .idx import load_idx_dataset, read_idx, write_idx
 from .paired import load_pairs
-from .prepared import MANIFEST, PREPARED_TEST, load_prepared, prepare_dataset
+from .prepared import MANIFEST, PREPARED_TEST, check_test_split, load_prepared, prepare_dataset
 from .stacked import make_stacked_mnist
 from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
 
@@ -94,6 +94,7 @@ def _prepared(root: str | None, split: str, resolution: int, channels: int) -> I
     # it. Without one, every split is the folder itself, as for an image folder, and the floor
     # compares two disjoint halves of it.
     folder = _root("prepared", root)
+    check_test_split(folder)
     if split == "test" and (folder / PREPARED_TEST / MANIFEST).is_file():
         return load_prepared(folder / PREPARED_TEST, resolution, channels)
     return load_prepared(folder, resolution, channels)

@@ -63,7 +63,7 @@ def prepare_dataset(data: InMemoryData, out: Path, source: str, force: bool = Fa
                   {"dataset": data.name, "split": split, "source": source, "protocol": data.protocol}, force)
 
 
-def prepare_source(src: str | Path, out: str | Path, kind: str = "auto", split: str = "train",
+def prepare_source(src: str | Path, out: str | Path, kind: str = "auto", split: str | None = None,
                    resolution: int | None = None, channels: int | None = None, force: bool = False,
                    crops: CropSpec | None = None) -> dict[str, Any]:
     """``steadygan prepare``: read SRC (``kind`` or detected), write OUT; returns the manifest.
@@ -88,6 +88,10 @@ def prepare_source(src: str | Path, out: str | Path, kind: str = "auto", split: 
     kind = detect_kind(src) if kind == "auto" else kind
     if kind not in KINDS:
         raise ConfigError(f"--kind must be auto or one of {', '.join(KINDS)} (got {kind!r})")
+    if split is not None and (kind == "folder" or crops is not None):
+        raise ConfigError(f"{src}: a folder of images has no splits; for held-out images prepare crops of "
+                          "their test region: --crops N --region test -o OUT/test")
+    split = split or "train"
     _check_target(out, force)  # before reading a possibly large source
     source = str(src.resolve())
     if crops is not None:
@@ -135,7 +139,10 @@ def detect_kind(src: Path) -> str:
 def _check_target(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder; choose another -o OUT")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    # A prepared test split written first (OUT/test) leaves OUT free for the training split.
+    others = [p for p in out.iterdir() if not (p.name == PREPARED_TEST and (p / MANIFEST).is_file())] \
+        if out.is_dir() else []
+    if others and not force:
         raise DataError(f"{out}: folder is not empty; choose a new folder, or pass --force to replace "
                         "the prepared dataset in it")
 
@@ -363,6 +370,33 @@ def load_prepared(root: str | Path, resolution: int | None = None, channels: int
     samples = torch.from_numpy(mapped).permute(0, 3, 1, 2)  # NCHW view of NHWC bytes: channels-last strides
     return InMemoryData(samples, None if labels is None else torch.from_numpy(labels), "prepared", "image",
                         mapped=True)
+
+
+def check_test_split(root: Path) -> None:
+    """A prepared folder's ``test/`` must hold what its training split holds (size, channels,
+    classes) and, for crops of the same images, pixels the training crops cannot contain: a
+    DataError naming the difference and how to prepare it again."""
+    test_root = root / PREPARED_TEST
+    if not (test_root / MANIFEST).is_file() or not (root / MANIFEST).is_file():
+        return
+    train, test = read_manifest(root), read_manifest(test_root)
+    if train["shape"] != test["shape"]:
+        c, h, w = train["shape"]
+        raise DataError(f"{test_root} holds {'x'.join(map(str, test['shape']))} images but the training split "
+                        f"{c}x{h}x{w}: prepare the test split again at {h} px with {c} channel(s)")
+    crops_train, crops_test = train.get("crops"), test.get("crops")
+    if crops_train and crops_test:
+        if [s["sha256"] for s in crops_train["sources"]] != [s["sha256"] for s in crops_test["sources"]]:
+            raise DataError(f"{test_root}: its crops come from other images than the training split's; prepare "
+                            "both from the same folder")
+        if (crops_train["region"], crops_test["region"]) != ("train", "test") \
+                or crops_train["test_share"] != crops_test["test_share"]:
+            raise DataError(f"{test_root}: crops of region '{crops_test['region']}' (test share "
+                            f"{crops_test['test_share']:g}) beside training crops of region '{crops_train['region']}' "
+                            f"(test share {crops_train['test_share']:g}) share pixels; prepare the training split "
+                            "with --region train and the test split with --region test, one --test-share")
+    if train["num_classes"] != test["num_classes"] and test["num_classes"]:
+        raise DataError(f"{test_root} has {test['num_classes']} classes, the training split {train['num_classes']}")
 
 
 def describe(manifest: dict[str, Any], root: str | Path) -> str:

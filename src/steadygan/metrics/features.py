@@ -205,7 +205,8 @@ def train_classifier(train: InMemoryData, test: InMemoryData | None, epochs: int
     """
     if train.labels is None:
         raise ConfigError(f"dataset '{train.name}' has no labels: the 'classifier' extractor needs a "
-                          "labelled train split; use the 'inception' extractor instead")
+                          "labelled train split; use another extractor: `eval --extractor pixels` (or inception "
+                          "with its weights), in training train.eval_extractor=pixels")
     n_classes = max(int(train.labels.max()) + 1, 2)
     steps_per_epoch = max(len(train) // batch_size, 1)
     start = time.perf_counter()

@@ -73,7 +73,7 @@ def pacgan_mlp(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = N
 
 
 @MODELS.register("pix2pix", summary="image-to-image translation: U-Net G(z, a), PatchGAN D(b, a) scoring patches; "
-                                     "28/32/64 px (default G norm: batch, D norm: instance)",
+                                     "28 px or 2^k px from 32 (default G norm: batch, D norm: instance)",
                  paper="Isola et al. 2017 (pix2pix)", info={"translates": True})
 def pix2pix(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None, d_norm: str | None = None,
             width: int = 64, depth: int | None = None, condition_shape: tuple[int, ...] | None = None) -> GanPair:

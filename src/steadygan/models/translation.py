@@ -41,8 +41,9 @@ def unet_levels(resolution: int) -> tuple[int, int]:
     size = padded
     while size > BOTTLENECK and size % 2 == 0:
         size, levels = size // 2, levels + 1
-    if size != BOTTLENECK or levels < 2:
-        raise ConfigError(f"the U-Net needs 28 px or 4 * 2^k px with k >= 2 (e.g. 28, 32, 64); got {resolution}")
+    if size != BOTTLENECK or levels < 3:
+        raise ConfigError(f"pix2pix translates 28-px images or 2^k-px ones from 32 up (32, 64, 128, ...); "
+                          f"got {resolution}")
     return padded, levels
 
 

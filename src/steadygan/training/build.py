@@ -96,6 +96,10 @@ def _check_translation(cfg: Config) -> None:
         if needs_pairs:
             raise ConfigError(f"{', '.join(needs_pairs)} pulls each output towards its input's own target: it needs "
                               f"a translation model (model.arch=pix2pix) on paired data (data.name: {paired_sets})")
+        if paired:
+            warnings.warn(f"dataset '{cfg.data.name}' pairs input images with targets, and model '{arch}' learns the "
+                          "targets alone; to translate, start from configs/edges2fashion.yaml (model.arch=pix2pix "
+                          "with the l1-target term)", stacklevel=2)
         return
     if not paired:
         raise ConfigError(f"model '{arch}' translates input images: it needs paired data (data.name: {paired_sets}); "
