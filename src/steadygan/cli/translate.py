@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -102,6 +103,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
     else:
         data = build_data(loaded.config, split="test")
         index = torch.arange(min(args.test, len(data)))
+        if len(index) < args.test:
+            print(f"note: the test split holds {len(data)} pairs (data.limit applies to it too); translating those",
+                  file=sys.stderr)
+        train = build_data(loaded.config)
+        if len(train) == len(data) and torch.equal(train.samples, data.samples):
+            print("note: the data has no test split: these test pairs are training pairs", file=sys.stderr)
         pairs = data.batch(index, conditions=True)
         outputs = translate(pairs.y)
         images, columns = translation_picture(pairs.y, outputs, pairs.x)

@@ -368,6 +368,9 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}"
 
 
+PAIRED_KEYS = ("l1", "psnr", "ssim")  # metrics/translation.py's scores
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table: metric, GAN value, real-vs-real floor, extractor.
 
@@ -386,12 +389,16 @@ def format_table(result: dict[str, Any]) -> str:
         ex = result["extractor"]
         extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"
     floor = result.get("floor")
+
+    def by(k: str) -> str:  # paired translation scores compare pixels with each input's own target
+        return "pixels, against each target" if k in PAIRED_KEYS else extractor
+
     if floor is None:
         rows = [("metric", "GAN", "extractor")]
-        rows += [(k, _fmt(result["metrics"].get(k)), extractor) for k in keys]
+        rows += [(k, _fmt(result["metrics"].get(k)), by(k)) for k in keys]
     else:
         rows = [("metric", "GAN", "real vs real", "extractor")]
-        rows += [(k, _fmt(result["metrics"].get(k)), _fmt(floor.get(k)), extractor) for k in keys]
+        rows += [(k, _fmt(result["metrics"].get(k)), _fmt(floor.get(k)), by(k)) for k in keys]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
