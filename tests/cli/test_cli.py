@@ -99,7 +99,8 @@ def test_an_option_the_optimizer_does_not_take_is_an_error(capsys):
 def test_every_shipped_config_runs_two_steps(tmp_path, idx_dir, path):
     image = "grid25" not in path.name
     toy = TOY if "pacgan" not in path.name else TOY_DATA  # PacGAN's networks have fixed sizes
-    data = ["--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "data.batch_size=8"] if image else toy
+    name = "edges2fashion" if "edges2fashion" in path.name else "idx"  # paired: edge maps of the same IDX images
+    data = ["--set", f"data.name={name}", "--data-dir", str(idx_dir), "--set", "data.batch_size=8"] if image else toy
     assert main(["train", "--config", str(path), "--steps", "2", "--out", str(tmp_path), "--time", "600",
                  "--set", "train.sample_every=1000", "--no-progress", *data]) == 0
 
