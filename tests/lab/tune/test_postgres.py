@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -64,11 +63,11 @@ def postgres(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_study_on_postgresql_and_its_password_kept_out_of_every_file(tmp_path, postgres):
+def test_a_study_on_postgresql_and_its_password_kept_out_of_every_file(tmp_path, postgres, lenient_steadygan):
     space = tmp_path / "space.yaml"
     space.write_text("methods: {baseline: {}, r1: {gamma: [0.1]}}\n")
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "steadygan", "tune", "-c", str(ROOT / "configs" / "ring8.yaml"), "--space",
+    args = [*lenient_steadygan, "tune", "-c", str(ROOT / "configs" / "ring8.yaml"), "--space",
             str(space), "--steps", "20", "--sampler", "grid", "--pruner", "none", "--finalists", "1", "--seeds", "1",
             "--storage", postgres, "-o", str(out), "--set", "data.toy_samples=1000", "model.width=16",
             "model.depth=2"]

@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from steadygan.errors import ConfigError, Interrupted
+from steadygan.lab.report import aggregate
 from steadygan.lab.tune import Tune, TuneRequest
 from steadygan.lab.tune.study import (
     PASSWORD_ENV,
@@ -157,7 +157,7 @@ def _request(space, **kw):
 
 
 @pytest.mark.slow
-def test_a_tune_ends_with_the_winner_as_a_config_that_trains_and_a_report(tmp_path, capsys):
+def test_a_tune_ends_with_the_winner_as_a_config_that_trains_and_a_report(tmp_path, capsys, lenient_rule):
     space = _space(tmp_path, {"baseline": {}, "r1": {"gamma": [0.1, 10]}})
     best, report = Tune(_request(space), tmp_path / "out").run()
     runs = sorted(p.name for p in (tmp_path / "out" / "runs").iterdir())
@@ -193,7 +193,24 @@ def test_a_failing_trial_is_stopped_by_its_health_status(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_an_interrupted_tune_resumes_without_losing_or_repeating_a_trial(tmp_path, monkeypatch):
+def test_a_trial_that_fails_the_reports_rule_at_its_last_evaluation_is_pruned_not_ranked(tmp_path, monkeypatch):
+    # Health never stops it; the report's rule, made strict enough that any ring8 run fails it
+    # (all 8 modes <= 1000), fails it at its budget: its value must not reach the sampler or finals.
+    monkeypatch.setattr(aggregate, "COLLAPSE_MODES", 1000)
+    space = _space(tmp_path, {"baseline": {}})
+    tune = Tune(_request(space, trials=1), tmp_path / "out")
+    with pytest.raises(ConfigError, match="no search trial reached its budget"):
+        tune.run()
+    marker = json.loads((tmp_path / "out" / "runs" / "baseline-s0" / "done.json").read_text())
+    assert (marker["stopped"], marker["step"]) == ("steps", 60)  # it ran to its budget
+    study = optuna.load_study(study_name=tune.study_name(), storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["stopped"] == "failed"
+    assert trial.user_attrs["failure"].startswith("final Metric/modes = ")
+
+
+@pytest.mark.slow
+def test_an_interrupted_tune_resumes_without_losing_or_repeating_a_trial(tmp_path, monkeypatch, lenient_rule):
     space = _space(tmp_path, {"baseline": {}, "r1": {"gamma": [10]}})
     original = Objective._observer
     calls = []
@@ -227,9 +244,9 @@ def test_an_interrupted_tune_resumes_without_losing_or_repeating_a_trial(tmp_pat
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_study(tmp_path):
+def test_two_workers_share_one_study(tmp_path, lenient_steadygan):
     space = _space(tmp_path, {"baseline": {}, "r1": {"gamma": [0.1, 10]}, "clip-value": {"eps": [0.01]}})
-    args = [sys.executable, "-m", "steadygan", "tune", "-c", RING8, "--space", space, "--steps", "40",
+    args = [*lenient_steadygan, "tune", "-c", RING8, "--space", space, "--steps", "40",
             "--sampler", "grid", "--pruner", "none", "--finalists", "1", "--seeds", "1", "-o", str(tmp_path / "out"),
             "--set", *SMALL]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

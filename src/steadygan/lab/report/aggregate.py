@@ -155,20 +155,19 @@ def load_plan(out_dir: Path) -> dict[str, Any]:
 def load_runs(out_dir: Path) -> list[Run]:
     """Every planned run that has a directory, in the plan's order."""
     out_dir = Path(out_dir)
-    runs = []
-    for entry in load_plan(out_dir)["runs"]:
-        run_dir = out_dir / entry["dir"]
-        if not run_dir.is_dir():
-            continue
-        step_rows, eval_rows, probe_rows = read_stats(run_dir / "stats.jsonl")
-        try:
-            marker = json.loads((run_dir / MARKER).read_text())
-        except (OSError, json.JSONDecodeError):
-            marker = None
-        data_name = (_read_yaml(run_dir / "config.yaml").get("data") or {}).get("name")
-        runs.append(Run(str(entry["variant"]), int(entry["seed"]), run_dir, step_rows, eval_rows, probe_rows, marker,
-                        data_name))
-    return runs
+    return [load_run(out_dir / entry["dir"], str(entry["variant"]), int(entry["seed"]))
+            for entry in load_plan(out_dir)["runs"] if (out_dir / entry["dir"]).is_dir()]
+
+
+def load_run(run_dir: Path, variant: str, seed: int) -> Run:
+    """One run's stats, marker and data name, read from its directory."""
+    step_rows, eval_rows, probe_rows = read_stats(run_dir / "stats.jsonl")
+    try:
+        marker = json.loads((run_dir / MARKER).read_text())
+    except (OSError, json.JSONDecodeError):
+        marker = None
+    data_name = (_read_yaml(run_dir / "config.yaml").get("data") or {}).get("name")
+    return Run(variant, seed, run_dir, step_rows, eval_rows, probe_rows, marker, data_name)
 
 
 # --- pure aggregation --------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from typing import Any, Callable
 from ...errors import Interrupted
 from ...training.guards import RunLocked
 from ..compare import RunJob, describe, is_done, read_marker, run_one
-from ..report.aggregate import Run, collapse_reason, divergence_reason, final_value
+from ..report.aggregate import Run, final_value
 from .space import Cell, Space
-from .study import cells_tried, finished_search_trials
+from .study import cells_tried, failure, finished_search_trials
 
 
 def finalists(study: Any, space: Space, trials: int, count: int, higher: bool) -> list[Cell]:
@@ -63,13 +63,6 @@ class Standing:
     mean: float | None
     std: float | None
     reasons: list[str]
-
-
-def failure(run: Run, metric: str, higher: bool) -> str | None:
-    """Why a finished run failed (the lab report's rule, or a failing health status), or None."""
-    if (run.marker or {}).get("stopped") == "failing":
-        return "its health status failed"
-    return divergence_reason(run, metric, higher) or collapse_reason(run)
 
 
 def standings(cells: list[Cell], runs_of: Callable[[Cell], list[Run]], metric: str, higher: bool) -> list[Standing]:

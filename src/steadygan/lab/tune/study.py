@@ -3,7 +3,9 @@
 Optuna (Akiba et al. 2019) keeps the study, samples the cells (TPE, or the whole grid, or at
 random) and decides which trials to stop early (successive halving, Jamieson & Talwalkar
 2016, or Hyperband, Li et al. 2018) from the main metric each periodic evaluation reports. A
-trial whose health status turns failing stops at once (train.on_failure=stop). Each trial
+trial whose health status turns failing stops at once (train.on_failure=stop), and one that
+reaches its budget but fails the lab report's rule there is pruned as well: its last
+evaluation is not a value the sampler should learn from or the finals pick. Each trial
 trains the run directory of its cell at seed 0, ``OUT/runs/<cell>-s0``: a cell drawn twice
 costs one run, and an interrupted trial resumes its run from the checkpoint when the study
 gives the trial again.
@@ -29,7 +31,7 @@ from typing import Any, Callable
 from ...errors import ConfigError, Interrupted
 from ...training.guards import RunLocked
 from ..compare import RunJob, is_done, read_marker, run_one
-from ..report.aggregate import read_stats
+from ..report.aggregate import Run, collapse_reason, divergence_reason, load_run, read_stats
 from .space import Cell, Space
 
 PASSWORD_ENV = "STEADYGAN_TUNE_DB_PASSWORD"
@@ -203,6 +205,14 @@ class Objective:
         print(f"trial {trial.number} {cell.label}: {stopped} at step {marker.get('step')}", file=sys.stderr, flush=True)
         if stopped in ("diverged", "failing", "pruned"):
             raise optuna.TrialPruned(f"{stopped} at step {marker.get('step')}")
+        # The health status is read at each probe; the report's rule on the final evaluation
+        # can still fail a run that was never stopped (a last FID 10x its best, a class lost).
+        reason = failure(load_run(job.run_dir, cell.label, 0), self.settings.metric, self.settings.higher)
+        if reason:
+            trial.set_user_attr("stopped", "failed")
+            trial.set_user_attr("failure", reason)
+            print(f"trial {trial.number} {cell.label}: failed the report's rule: {reason}", file=sys.stderr, flush=True)
+            raise optuna.TrialPruned(f"failed: {reason}")
         values = self._earlier_values(job)
         if not values:
             raise ConfigError(f"{job.run_dir}: no {self.settings.metric} was recorded; set train.eval_every")
@@ -224,6 +234,13 @@ class Objective:
             return "pruned" if trial.should_prune() else None
 
         return observe
+
+
+def failure(run: Run, metric: str, higher: bool) -> str | None:
+    """Why a finished run failed (the lab report's rule, or a failing health status), or None."""
+    if (run.marker or {}).get("stopped") == "failing":
+        return "its health status failed"
+    return divergence_reason(run, metric, higher) or collapse_reason(run)
 
 
 def train_or_wait(job: RunJob, threads: int | None, observer: Callable[[int, dict[str, float]], str | None],
