@@ -4,6 +4,7 @@ double backward for the parameter-gradient penalties, and the Dirac game."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -628,3 +629,35 @@ def test_mode_seeking_in_the_g_step_draws_a_second_sample_for_the_same_labels():
     (other_z,) = seen
     assert other_z.shape == z.shape and not torch.equal(other_z, z)
     assert value.item() == pytest.approx(1e5)  # identical samples from different noise: the largest penalty
+
+
+def test_the_auxiliary_classifier_term_is_the_cross_entropy_of_the_class_logits():
+    from steadygan.core.penalties import auxiliary_classifier_loss
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    labels = torch.tensor([0, 1, 1])
+    by_hand = (-math.log(math.exp(2) / (math.exp(2) + 1)) - math.log(math.e / (1 + math.e)) - math.log(0.5)) / 3
+    assert auxiliary_classifier_loss(logits, labels).item() == pytest.approx(by_hand, rel=1e-6)
+
+
+@pytest.mark.parametrize("player", ["d", "g"])
+def test_the_auxiliary_classifier_classifies_real_samples_for_d_and_generated_ones_for_g(player):
+    from steadygan.core.penalties import PenaltyInputs, auxiliary_classifier_loss
+
+    penalty = build_penalty({"name": "aux-classifier"}, player)
+    assert penalty.players == ("d", "g") and penalty.weight == 1.0 and not penalty.second_order
+    real, fake = torch.zeros(3, 2), torch.ones(3, 2)
+    labels = torch.tensor([0, 1, 0])
+    classified = []
+
+    def classify(x):
+        classified.append(x)
+        return torch.stack([x.sum(1), -x.sum(1)], 1)
+
+    inputs = PenaltyInputs(player=player, score=lambda x: x.sum(1), d_params=[], g_params=[], real=real, fake=fake,
+                           real_logits=torch.zeros(3), fake_logits=torch.zeros(3), d_loss=torch.zeros(()),
+                           g_loss=torch.zeros(()), labels=labels, classify=classify)
+    value = penalty.value(inputs)
+    (seen,) = classified
+    assert seen is (real if player == "d" else fake)  # D learns from real samples only, G from its own
+    assert value.item() == pytest.approx(auxiliary_classifier_loss(classify(seen), labels).item())

@@ -293,3 +293,34 @@ def test_the_mode_seeking_penalty_draws_its_second_sample_for_the_batch_s_labels
     assert torch.equal(first_z, z) and torch.equal(first_y, y) and torch.equal(second_y, y)
     assert second_z.shape == z.shape and not torch.equal(second_z, z)
     assert torch.isfinite(stats["Penalty/G/mode-seeking"]) and stats["Penalty/G/mode-seeking"] > 0
+
+
+def test_the_aux_classifier_trains_ds_class_head_on_real_samples_and_g_through_it():
+    from steadygan.core.batch import Batch
+
+    torch.manual_seed(0)
+    pair = build_models("mlp", (2,), z_dim=4, width=8, depth=2, num_classes=3, class_head=True)
+    D, G = pair.discriminator, pair.generator
+    d = Player("D", D, torch.optim.SGD(D.parameters(), lr=1e-2), [build_penalty({"name": "aux-classifier"}, "d")],
+               build_clipper(None))
+    g = Player("G", G, torch.optim.SGD(G.parameters(), lr=1e-2), [build_penalty({"name": "aux-classifier"}, "g")],
+               build_clipper(None))
+    real, z = batch()
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    head_before = D.class_head.weight.detach().clone()
+    with torch.no_grad():
+        expected_d = torch.nn.functional.cross_entropy(D.classify(real), y)
+    stats = d_step(d, g, build_loss("non-saturating"), Batch(real, y), z, step=0)
+    assert stats["Penalty/D/aux-classifier"].item() == pytest.approx(expected_d.item(), rel=1e-5)
+    assert not torch.equal(D.class_head.weight, head_before)  # the head learns in D's step
+    head_after_d, g_before = D.class_head.weight.detach().clone(), [p.detach().clone() for p in G.parameters()]
+    with torch.no_grad():
+        expected_g = torch.nn.functional.cross_entropy(D.classify(G(z, y)), y)
+    stats = g_step(g, d, build_loss("non-saturating"), Batch(real, y), z, step=0)
+    assert stats["Penalty/G/aux-classifier"].item() == pytest.approx(expected_g.item(), rel=1e-5)
+    assert torch.equal(D.class_head.weight, head_after_d)  # ... and not in G's
+    assert any(not torch.equal(a, b) for a, b in zip(G.parameters(), g_before))
+    d_plain = Player("D", build_models("mlp", (2,), z_dim=4, width=8, depth=2, num_classes=3).discriminator,
+                     torch.optim.SGD(D.parameters(), lr=1e-2), d.penalties, build_clipper(None))
+    with pytest.raises(ValueError, match="needs a class-conditional D with a class head"):
+        d_step(d_plain, g, build_loss("non-saturating"), Batch(real, y), z, step=0)

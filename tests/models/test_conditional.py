@@ -278,3 +278,24 @@ def test_cbn_is_refused_where_it_could_do_nothing():
 def test_a_cbn_run_trains_resumes_and_samples(tmp_path, idx_dir, image_cfg, resume_matches_straight):
     sets = ["model.conditional=true", "model.g_conditioning=cbn", "train.ema=0.9", "model.d_norm=none"]
     resume_matches_straight(image_cfg(tmp_path, idx_dir, *sets), image_cfg(tmp_path, idx_dir, *sets, "train.steps=3"))
+
+
+# --- the class head (the aux-classifier penalty) ----------------------------------------------------
+
+def test_a_class_head_is_built_only_when_asked_and_classifies_ds_features():
+    torch.manual_seed(0)
+    plain = build_models("dcgan", (1, 28, 28), 8, width=8, num_classes=10)
+    headed = build_models("dcgan", (1, 28, 28), 8, width=8, num_classes=10, class_head=True)
+    extra = set(headed.discriminator.state_dict()) - set(plain.discriminator.state_dict())
+    assert extra == {"class_head.weight", "class_head.bias"}  # without it, a saved D loads as before
+    assert set(plain.discriminator.state_dict()) <= set(headed.discriminator.state_dict())
+    D = headed.discriminator
+    x = torch.randn(5, 1, 28, 28)
+    D.eval()
+    logits = D.classify(x)
+    assert logits.shape == (5, 10)
+    torch.testing.assert_close(logits, D.base.embed(x) @ D.class_head.weight.T + D.class_head.bias)
+    with pytest.raises(RuntimeError, match="no class head"):
+        plain.discriminator.classify(x)
+    with pytest.raises(ConfigError, match="^a class head classifies the samples of a class-conditional model"):
+        build_models("dcgan", (1, 28, 28), 8, width=8, class_head=True)

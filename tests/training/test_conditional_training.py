@@ -23,3 +23,19 @@ def test_agreement_of_an_unconditional_looking_generator_is_chance(tmp_path, mak
     make_idx_dir(tmp_path / "idx")
     first = run(seed=0, steps=1, root=tmp_path)  # untrained: output does not depend on the class yet
     assert first < 0.3
+
+
+def test_a_conditional_run_with_the_class_head_resumes_to_the_bit(tmp_path, idx_dir, image_cfg,
+                                                                 resume_matches_straight):
+    sets = ["model.conditional=true", "d.penalties=[aux-classifier]", "g.penalties=[aux-classifier, mode-seeking]",
+            "train.ema=0.5", "train.steps=6"]
+    resume_matches_straight(image_cfg(tmp_path, idx_dir, *sets), image_cfg(tmp_path, idx_dir, *sets[:-1],
+                                                                             "train.steps=3"))
+
+
+def test_the_class_head_is_refused_without_classes(tmp_path, idx_dir, image_cfg):
+    from steadygan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^aux-classifier classifies samples by their class: it needs a "
+                                          r"class-conditional model \(model.conditional=true\)"):
+        image_cfg(tmp_path, idx_dir, "g.penalties=[aux-classifier]")

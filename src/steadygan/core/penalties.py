@@ -35,6 +35,7 @@ D_LOSS = "d_loss"        # the discriminator's loss, with its graph, in either s
 G_LOSS = "g_loss"        # the generator's loss with a graph through G, in either step
 SECOND_SAMPLE = "second_sample"  # g step: the noise and G bound to the batch's labels, for another sample
 PAIRED_TARGET = "paired_target"  # the batch's real sample i is generated sample i's own target (paired translation)
+CLASS_LOGITS = "class_logits"    # D's class logits (an auxiliary classifier head) and the batch's labels
 
 
 @dataclass(kw_only=True)
@@ -59,6 +60,8 @@ class PenaltyInputs:
     grad_scale: float = 1.0     # fp16: the gradient scaler's scale, for the inner gradients
     z: Tensor | None = None     # g step: the noise ``fake`` was drawn from
     generate: Callable[[Tensor], Tensor] | None = None  # g step: G(noise) for the batch's labels
+    labels: Tensor | None = None  # the batch's classes (real and generated samples share them)
+    classify: Callable[[Tensor], Tensor] | None = None  # D's class logits (N, K) of a batch of samples
     _own_loss_grads: list[Tensor | None] | None = field(default=None, init=False, repr=False)
 
     def own_loss_grads(self) -> list[Tensor | None]:
@@ -445,6 +448,36 @@ class ModeSeekingPenalty(Penalty):
         z = inputs.z
         other_z = shard_of(lambda n: torch.randn(n, *z.shape[1:], device=z.device, dtype=z.dtype), len(z))
         return mode_seeking_penalty(inputs.fake, inputs.generate(other_z), z, other_z)
+
+
+def auxiliary_classifier_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of class ``logits`` (N, K) against ``labels`` (N,): AC-GAN's class term
+    (Odena et al. 2017), averaged over the samples. A mean of per-sample terms: the gradient
+    all-reduce of a distributed run already makes it the global batch's."""
+    return torch.nn.functional.cross_entropy(at_least_fp32(logits), labels)
+
+
+@PENALTIES.register("aux-classifier", summary="cross-entropy of D's class head: on real samples for D, on generated "
+                                              "ones for G (draw samples the class head recognises)",
+                    paper="Odena et al. 2017, Conditional Image Synthesis with Auxiliary Classifier GANs (AC-GAN)")
+class AuxiliaryClassifierPenalty(Penalty):
+    """AC-GAN's class term beside the projection head: D learns to classify real samples with
+    a class head on its features; G is pushed to draw samples that head assigns to their
+    class. D is not trained to classify generated samples (as the original AC-GAN does):
+    that term rewards G for samples far from the class boundaries, the bias towards easy
+    samples Shu et al. 2017 and Gong et al. 2019 (TAC-GAN) describe. Needs a class-
+    conditional model; the class head is added to D when a config names this penalty."""
+
+    name = "aux-classifier"
+    players = ("d", "g")
+    needs = frozenset({CLASS_LOGITS})
+    default_weight = 1.0
+    second_order = False
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        assert inputs.classify is not None and inputs.labels is not None
+        samples = inputs.real if inputs.player == "d" else inputs.fake
+        return auxiliary_classifier_loss(inputs.classify(samples), inputs.labels)
 
 
 def l1_target_penalty(fake: Tensor, target: Tensor) -> Tensor:

@@ -34,7 +34,17 @@ from .clipping import Clipper
 from .collectives import all_reduce_mean_
 from .losses import AdversarialLoss
 from .pair import bind, call
-from .penalties import D_LOSS, FAKE_GRAD, G_LOSS, REAL_GRAD, SECOND_SAMPLE, Penalty, PenaltyInputs, at_least_fp32
+from .penalties import (
+    CLASS_LOGITS,
+    D_LOSS,
+    FAKE_GRAD,
+    G_LOSS,
+    REAL_GRAD,
+    SECOND_SAMPLE,
+    Penalty,
+    PenaltyInputs,
+    at_least_fp32,
+)
 
 Stats = dict[str, Tensor]
 
@@ -133,6 +143,17 @@ def _update(player: Player, loss: Tensor, penalty: Tensor | float, stats: Stats)
     return stats
 
 
+def _class_inputs(needs: frozenset[str], d: Player, batch: Batch) -> dict:
+    """The batch's labels and D's class head, for a penalty that classifies samples."""
+    if CLASS_LOGITS not in needs:
+        return {}
+    # A compiled D forwards attribute lookups to its module.
+    if getattr(d.net, "class_head", None) is None or batch.y is None:
+        raise ValueError("a due penalty classifies samples: it needs a class-conditional D with a class head "
+                         "and a labelled batch")
+    return {"labels": batch.y, "classify": d.net.classify}
+
+
 def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z: Tensor, step: int,
            autocast: Callable[[], ContextManager] = contextlib.nullcontext, fake: Tensor | None = None) -> Stats:
     """One discriminator update; ``step`` counts D updates (for lazy penalties). ``fake``: a
@@ -169,7 +190,7 @@ def d_step(d: Player, g: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
                         "Logits/fake_sign": fake_logits.detach().sign().mean()}
         inputs = PenaltyInputs(player="d", score=score, d_params=d.params, g_params=g.params, real=real, fake=fake,
                                real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss, g_loss=g_loss,
-                               grad_scale=d.grad_scale)
+                               grad_scale=d.grad_scale, **_class_inputs(needs, d, batch))
         penalty = _penalty_terms(due, inputs, stats, d.tag)
     return _update(d, d_loss, penalty, stats)
 
@@ -200,6 +221,7 @@ def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
         inputs = PenaltyInputs(player="g", score=score, d_params=d.params, g_params=g.params, real=batch.x,
                                fake=fake, real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss,
                                g_loss=g_loss, grad_scale=g.grad_scale, z=z,
-                               generate=(lambda other: g(other, batch.y)) if SECOND_SAMPLE in needs else None)
+                               generate=(lambda other: g(other, batch.y)) if SECOND_SAMPLE in needs else None,
+                               **_class_inputs(needs, d, batch))
         penalty = _penalty_terms(due, inputs, stats, g.tag)
     return _update(g, g_loss, penalty, stats)

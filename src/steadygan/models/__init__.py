@@ -117,10 +117,14 @@ def check_model_options(arch: str, width: int | None = None, depth: int | None =
 def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, width: int | None = None,
                  depth: int | None = None, g_norm: str | None = None, d_norm: str | None = None,
                  spectral_norm: bool = False, num_classes: int = 0, g_conditioning: str = "embed",
-                 condition_shape: tuple[int, ...] | None = None) -> GanPair:
+                 condition_shape: tuple[int, ...] | None = None, class_head: bool = False) -> GanPair:
     """Build a pair for data of ``sample_shape``; ``num_classes > 0`` makes it class-conditional,
-    its generator through ``g_conditioning`` (``embed``: joined to z; ``cbn``: conditional BatchNorm).
+    its generator through ``g_conditioning`` (``embed``: joined to z; ``cbn``: conditional BatchNorm)
+    and its discriminator with a projection head (and, ``class_head``, a class head too).
     ``condition_shape``: a translation pair's input images, when they differ from its outputs."""
+    if class_head and not num_classes:
+        raise ConfigError("a class head classifies the samples of a class-conditional model: set "
+                          "model.conditional=true on labelled data")
     if g_conditioning not in G_CONDITIONINGS:
         raise ConfigError(f"model.g_conditioning must be one of {', '.join(G_CONDITIONINGS)} (got {g_conditioning!r})")
     for role, norm in (("g_norm", g_norm), ("d_norm", d_norm)):
@@ -149,8 +153,8 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
                               f"{' or '.join(missing)}; a projection discriminator needs embed(x) -> (N, F) features "
                               "and a head Linear(F, 1)")
         wrap = ConditionalGenerator if g_conditioning == "embed" else CbnGenerator
-        pair = GanPair(wrap(pair.generator, num_classes), ProjectionDiscriminator(pair.discriminator, num_classes),
-                       num_classes)
+        pair = GanPair(wrap(pair.generator, num_classes),
+                       ProjectionDiscriminator(pair.discriminator, num_classes, class_head), num_classes)
     if spectral_norm:  # every D layer, the projection's class embedding included (Miyato & Koyama 2018)
         apply_spectral_norm(pair.discriminator)
     return pair

@@ -10,7 +10,11 @@
 * Discriminator: the projection head (Miyato & Koyama 2018),
   D(x, y) = head(h(x)) + <e_y, h(x)>, with h the discriminator's penultimate features and
   e_y a learned class embedding. It needs a discriminator that exposes ``embed(x)`` (the
-  (N, F) features) and ``head`` (a linear layer F -> 1); the project's do.
+  (N, F) features) and ``head`` (a linear layer F -> 1); the project's do. With
+  ``class_head=True`` it also has a linear class head on the same features,
+  ``classify(x) -> (N, K)`` logits, for AC-GAN's class term (Odena et al. 2017; the
+  ``aux-classifier`` penalty). Without it the module's parameters are as they always were,
+  so runs saved before it load unchanged.
 """
 
 from __future__ import annotations
@@ -92,13 +96,20 @@ def _replace_batch_norms(module: nn.Module, num_classes: int) -> int:
 
 
 class ProjectionDiscriminator(nn.Module):
-    def __init__(self, base: nn.Module, num_classes: int) -> None:
+    def __init__(self, base: nn.Module, num_classes: int, class_head: bool = False) -> None:
         super().__init__()
         if not (hasattr(base, "embed") and isinstance(getattr(base, "head", None), nn.Linear)):
             raise TypeError(f"{type(base).__name__} has no embed()/head: cannot add a projection head")
         self.base, self.num_classes = base, num_classes
         self.embedding = nn.Embedding(num_classes, base.head.in_features)
         nn.init.normal_(self.embedding.weight, 0.0, 0.02)  # DCGAN's scale: starts near the unconditional D
+        self.class_head = nn.Linear(base.head.in_features, num_classes) if class_head else None
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Class logits (N, K) of ``x`` from the class head on D's features."""
+        if self.class_head is None:
+            raise RuntimeError("this discriminator has no class head (build it with class_head=True)")
+        return self.class_head(self.base.embed(x))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         h = self.base.embed(x)

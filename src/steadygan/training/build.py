@@ -39,7 +39,7 @@ from ..core.ema import Ema
 from ..core.losses import LOSSES, AdversarialLoss, build_loss
 from ..core.optim import build_optimizer, optimizer_options
 from ..core.pair import GanPair, has_batch_coupling
-from ..core.penalties import INPUT_GRADIENT_PENALTIES, PAIRED_TARGET, PENALTIES, build_penalty
+from ..core.penalties import CLASS_LOGITS, INPUT_GRADIENT_PENALTIES, PAIRED_TARGET, PENALTIES, build_penalty
 from ..core.step import Player
 from ..data import DATASETS, BatchSampler, DataInfo, InMemoryData, dataset_protocol, load_dataset
 from ..errors import ConfigError, DataError
@@ -77,6 +77,10 @@ def _check_names(cfg: Config) -> None:
     _check_compile(cfg)
     _check_eval_names(cfg.train)
     _check_translation(cfg)
+    classifying = _classifying_penalties(cfg)
+    if classifying and not cfg.model.conditional:
+        raise ConfigError(f"{', '.join(classifying)} classifies samples by their class: it needs a class-conditional "
+                          "model (model.conditional=true) on labelled data")
 
 
 def translates(arch: str) -> bool:
@@ -201,7 +205,13 @@ def build_pair(cfg: Config, info: DataInfo) -> GanPair:
     return build_models(m.arch, info.sample_shape, m.z_dim, width=m.width, depth=m.depth, g_norm=m.g_norm,
                         d_norm=m.d_norm, spectral_norm=m.spectral_norm,
                         num_classes=info.num_classes if m.conditional else 0, g_conditioning=m.g_conditioning,
-                        condition_shape=condition_shape)
+                        condition_shape=condition_shape, class_head=bool(_classifying_penalties(cfg)))
+
+
+def _classifying_penalties(cfg: Config) -> list[str]:
+    """The configured penalties that read D's class head (which is then built)."""
+    return sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
+                   if CLASS_LOGITS in PENALTIES.get(s["name"]).factory.needs})
 
 
 def info_from_config(cfg: Config) -> DataInfo:
