@@ -86,6 +86,7 @@ class LoopOptions:
     seed: int = 0
     ema: float = 0.0                 # EMA decay of G's weights; 0 disables
     augment: Any = None              # D's inputs: diffaugment | ada spec (steadygan methods), None = none
+    fake_history: int = 0            # D sees a pool of this many past generated images (CycleGAN: 50); 0 = none
     init_from: str | None = resumable(None)  # fine-tuning: start from this run's (or checkpoint file's) G, D and EMA
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     threads: int | None = resumable(None)  # torch CPU threads; None = torch's default
@@ -414,6 +415,8 @@ def _check_train(t: TrainConfig) -> None:
         raise ConfigError(f"train.time must be > 0 seconds (got {t.time})")
     if not 0 <= t.ema < 1:
         raise ConfigError(f"train.ema must be in [0, 1) (got {t.ema}); 0 disables the EMA")
+    if t.fake_history < 0:
+        raise ConfigError(f"train.fake_history must be >= 0 images (got {t.fake_history}); 0 turns the history off")
     if t.health_every < 0:
         raise ConfigError(f"train.health_every must be >= 0 steps (got {t.health_every}); 0 turns the probe off")
     if t.on_failure not in CHOICES["train.on_failure"]:

@@ -661,3 +661,44 @@ def test_the_auxiliary_classifier_classifies_real_samples_for_d_and_generated_on
     (seen,) = classified
     assert seen is (real if player == "d" else fake)  # D learns from real samples only, G from its own
     assert value.item() == pytest.approx(auxiliary_classifier_loss(classify(seen), labels).item())
+
+
+def _cycle_inputs(real, fake, translate):
+    from steadygan.core.penalties import PenaltyInputs
+
+    return PenaltyInputs(player="g", score=lambda x: x.flatten(1).sum(1), d_params=[], g_params=[], real=real,
+                         fake=fake, real_logits=None, fake_logits=torch.zeros(len(real)), d_loss=None,
+                         g_loss=torch.zeros(()), translate=translate)
+
+
+def test_the_cycle_term_is_the_mean_distance_of_the_translation_translated_back_to_the_input():
+    penalty = build_penalty({"name": "cycle"}, "g")
+    assert penalty.players == ("g",) and penalty.weight == 10.0 and not penalty.second_order
+    u = torch.tensor([[[[0.5]], [[-0.5]]]])                 # one joint sample (a, b) = (0.5, -0.5)
+    fake = torch.tensor([[[[0.1]], [[0.9]]]])
+    seen = []
+
+    def translate(images):                                   # G: every pixel to 0.2 x itself + 0.3
+        seen.append(images)
+        return images * 0.2 + 0.3
+
+    value = penalty.value(_cycle_inputs(u, fake, translate))
+    assert seen[0] is fake  # translated back from this step's output
+    # back = (0.32, 0.48); |0.32 - 0.5| = 0.18, |0.48 + 0.5| = 0.98; mean 0.58
+    assert value.item() == pytest.approx(0.58)
+
+
+def test_the_identity_term_gives_each_generator_an_image_of_its_own_target_domain():
+    penalty = build_penalty({"name": "identity"}, "g")
+    assert penalty.players == ("g",) and penalty.weight == 5.0
+    u = torch.tensor([[[[0.5]], [[-0.5]]]])
+    seen = []
+
+    def translate(images):
+        seen.append(images)
+        return images * 0.2 + 0.3
+
+    value = penalty.value(_cycle_inputs(u, torch.zeros_like(u), translate))
+    assert torch.equal(seen[0], torch.tensor([[[[-0.5]], [[0.5]]]]))  # (b, a): slots swapped
+    # G(b, a) = (0.2, 0.4) against (a, b) = (0.5, -0.5): |0.2 - 0.5| = 0.3, |0.4 + 0.5| = 0.9; mean 0.6
+    assert value.item() == pytest.approx(0.6)

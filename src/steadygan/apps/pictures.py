@@ -18,6 +18,7 @@ from PIL import Image
 from ..data import DataInfo, InMemoryData, mixture, to_uint8_images
 from ..errors import ConfigError
 from ..files import safe_write
+from ..models import domain_slots
 
 TOY_GRID_POINTS = 2500  # points in a 2-D run's sample picture: the PacGAN/VEEGAN evaluation sample size
 
@@ -137,6 +138,13 @@ def translation_picture(inputs: torch.Tensor, outputs: torch.Tensor, targets: to
     inputs, outputs, targets = (t.expand(-1, channels, -1, -1) for t in (inputs, outputs, targets))
     triplets = torch.stack([inputs, outputs, targets], 1).flatten(0, 1)
     return triplets, 3 * min(TRIPLETS_PER_ROW, len(inputs))
+
+
+def cycle_picture(inputs: torch.Tensor, outputs: torch.Tensor, cycled: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A CycleGAN run's picture from joint samples: rows of a | A->B | A->B->A, then rows of
+    b | B->A | B->A->B."""
+    (a, b), (to_a, to_b), (back_a, back_b) = (domain_slots(t) for t in (inputs, outputs, cycled))
+    return translation_picture(torch.cat([a, b]), torch.cat([to_b, to_a]), torch.cat([back_a, back_b]))
 
 
 def save_samples(samples: torch.Tensor, path: str | Path, info: DataInfo, nrow: int | None = None,

@@ -95,6 +95,17 @@ def shard_of(draw: Callable[[int], Tensor], n: int) -> Tensor:
     return draw(n * world)[r * n:(r + 1) * n]
 
 
+def gather_shards(x: Tensor) -> Tensor:
+    """Every rank's ``x`` (equal shapes) concatenated along dim 0 in rank order: the global
+    batch a shard belongs to; ``x`` in one process."""
+    world = world_size()
+    if world == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world)]
+    checked(lambda: dist.all_gather(parts, x.contiguous()))
+    return torch.cat(parts)
+
+
 def global_std(x: Tensor) -> Tensor:
     """The standard deviation (N-1) of all ranks' ``x`` together; ``x.std()`` in one process."""
     world = world_size()

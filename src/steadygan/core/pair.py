@@ -63,8 +63,12 @@ class GanPair:
     discriminator: nn.Module
     num_classes: int = 0
     condition_shape: tuple[int, ...] | None = None
+    # A CycleGAN pair: samples and conditions are joint samples of two domains (models/cycle.py).
+    two_domains: bool = False
 
     def __post_init__(self) -> None:
+        if self.two_domains and self.condition_shape is None:
+            raise ValueError("a pair on two domains translates joint samples: give their condition_shape")
         if self.num_classes and self.condition_shape is not None:
             raise ValueError("a pair is conditional on a class or on an image, not both")
 

@@ -36,6 +36,7 @@ G_LOSS = "g_loss"        # the generator's loss with a graph through G, in eithe
 SECOND_SAMPLE = "second_sample"  # g step: the noise and G bound to the batch's labels, for another sample
 PAIRED_TARGET = "paired_target"  # the batch's real sample i is generated sample i's own target (paired translation)
 CLASS_LOGITS = "class_logits"    # D's class logits (an auxiliary classifier head) and the batch's labels
+TRANSLATE = "translate"          # g step: G at this step's noise, for other input images (cycle models)
 
 
 @dataclass(kw_only=True)
@@ -62,6 +63,7 @@ class PenaltyInputs:
     generate: Callable[[Tensor], Tensor] | None = None  # g step: G(noise) for the batch's labels
     labels: Tensor | None = None  # the batch's classes (real and generated samples share them)
     classify: Callable[[Tensor], Tensor] | None = None  # D's class logits (N, K) of a batch of samples
+    translate: Callable[[Tensor], Tensor] | None = None  # g step: G(z, inputs) at this step's noise
     _own_loss_grads: list[Tensor | None] | None = field(default=None, init=False, repr=False)
 
     def own_loss_grads(self) -> list[Tensor | None]:
@@ -478,6 +480,53 @@ class AuxiliaryClassifierPenalty(Penalty):
         assert inputs.classify is not None and inputs.labels is not None
         samples = inputs.real if inputs.player == "d" else inputs.fake
         return auxiliary_classifier_loss(inputs.classify(samples), inputs.labels)
+
+
+def cycle_penalty(cycled: Tensor, start: Tensor) -> Tensor:
+    """mean |G(G(u)) - u| over pixels and samples: CycleGAN's cycle-consistency term (Zhu et
+    al. 2017), on joint samples both directions at once (a -> b -> a, b -> a -> b)."""
+    return (at_least_fp32(cycled) - at_least_fp32(start)).abs().mean()
+
+
+@PENALTIES.register("cycle", summary="mean |G(G(u)) - u| on G: a -> b -> a and b -> a -> b come back to their start "
+                                    "(cyclegan models; weight 10)",
+                    paper="Zhu et al. 2017, Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial "
+                          "Networks (CycleGAN)")
+class CyclePenalty(Penalty):
+    """:func:`cycle_penalty` of this step's translation translated back (one more G forward,
+    through which both generators learn). Weight 10, the paper's lambda: the mean over both
+    slots beside a G loss averaged over both discriminators keeps the paper's ratio."""
+
+    name = "cycle"
+    players = ("g",)
+    needs = frozenset({TRANSLATE})
+    default_weight = 10.0
+    second_order = False
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        assert inputs.translate is not None
+        return cycle_penalty(inputs.translate(inputs.fake), inputs.real)  # real sample = input, on joint samples
+
+
+@PENALTIES.register("identity", summary="mean |G_AB(b) - b| and |G_BA(a) - a| on G: an image already in the target "
+                                       "domain is left as it is (cyclegan models; weight 5)",
+                    paper="Zhu et al. 2017 (CycleGAN), after Taigman et al. 2017")
+class IdentityPenalty(Penalty):
+    """CycleGAN's identity term: each generator given an image of its own target domain (the
+    joint sample with its slots swapped) should return it. Weight 5, the paper's 0.5 x lambda."""
+
+    name = "identity"
+    players = ("g",)
+    needs = frozenset({TRANSLATE})
+    default_weight = 5.0
+    second_order = False
+
+    def value(self, inputs: PenaltyInputs) -> Tensor:
+        assert inputs.translate is not None
+        channels = inputs.real.shape[1] // 2
+        # (b, a): each image in the other domain's slot (on joint samples the real sample is the input)
+        swapped = torch.cat([inputs.real[:, channels:], inputs.real[:, :channels]], 1)
+        return cycle_penalty(inputs.translate(swapped), inputs.real)
 
 
 def l1_target_penalty(fake: Tensor, target: Tensor) -> Tensor:

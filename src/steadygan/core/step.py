@@ -41,6 +41,7 @@ from .penalties import (
     G_LOSS,
     REAL_GRAD,
     SECOND_SAMPLE,
+    TRANSLATE,
     Penalty,
     PenaltyInputs,
     at_least_fp32,
@@ -222,6 +223,7 @@ def g_step(g: Player, d: Player, loss: AdversarialLoss, batch: Batch | Tensor, z
                                fake=fake, real_logits=real_logits, fake_logits=fake_logits, d_loss=d_loss,
                                g_loss=g_loss, grad_scale=g.grad_scale, z=z,
                                generate=(lambda other: g(other, batch.y)) if SECOND_SAMPLE in needs else None,
+                               translate=(lambda inputs: g(z, inputs)) if TRANSLATE in needs else None,
                                **_class_inputs(needs, d, batch))
         penalty = _penalty_terms(due, inputs, stats, g.tag)
     return _update(g, g_loss, penalty, stats)

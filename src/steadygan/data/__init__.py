@@ -18,6 +18,7 @@ from .paired import load_pairs
 from .prepared import MANIFEST, PREPARED_TEST, check_test_split, load_prepared, prepare_dataset
 from .stacked import make_stacked_mnist
 from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
+from .unpaired import joint_samples, load_unpaired
 
 __all__ = ["BatchSampler", "DataError", "DataInfo", "InMemoryData", "DATASETS", "load_dataset", "fit_images",
            "dataset_protocol", "is_mixture", "mixture",
@@ -28,6 +29,7 @@ DATASETS: Registry[Callable[..., InMemoryData]] = Registry("dataset")
 
 DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist",
                  "edges2fashion": "/usr/share/datasets/fashion-mnist",
+                 "sneakers2boots": "/usr/share/datasets/fashion-mnist",
                  "stacked": "/usr/share/datasets/fashion-mnist"}  # any MNIST-format folder
 
 
@@ -71,6 +73,27 @@ def _edges2fashion(root: str | None, split: str, resolution: int, channels: int)
 def _pairs(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
     targets, inputs = load_pairs(_root("pairs", root), split, resolution, channels)
     return InMemoryData(targets, None, "pairs", conditions=inputs)
+
+
+SNEAKER, ANKLE_BOOT = 7, 9  # Fashion-MNIST's classes
+
+
+@DATASETS.register("sneakers2boots", summary="unpaired translation: Fashion-MNIST sneakers (domain A) and ankle boots "
+                                            "(domain B) as joint samples (a, b) for model.arch=cyclegan",
+                   paper="Zhu et al. 2017 (CycleGAN)", info={"domains": True})
+def _sneakers2boots(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+    images, labels = load_idx_dataset(_root("sneakers2boots", root), split)
+    images = fit_images(images, resolution, channels)
+    return InMemoryData(joint := joint_samples(images[labels == SNEAKER], images[labels == ANKLE_BOOT]), None,
+                        "sneakers2boots", conditions=joint)
+
+
+@DATASETS.register("unpaired", summary="unpaired translation from data.root: trainA/ and trainB/ (testA/, testB/ "
+                                      "for the test split), as joint samples (a, b) for model.arch=cyclegan",
+                   paper="Zhu et al. 2017 (CycleGAN)", info={"domains": True})
+def _unpaired(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
+    joint = load_unpaired(_root("unpaired", root), split, resolution, channels)
+    return InMemoryData(joint, None, "unpaired", conditions=joint)
 
 
 @DATASETS.register("cifar10", summary="CIFAR-10 python batches from data.root")

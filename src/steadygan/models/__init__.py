@@ -13,6 +13,7 @@ from .conditional import (
     ConditionalGenerator,
     ProjectionDiscriminator,
 )
+from .cycle import CycleDiscriminator, CycleGenerator, cycle_pair_channels, domain_slots, swap_domains
 from .dcgan import DcganDiscriminator, DcganGenerator
 from .imported import build_imported, check_imported_options, is_import_path
 from .layers import NORMS, apply_spectral_norm, is_convolutional, revert_sync_batchnorm
@@ -89,6 +90,22 @@ def pix2pix(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None
                    condition_shape=condition_shape)
 
 
+@MODELS.register("cyclegan", summary="unpaired translation: two U-Nets G_AB, G_BA and two PatchGANs D_A, D_B on joint "
+                                      "samples (a, b); 28 px or 2^k px from 32 (default norms: instance)",
+                 paper="Zhu et al. 2017 (CycleGAN)", info={"translates": True, "cycle": True})
+def cyclegan(sample_shape: tuple[int, ...], z_dim: int, g_norm: str | None = None, d_norm: str | None = None,
+             width: int = 64, depth: int | None = None, condition_shape: tuple[int, ...] | None = None) -> GanPair:
+    """``sample_shape``: the joint samples' (2C, H, H), the condition's too (models/cycle.py);
+    ``depth``: each PatchGAN's strided layers (default: the largest below the image)."""
+    channels, res = cycle_pair_channels(tuple(sample_shape))
+    if condition_shape is not None and tuple(condition_shape) != tuple(sample_shape):
+        raise ConfigError(f"cyclegan translates joint samples into joint samples: inputs {tuple(condition_shape)}, "
+                          f"outputs {tuple(sample_shape)}")
+    return GanPair(CycleGenerator(z_dim, channels, res, width, g_norm or "instance"),
+                   CycleDiscriminator(channels, res, width, depth, d_norm or "instance"),
+                   condition_shape=tuple(sample_shape), two_domains=True)
+
+
 def architecture_options(width: int | None = None, depth: int | None = None) -> dict[str, int]:
     """The size options that were set (None = the architecture's default)."""
     return {k: v for k, v in (("width", width), ("depth", depth)) if v is not None}
@@ -161,5 +178,6 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
 
 
 __all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "is_convolutional",
+           "CycleDiscriminator", "CycleGenerator", "domain_slots", "swap_domains",
            "revert_sync_batchnorm", "NORMS", "call", "bind",
            "CbnGenerator", "ClassBatchNorm", "ConditionalGenerator", "ProjectionDiscriminator", "is_import_path"]

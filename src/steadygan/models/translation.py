@@ -50,10 +50,10 @@ def unet_levels(resolution: int) -> tuple[int, int]:
 class UNetGenerator(nn.Module):
     """``G(z, a)``: a U-Net from the condition image ``a`` (``in_channels``) to ``b``
     (``out_channels``), in [-1, 1]. ``width``: the first level's channels (doubling per
-    level, at most 8x)."""
+    level, at most 8x); ``dropout``: pix2pix's dropout in the innermost decoder levels."""
 
     def __init__(self, z_dim: int, in_channels: int, out_channels: int, resolution: int, width: int = 64,
-                 norm: str = "batch") -> None:
+                 norm: str = "batch", dropout: bool = True) -> None:
         super().__init__()
         self.resolution, self.z_dim = resolution, z_dim
         self.padded, levels = unet_levels(resolution)
@@ -69,9 +69,9 @@ class UNetGenerator(nn.Module):
         self.up = nn.ModuleList()
         prev = chans[-1] + self.z_channels
         for i in reversed(range(levels - 1)):  # to the size of encoder level i, then joined to it
-            dropout = [nn.Dropout(0.5)] if i >= levels - 3 else []
+            drop = [nn.Dropout(0.5)] if dropout and i >= levels - 3 else []
             self.up.append(nn.Sequential(nn.ConvTranspose2d(prev, chans[i], 4, 2, 1), norm2d(norm, chans[i]),
-                                         *dropout, nn.ReLU()))
+                                         *drop, nn.ReLU()))
             prev = 2 * chans[i]
         self.out = nn.Sequential(nn.ConvTranspose2d(prev, out_channels, 4, 2, 1), nn.Tanh())
         dcgan_init_(self)

@@ -36,10 +36,18 @@ from ..config import Config, EvalOptions, PlayerConfig, TrainConfig, from_dict, 
 from ..core.augment import Augment, AugmentedDiscriminator, build_augment
 from ..core.clipping import build_clipper
 from ..core.ema import Ema
+from ..core.history import FakeHistory
 from ..core.losses import LOSSES, AdversarialLoss, build_loss
 from ..core.optim import build_optimizer, optimizer_options
 from ..core.pair import GanPair, has_batch_coupling
-from ..core.penalties import CLASS_LOGITS, INPUT_GRADIENT_PENALTIES, PAIRED_TARGET, PENALTIES, build_penalty
+from ..core.penalties import (
+    CLASS_LOGITS,
+    INPUT_GRADIENT_PENALTIES,
+    PAIRED_TARGET,
+    PENALTIES,
+    TRANSLATE,
+    build_penalty,
+)
 from ..core.step import Player
 from ..data import DATASETS, BatchSampler, DataInfo, InMemoryData, dataset_protocol, load_dataset
 from ..errors import ConfigError, DataError
@@ -89,25 +97,39 @@ def translates(arch: str) -> bool:
 
 
 def _check_translation(cfg: Config) -> None:
-    """A translation pair needs paired data, and so does a term to each input's own target;
-    what does not carry over to translation yet is refused here, before any data is loaded."""
-    paired = bool(DATASETS.get(cfg.data.name).info.get("paired"))
+    """A translation pair needs paired data (pix2pix) or two domains (cyclegan), and the terms
+    that compare an output with a target or a cycle need their own kind; what does not carry
+    over to translation yet is refused here, before any data is loaded."""
+    info = DATASETS.get(cfg.data.name).info
+    paired, domains = bool(info.get("paired")), bool(info.get("domains"))
     arch, t = cfg.model.arch, cfg.train
+    cycle = not is_import_path(arch) and bool(MODELS.get(arch).info.get("cycle"))
     paired_sets = ", ".join(e.name for e in DATASETS.entries() if e.info.get("paired"))
-    needs_pairs = sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
-                          if PAIRED_TARGET in PENALTIES.get(s["name"]).factory.needs})
+    domain_sets = ", ".join(e.name for e in DATASETS.entries() if e.info.get("domains"))
+    needs = {need: sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
+                           if need in PENALTIES.get(s["name"]).factory.needs}) for need in (PAIRED_TARGET, TRANSLATE)}
+    if needs[TRANSLATE] and not cycle:
+        raise ConfigError(f"{', '.join(needs[TRANSLATE])} translates images back and forth between two domains: it "
+                          f"needs model.arch=cyclegan on unpaired data (data.name: {domain_sets})")
+    if needs[PAIRED_TARGET] and not (translates(arch) and paired):
+        raise ConfigError(f"{', '.join(needs[PAIRED_TARGET])} pulls each output towards its input's own target: it "
+                          f"needs a translation model (model.arch=pix2pix) on paired data (data.name: {paired_sets})")
     if not translates(arch):
-        if needs_pairs:
-            raise ConfigError(f"{', '.join(needs_pairs)} pulls each output towards its input's own target: it needs "
-                              f"a translation model (model.arch=pix2pix) on paired data (data.name: {paired_sets})")
+        if domains:
+            raise ConfigError(f"dataset '{cfg.data.name}' holds joint samples of two domains for unpaired translation: "
+                              "train it with model.arch=cyclegan (start from configs/sneakers2boots.yaml)")
         if paired:
             warnings.warn(f"dataset '{cfg.data.name}' pairs input images with targets, and model '{arch}' learns the "
                           "targets alone; to translate, start from configs/edges2fashion.yaml (model.arch=pix2pix "
                           "with the l1-target term)", stacklevel=2)
         return
-    if not paired:
+    if cycle and not domains:
+        raise ConfigError(f"model '{arch}' translates between two unpaired domains: it needs unpaired data (data.name: "
+                          f"{domain_sets}); dataset '{cfg.data.name}' has {'pairs' if paired else 'one domain'}")
+    if not cycle and not paired:
+        has = "unpaired domains (model.arch=cyclegan)" if domains else "no input images"
         raise ConfigError(f"model '{arch}' translates input images: it needs paired data (data.name: {paired_sets}); "
-                          f"dataset '{cfg.data.name}' has no input images")
+                          f"dataset '{cfg.data.name}' has {has}")
     if cfg.model.conditional:
         raise ConfigError(f"model '{arch}' is conditioned on its input image; set model.conditional=false")
     if t.augment is not None:
@@ -270,6 +292,7 @@ class RunParts:
     health: HealthMonitor
     ladder: list[Remedy]        # what a failing run tries (training/recovery.py)
     ladder_notes: list[str]     # the default ladder's remedies left out for this run, and why
+    history: FakeHistory | None = None  # train.fake_history: past generated images D is shown
 
 
 def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None,
@@ -305,7 +328,8 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
         if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
                     build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every),
-                    recovery_ladder(cfg, notes := []), notes)
+                    recovery_ladder(cfg, notes := []), notes,
+                    FakeHistory(t.fake_history, t.seed) if t.fake_history else None)
 
 
 def build_game(cfg: Config, pair: GanPair, data: InMemoryData, fused_forward: bool,

@@ -75,6 +75,7 @@ class Probe:
         self.real, self.real_labels = real.x, real.y
         if translates:
             self.labels = real.y  # the condition G and D are called with: the inputs
+            self.z = self.z[:len(real.y)]  # a set smaller than the probe: one translation per input
         self.num_classes = num_classes
 
     @torch.no_grad()

@@ -2,8 +2,9 @@
 
 The arithmetic of each update is ``steadygan.core.step``'s; this module decides which batch
 and noise each update gets on this rank: its slice of the global batch (every epoch split
-across ranks), noise drawn for the global batch and sharded, and, with
-``train.share_fake``, one generator forward shared by the D and the G update.
+across ranks), noise drawn for the global batch and sharded, with ``train.share_fake`` one
+generator forward shared by the D and the G update, and with ``train.fake_history`` D shown
+a history of generated images (core/history.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Iteration:
         self.autocast, self.conditional, self.translates = parts.autocast, parts.pair.conditional, parts.pair.translates
         self.batch_size, self.z_dim = parts.cfg.data.batch_size, parts.cfg.model.z_dim
         self.n_critic, self.share_fake, self.cuda_graphs = t.n_critic, t.share_fake, t.compile in CUDA_GRAPH_MODES
+        self.history = parts.history
 
     def real_batch(self) -> Batch:
         """This rank's slice of the global batch (the whole batch in one process)."""
@@ -58,18 +60,29 @@ class Iteration:
             batch, z = self.real_batch(), self.noise()
             with self.autocast():
                 fake = self.g(z, batch.y)  # with its graph: the G update back-propagates through it
-            stats.update(d_step(self.d, self.g, self.loss, batch, z, d_updates, self.autocast, fake=fake))
+            shown = fake if self.history is None else self.history.query(fake)
+            stats.update(d_step(self.d, self.g, self.loss, batch, z, d_updates, self.autocast, fake=shown))
             d_updates = self._after_d_update(stats, d_updates)
             stats.update(g_step(self.g, self.d, self.loss, batch, z, step, self.autocast, fake=fake))
             return stats, d_updates
         for _ in range(self.n_critic):
-            batch = self.real_batch()
-            stats.update(d_step(self.d, self.g, self.loss, batch, self.noise(), d_updates, self.autocast))
+            batch, z = self.real_batch(), self.noise()
+            stats.update(d_step(self.d, self.g, self.loss, batch, z, d_updates, self.autocast,
+                                fake=self._from_history(batch, z, d_updates)))
             d_updates = self._after_d_update(stats, d_updates)
         # The G step reuses the last batch: its labels (if any) are the classes G draws, and
         # its samples are read only by penalties that need D's loss.
         stats.update(g_step(self.g, self.d, self.loss, batch, self.noise(), step, self.autocast))
         return stats, d_updates
+
+    def _from_history(self, batch: Batch, z: torch.Tensor, d_updates: int) -> torch.Tensor | None:
+        """With a history: this D update's generated batch, as the history gives it (None:
+        the D step generates its own). A due D penalty that differentiates G's loss needs G's
+        graph in the D step, which no stored image has: then D sees this step's batch."""
+        if self.history is None or any(G_LOSS in p.needs and p.due(d_updates) for p in self.d.penalties):
+            return None
+        with torch.no_grad(), self.autocast():
+            return self.history.query(self.g(z, batch.y))
 
     def _after_d_update(self, stats: Stats, d_updates: int) -> int:
         if self.augment is not None:

@@ -171,6 +171,7 @@ def checkpoint_parts(counters: Any, parts: RunParts) -> dict[str, Stateful]:
         "ema": EmaState(parts.ema), "opt_g": g.optimizer, "opt_d": d.optimizer, "sampler": parts.sampler,
         "rng": RngState(), "eval": parts.periodic_eval, "rollbacks": Counter(counters, "rollbacks", 0),
         "lr_scale": Counter(counters, "lr_scale", 1.0), "augment": OptionalState(parts.augment),
+        "fake_history": OptionalState(parts.history),
         "penalty_states": PenaltyStates((d, g)), SnapshotEntry.KEY: SnapshotEntry(counters.recovery, counters),
         "recovery_ladder": LadderState(counters),
     }

@@ -28,6 +28,7 @@ from ..apps.pictures import (
     fixed_sample_inputs,
     fixed_translation_inputs,
     sample_grid_path,
+    cycle_picture,
     save_samples,
     translation_picture,
 )
@@ -189,7 +190,9 @@ class Trainer:
             self.ema.refresh_batch_stats()  # every rank: the EMA's state stays the same everywhere
         if self.ctx.is_main:
             fake, columns = self.generate(self.fixed_z, self.fixed_y), self.grid_columns
-            if self.fixed_targets is not None:
+            if self.pair.two_domains:  # a | A->B | A->B->A, b | B->A | B->A->B
+                fake, columns = cycle_picture(self.fixed_y, fake, self.generate(self.fixed_z, fake))
+            elif self.fixed_targets is not None:
                 fake, columns = translation_picture(self.fixed_y, fake, self.fixed_targets)
             picture = save_samples(fake, path, self.data.info, columns,
                                    scale=2 if fake.shape[-1] <= 32 else 1,
