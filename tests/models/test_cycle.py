@@ -75,3 +75,16 @@ def test_a_cycle_pair_takes_joint_samples_only():
         build_models("cyclegan", (3, 28, 28), 8, width=8)
     with pytest.raises(ConfigError, match="^cyclegan translates joint samples into joint samples"):
         build_models("cyclegan", (2, 28, 28), 8, width=8, condition_shape=(1, 28, 28))
+
+
+def test_one_way_translation_is_that_directions_generator_alone():
+    from steadygan.models import translate_one_way
+
+    pair = _pair()
+    G = pair.generator.eval()
+    z, images = torch.randn(3, 8), torch.rand(3, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(translate_one_way(G, z, images, "AtoB"), G.a_to_b(z, images))
+        assert torch.equal(translate_one_way(G, z, images, "BtoA"), G.b_to_a(z, images))
+    with pytest.raises(ConfigError, match="^the direction is AtoB or BtoA"):
+        translate_one_way(G, z, images, "AB")

@@ -68,3 +68,45 @@ def test_the_picture_shows_both_cycles(tmp_path, idx_dir):
     # 4 joint samples: 4 triplets a | A->B | A->B->A in the first row, 4 of b in the second;
     # 28-px images drawn at 2x, 4 px of border between and around them.
     assert picture.shape[:2] == (2 * (56 + 4) + 4, 12 * (56 + 4) + 4)
+
+
+@pytest.mark.slow
+def test_translate_runs_one_way_and_draws_both_cycles_with_their_l1(tmp_path, idx_dir, capsys):
+    import re
+
+    from steadygan.cli import main
+    from steadygan.data import load_dataset
+    from steadygan.metrics.translation import paired_scores
+    from steadygan.models import domain_slots, translate_one_way
+    from steadygan.training.sampling import load_generator
+
+    run = train(_cfg(tmp_path, idx_dir, "train.steps=3")).run_dir
+    loaded = load_generator(run)
+    test = load_dataset("sneakers2boots", str(idx_dir), "test", 28, 1)
+    joint = test.batch(torch.arange(2), conditions=True).y
+    capsys.readouterr()
+    assert main(["translate", str(run), "--test", "2", "-o", str(tmp_path / "cycles.png")]) == 0
+    printed = capsys.readouterr().out
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        back_a, back_b = domain_slots(loaded.generator(z, loaded.generator(z, joint)))
+    a, b = domain_slots(joint)
+    expected = f"L1 A->B->A {paired_scores(back_a, a)['l1']:.4f}, B->A->B {paired_scores(back_b, b)['l1']:.4f}"
+    assert expected in printed
+    picture = np.asarray(Image.open(tmp_path / "cycles.png"))
+    # one row of 4 triplets (a0, a1, b0, b1), 28-px images at --scale's default 2, 4 px of border
+    assert picture.shape[:2] == (56 + 2 * 4, 12 * (56 + 4) + 4)
+
+    Image.fromarray(a[0, 0].add(1).mul(127.5).round().byte().numpy()).save(tmp_path / "a.png")
+    assert main(["translate", str(run), "--image", str(tmp_path / "a.png"), "--direction", "AtoB",
+                 "-o", str(tmp_path / "b.png")]) == 0
+    read_back = torch.from_numpy(np.asarray(Image.open(tmp_path / "a.png"), dtype=np.float32)) / 127.5 - 1
+    with torch.no_grad():
+        one_z = torch.randn(1, 8, generator=torch.Generator().manual_seed(0))  # --seed 0's noise for one image
+        expected_b = translate_one_way(loaded.generator, one_z, read_back.view(1, 1, 28, 28), "AtoB")
+    written = torch.from_numpy(np.asarray(Image.open(tmp_path / "b.png"), dtype=np.float32))
+    assert (written - expected_b[0, 0].add(1).mul(127.5)).abs().max() <= 0.5 + 1e-3  # rounded to a grey level
+    capsys.readouterr()
+    assert main(["translate", str(run), "--image", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png")]) == 2
+    assert re.search(r"translates between two domains \(CycleGAN\): give --direction AtoB or BtoA\n$",
+                     capsys.readouterr().err)

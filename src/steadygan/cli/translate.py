@@ -1,4 +1,5 @@
-"""``steadygan translate``: a trained translation run (pix2pix) applied to images."""
+"""``steadygan translate``: a trained translation run (pix2pix, or CycleGAN in one direction)
+applied to images."""
 
 from __future__ import annotations
 
@@ -25,20 +26,28 @@ examples:
   steadygan translate runs/00000-edges2fashion --image edges.png -o garment.png
   steadygan translate runs/00000-edges2fashion --folder sketches/ -o garments/
 
+  steadygan translate runs/00001-sneakers2boots --test 8 -o cycles.png   # a | A->B | A->B->A, b | B->A | B->A->B
+  steadygan translate runs/00001-sneakers2boots --image sneaker.png --direction AtoB -o boot.png
+
 Inputs are made square (centre crop) and resized to the run's size and channels, as training data
-is. The noise z of each image comes from --seed: the same seed gives the same translation.
+is. The noise z of each image comes from --seed: the same seed gives the same translation. A
+CycleGAN run (model.arch=cyclegan) translates --image and --folder one way, --direction AtoB
+(domain A, e.g. trainA/, to B) or BtoA; its --test picture shows both cycles.
 """
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("translate", help="apply a trained translation run (pix2pix) to images",
+    p = subparsers.add_parser("translate", help="apply a trained translation run (pix2pix, cyclegan) to images",
                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRANSLATE_EXAMPLES,
-                              description="Translate input images with a trained run's generator (model.arch=pix2pix).")
-    p.add_argument("run_dir", help="a run directory written by `steadygan train` with model.arch=pix2pix")
+                              description="Translate input images with a trained run's generator (model.arch=pix2pix "
+                                          "or cyclegan).")
+    p.add_argument("run_dir", help="a run directory written by `steadygan train` with model.arch=pix2pix or cyclegan")
     p.add_argument("--image", help="one input image: -o is the translated image")
     p.add_argument("--folder", help="every image in this folder (recursive): -o is a folder of translations")
     p.add_argument("--test", type=int, metavar="N", help="the first N pairs of the run's test split: -o is a picture "
                                                          "of input | output | target rows")
+    p.add_argument("--direction", choices=("AtoB", "BtoA"),
+                   help="a CycleGAN run: translate --image / --folder from domain A to B, or from B to A")
     add_output_flag(p, None, "the image, folder or picture to write")
     add_checkpoint_flags(p, "use the raw generator even if the run kept an EMA")
     add_seed_flag(p, "seed of the noise z")
@@ -61,6 +70,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from ..core.pair import generate
     from ..data.folder import list_images
     from ..metrics.translation import as_output, paired_scores
+    from ..models import translate_one_way
     from ..training.build import build_data
     from ..training.sampling import load_generator
 
@@ -76,10 +86,20 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.run_dir} does not translate images (model.arch={loaded.config.model.arch}); "
                           "`steadygan sample` draws from it")
     device = next(loaded.generator.parameters()).device
+    cycle = loaded.two_domains
+    if cycle and args.test is None and args.direction is None:
+        raise ConfigError(f"{args.run_dir} translates between two domains (CycleGAN): give --direction AtoB or BtoA")
+    if args.direction is not None and not cycle:
+        raise ConfigError(f"--direction is for CycleGAN runs; {args.run_dir} translates one way "
+                          f"(model.arch={loaded.config.model.arch})")
+    if cycle:
+        shape = (shape[0] // 2, *shape[1:])  # one domain's images
 
     def translate(inputs: torch.Tensor) -> torch.Tensor:
-        z = torch.randn(len(inputs), loaded.z_dim, generator=torch.Generator().manual_seed(args.seed))
-        return generate(loaded.generator, z.to(device), inputs.to(device)).cpu()
+        z = torch.randn(len(inputs), loaded.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
+        if cycle and args.direction is not None:
+            return translate_one_way(loaded.generator, z, inputs.to(device), args.direction).cpu()
+        return generate(loaded.generator, z, inputs.to(device)).cpu()
 
     out = Path(args.output)
     if args.image:
@@ -111,6 +131,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
             print("note: the data has no test split: these test pairs are training pairs", file=sys.stderr)
         pairs = data.batch(index, conditions=True)
         outputs = translate(pairs.y)
+        if cycle:
+            _cycle_test(args, loaded, pairs.y, outputs, translate(outputs), out)
+            return 0
         images, columns = translation_picture(pairs.y, outputs, pairs.x)
         save_grid(images, out, scale=args.scale, nrow=columns)
         model, identity = paired_scores(outputs, pairs.x), paired_scores(as_output(pairs.y, pairs.x), pairs.x)
@@ -118,3 +141,18 @@ def cmd_translate(args: argparse.Namespace) -> int:
               f"{model['l1']:.4f} (the identity map's {identity['l1']:.4f}; pixel range 0..1), PSNR "
               f"{model['psnr']:.2f} dB, SSIM {model['ssim']:.3f}")
     return 0
+
+
+def _cycle_test(args: argparse.Namespace, loaded, joint: torch.Tensor, outputs: torch.Tensor, cycled: torch.Tensor,
+                out: Path) -> None:
+    """The --test picture of a CycleGAN run, and each cycle's L1 back to its start."""
+    from ..apps.pictures import cycle_picture, save_grid
+    from ..metrics.translation import paired_scores
+    from ..models import domain_slots
+
+    images, columns = cycle_picture(joint, outputs, cycled)
+    save_grid(images, out, scale=args.scale, nrow=columns)
+    (a, b), (back_a, back_b) = domain_slots(joint), domain_slots(cycled)
+    print(f"wrote {out} ({len(joint)} test samples of each domain: a | A->B | A->B->A rows, then b | B->A | "
+          f"B->A->B); back to the start, L1 A->B->A {paired_scores(back_a, a)['l1']:.4f}, B->A->B "
+          f"{paired_scores(back_b, b)['l1']:.4f} (pixel range 0..1)")

@@ -13,7 +13,15 @@ from .conditional import (
     ConditionalGenerator,
     ProjectionDiscriminator,
 )
-from .cycle import CycleDiscriminator, CycleGenerator, cycle_pair_channels, domain_slots, swap_domains
+from .cycle import (
+    DIRECTIONS,
+    CycleDiscriminator,
+    CycleGenerator,
+    cycle_pair_channels,
+    domain_slots,
+    swap_domains,
+    translate_one_way,
+)
 from .dcgan import DcganDiscriminator, DcganGenerator
 from .imported import build_imported, check_imported_options, is_import_path
 from .layers import NORMS, apply_spectral_norm, is_convolutional, revert_sync_batchnorm
@@ -178,6 +186,6 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
 
 
 __all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "is_convolutional",
-           "CycleDiscriminator", "CycleGenerator", "domain_slots", "swap_domains",
+           "CycleDiscriminator", "CycleGenerator", "DIRECTIONS", "domain_slots", "swap_domains", "translate_one_way",
            "revert_sync_batchnorm", "NORMS", "call", "bind",
            "CbnGenerator", "ClassBatchNorm", "ConditionalGenerator", "ProjectionDiscriminator", "is_import_path"]

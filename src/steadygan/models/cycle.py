@@ -32,8 +32,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..core.pair import generate
 from ..errors import ConfigError
 from .translation import PatchDiscriminator, UNetGenerator
+
+DIRECTIONS = ("AtoB", "BtoA")
 
 
 def domain_slots(u: Tensor) -> tuple[Tensor, Tensor]:
@@ -85,3 +88,15 @@ def cycle_pair_channels(sample_shape: tuple[int, ...]) -> tuple[int, int]:
         raise ConfigError(f"cyclegan trains on joint samples of two domains (2C, H, H): unpaired data "
                           f"(data.name: sneakers2boots, unpaired); got samples of shape {tuple(sample_shape)}")
     return sample_shape[0] // 2, sample_shape[1]
+
+
+def translate_one_way(generator: nn.Module, z: Tensor, images: Tensor, direction: str) -> Tensor:
+    """One domain's ``images`` (N, C, H, W) translated to the other by a :class:`CycleGenerator`
+    (``AtoB``: G_AB, ``BtoA``: G_BA), in eval mode. The other slot of the joint sample is blank:
+    no slot's translation reads it."""
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"the direction is AtoB or BtoA (got {direction!r})")
+    blank = torch.zeros_like(images)
+    joint = torch.cat([images, blank] if direction == "AtoB" else [blank, images], 1)
+    to_a, to_b = domain_slots(generate(generator, z, joint))
+    return to_b if direction == "AtoB" else to_a

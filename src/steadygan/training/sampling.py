@@ -26,6 +26,7 @@ class LoadedGenerator(NetworkSampler):
     ema: bool = False             # True if these are the EMA weights
     info: DataInfo | None = None  # the data it was trained on (shape, classes, protocol)
     translates: bool = False      # a translation generator (pix2pix): it needs input images, not noise alone
+    two_domains: bool = False     # a CycleGAN generator: its inputs and outputs are joint samples (models/cycle.py)
 
     def sample(self, n: int, seed: int = 0, batch_size: int = 256, labels: torch.Tensor | None = None,
                part: tuple[int, int] = (0, 1)) -> torch.Tensor:
@@ -61,5 +62,5 @@ def load_networks(run_dir: str | Path, checkpoint: str | Path | None = None, use
     if payload.get("discriminator") is not None:
         load_matching(pair.discriminator, payload["discriminator"], f"the discriminator in {ckpt}")
     loaded = LoadedGenerator(pair.generator.to(device).eval(), cfg.model.z_dim, pair.num_classes, cfg.data.name,
-                             cfg, int(payload["step"]), ckpt, ema, info, pair.translates)
+                             cfg, int(payload["step"]), ckpt, ema, info, pair.translates, pair.two_domains)
     return loaded, pair.discriminator.to(device).eval()

@@ -25,10 +25,10 @@ from typing import Any, Callable
 import torch
 
 from ..apps.pictures import (
+    cycle_picture,
     fixed_sample_inputs,
     fixed_translation_inputs,
     sample_grid_path,
-    cycle_picture,
     save_samples,
     translation_picture,
 )
