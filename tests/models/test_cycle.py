@@ -53,7 +53,8 @@ def test_each_discriminator_judges_its_own_slot_and_not_the_condition():
     scores = D(x, x)
     side = scores.shape[1]
     a, b = domain_slots(x)
-    assert torch.equal(scores[:, :, :side], D.on_a(a, a[:, :0])) and torch.equal(scores[:, :, side:], D.on_b(b, b[:, :0]))
+    assert torch.equal(scores[:, :, :side], D.on_a(a, a[:, :0]))
+    assert torch.equal(scores[:, :, side:], D.on_b(b, b[:, :0]))
     assert torch.equal(D(x, torch.zeros_like(x)), scores)  # the condition is not read
 
 
