@@ -12,7 +12,7 @@ import pytest
 from steadygan.cli import main
 from steadygan.core.clipping import CLIPPERS
 from steadygan.core.losses import LOSSES
-from steadygan.core.penalties import PAIRED_TARGET, PENALTIES
+from steadygan.core.penalties import CLASS_LOGITS, PAIRED_TARGET, PENALTIES, TRANSLATE
 from steadygan.models import MODELS
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
@@ -64,12 +64,16 @@ def test_train_on_ring8_and_sample_scatter(tmp_path):
 def test_every_penalty_runs_by_name(tmp_path, idx_dir, penalty):
     factory = PENALTIES.get(penalty).factory
     player = "d" if "d" in factory.players else "g"
-    if PAIRED_TARGET in factory.needs:  # a term to each input's own target: on a translation run
-        data = ["--set", "data.name=edges2fashion", "--data-dir", str(idx_dir), "--set", "model.arch=pix2pix",
-                "--set", "model.width=8", "--set", "data.batch_size=8"]
-        assert main(["train", "--steps", "2", "--out", str(tmp_path), "--set", f"{player}.penalties=[{penalty}]",
-                     "--no-progress", *data]) == 0
-        return
+    runs_on = {  # terms of one kind of run: a paired translation, a CycleGAN, a class-conditional one
+        PAIRED_TARGET: ["data.name=edges2fashion", "model.arch=pix2pix", "model.width=8", "data.batch_size=8"],
+        TRANSLATE: ["data.name=sneakers2boots", "model.arch=cyclegan", "model.width=8", "data.batch_size=4"],
+        CLASS_LOGITS: ["data.name=idx", "model.conditional=true", "model.width=8", "data.batch_size=8"]}
+    for need, sets in runs_on.items():
+        if need in factory.needs:
+            data = ["--data-dir", str(idx_dir), *(x for item in sets for x in ("--set", item))]
+            assert main(["train", "--steps", "2", "--out", str(tmp_path), "--set", f"{player}.penalties=[{penalty}]",
+                         "--no-progress", *data]) == 0
+            return
     assert main(["train", "--config", "configs/ring8.yaml", "--steps", "2", "--out", str(tmp_path),
                  "--set", f"{player}.penalties=[{penalty}]", *TOY]) == 0
 
@@ -99,7 +103,8 @@ def test_an_option_the_optimizer_does_not_take_is_an_error(capsys):
 def test_every_shipped_config_runs_two_steps(tmp_path, idx_dir, path):
     image = "grid25" not in path.name
     toy = TOY if "pacgan" not in path.name else TOY_DATA  # PacGAN's networks have fixed sizes
-    name = "edges2fashion" if "edges2fashion" in path.name else "idx"  # paired: edge maps of the same IDX images
+    # paired: edge maps of the same IDX images; unpaired: two of its classes
+    name = next((n for n in ("edges2fashion", "sneakers2boots") if n in path.name), "idx")
     data = ["--set", f"data.name={name}", "--data-dir", str(idx_dir), "--set", "data.batch_size=8"] if image else toy
     assert main(["train", "--config", str(path), "--steps", "2", "--out", str(tmp_path), "--time", "600",
                  "--set", "train.sample_every=1000", "--no-progress", *data]) == 0

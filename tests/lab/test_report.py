@@ -11,6 +11,7 @@ import yaml
 
 from steadygan.errors import ConfigError
 from steadygan.lab.report import (
+    COLLAPSE_RULE_VERSION,
     Run,
     collapse_reason,
     divergence_reason,
@@ -175,6 +176,21 @@ def test_collapse_rule_3_fails_a_translation_no_closer_to_its_targets_than_its_i
     assert collapse_reason(translation(0.20, 0.65, **{"Metric/class_kl": 0.1})) is None
     # Closer to the targets but every output of one class: the class-coverage clause still applies.
     assert collapse_reason(translation(0.20, 0.65, **{"Metric/class_kl": 2.0})) == "final Metric/class_kl = 2 > ln 2"
+
+
+def test_collapse_rule_4_fails_an_unpaired_translation_that_moves_no_more_inputs_to_the_target_class():
+    def cycle(a_to_b, b_to_a, identity=(0.02, 0.01)):
+        row = {"step": 1, "elapsed_s": 1.0, "Metric/target_share_AtoB": a_to_b, "Metric/target_share_BtoA": b_to_a,
+               "Metric/identity_target_share_AtoB": identity[0], "Metric/identity_target_share_BtoA": identity[1],
+               "Metric/fid_AtoB": 30.0}
+        return Run("v", 0, None, eval_rows=[row])
+
+    assert collapse_reason(cycle(0.9, 0.8)) is None
+    assert collapse_reason(cycle(0.02, 0.8)) == ("final Metric/target_share_AtoB = 0.02, no higher than the identity "
+                                                  "map's 0.02")
+    assert collapse_reason(cycle(0.9, 0.005)) == ("final Metric/target_share_BtoA = 0.005, no higher than the "
+                                                  "identity map's 0.01")  # one direction failing fails the run
+    assert COLLAPSE_RULE_VERSION == 4
 
 
 def test_step_time_is_the_median_of_consecutive_steps():

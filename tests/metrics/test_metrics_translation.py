@@ -83,3 +83,30 @@ def test_eval_scores_a_translation_run_against_its_targets_and_both_baselines(tm
     for line in ("l1 ", "psnr ", "ssim ", "baseline identity: l1", "baseline nearest: l1"):
         assert line in out
     assert "generated 40" in out
+
+
+# --- unpaired (CycleGAN) -----------------------------------------------------------------------------
+
+def test_target_share_counts_the_predictions_of_the_target_class():
+    from steadygan.metrics.unpaired import target_share
+
+    assert target_share(torch.tensor([9, 9, 7, 2]), 9) == 0.5
+    assert target_share(torch.tensor([7, 7]), 9) == 0.0
+
+
+def test_the_silhouette_is_what_differs_from_the_border_and_its_iou_by_hand():
+    from steadygan.metrics.unpaired import foreground, silhouette_iou
+
+    dark = torch.full((1, 1, 6, 6), -1.0)
+    square = dark.clone()
+    square[..., 1:4, 1:4] = 1.0               # 9 pixels on a black background
+    shifted = dark.clone()
+    shifted[..., 2:5, 2:5] = 1.0              # 9 pixels, 4 shared with the square
+    assert foreground(square).sum() == 9
+    assert silhouette_iou(square, shifted) == pytest.approx(4 / 14)
+    on_white = -square                        # the same shape, dark on white: the background is the border's
+    assert torch.equal(foreground(on_white), foreground(square))
+    assert silhouette_iou(square, square) == 1.0 and silhouette_iou(dark, dark) == 1.0  # both empty: 1
+    faint = dark.clone()
+    faint[..., 1:4, 1:4] = -1.0 + 2 * 0.09    # 0.09 above the background: under FOREGROUND (0.1)
+    assert foreground(faint).sum() == 0

@@ -110,3 +110,39 @@ def test_translate_runs_one_way_and_draws_both_cycles_with_their_l1(tmp_path, id
     assert main(["translate", str(run), "--image", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png")]) == 2
     assert re.search(r"translates between two domains \(CycleGAN\): give --direction AtoB or BtoA\n$",
                      capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_periodic_evaluation_and_eval_score_each_direction_as_recomputed_by_hand(tmp_path, idx_dir):
+    import json
+
+    from steadygan.data import load_dataset
+    from steadygan.metrics.features import build_extractor_for
+    from steadygan.models import domain_slots, translate_one_way
+    from steadygan.training.evaluation import evaluate_run
+    from steadygan.training.sampling import load_generator
+
+    cfg = _cfg(tmp_path, idx_dir, "train.steps=3", "train.eval_every=3", "train.eval_n=8")
+    run = train(cfg).run_dir
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    (row,) = [r for r in rows if "Metric/fid_AtoB" in r]
+    loaded = load_generator(run, use_ema=False)
+    test = load_dataset("sneakers2boots", str(idx_dir), "test", 28, 1)
+    n = min(8, len(test))
+    joint = test.batch(torch.arange(n)).x
+    a, b = domain_slots(joint)
+    z = torch.randn(n, 8, generator=torch.Generator().manual_seed(cfg.train.seed))
+    with torch.no_grad():
+        to_b = translate_one_way(loaded.generator, z, a, "AtoB")
+        back_a = translate_one_way(loaded.generator, z, to_b, "BtoA")
+    classifier = build_extractor_for("classifier", dataset="fashion-mnist", root=str(idx_dir))
+    as_uint8 = to_b.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    assert row["Metric/target_share_AtoB"] == pytest.approx((classifier.predict(as_uint8) == 9).double().mean().item())
+    source_uint8 = a.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    assert row["Metric/identity_target_share_AtoB"] == pytest.approx(
+        (classifier.predict(source_uint8) == 9).double().mean().item())
+    assert row["Metric/cycle_l1_AtoB"] == pytest.approx((back_a - a).abs().mean().item() / 2, rel=1e-5)
+    result = evaluate_run(run, use_ema=False, n=8, seed=cfg.train.seed)  # the same scores, from the checkpoint
+    for key in ("fid_AtoB", "target_share_BtoA", "cycle_l1_BtoA", "silhouette_iou_AtoB"):
+        assert result["metrics"][key] == pytest.approx(row[f"Metric/{key}"], rel=1e-6), key
+    assert result["baselines"]["identity"]["target_share_AtoB"] == row["Metric/identity_target_share_AtoB"]

@@ -70,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--metrics", default="fid,kid,pr,dc",
                    help="comma-separated image metrics from fid, kid, pr, dc (default all); 2-D data always "
-                        "gets modes / high-quality share / KL")
+                        "gets modes / high-quality share / KL, a CycleGAN run its scores in each direction")
     p.add_argument("--n", type=int, help="samples used from each side, a seeded subset when there are more "
                                          "(default 10000 images, 26000 stacked, 2500 for 2-D data)")
     p.add_argument("--extractor", help="feature extractor: classifier (default), inception, pixels; against a "

@@ -80,7 +80,9 @@ SNEAKER, ANKLE_BOOT = 7, 9  # Fashion-MNIST's classes
 
 @DATASETS.register("sneakers2boots", summary="unpaired translation: Fashion-MNIST sneakers (domain A) and ankle boots "
                                             "(domain B) as joint samples (a, b) for model.arch=cyclegan",
-                   paper="Zhu et al. 2017 (CycleGAN)", info={"domains": True})
+                   paper="Zhu et al. 2017 (CycleGAN)",
+                   info={"domains": True,
+                         "domain_classes": {"dataset": "fashion-mnist", "A": SNEAKER, "B": ANKLE_BOOT}})
 def _sneakers2boots(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
     images, labels = load_idx_dataset(_root("sneakers2boots", root), split)
     images = fit_images(images, resolution, channels)

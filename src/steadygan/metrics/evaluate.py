@@ -386,11 +386,14 @@ def format_table(result: dict[str, Any]) -> str:
                             "class_coverage", "class_diversity", "class_diversity_min", "classes_covered", "class_kl",
                             "l1", "psnr", "ssim")
                 if k in result["metrics"]]
+        keys += [k for k in result["metrics"] if k.endswith(("_AtoB", "_BtoA"))]  # a CycleGAN run's, per direction
         ex = result["extractor"]
         extractor = f"{ex['name']} ({ex['weights_sha256'][:12]})"
     floor = result.get("floor")
 
     def by(k: str) -> str:  # paired translation scores compare pixels with each input's own target
+        if k.startswith(("cycle_l1_", "silhouette_iou_")):
+            return "pixels, against each input"
         return "pixels, against each target" if k in PAIRED_KEYS else extractor
 
     if floor is None:

@@ -54,6 +54,7 @@ from ..errors import ConfigError, DataError
 from ..metrics import EXTRACTORS, Evaluator
 from ..metrics.evaluate import check_metrics, check_sample_count
 from ..models import MODELS, build_models, check_model_options, is_convolutional, is_import_path, revert_sync_batchnorm
+from .cycle_evaluation import CycleScores
 from .distributed import ProcessContext
 from .fast_paths import can_fuse_real_and_fake, compile_players, to_channels_last
 from .health import HealthMonitor, Probe
@@ -321,9 +322,11 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
     fused = t.fused_d_forward and len(probe.x) > 1 and can_fuse_real_and_fake(pair.discriminator, probe.x, probe.y)
     loss, augment, d, g = build_game(cfg, pair, data, fused, device)
     ema = _build_ema(pair, t.ema, cfg.model.z_dim, data)  # a copy of the eager G (compiling wraps the players' only)
-    pairs = _evaluation_pairs(cfg) if pair.translates and (t.eval_every or t.eval_seconds) else None
+    pairs = _evaluation_pairs(cfg) if pair.translates and not pair.two_domains and (t.eval_every or t.eval_seconds) \
+        else None
     evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device, None if pairs is None else len(pairs[0])),
-                              ema is not None, cfg.model.z_dim, pair.num_classes, pairs)
+                              ema is not None, cfg.model.z_dim, pair.num_classes, pairs,
+                              _cycle_scores(cfg, device) if pair.two_domains else None)
     probe = Probe(data, cfg.model.z_dim, pair.num_classes, device, translates=pair.translates) \
         if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
@@ -413,6 +416,14 @@ def _periodic_evaluator(cfg: Config, device: torch.device, n: int | None = None)
     options = {"weights": t.eval_weights, "device": str(device)} if t.eval_extractor == "inception" else {}
     return build_evaluator(cfg, metrics=t.eval_metrics, n=n or t.eval_n, extractor=t.eval_extractor,
                            extractor_options=options, seed=t.seed)
+
+
+def _cycle_scores(cfg: Config, device: torch.device) -> CycleScores:
+    """A CycleGAN run's periodic scores, on its first test samples (train.eval_n, else TRANSLATION_EVAL_PAIRS)."""
+    t = cfg.train
+    options = {"weights": t.eval_weights, "device": str(device)} if t.eval_extractor == "inception" else {}
+    return CycleScores(cfg, lambda split: build_data(cfg, split=split), t.eval_n or TRANSLATION_EVAL_PAIRS, t.seed,
+                       t.eval_extractor, extractor_options=options)
 
 
 TRANSLATION_EVAL_PAIRS = 2000  # a translation run's periodic evaluation: test pairs scored, unless train.eval_n

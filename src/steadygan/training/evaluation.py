@@ -22,6 +22,7 @@ from ..metrics import IMAGE_METRICS, METRICS_FILE, FeatureExtractor, json_safe, 
 from ..metrics.sources import DatasetRef, ImageSet
 from ..metrics.translation import translation_scores
 from .build import build_data, build_evaluator
+from .cycle_evaluation import CycleScores
 from .sampling import LoadedGenerator, load_generator
 
 
@@ -53,6 +54,12 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, use_
     """
     run_dir = Path(run_dir)
     loaded = load_generator(run_dir, checkpoint, use_ema=use_ema, device=device)
+    if loaded.two_domains:
+        if stats_file is not None:
+            raise ConfigError(f"{run_dir} translates between two domains: --save-stats saves a dataset's statistics")
+        result = json_safe(evaluate_cycle(loaded, **_cycle_options(**kwargs)))
+        atomic_write_text(run_dir / METRICS_FILE, json.dumps(result, indent=2, allow_nan=False) + "\n")
+        return result
     if loaded.translates:
         if stats_file is not None:
             raise ConfigError(f"{run_dir} translates images: --save-stats saves a dataset's statistics; save them "
@@ -69,6 +76,25 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, use_
     if stats_file is not None:
         save_stats(stats_file, evaluator.reference_stats())
     return result
+
+
+def evaluate_cycle(loaded: LoadedGenerator, n: int | None = None, seed: int = 0, extractor: str = "classifier",
+                   batch_size: int = 256, extractor_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A CycleGAN run's scores in each direction (training/cycle_evaluation.py), as ``steadygan
+    eval`` shows them."""
+    cfg = loaded.config
+    scores = CycleScores(cfg, lambda split: build_data(cfg, split=split), n, seed, extractor, batch_size,
+                         extractor_options)
+    return scores(loaded.generator, loaded.z_dim, origin_of(loaded))
+
+
+def _cycle_options(metrics: Iterable[str] = IMAGE_METRICS, **kwargs: Any) -> dict[str, Any]:
+    """evaluate_run's options as a CycleGAN run takes them: its scores are fixed
+    (training/cycle_evaluation.py), FID among them."""
+    if "fid" not in metrics:
+        raise ConfigError("a CycleGAN run is scored with FID, target share, cycle L1 and silhouette IoU in each "
+                          f"direction; --metrics {','.join(metrics)} leaves FID out: leave --metrics out")
+    return kwargs
 
 
 def samples_from_run(run_dir: Path, n: int, seed: int = 0, checkpoint: str | None = None, use_ema: bool = True,

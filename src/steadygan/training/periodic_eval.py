@@ -41,7 +41,9 @@ METRIC_KEYS = {"fid": "fid", "kid": "kid", "kid_std": "kid_std", "precision": "p
                "class_recall": "class_recall", "class_recall_min": "class_recall_min",
                "class_coverage": "class_coverage", "class_diversity": "class_diversity",
                "class_diversity_min": "class_diversity_min", "classes_covered": "classes", "class_kl": "class_kl",
-               "l1": "l1", "psnr": "psnr", "ssim": "ssim", "l1_identity": "l1_identity"}
+               "l1": "l1", "psnr": "psnr", "ssim": "ssim", "l1_identity": "l1_identity",
+               **{f"{name}_{d}": f"{name}_{d}" for d in ("AtoB", "BtoA")  # a CycleGAN run's (cycle_evaluation.py)
+                  for name in ("fid", "target_share", "cycle_l1", "silhouette_iou", "identity_target_share")}}
 # Main metric candidates in order of preference, with their direction (True = higher is better).
 MAIN_METRICS = (("fid", False), ("kid", False), ("precision", True), ("density", True))
 BEST_CHECKPOINT = "best.pt"
@@ -71,12 +73,14 @@ class PeriodicEval:
     """Schedule, scoring and best-checkpoint bookkeeping of one run's evaluations."""
 
     def __init__(self, options: EvalOptions, evaluator: Evaluator, has_ema: bool, z_dim: int,
-                 num_classes: int = 0, pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                 num_classes: int = 0, pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 cycle: Callable[..., dict[str, Any]] | None = None) -> None:
         """``options``: the ``train.eval_*`` keys; ``evaluator``: built for the run's data (the
         builder's ``build_evaluator``); ``z_dim``, ``num_classes``: how to draw from the generators;
         ``pairs``: a translation run's test (inputs, targets): its samples are the inputs'
-        translations, also scored against the targets (L1, PSNR, SSIM)."""
-        self.options, self.evaluator = options, evaluator
+        translations, also scored against the targets (L1, PSNR, SSIM); ``cycle``: a CycleGAN
+        run's scores (training/cycle_evaluation.py), which replace the evaluator's."""
+        self.options, self.evaluator, self.cycle = options, evaluator, cycle
         self.z_dim, self.num_classes, self.pairs = z_dim, num_classes, pairs
         self._identity: float | None = None  # the identity map's L1 on the pairs, computed once
         on = options.eval_on if options.eval_on != "auto" else ("ema" if has_ema else "raw")
@@ -97,8 +101,10 @@ class PeriodicEval:
         if not self.enabled:
             return
         if ctx.is_main:
-            self.evaluator.reference()
+            self.cycle.prepare() if self.cycle is not None else self.evaluator.reference()
         ctx.barrier()
+        if self.cycle is not None:
+            return  # scored on the main process alone
         if not ctx.is_main and self.evaluator.protocol != "mixture":
             _ = self.evaluator.extractor  # built (loaded from the cache rank 0 filled) on first access
 
@@ -126,17 +132,11 @@ class PeriodicEval:
             was_training = G.training
             G.eval()  # BatchNorm from running statistics: the score does not depend on the batch
             try:
-                if self.pairs is None:
-                    model = NetworkSampler(G, self.z_dim, self.num_classes)
-                else:
-                    model = TranslationSampler(G, self.z_dim, self.pairs[0].to(next(G.parameters()).device))
                 origin = {"step": step, "checkpoint": str(run_dir / f"(training, step {step})"), "ema": which == "ema"}
-                result = self.evaluator.evaluate(model, origin, (ctx.rank, ctx.world_size), ctx.gather_to_main)
-                if self.pairs is not None and ctx.is_main:
-                    outputs = model.sample(len(self.pairs[0]), self.evaluator.seed).cpu()
-                    result["metrics"].update(paired_scores(outputs, self.pairs[1]))
-                    # The identity map's L1, beside it: the lab report's failure rule for translation.
-                    result["metrics"]["l1_identity"] = self._identity_l1()
+                if self.cycle is not None:
+                    result = self._cycle_result(G, origin) if ctx.is_main else None
+                else:
+                    result = self._result(G, origin, ctx)
             finally:
                 G.train(was_training)
             if ctx.is_main:
@@ -154,6 +154,26 @@ class PeriodicEval:
             if ctx.is_main:
                 atomic_write_text(path.parent / "best.json", json.dumps(json_safe(self.best), indent=2) + "\n")
         return row
+
+    def _result(self, G: nn.Module, origin: dict[str, Any], ctx: ProcessContext) -> dict[str, Any] | None:
+        if self.pairs is None:
+            model = NetworkSampler(G, self.z_dim, self.num_classes)
+        else:
+            model = TranslationSampler(G, self.z_dim, self.pairs[0].to(next(G.parameters()).device))
+        result = self.evaluator.evaluate(model, origin, (ctx.rank, ctx.world_size), ctx.gather_to_main)
+        if self.pairs is not None and ctx.is_main:
+            outputs = model.sample(len(self.pairs[0]), self.evaluator.seed).cpu()
+            result["metrics"].update(paired_scores(outputs, self.pairs[1]))
+            # The identity map's L1, beside it: the lab report's failure rule for translation.
+            result["metrics"]["l1_identity"] = self._identity_l1()
+        return result
+
+    def _cycle_result(self, G: nn.Module, origin: dict[str, Any]) -> dict[str, Any]:
+        result = self.cycle(G, self.z_dim, origin)
+        # The identity map's target shares, beside the run's: the lab report's failure rule for CycleGAN.
+        result["metrics"].update({f"identity_{k}": v for k, v in result["baselines"]["identity"].items()
+                                  if k.startswith("target_share_")})
+        return result
 
     def _identity_l1(self) -> float:
         if self._identity is None:

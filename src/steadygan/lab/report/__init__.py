@@ -168,7 +168,10 @@ def _definitions_section(doc: Document) -> None:
         f"the classes are drawn, their variety is gone); other images: final `Metric/recall` < "
         f"{COLLAPSE_RECALL:g}. Early in training recall is that low without any collapse: read the recall rule "
         "with the sample grids. A paired translation run, first: final `Metric/l1` at least the identity "
-        "map's (`Metric/l1_identity`): its outputs are no closer to their targets than its inputs are.",
+        "map's (`Metric/l1_identity`): its outputs are no closer to their targets than its inputs are. An "
+        "unpaired (CycleGAN) run, first: in either direction, final `Metric/target_share_*` (the share of "
+        "outputs the classifier puts in the target domain's class) no higher than the identity map's "
+        "(`Metric/identity_target_share_*`).",
         "first warning: the step and signal at which the health status (the one `train` shows, "
         "`steadygan health RUN` for one run) first left healthy; none if it never did.",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "

@@ -14,13 +14,16 @@ Definitions (also printed in every report):
   not finite, or a lower-is-better main metric blew up: its final value is not finite or is
   more than ``BLOWUP`` times the run's best (FID only: KID and KL live near 0, where a factor
   of two is noise).
-* *collapsed* (rule version 3): 2-D data: final ``Metric/modes`` <= 1; labelled images: final
+* *collapsed* (rule version 4): 2-D data: final ``Metric/modes`` <= 1; labelled images: final
   ``Metric/class_kl`` > ln 2 (class coverage), or, for a conditional run whose classes are
   covered, final ``Metric/class_diversity_min`` < 0.25 (a class whose samples are less than a
   quarter as varied as its real images); other images: final ``Metric/recall`` < 0.05; a paired
   translation run, first: final ``Metric/l1`` at least the identity map's (``Metric/l1_identity``:
-  the output no closer to its target than the input is). Version 1 had no diversity clause, version
-  2 no identity clause; each can change only the runs it names (conditional, translation).
+  the output no closer to its target than the input is); an unpaired (CycleGAN) run, first: in
+  either direction, final ``Metric/target_share_*`` no higher than the identity map's
+  (``Metric/identity_target_share_*``: no more of its outputs in the target class than of its
+  inputs). Version 1 had no diversity clause, version 2 no paired identity clause, version 3 no
+  unpaired one; each can change only the runs it names (conditional, paired, unpaired).
 * *step time*: per run the median of the ``elapsed_s`` differences between consecutive per-step
   rows (the median leaves out the spikes of sample grids, checkpoints and evaluation); per
   variant the mean over seeds, and its ratio to the baseline variant's.
@@ -55,7 +58,9 @@ COLLAPSE_CLASS_KL = math.log(2)
 # A conditional run whose classes are all drawn but whose samples within a class barely vary
 # (metrics.diversity.LOW_DIVERSITY: a quarter of the real images' variety).
 COLLAPSE_CLASS_DIVERSITY = 0.25
-COLLAPSE_RULE_VERSION = 3  # 2: the class-diversity clause (conditional runs); 3: the identity clause (translation)
+# 2: the class-diversity clause (conditional runs); 3: the identity clause (paired translation);
+# 4: the target-share clause (unpaired translation).
+COLLAPSE_RULE_VERSION = 4
 LOSS_KEYS = ("Loss/D", "Loss/G")
 
 # True when higher is better. Metrics not listed need an explicit direction: NAME:max or NAME:min.
@@ -254,6 +259,12 @@ def collapse_reason(run: Run) -> str | None:
     l1, identity = final_value(run, "Metric/l1"), final_value(run, "Metric/l1_identity")
     if l1 is not None and identity is not None and l1 >= identity:
         return f"final Metric/l1 = {l1:.3g}, no better than the identity map's {identity:.3g}"
+    for direction in ("AtoB", "BtoA"):
+        share = final_value(run, f"Metric/target_share_{direction}")
+        identity = final_value(run, f"Metric/identity_target_share_{direction}")
+        if share is not None and identity is not None and share <= identity:
+            return (f"final Metric/target_share_{direction} = {share:.3g}, no higher than the identity map's "
+                    f"{identity:.3g}")
     modes = final_value(run, "Metric/modes")
     if modes is not None:
         return f"final Metric/modes = {modes:g}" if modes <= COLLAPSE_MODES else None
