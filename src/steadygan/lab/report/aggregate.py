@@ -49,7 +49,7 @@ MARKER = "done.json"
 REPORT_DIR = "report"
 BLOWUP = 2.0             # final > BLOWUP x best counts as a blown-up (diverged) FID
 # Only FID: KID and KL sit near 0 where a factor of 2 is sampling noise, not a blow-up.
-BLOWUP_METRICS = ("Metric/fid",)
+BLOWUP_METRICS = ("Metric/fid", "Metric/fid_AtoB", "Metric/fid_BtoA")
 COLLAPSE_MODES = 1       # final Metric/modes <= this: collapsed to (at most) one mode
 COLLAPSE_RECALL = 0.05   # final Metric/recall below this: collapsed
 # Final KL(generated classes || data classes) above ln 2: the classes drawn are at least as
@@ -71,6 +71,9 @@ METRIC_DIRECTIONS = {
     "Metric/classes": True, "Metric/class_kl": False, "Metric/class_recall": True, "Metric/class_recall_min": True,
     "Metric/class_coverage": True, "Metric/class_diversity": True, "Metric/class_diversity_min": True,
     "Metric/l1": False, "Metric/l1_identity": False, "Metric/psnr": True, "Metric/ssim": True,
+    **{f"Metric/{name}_{d}": higher for d in ("AtoB", "BtoA")  # a CycleGAN run's, per direction
+       for name, higher in (("fid", False), ("target_share", True), ("identity_target_share", True),
+                            ("cycle_l1", False), ("silhouette_iou", True))},
 }
 DEFAULT_METRICS = ("Metric/fid", "Metric/modes")
 
