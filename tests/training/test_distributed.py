@@ -354,8 +354,8 @@ def test_a_two_rank_cyclegan_run_with_its_history_is_the_one_process_run(tmp_pat
     def args(out, batch):
         return ["train", "--no-progress", "--out", str(out), "--steps", "6", "--config", "configs/sneakers2boots.yaml",
                 "--data-dir", str(idx_dir), "--set", f"data.batch_size={batch}", "--set", "model.width=8",
-                "--set", "train.fake_history=3", "--set", "d.penalties=[r1:gamma=1]", "--set", "train.sample_every=1000",
-                "--set", "train.checkpoint_every=6"]
+                "--set", "train.fake_history=3", "--set", "d.penalties=[r1:gamma=1]",
+                "--set", "train.sample_every=1000", "--set", "train.checkpoint_every=6"]
 
     cwds = [tmp_path / "rank0", tmp_path / "rank1"]
     for c in cwds:
