@@ -19,6 +19,7 @@ from steadygan.training.health import (
     Probe,
     d_features,
     judge_rows,
+    memorisation,
     step_signals,
 )
 from steadygan.training.tracking import read_stats
@@ -74,6 +75,46 @@ def test_the_probe_measures_variety_without_moving_the_rng_or_the_modes():
     assert collapsed["Health/diversity"] == 0.0 and collapsed["Health/diversity_d"] == 0.0
     again = Probe(_points(), z_dim=2, num_classes=0, device=torch.device("cpu"), n=32).measure(G, D)
     assert again == varied  # fixed noise and a fixed real batch: the same numbers
+
+
+def test_memorisation_is_the_share_of_train_held_out_pairs_d_ranks_the_right_way():
+    # pairs (3,2) (3,0) (2,2) tie (2,0) (1,2) wrong (1,0): (1 + 1 + 0.5 + 1 + 0 + 1) / 6
+    assert memorisation(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([2.0, 0.0])) == pytest.approx(4.5 / 6)
+    assert memorisation(torch.full((5,), 7.0), torch.full((3,), 7.0)) == 0.5
+
+
+class Remembers(nn.Module):
+    """A D that scores 1 for the images it was shown and 0 for any other."""
+
+    def __init__(self, shown: torch.Tensor) -> None:
+        super().__init__()
+        self.shown = shown
+
+    def forward(self, x, y=None):
+        return (x[:, None] == self.shown[None]).flatten(2).all(2).any(1).float()
+
+
+def test_the_probe_sees_a_d_that_has_memorised_its_training_images():
+    train_points, heldout = _points(100, seed=0), _points(100, seed=1)
+    probe = Probe(train_points, z_dim=2, num_classes=0, device=torch.device("cpu"), n=32, heldout=heldout)
+    assert probe.measure(Points(), Remembers(train_points.samples))["Health/d_memorisation"] == 1.0
+    assert probe.measure(Points(), Remembers(torch.zeros(1, 2)))["Health/d_memorisation"] == 0.5
+    assert "Health/d_memorisation" not in Probe(train_points, 2, 0, torch.device("cpu"), n=32).measure(
+        Points(), Critic())  # no held-out data, no signal
+
+
+@pytest.mark.slow
+def test_a_run_probes_memorisation_on_its_test_split_and_a_toy_run_does_not(tmp_path, idx_dir, image_cfg, toy_cfg):
+    from steadygan.training.build import _heldout_data, build_data
+
+    cfg = image_cfg(tmp_path, idx_dir, "train.health_every=3", "model.d_norm=none")
+    heldout = _heldout_data(cfg, build_data(cfg))
+    assert heldout is not None and len(heldout) == 48  # the fixture's t10k files
+    rows = read_stats(train(cfg).run_dir / "stats.jsonl")
+    probed = [r for r in rows if "Health/diversity" in r]
+    assert len(probed) == 2 and all(0.0 <= r["Health/d_memorisation"] <= 1.0 for r in probed)  # steps 3 and 6
+    toy = toy_cfg(tmp_path)
+    assert _heldout_data(toy, build_data(toy)) is None
 
 
 class ClassCentres(nn.Module):

@@ -327,12 +327,26 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
     evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device, None if pairs is None else len(pairs[0])),
                               ema is not None, cfg.model.z_dim, pair.num_classes, pairs,
                               _cycle_scores(cfg, device) if pair.two_domains else None)
-    probe = Probe(data, cfg.model.z_dim, pair.num_classes, device, translates=pair.translates) \
-        if t.health_every else None
+    probe = Probe(data, cfg.model.z_dim, pair.num_classes, device, translates=pair.translates,
+                  heldout=_heldout_data(cfg, data)) if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
                     build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every),
                     recovery_ladder(cfg, notes := []), notes,
                     FakeHistory(t.fake_history, t.seed) if t.fake_history else None)
+
+
+def _heldout_data(cfg: Config, data: InMemoryData) -> InMemoryData | None:
+    """The test split, for the probe's memorisation signal: None where the data has none of its
+    own (a loader that gives the training set again), and for 2-D mixtures (a new draw of the
+    same mixture is not held-out data)."""
+    if not data.is_image:
+        return None
+    try:
+        heldout = build_data(cfg, split="test")
+    except (OSError, DataError, ConfigError):
+        return None
+    same = heldout.samples.shape == data.samples.shape and torch.equal(heldout.samples.cpu(), data.samples.cpu())
+    return None if same or len(heldout) < 2 else heldout
 
 
 def build_game(cfg: Config, pair: GanPair, data: InMemoryData, fused_forward: bool,

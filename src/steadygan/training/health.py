@@ -10,7 +10,10 @@ Signals, all logged as ``Health/*`` rows of stats.jsonl (and TensorBoard):
   features (``Health/diversity``, ``Health/diversity_d``), within each class for a conditional
   generator (``Health/class_diversity_min``). It draws from a generator of its own and runs
   in eval mode with no gradient: it moves neither the training RNG nor any weight or
-  statistic, so a run trains the same parameters with or without it;
+  statistic, so a run trains the same parameters with or without it; where the data has a
+  test split, also whether D tells the real images it trains on from real images it never
+  saw (``Health/d_memorisation``, :func:`memorisation`: 0.5 when it cannot, 1 when it has
+  memorised its training set: the limited-data failure, Karras et al. 2020);
 * the periodic evaluation's rows where there are any (FID, recall, class KL, class diversity).
 
 The status (:class:`HealthJudge`) is a pure function of those rows, read in order: the
@@ -60,19 +63,39 @@ def d_features(D: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.T
     return x.flatten(1)
 
 
+def memorisation(train_scores: torch.Tensor, heldout_scores: torch.Tensor) -> float:
+    """P(D scores a training image above a held-out one), ties counting one half (the
+    Mann-Whitney statistic, an AUC): 0.5 when D's scores do not tell them apart, 1 when every
+    training image scores above every held-out one. Scale-free, so the same for every loss."""
+    a, b = train_scores.double().flatten(), heldout_scores.double().flatten()
+    above = (a[:, None] > b[None, :]).double() + 0.5 * (a[:, None] == b[None, :]).double()
+    return above.mean().item()
+
+
+def sample_scores(D: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """D's score of each sample (a score map's mean: a PatchGAN's per-sample score)."""
+    return call(D, x, y).float().reshape(len(x), -1).mean(1)
+
+
 class Probe:
     """A fixed noise batch and a fixed real batch, and what they say of the generator's variety."""
 
     def __init__(self, data: InMemoryData, z_dim: int, num_classes: int, device: torch.device, n: int = 64,
-                 seed: int = 12_345, translates: bool = False) -> None:
+                 seed: int = 12_345, translates: bool = False, heldout: InMemoryData | None = None) -> None:
         """``translates``: the generator translates input images; it is probed on the real
-        batch's own inputs, its output's variety measured against their targets'."""
+        batch's own inputs, its output's variety measured against their targets'. ``heldout``:
+        real samples training never sees (the test split), for ``Health/d_memorisation``."""
         g = torch.Generator().manual_seed(seed)  # its own stream: the training RNG never moves
         self.z = torch.randn(n, z_dim, generator=g).to(device)
         self.labels = None if not num_classes else balanced_labels(n, num_classes).to(device)
         index = torch.randperm(len(data), generator=g)[:n].to(device)
         real = data.batch(index, labels=bool(num_classes), conditions=translates)
         self.real, self.real_labels = real.x, real.y
+        self.heldout = None
+        if heldout is not None:
+            index = torch.randperm(len(heldout), generator=g)[:len(self.real)].to(heldout.samples.device)
+            held = heldout.batch(index, labels=bool(num_classes), conditions=translates)
+            self.heldout = (held.x.to(device), None if held.y is None else held.y.to(device))
         if translates:
             self.labels = real.y  # the condition G and D are called with: the inputs
             self.z = self.z[:len(real.y)]  # a set smaller than the probe: one translation per input
@@ -93,6 +116,9 @@ class Probe:
                 within = class_diversity(fake.float().flatten(1), self.labels, self.real.float().flatten(1),
                                          self.real_labels, self.num_classes)
                 out["Health/class_diversity_min"] = within["class_diversity_min"]
+            if self.heldout is not None:
+                out["Health/d_memorisation"] = memorisation(sample_scores(D, self.real, self.real_labels),
+                                                            sample_scores(D, *self.heldout))
             return out
         finally:
             G.train(modes[0]), D.train(modes[1])
