@@ -39,3 +39,11 @@ def test_the_class_head_is_refused_without_classes(tmp_path, idx_dir, image_cfg)
     with pytest.raises(ConfigError, match="^aux-classifier classifies samples by their class: it needs a "
                                           r"class-conditional model \(model.conditional=true\)"):
         image_cfg(tmp_path, idx_dir, "g.penalties=[aux-classifier]")
+
+
+def test_the_class_head_sees_the_augmented_samples_d_sees(tmp_path, idx_dir, image_cfg):
+    from steadygan.training.trainer import train
+
+    cfg = image_cfg(tmp_path, idx_dir, "model.conditional=true", "d.penalties=[aux-classifier]",
+                    "g.penalties=[aux-classifier]", "train.augment=diffaugment", "train.steps=2")
+    assert train(cfg).step == 2

@@ -163,6 +163,15 @@ class AugmentedDiscriminator(nn.Module):
         x = self.augment(x)
         return self.discriminator(x) if y is None else self.discriminator(x, y)
 
+    @property
+    def class_head(self) -> nn.Module | None:
+        """The wrapped D's class head (the aux-classifier penalty's), if it has one."""
+        return getattr(self.discriminator, "class_head", None)
+
+    def classify(self, x: Tensor) -> Tensor:
+        """The wrapped D's class logits of the augmented samples: the head sees what D sees."""
+        return self.discriminator.classify(self.augment(x))
+
 
 AUGMENTS: Registry[Augment] = Registry("augmentation")
 
