@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from steadygan.lab.report.aggregate import Run, final_value, load_runs, mean_std  # noqa: E402
-from steadygan.lab.tune.finals import failure  # noqa: E402
+from steadygan.lab.tune.study import failure  # noqa: E402
 
 METRIC = "Metric/fid"
 SEARCHES = ("grid", "tpe", "random")
@@ -44,7 +44,9 @@ def summarise(folder: Path) -> dict:
     out = {"cells": len(search), "steps": sum(r.last_step for r in search),
            "seconds": sum(r.last_seconds or 0.0 for r in search),
            "failing": [r for r in stopped if r.status == "failing"],
-           "pruned": [r for r in stopped if r.status == "pruned"], "search": search, "finals": []}
+           "pruned": [r for r in stopped if r.status == "pruned"], "search": search, "finals": [],
+           # ran to the budget and failed the report's rule there (tune sets such a trial aside)
+           "failed": [r for r in search if r not in stopped and failure(r, METRIC, False)]}
     for cell in finalists:
         seeds = sorted(by_cell[cell], key=lambda r: r.seed)
         reasons = [failure(r, METRIC, False) for r in seeds]
@@ -63,7 +65,8 @@ def main() -> None:
         rows = {name: summarise(setting / name) for name in SEARCHES if (setting / name).is_dir()}
         grid_steps = rows["grid"]["steps"] if "grid" in rows else None
         print(f"\n### {setting.name}\n")
-        print("| search | cells trained | search compute (generator steps) | stopped: failing / pruned "
+        print("| search | cells trained | search compute (generator steps) | stopped: failing / pruned; "
+              "failed at the budget "
               "| winner | failed (of seeds) | final FID, mean ± std | compute with finals |")
         print("|---|---|---|---|---|---|---|---|")
         for name, s in rows.items():
@@ -71,7 +74,8 @@ def main() -> None:
             for f in s["finals"] or [{"cell": "-", "seeds": 0, "failed": 0, "mean": None, "std": None,
                                       "extra_steps": 0}]:
                 print(f"| {name} | {s['cells']} | {s['steps']:,}{share}, {s['seconds'] / 60:.0f} min "
-                      f"| {len(s['failing'])} / {len(s['pruned'])} | {f['cell']} | {f['failed']}/{f['seeds']} "
+                      f"| {len(s['failing'])} / {len(s['pruned'])}; {len(s['failed'])} | {f['cell']} "
+                      f"| {f['failed']}/{f['seeds']} "
                       f"| {_fmt(f['mean'], f['std'])} | {s['steps'] + f['extra_steps']:,} |")
         for kind, why in (("failing", "by its health status"), ("pruned", "by successive halving")):
             stops = [r for s in rows.values() for r in s[kind]]
