@@ -47,3 +47,10 @@ def test_the_class_head_sees_the_augmented_samples_d_sees(tmp_path, idx_dir, ima
     cfg = image_cfg(tmp_path, idx_dir, "model.conditional=true", "d.penalties=[aux-classifier]",
                     "g.penalties=[aux-classifier]", "train.augment=diffaugment", "train.steps=2")
     assert train(cfg).step == 2
+
+
+def test_the_class_head_named_on_g_alone_is_refused(tmp_path, idx_dir, image_cfg):
+    from steadygan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^g.penalties has aux-classifier and d.penalties does not"):
+        image_cfg(tmp_path, idx_dir, "model.conditional=true", "g.penalties=[aux-classifier]")

@@ -146,3 +146,42 @@ def test_periodic_evaluation_and_eval_score_each_direction_as_recomputed_by_hand
     for key in ("fid_AtoB", "target_share_BtoA", "cycle_l1_BtoA", "silhouette_iou_AtoB"):
         assert result["metrics"][key] == pytest.approx(row[f"Metric/{key}"], rel=1e-6), key
     assert result["baselines"]["identity"]["target_share_AtoB"] == row["Metric/identity_target_share_AtoB"]
+
+
+@pytest.mark.slow
+def test_a_cycle_run_keeps_its_best_checkpoint_by_the_mean_fid_and_pixels_give_no_target_share(tmp_path, idx_dir):
+    import json
+
+    run = train(_cfg(tmp_path, idx_dir, "train.steps=3", "train.eval_every=3", "train.eval_n=8",
+                     "train.eval_extractor=pixels")).run_dir
+    row = next(r for r in map(json.loads, (run / "stats.jsonl").read_text().splitlines()) if "Metric/fid" in r)
+    assert row["Metric/fid"] == pytest.approx((row["Metric/fid_AtoB"] + row["Metric/fid_BtoA"]) / 2)
+    assert not any(k.startswith("Metric/target_share") for k in row)  # pixels make no class decisions
+    assert json.loads((run / "checkpoints" / "best.json").read_text())["step"] == 3
+
+
+def test_unpaired_folders_without_classes_train_and_are_scored_with_pixels_only(tmp_path):
+    from steadygan.training.build import build_run
+    from steadygan.training.distributed import ProcessContext
+
+    for side, level in (("trainA", 30), ("trainB", 200), ("testA", 40), ("testB", 210)):
+        (tmp_path / "u" / side).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((12, 12), level + i, np.uint8)).save(tmp_path / "u" / side / f"{i}.png")
+    sets = ["data.name=unpaired", "data.resolution=32", "g.penalties=[cycle]"]
+    parts = build_run(_cfg(tmp_path, tmp_path / "u", *sets), ProcessContext.current())  # no evaluation: trains
+    assert parts.periodic_eval.cycle is None
+    with pytest.raises(ConfigError, match="names no labelled set to train the feature classifier on: score it with "
+                                          r"the pixels \(or inception\) extractor \(eval --extractor pixels; "
+                                          r"train.eval_extractor=pixels\)"):
+        build_run(_cfg(tmp_path, tmp_path / "u", *sets, "train.eval_every=3"), ProcessContext.current())
+
+
+def test_translate_refuses_a_direction_with_the_test_picture(tmp_path, idx_dir, capsys):
+    from steadygan.cli import main
+
+    run = train(_cfg(tmp_path, idx_dir, "train.steps=1", "train.sample_every=1000")).run_dir
+    capsys.readouterr()
+    assert main(["translate", str(run), "--test", "2", "--direction", "AtoB", "-o", str(tmp_path / "x.png")]) == 2
+    assert "--test draws both directions of a CycleGAN run's test samples; --direction is for --image and --folder" \
+        in capsys.readouterr().err

@@ -97,9 +97,9 @@ class Remembers(nn.Module):
 def test_the_probe_sees_a_d_that_has_memorised_its_training_images():
     train_points, heldout = _points(100, seed=0), _points(100, seed=1)
     probe = Probe(train_points, z_dim=2, num_classes=0, device=torch.device("cpu"), n=32, heldout=heldout)
-    assert probe.measure(Points(), Remembers(train_points.samples))["Health/d_memorisation"] == 1.0
-    assert probe.measure(Points(), Remembers(torch.zeros(1, 2)))["Health/d_memorisation"] == 0.5
-    assert "Health/d_memorisation" not in Probe(train_points, 2, 0, torch.device("cpu"), n=32).measure(
+    assert probe.measure(Points(), Remembers(train_points.samples))["Health/memorisation"] == 1.0
+    assert probe.measure(Points(), Remembers(torch.zeros(1, 2)))["Health/memorisation"] == 0.5
+    assert "Health/memorisation" not in Probe(train_points, 2, 0, torch.device("cpu"), n=32).measure(
         Points(), Critic())  # no held-out data, no signal
 
 
@@ -112,7 +112,7 @@ def test_a_run_probes_memorisation_on_its_test_split_and_a_toy_run_does_not(tmp_
     assert heldout is not None and len(heldout) == 48  # the fixture's t10k files
     rows = read_stats(train(cfg).run_dir / "stats.jsonl")
     probed = [r for r in rows if "Health/diversity" in r]
-    assert len(probed) == 2 and all(0.0 <= r["Health/d_memorisation"] <= 1.0 for r in probed)  # steps 3 and 6
+    assert len(probed) == 2 and all(0.0 <= r["Health/memorisation"] <= 1.0 for r in probed)  # steps 3 and 6
     toy = toy_cfg(tmp_path)
     assert _heldout_data(toy, build_data(toy)) is None
 
@@ -288,3 +288,16 @@ def test_a_failing_run_stops_with_a_checkpoint_when_asked(tmp_path, toy_cfg, cap
     assert rows[-1]["step"] < 40 and {"step": 5, "Health/status": 2} in [
         {k: r[k] for k in ("step", "Health/status")} for r in rows if "Health/status" in r]
     assert (run / "checkpoints").is_dir() and list((run / "checkpoints").glob("ckpt-*.pt"))
+
+
+def test_only_data_with_a_test_split_of_its_own_is_probed_for_memorisation(tmp_path, idx_dir, image_cfg):
+    from steadygan.data import has_test_split, load_dataset
+    from steadygan.training.build import build_run
+    from steadygan.training.distributed import ProcessContext
+
+    assert has_test_split("fashion-mnist", None) and not has_test_split("folder", str(tmp_path))
+    assert not has_test_split("prepared", str(tmp_path))  # no test/ inside
+    cfg = image_cfg(tmp_path, idx_dir, "train.health_every=3")
+    assert build_run(cfg, ProcessContext.current()).health.probe.heldout is not None
+    handed_in = load_dataset("idx", str(idx_dir), "train", 28, 1)  # data given by the caller: no split to name
+    assert build_run(cfg, ProcessContext.current(), data=handed_in).health.probe.heldout is None

@@ -89,6 +89,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
     cycle = loaded.two_domains
     if cycle and args.test is None and args.direction is None:
         raise ConfigError(f"{args.run_dir} translates between two domains (CycleGAN): give --direction AtoB or BtoA")
+    if args.direction is not None and args.test is not None:
+        raise ConfigError("--test draws both directions of a CycleGAN run's test samples; --direction is for "
+                          "--image and --folder")
     if args.direction is not None and not cycle:
         raise ConfigError(f"--direction is for CycleGAN runs; {args.run_dir} translates one way "
                           f"(model.arch={loaded.config.model.arch})")

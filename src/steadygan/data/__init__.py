@@ -21,6 +21,7 @@ from .toy import TOY_MIXTURES, grid25_modes, ring8_modes, sample_mixture
 from .unpaired import joint_samples, load_unpaired
 
 __all__ = ["BatchSampler", "DataError", "DataInfo", "InMemoryData", "DATASETS", "load_dataset", "fit_images",
+           "has_test_split",
            "dataset_protocol", "is_mixture", "mixture",
            "to_float_images", "to_uint8_images", "read_idx", "write_idx", "sample_mixture",
            "ring8_modes", "grid25_modes", "TOY_MIXTURES", "load_prepared", "prepare_dataset"]
@@ -105,14 +106,16 @@ def _cifar(root: str | None, split: str, resolution: int, channels: int) -> InMe
 
 
 @DATASETS.register("folder", summary="a folder of images (recursive), centre-cropped and resized; "
-                                      "first-level sub-folders are the classes")
+                                      "first-level sub-folders are the classes",
+                   info={"test_split": lambda root: False})  # every split is the folder itself
 def _folder(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
     images, labels = load_image_folder(_root("folder", root), resolution, channels)
     return InMemoryData(images, labels, "folder")
 
 
 @DATASETS.register("prepared", summary="a memory-mapped set written by `steadygan prepare` (data.root: its "
-                                        "folder); data.resolution/channels must match it")
+                                        "folder); data.resolution/channels must match it",
+                   info={"test_split": lambda root: (_root("prepared", root) / PREPARED_TEST / MANIFEST).is_file()})
 def _prepared(root: str | None, split: str, resolution: int, channels: int) -> InMemoryData:
     # A prepared folder may hold its test split in test/ (e.g. `prepare --crops --region test
     # -o ROOT/test`): the evaluator's reference and the feature classifier's accuracy then use
@@ -123,6 +126,13 @@ def _prepared(root: str | None, split: str, resolution: int, channels: int) -> I
     if split == "test" and (folder / PREPARED_TEST / MANIFEST).is_file():
         return load_prepared(folder / PREPARED_TEST, resolution, channels)
     return load_prepared(folder, resolution, channels)
+
+
+def has_test_split(name: str, root: str | None) -> bool:
+    """Whether dataset ``name`` (at ``root``) has a test split of its own, known without loading
+    it: a loader whose "test" split is its training data again says so in its registry entry."""
+    says = DATASETS.get(name).info.get("test_split")
+    return True if says is None else bool(says(root))
 
 
 STACKED_SEEDS = {"train": 0, "test": 1}  # fixed: the data (and its classifier cache) never change

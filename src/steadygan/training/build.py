@@ -49,7 +49,7 @@ from ..core.penalties import (
     build_penalty,
 )
 from ..core.step import Player
-from ..data import DATASETS, BatchSampler, DataInfo, InMemoryData, dataset_protocol, load_dataset
+from ..data import DATASETS, BatchSampler, DataInfo, InMemoryData, dataset_protocol, has_test_split, load_dataset
 from ..errors import ConfigError, DataError
 from ..metrics import EXTRACTORS, Evaluator
 from ..metrics.evaluate import check_metrics, check_sample_count
@@ -90,6 +90,11 @@ def _check_names(cfg: Config) -> None:
     if classifying and not cfg.model.conditional:
         raise ConfigError(f"{', '.join(classifying)} classifies samples by their class: it needs a class-conditional "
                           "model (model.conditional=true) on labelled data")
+    untrained = sorted({s["name"] for s in cfg.g.penalties if s["name"] in classifying}
+                       - {s["name"] for s in cfg.d.penalties})
+    if untrained:
+        raise ConfigError(f"g.penalties has {', '.join(untrained)} and d.penalties does not: D's class head would "
+                          "never learn to classify, and G would chase a random one; name it on both (or on D alone)")
 
 
 def translates(arch: str) -> bool:
@@ -307,6 +312,7 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
         torch.set_num_threads(t.threads)
     seed_everything(t.seed)  # the same on every rank: random draws are sharded (shard_of), not reseeded
     device = resolve_device(t.device, ctx)
+    given_data = data
     data = build_data(cfg) if data is None else data
     # One sampler for the global batch, the same on every rank; each rank takes its slice:
     # every epoch is split across ranks, reshuffled from the seed.
@@ -326,20 +332,25 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
         else None
     evaluation = PeriodicEval(t, _periodic_evaluator(cfg, device, None if pairs is None else len(pairs[0])),
                               ema is not None, cfg.model.z_dim, pair.num_classes, pairs,
-                              _cycle_scores(cfg, device) if pair.two_domains else None)
+                              _cycle_scores(cfg, device) if pair.two_domains and (t.eval_every or t.eval_seconds)
+                              else None)
+    # Data handed in (not built from data.*) has no test split the config could name.
     probe = Probe(data, cfg.model.z_dim, pair.num_classes, device, translates=pair.translates,
-                  heldout=_heldout_data(cfg, data)) if t.health_every else None
+                  heldout=_heldout_data(cfg, data) if given_data is None else None) if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
                     build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every),
                     recovery_ladder(cfg, notes := []), notes,
-                    FakeHistory(t.fake_history, t.seed) if t.fake_history else None)
+                    FakeHistory(t.fake_history, t.seed + HISTORY_SEED) if t.fake_history else None)
+
+
+HISTORY_SEED = 7_919  # the history's stream is the run's seed + this: apart from the sampler's (seeded by the seed)
 
 
 def _heldout_data(cfg: Config, data: InMemoryData) -> InMemoryData | None:
     """The test split, for the probe's memorisation signal: None where the data has none of its
     own (a loader that gives the training set again), and for 2-D mixtures (a new draw of the
     same mixture is not held-out data)."""
-    if not data.is_image:
+    if not data.is_image or not has_test_split(cfg.data.name, cfg.data.root):
         return None
     try:
         heldout = build_data(cfg, split="test")

@@ -3,10 +3,12 @@
 For A -> B (and likewise B -> A), on the test images of A translated by G_AB:
 
 - ``fid_AtoB``: FID of the translations against the test images of B (floor: B's training
-  images against them; the identity map's: A's test images against them);
+  images against them; the identity map's: A's test images against them); ``fid``, the mean
+  of the two directions', is the run's main metric (its best checkpoint, the lab report's);
 - ``target_share_AtoB``: the share the feature classifier assigns to B's class (floor: the
   share of B's own test images; the identity map's: of A's) where the data names each
-  domain's class in a labelled set (``sneakers2boots``: Fashion-MNIST's 7 and 9);
+  domain's class in a labelled set (``sneakers2boots``: Fashion-MNIST's 7 and 9) and the
+  extractor is that set's classifier;
 - ``cycle_l1_AtoB``: L1 of A -> B -> A against A (0..1 pixels; the identity map's is 0);
 - ``silhouette_iou_AtoB``: how much of A's shape the translation keeps (metrics/unpaired.py;
   the identity map's is 1).
@@ -47,8 +49,11 @@ class CycleScores:
         self.classes = DATASETS.get(cfg.data.name).info.get("domain_classes")  # {"dataset": ..., "A": k, "B": k}
         if extractor == "classifier" and self.classes is None:
             raise ConfigError(f"dataset '{cfg.data.name}' names no labelled set to train the feature classifier "
-                              "on: give --extractor pixels (or inception)")
+                              "on: score it with the pixels (or inception) extractor (eval --extractor pixels; "
+                              "train.eval_extractor=pixels)")
         self.cfg, self.load, self.n, self.seed, self.batch_size = cfg, load, n, seed, batch_size
+        # The target share needs class decisions: the classifier's (a pixels or Inception extractor has none).
+        self.classifies = self.classes is not None and extractor == "classifier"
         self.extractor_spec, self.extractor_options = extractor, dict(extractor_options or {})
         self._ready: dict[str, Any] | None = None
 
@@ -65,7 +70,9 @@ class CycleScores:
             ext = build_extractor_for(self.extractor_spec, dataset=None if self.classes is None else
                                       self.classes["dataset"], root=cfg.data.root, resolution=cfg.data.resolution,
                                       channels=cfg.data.channels, **self.extractor_options)
-        train_slots = [torch.unique(s, dim=0)[:n] for s in domain_slots(train.samples)]  # a smaller domain repeats
+        g = torch.Generator().manual_seed(self.seed)
+        unique = [torch.unique(s, dim=0) for s in domain_slots(train.samples)]  # a smaller domain repeats
+        train_slots = [u[torch.randperm(len(u), generator=g)[:n]] for u in unique]
         floor, identity, real = {}, {}, {}
         slots = domain_slots(joint)
         for direction, (src, tgt) in DIRECTION_SLOTS.items():
@@ -73,11 +80,13 @@ class CycleScores:
             real[direction] = ext(target, self.batch_size)
             floor[f"fid_{direction}"] = fid(ext(train_slots[tgt], self.batch_size), real[direction])
             identity[f"fid_{direction}"] = fid(ext(source, self.batch_size), real[direction])
-            if self.classes is not None:
+            if self.classifies:
                 target_class = self.classes["AB"[tgt]]
                 floor[f"target_share_{direction}"] = target_share(ext.predict(target), target_class)
                 identity[f"target_share_{direction}"] = target_share(ext.predict(source), target_class)
             identity[f"cycle_l1_{direction}"], identity[f"silhouette_iou_{direction}"] = 0.0, 1.0
+        for scores in (floor, identity):  # the two directions' FIDs together: the run's main metric
+            scores["fid"] = (scores["fid_AtoB"] + scores["fid_BtoA"]) / 2
         self._ready = {"joint": joint, "extractor": ext, "real": real, "floor": floor, "identity": identity}
         return self._ready
 
@@ -94,10 +103,11 @@ class CycleScores:
         for direction, (src, tgt) in DIRECTION_SLOTS.items():
             source, output, back = slots[0][src], to_uint8_images(slots[1][tgt]), slots[2][src]
             metrics[f"fid_{direction}"] = fid(ext(output, self.batch_size), ready["real"][direction])
-            if self.classes is not None:
+            if self.classifies:
                 metrics[f"target_share_{direction}"] = target_share(ext.predict(output), self.classes["AB"[tgt]])
             metrics[f"cycle_l1_{direction}"] = paired_scores(back, source)["l1"]
             metrics[f"silhouette_iou_{direction}"] = silhouette_iou(source, slots[1][tgt])
+        metrics["fid"] = (metrics["fid_AtoB"] + metrics["fid_BtoA"]) / 2
         return {"dataset": self.cfg.data.name, **(origin or {}), "seed": self.seed, "kind": "image",
                 "samples": {"translated": len(joint), "real": len(joint)}, "extractor": ext.record(),
                 "metrics": metrics, "floor": ready["floor"],

@@ -12,7 +12,7 @@ Signals, all logged as ``Health/*`` rows of stats.jsonl (and TensorBoard):
   in eval mode with no gradient: it moves neither the training RNG nor any weight or
   statistic, so a run trains the same parameters with or without it; where the data has a
   test split, also whether D tells the real images it trains on from real images it never
-  saw (``Health/d_memorisation``, :func:`memorisation`: 0.5 when it cannot, 1 when it has
+  saw (``Health/memorisation``, :func:`memorisation`: 0.5 when it cannot, 1 when it has
   memorised its training set: the limited-data failure, Karras et al. 2020);
 * the periodic evaluation's rows where there are any (FID, recall, class KL, class diversity).
 
@@ -84,7 +84,7 @@ class Probe:
                  seed: int = 12_345, translates: bool = False, heldout: InMemoryData | None = None) -> None:
         """``translates``: the generator translates input images; it is probed on the real
         batch's own inputs, its output's variety measured against their targets'. ``heldout``:
-        real samples training never sees (the test split), for ``Health/d_memorisation``."""
+        real samples training never sees (the test split), for ``Health/memorisation``."""
         g = torch.Generator().manual_seed(seed)  # its own stream: the training RNG never moves
         self.z = torch.randn(n, z_dim, generator=g).to(device)
         self.labels = None if not num_classes else balanced_labels(n, num_classes).to(device)
@@ -117,7 +117,7 @@ class Probe:
                                          self.real_labels, self.num_classes)
                 out["Health/class_diversity_min"] = within["class_diversity_min"]
             if self.heldout is not None:
-                out["Health/d_memorisation"] = memorisation(sample_scores(D, self.real, self.real_labels),
+                out["Health/memorisation"] = memorisation(sample_scores(D, self.real, self.real_labels),
                                                             sample_scores(D, *self.heldout))
             return out
         finally:
