@@ -128,10 +128,11 @@ def test_periodic_evaluation_and_eval_score_each_direction_as_recomputed_by_hand
     (row,) = [r for r in rows if "Metric/fid_AtoB" in r]
     loaded = load_generator(run, use_ema=False)
     test = load_dataset("sneakers2boots", str(idx_dir), "test", 28, 1)
-    n = min(8, len(test))
-    joint = test.batch(torch.arange(n)).x
-    a, b = domain_slots(joint)
-    z = torch.randn(n, 8, generator=torch.Generator().manual_seed(cfg.train.seed))
+    # Domain A's distinct test images (joint samples repeat the smaller domain), a seeded order.
+    distinct = torch.unique(domain_slots(test.samples)[0], dim=0)
+    order = torch.randperm(len(distinct), generator=torch.Generator().manual_seed(cfg.train.seed))
+    a = distinct[order][:8].float() / 127.5 - 1
+    z = torch.randn(len(a), 8, generator=torch.Generator().manual_seed(cfg.train.seed))
     with torch.no_grad():
         to_b = translate_one_way(loaded.generator, z, a, "AtoB")
         back_a = translate_one_way(loaded.generator, z, to_b, "BtoA")
@@ -185,3 +186,31 @@ def test_translate_refuses_a_direction_with_the_test_picture(tmp_path, idx_dir, 
     assert main(["translate", str(run), "--test", "2", "--direction", "AtoB", "-o", str(tmp_path / "x.png")]) == 2
     assert "--test draws both directions of a CycleGAN run's test samples; --direction is for --image and --folder" \
         in capsys.readouterr().err
+
+
+def test_a_cyclegan_without_its_cycle_term_warns_and_the_term_takes_the_papers_lambda(tmp_path):
+    with pytest.warns(UserWarning, match="without the cycle term .* is two unrelated GANs"):
+        _cfg(tmp_path, tmp_path, "g.penalties=[identity]")
+    cfg = _cfg(tmp_path, tmp_path, "g.penalties=[cycle:lambda=3]")
+    from steadygan.core.penalties import build_penalty
+
+    assert build_penalty(cfg.g.penalties[0], "g").weight == 3.0
+
+
+@pytest.mark.slow
+def test_translate_never_writes_over_its_input_or_an_existing_file(tmp_path, idx_dir, capsys):
+    from steadygan.cli import main
+
+    run = train(_cfg(tmp_path, idx_dir, "train.steps=1", "train.sample_every=1000")).run_dir
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "in" / "a.png")
+    capsys.readouterr()
+    assert main(["translate", str(run), "--image", str(tmp_path / "in" / "a.png"), "--direction", "AtoB",
+                 "-o", str(tmp_path / "in" / "a.png")]) == 2
+    assert "is the input image: the translation would overwrite it" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"mine")
+    assert main(["translate", str(run), "--folder", str(tmp_path / "in"), "--direction", "AtoB",
+                 "-o", str(tmp_path / "out")]) == 2
+    assert "a.png exists (1 of the 1 translations would replace files)" in capsys.readouterr().err
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"mine"

@@ -45,7 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--image", help="one input image: -o is the translated image")
     p.add_argument("--folder", help="every image in this folder (recursive): -o is a folder of translations")
     p.add_argument("--test", type=int, metavar="N", help="the first N pairs of the run's test split: -o is a picture "
-                                                         "of input | output | target rows")
+                                                         "of input | output | target triplets (a CycleGAN run: N "
+                                                         "test samples of each domain, a | A->B | A->B->A triplets, "
+                                                         "then b | B->A | B->A->B)")
     p.add_argument("--direction", choices=("AtoB", "BtoA"),
                    help="a CycleGAN run: translate --image / --folder from domain A to B, or from B to A")
     add_output_flag(p, None, "the image, folder or picture to write")
@@ -89,12 +91,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
     cycle = loaded.two_domains
     if cycle and args.test is None and args.direction is None:
         raise ConfigError(f"{args.run_dir} translates between two domains (CycleGAN): give --direction AtoB or BtoA")
-    if args.direction is not None and args.test is not None:
-        raise ConfigError("--test draws both directions of a CycleGAN run's test samples; --direction is for "
-                          "--image and --folder")
     if args.direction is not None and not cycle:
         raise ConfigError(f"--direction is for CycleGAN runs; {args.run_dir} translates one way "
                           f"(model.arch={loaded.config.model.arch})")
+    if args.direction is not None and args.test is not None:
+        raise ConfigError("--test draws both directions of a CycleGAN run's test samples; --direction is for "
+                          "--image and --folder")
     if cycle:
         shape = (shape[0] // 2, *shape[1:])  # one domain's images
 
@@ -105,6 +107,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         return generate(loaded.generator, z, inputs.to(device)).cpu()
 
     out = Path(args.output)
+    if args.image and out.resolve() == Path(args.image).resolve():
+        raise ConfigError(f"-o {out} is the input image: the translation would overwrite it; write it elsewhere")
     if args.image:
         save_grid(translate(_read(Path(args.image), shape)), out, padding=0)
         print(f"wrote {out} ({args.image} translated by {loaded.checkpoint.name})")
@@ -115,6 +119,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
                               "with their inputs; write them to another folder")
         files = list_images(args.folder)
         targets = [(out / f.relative_to(args.folder)).with_suffix(".png") for f in files]
+        present = [t for t in targets if t.exists()]
+        if present:
+            raise ConfigError(f"{present[0]} exists ({len(present)} of the {len(targets)} translations would replace "
+                              "files): write them to a new or empty folder")
         clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
         if clashes:
             raise ConfigError(f"{args.folder}: several inputs would be written to one file ({clashes[0]}: the same "
@@ -156,6 +164,6 @@ def _cycle_test(args: argparse.Namespace, loaded, joint: torch.Tensor, outputs: 
     images, columns = cycle_picture(joint, outputs, cycled)
     save_grid(images, out, scale=args.scale, nrow=columns)
     (a, b), (back_a, back_b) = domain_slots(joint), domain_slots(cycled)
-    print(f"wrote {out} ({len(joint)} test samples of each domain: a | A->B | A->B->A rows, then b | B->A | "
-          f"B->A->B); back to the start, L1 A->B->A {paired_scores(back_a, a)['l1']:.4f}, B->A->B "
-          f"{paired_scores(back_b, b)['l1']:.4f} (pixel range 0..1)")
+    print(f"wrote {out} ({len(joint)} test sample(s) of each domain: a | A->B | A->B->A triplets, then b | B->A | "
+          f"B->A->B, {columns // 3} to a row); back to the start, L1 A->B->A {paired_scores(back_a, a)['l1']:.4f}, "
+          f"B->A->B {paired_scores(back_b, b)['l1']:.4f} (pixel range 0..1)")

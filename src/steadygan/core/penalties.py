@@ -500,6 +500,7 @@ class CyclePenalty(Penalty):
     name = "cycle"
     players = ("g",)
     needs = frozenset({TRANSLATE})
+    weight_alias = "lambda"
     default_weight = 10.0
     second_order = False
 

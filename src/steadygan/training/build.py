@@ -129,6 +129,9 @@ def _check_translation(cfg: Config) -> None:
                           "targets alone; to translate, start from configs/edges2fashion.yaml (model.arch=pix2pix "
                           "with the l1-target term)", stacklevel=2)
         return
+    if cycle and "cycle" not in {s["name"] for s in cfg.g.penalties}:
+        warnings.warn(f"model '{arch}' without the cycle term (g.penalties has no cycle) is two unrelated GANs: "
+                      "nothing ties a translation to its input; add g.penalties=[cycle, identity]", stacklevel=2)
     if cycle and not domains:
         raise ConfigError(f"model '{arch}' translates between two unpaired domains: it needs unpaired data (data.name: "
                           f"{domain_sets}); dataset '{cfg.data.name}' has {'pairs' if paired else 'one domain'}")

@@ -1,6 +1,7 @@
 """Score a CycleGAN run (models/cycle.py) on its test split, each direction on its own.
 
-For A -> B (and likewise B -> A), on the test images of A translated by G_AB:
+For A -> B (and likewise B -> A), on the test split's distinct images of A (joint samples
+repeat the smaller domain's; at most ``n``, a seeded subset) translated by G_AB:
 
 - ``fid_AtoB``: FID of the translations against the test images of B (floor: B's training
   images against them; the identity map's: A's test images against them); ``fid``, the mean
@@ -26,14 +27,13 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..core.pair import generate
-from ..data import DATASETS, InMemoryData, to_uint8_images
+from ..data import DATASETS, InMemoryData, to_float_images, to_uint8_images
 from ..errors import ConfigError
 from ..metrics.features import build_extractor_for
 from ..metrics.fid import fid
 from ..metrics.translation import paired_scores
 from ..metrics.unpaired import silhouette_iou, target_share
-from ..models import domain_slots
+from ..models import domain_slots, translate_one_way
 
 DIRECTION_SLOTS = {"AtoB": (0, 1), "BtoA": (1, 0)}  # (source slot, target slot) of a joint sample
 
@@ -58,60 +58,68 @@ class CycleScores:
         self._ready: dict[str, Any] | None = None
 
     def prepare(self) -> dict[str, Any]:
-        """The test joint samples, the extractor, and per direction the real features and the
-        floor's and the identity map's scores (which no generator changes)."""
+        """Each domain's test images, the extractor, and per direction the real features and
+        the floor's and the identity map's scores (which no generator changes)."""
         if self._ready is not None:
             return self._ready
         cfg = self.cfg
         test, train = self.load("test"), self.load("train")
-        n = min(self.n or len(test), len(test))
-        joint = test.batch(torch.arange(n)).x
+        g = torch.Generator().manual_seed(self.seed)
+
+        def distinct(images: torch.Tensor, count: int | None, split: str, side: str) -> torch.Tensor:
+            # A joint sample set repeats its smaller domain's images: each image once, a seeded subset.
+            unique = torch.unique(images, dim=0)
+            if len(unique) < 2:
+                raise ConfigError(f"the {split} split's domain {side} holds {len(unique)} distinct image(s): scoring "
+                                  "a domain needs at least 2")
+            return unique[torch.randperm(len(unique), generator=g)[:count or len(unique)]]
+
+        tests = [distinct(s, self.n, "test", side) for s, side in zip(domain_slots(test.samples), "AB")]
+        trains = [distinct(s, len(t), "training", side)
+                  for s, t, side in zip(domain_slots(train.samples), tests, "AB")]
         with torch.random.fork_rng(devices=[]):  # building a network must not move a training run's RNG
             ext = build_extractor_for(self.extractor_spec, dataset=None if self.classes is None else
                                       self.classes["dataset"], root=cfg.data.root, resolution=cfg.data.resolution,
                                       channels=cfg.data.channels, **self.extractor_options)
-        g = torch.Generator().manual_seed(self.seed)
-        unique = [torch.unique(s, dim=0) for s in domain_slots(train.samples)]  # a smaller domain repeats
-        train_slots = [u[torch.randperm(len(u), generator=g)[:n]] for u in unique]
         floor, identity, real = {}, {}, {}
-        slots = domain_slots(joint)
         for direction, (src, tgt) in DIRECTION_SLOTS.items():
-            source, target = (to_uint8_images(slots[k]) for k in (src, tgt))
-            real[direction] = ext(target, self.batch_size)
-            floor[f"fid_{direction}"] = fid(ext(train_slots[tgt], self.batch_size), real[direction])
-            identity[f"fid_{direction}"] = fid(ext(source, self.batch_size), real[direction])
+            real[direction] = ext(tests[tgt], self.batch_size)
+            floor[f"fid_{direction}"] = fid(ext(trains[tgt], self.batch_size), real[direction])
+            identity[f"fid_{direction}"] = fid(ext(tests[src], self.batch_size), real[direction])
             if self.classifies:
                 target_class = self.classes["AB"[tgt]]
-                floor[f"target_share_{direction}"] = target_share(ext.predict(target), target_class)
-                identity[f"target_share_{direction}"] = target_share(ext.predict(source), target_class)
+                floor[f"target_share_{direction}"] = target_share(ext.predict(tests[tgt]), target_class)
+                identity[f"target_share_{direction}"] = target_share(ext.predict(tests[src]), target_class)
             identity[f"cycle_l1_{direction}"], identity[f"silhouette_iou_{direction}"] = 0.0, 1.0
         for scores in (floor, identity):  # the two directions' FIDs together: the run's main metric
             scores["fid"] = (scores["fid_AtoB"] + scores["fid_BtoA"]) / 2
-        self._ready = {"joint": joint, "extractor": ext, "real": real, "floor": floor, "identity": identity}
+        self._ready = {"tests": [to_float_images(t) for t in tests], "extractor": ext, "real": real, "floor": floor,
+                       "identity": identity}
         return self._ready
 
     def __call__(self, generator: nn.Module, z_dim: int, origin: dict[str, Any] | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         ready = self.prepare()
-        joint, ext = ready["joint"], ready["extractor"]
-        z = torch.randn(len(joint), z_dim, generator=torch.Generator().manual_seed(self.seed))
+        ext = ready["extractor"]
         device = next(generator.parameters()).device
-        outputs = generate(generator, z.to(device), joint.to(device), self.batch_size).cpu()
-        cycled = generate(generator, z.to(device), outputs.to(device), self.batch_size).cpu()
-        slots = [domain_slots(t) for t in (joint, outputs, cycled)]
         metrics = {}
         for direction, (src, tgt) in DIRECTION_SLOTS.items():
-            source, output, back = slots[0][src], to_uint8_images(slots[1][tgt]), slots[2][src]
-            metrics[f"fid_{direction}"] = fid(ext(output, self.batch_size), ready["real"][direction])
+            source = ready["tests"][src]
+            z = torch.randn(len(source), z_dim, generator=torch.Generator().manual_seed(self.seed)).to(device)
+            output = translate_one_way(generator, z, source.to(device), direction)
+            back = translate_one_way(generator, z, output, "BtoA" if direction == "AtoB" else "AtoB").cpu()
+            output = output.cpu()
+            as_uint8 = to_uint8_images(output)
+            metrics[f"fid_{direction}"] = fid(ext(as_uint8, self.batch_size), ready["real"][direction])
             if self.classifies:
-                metrics[f"target_share_{direction}"] = target_share(ext.predict(output), self.classes["AB"[tgt]])
+                metrics[f"target_share_{direction}"] = target_share(ext.predict(as_uint8), self.classes["AB"[tgt]])
             metrics[f"cycle_l1_{direction}"] = paired_scores(back, source)["l1"]
-            metrics[f"silhouette_iou_{direction}"] = silhouette_iou(source, slots[1][tgt])
+            metrics[f"silhouette_iou_{direction}"] = silhouette_iou(source, output)
         metrics["fid"] = (metrics["fid_AtoB"] + metrics["fid_BtoA"]) / 2
+        counts = {f"test {side}": len(t) for side, t in zip("AB", ready["tests"])}
         return {"dataset": self.cfg.data.name, **(origin or {}), "seed": self.seed, "kind": "image",
-                "samples": {"translated": len(joint), "real": len(joint)}, "extractor": ext.record(),
-                "metrics": metrics, "floor": ready["floor"],
-                "floor_note": "the target domain's training images against its test images",
+                "samples": counts, "extractor": ext.record(), "metrics": metrics, "floor": ready["floor"],
+                "floor_note": "the target domain's distinct training images against its distinct test images",
                 "baselines": {"identity": ready["identity"]},
                 "baselines_note": "identity: output = input (each test image left in its own domain)",
                 "seconds": round(time.perf_counter() - start, 2)}
