@@ -9,7 +9,8 @@
 #                     failure-confirm-2 | stabiliser-sweep | stabiliser-table |
 #                     failure-search-4 | failure-search-5 | failure-search-6 | failure-confirm-3 |
 #                     failing-2-table | failing-2-wgan-gp | grid25-pacgan | stacked | stacked-long |
-#                     conditional-diversity | conditional-aux | heal-table | health-corpus | tune | translation | translation-unpaired | photos | all
+#                     conditional-diversity | conditional-aux | conditional-aux-0.1 | heal-table | health-corpus |
+#                     tune | translation | translation-unpaired | photos | all
 #   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run,
 #   and failing-2-wgan-gp, about an hour a run)
 #
