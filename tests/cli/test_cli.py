@@ -253,3 +253,14 @@ def test_sample_complete_and_eval_check_their_arguments_alike(tmp_path, idx_dir,
             in capsys.readouterr().err) and done.is_file()
     grid = tmp_path / "c" / "d" / "grid.png"
     assert main(["sample", run, "-n", "4", "-o", str(grid)]) == 0 and grid.is_file()
+
+
+def test_a_relative_data_dir_is_stored_as_the_folder_it_names(tmp_path, idx_dir, monkeypatch):
+    import yaml
+
+    monkeypatch.chdir(idx_dir.parent)
+    assert main(["train", "--set", "data.name=idx", "--data-dir", idx_dir.name, "--steps", "1", "--no-progress",
+                 "--out", str(tmp_path / "runs"), "--set", "model.width=8", "--set", "data.batch_size=8",
+                 "--set", "train.sample_every=1000"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["root"] == str(idx_dir.resolve())

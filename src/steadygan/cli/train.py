@@ -82,6 +82,8 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
                       ("eval_seconds", "train.eval_seconds"), ("init_from", "train.init_from"),
                       ("on_nan", "train.on_nan"), ("on_failure", "train.on_failure")):
         value = getattr(args, flag)
+        if flag == "data_dir" and value is not None:  # stored in the run: it must mean the same from elsewhere
+            value = Path(value).expanduser().resolve()
         if value is not None:
             sets.append(f"{key}={value}")
     if args.no_progress:
