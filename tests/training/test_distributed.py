@@ -292,8 +292,9 @@ def test_an_error_on_one_rank_only_stops_the_others_at_once(tmp_path, idx_dir):
     for c in cwds:
         c.mkdir()
     shutil.copytree(idx_dir, cwds[0] / "data")
+    # data.root as given (--data-dir would store the absolute folder it names, which rank 1 can read)
     args = ["-m", "steadygan", "train", "--no-progress", "--steps", "4", "--set", "data.name=idx",
-            "--data-dir", "data", "--set", "data.batch_size=8", "--set", "model.width=8", "--set", "model.z_dim=8"]
+            "--set", "data.root=data", "--set", "data.batch_size=8", "--set", "model.width=8", "--set", "model.z_dim=8"]
     started = time.monotonic()
     results = finish(launch(args, cwds), timeout=120)
     assert time.monotonic() - started < 30, "a rank waited for one that had already failed"
