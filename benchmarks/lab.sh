@@ -272,12 +272,17 @@ if [[ $part == conditional-aux || $part == all ]]; then
       -j 1 --no-progress -o lab/conditional-aux
 fi
 if [[ $part == conditional-aux-0.1 || $part == all ]]; then
-  # The class term at a tenth of its weight, one seed first (at weight 1, seed 0 had agreement
-  # 0.968 and recall 0.202: the class term took back the variety mode-seeking gave).
+  # The class term at a tenth of its weight (at weight 1, seed 0 had agreement 0.968 and recall
+  # 0.202: the class term took back the variety mode-seeking gave). Seed 0 was run first alone
+  # (the same command with --seeds 1 -o lab/conditional-aux-0.1) and copied in: compare skips it.
+  mkdir -p lab/conditional-aux-0.1x3/runs
+  for run in lab/conditional-aux-0.1/runs/*-s0; do
+    [[ -d $run && ! -e lab/conditional-aux-0.1x3/runs/${run##*/} ]] && cp -r "$run" lab/conditional-aux-0.1x3/runs/
+  done
   $SG compare -c configs/conditional.yaml \
       -v "r1:gamma=1,every=4,label=mode-seeking and aux-classifier 0.1+mode-seeking+aux-classifier:weight=0.1" \
-      --seeds 1 --steps 3000 --set train.time=null train.eval_every=1500 "train.eval_metrics=[fid,pr]" \
-      -j 1 --no-progress -o lab/conditional-aux-0.1
+      --seeds 3 --steps 3000 --set train.time=null train.eval_every=1500 "train.eval_metrics=[fid,pr]" \
+      -j 1 --no-progress -o lab/conditional-aux-0.1x3
 fi
 if [[ $part == heal-table || $part == all ]]; then
   # Does a run that heals itself (train.on_failure=heal, the default ladder) survive where the
