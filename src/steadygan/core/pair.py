@@ -34,6 +34,19 @@ def has_batch_coupling(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
+def domain_slots(u: Tensor) -> tuple[Tensor, Tensor]:
+    """The two domains' images (slot A, slot B) of joint samples (N, 2C, H, W): a CycleGAN
+    pair's samples and conditions (models/cycle.py)."""
+    channels = u.shape[1] // 2
+    return u[:, :channels], u[:, channels:]
+
+
+def swap_domains(u: Tensor) -> Tensor:
+    """``(a, b) -> (b, a)``: each image in the other domain's slot."""
+    a, b = domain_slots(u)
+    return torch.cat([b, a], 1)
+
+
 def balanced_labels(n: int, num_classes: int) -> Tensor | None:
     """The classes a conditional generator draws when none are asked for: 0, 1, ..., K-1, 0,
     1, ... (balanced and deterministic); None for an unconditional one (``num_classes`` 0)."""

@@ -27,6 +27,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..registry import Registry
 from .collectives import global_mean, global_std, shard_of
+from .pair import swap_domains
 
 # Capabilities a penalty may ask the step for (``Penalty.needs``).
 REAL_GRAD = "real_grad"  # real batch is a leaf requiring grad; real_logits built from it
@@ -482,10 +483,10 @@ class AuxiliaryClassifierPenalty(Penalty):
         return auxiliary_classifier_loss(inputs.classify(samples), inputs.labels)
 
 
-def cycle_penalty(cycled: Tensor, start: Tensor) -> Tensor:
-    """mean |G(G(u)) - u| over pixels and samples: CycleGAN's cycle-consistency term (Zhu et
-    al. 2017), on joint samples both directions at once (a -> b -> a, b -> a -> b)."""
-    return (at_least_fp32(cycled) - at_least_fp32(start)).abs().mean()
+def mean_abs_difference(a: Tensor, b: Tensor) -> Tensor:
+    """mean |a - b| over every element, in fp32 or wider: the L1 terms of translation (pix2pix's
+    to each target, CycleGAN's cycle back to each input and its identity)."""
+    return (at_least_fp32(a) - at_least_fp32(b)).abs().mean()
 
 
 @PENALTIES.register("cycle", summary="mean |G(G(u)) - u| on G: a -> b -> a and b -> a -> b come back to their start "
@@ -493,7 +494,8 @@ def cycle_penalty(cycled: Tensor, start: Tensor) -> Tensor:
                     paper="Zhu et al. 2017, Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial "
                           "Networks (CycleGAN)")
 class CyclePenalty(Penalty):
-    """:func:`cycle_penalty` of this step's translation translated back (one more G forward,
+    """mean |G(G(u)) - u| (Zhu et al. 2017): this step's translation translated back, both
+    directions at once (a -> b -> a, b -> a -> b; one more G forward,
     through which both generators learn). Weight 10, the paper's lambda: the mean over both
     slots beside a G loss averaged over both discriminators keeps the paper's ratio."""
 
@@ -506,7 +508,7 @@ class CyclePenalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         assert inputs.translate is not None
-        return cycle_penalty(inputs.translate(inputs.fake), inputs.real)  # real sample = input, on joint samples
+        return mean_abs_difference(inputs.translate(inputs.fake), inputs.real)  # real sample = input, on joint samples
 
 
 @PENALTIES.register("identity", summary="mean |G_AB(b) - b| and |G_BA(a) - a| on G: an image already in the target "
@@ -524,17 +526,15 @@ class IdentityPenalty(Penalty):
 
     def value(self, inputs: PenaltyInputs) -> Tensor:
         assert inputs.translate is not None
-        channels = inputs.real.shape[1] // 2
-        # (b, a): each image in the other domain's slot (on joint samples the real sample is the input)
-        swapped = torch.cat([inputs.real[:, channels:], inputs.real[:, :channels]], 1)
-        return cycle_penalty(inputs.translate(swapped), inputs.real)
+        # on joint samples the real sample is the input
+        return mean_abs_difference(inputs.translate(swap_domains(inputs.real)), inputs.real)
 
 
 def l1_target_penalty(fake: Tensor, target: Tensor) -> Tensor:
     """mean |G(z, a) - b| over pixels and samples: pix2pix's L1 term (Isola et al. 2017), which
     pulls each translated image towards its input's own target while the adversarial loss keeps
     it sharp."""
-    return (at_least_fp32(fake) - at_least_fp32(target)).abs().mean()
+    return mean_abs_difference(fake, target)
 
 
 @PENALTIES.register("l1-target", summary="mean |G(z, a) - b| on G: paired translation's L1 term to each input's "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..core.pair import GanPair, bind, call, has_batch_coupling
+from ..core.pair import GanPair, bind, call, domain_slots, has_batch_coupling, swap_domains
 from ..errors import ConfigError
 from ..registry import Registry
 from .conditional import (
@@ -18,8 +18,6 @@ from .cycle import (
     CycleDiscriminator,
     CycleGenerator,
     cycle_pair_channels,
-    domain_slots,
-    swap_domains,
     translate_one_way,
 )
 from .dcgan import DcganDiscriminator, DcganGenerator

@@ -32,23 +32,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core.pair import generate
+from ..core.pair import domain_slots, generate
 from ..errors import ConfigError
 from .translation import PatchDiscriminator, UNetGenerator
 
 DIRECTIONS = ("AtoB", "BtoA")
-
-
-def domain_slots(u: Tensor) -> tuple[Tensor, Tensor]:
-    """The two domains' images (slot A, slot B) of joint samples (N, 2C, H, W)."""
-    channels = u.shape[1] // 2
-    return u[:, :channels], u[:, channels:]
-
-
-def swap_domains(u: Tensor) -> Tensor:
-    """``(a, b) -> (b, a)``: each image in the other domain's slot."""
-    a, b = domain_slots(u)
-    return torch.cat([b, a], 1)
 
 
 class CycleGenerator(nn.Module):
@@ -92,11 +80,8 @@ def cycle_pair_channels(sample_shape: tuple[int, ...]) -> tuple[int, int]:
 
 def translate_one_way(generator: nn.Module, z: Tensor, images: Tensor, direction: str) -> Tensor:
     """One domain's ``images`` (N, C, H, W) translated to the other by a :class:`CycleGenerator`
-    (``AtoB``: G_AB, ``BtoA``: G_BA), in eval mode. The other slot of the joint sample is blank:
-    no slot's translation reads it."""
+    (``AtoB``: G_AB, ``BtoA``: G_BA), in eval mode: that direction's U-Net alone (the joint
+    generator would also run the other one, on nothing)."""
     if direction not in DIRECTIONS:
         raise ConfigError(f"the direction is AtoB or BtoA (got {direction!r})")
-    blank = torch.zeros_like(images)
-    joint = torch.cat([images, blank] if direction == "AtoB" else [blank, images], 1)
-    to_a, to_b = domain_slots(generate(generator, z, joint))
-    return to_b if direction == "AtoB" else to_a
+    return generate(generator.a_to_b if direction == "AtoB" else generator.b_to_a, z, images)

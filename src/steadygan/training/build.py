@@ -86,7 +86,7 @@ def _check_names(cfg: Config) -> None:
     _check_compile(cfg)
     _check_eval_names(cfg.train)
     _check_translation(cfg)
-    classifying = _classifying_penalties(cfg)
+    classifying = _penalties_needing(cfg, CLASS_LOGITS)
     if classifying and not cfg.model.conditional:
         raise ConfigError(f"{', '.join(classifying)} classifies samples by their class: it needs a class-conditional "
                           "model (model.conditional=true) on labelled data")
@@ -112,8 +112,7 @@ def _check_translation(cfg: Config) -> None:
     cycle = not is_import_path(arch) and bool(MODELS.get(arch).info.get("cycle"))
     paired_sets = ", ".join(e.name for e in DATASETS.entries() if e.info.get("paired"))
     domain_sets = ", ".join(e.name for e in DATASETS.entries() if e.info.get("domains"))
-    needs = {need: sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
-                           if need in PENALTIES.get(s["name"]).factory.needs}) for need in (PAIRED_TARGET, TRANSLATE)}
+    needs = {need: _penalties_needing(cfg, need) for need in (PAIRED_TARGET, TRANSLATE)}
     if needs[TRANSLATE] and not cycle:
         raise ConfigError(f"{', '.join(needs[TRANSLATE])} translates images back and forth between two domains: it "
                           f"needs model.arch=cyclegan on unpaired data (data.name: {domain_sets})")
@@ -236,13 +235,13 @@ def build_pair(cfg: Config, info: DataInfo) -> GanPair:
     return build_models(m.arch, info.sample_shape, m.z_dim, width=m.width, depth=m.depth, g_norm=m.g_norm,
                         d_norm=m.d_norm, spectral_norm=m.spectral_norm,
                         num_classes=info.num_classes if m.conditional else 0, g_conditioning=m.g_conditioning,
-                        condition_shape=condition_shape, class_head=bool(_classifying_penalties(cfg)))
+                        condition_shape=condition_shape, class_head=bool(_penalties_needing(cfg, CLASS_LOGITS)))
 
 
-def _classifying_penalties(cfg: Config) -> list[str]:
-    """The configured penalties that read D's class head (which is then built)."""
+def _penalties_needing(cfg: Config, need: str) -> list[str]:
+    """The configured penalties (either player) whose factory ``needs`` ``need``, by name."""
     return sorted({s["name"] for pc in (cfg.d, cfg.g) for s in pc.penalties
-                   if CLASS_LOGITS in PENALTIES.get(s["name"]).factory.needs})
+                   if need in PENALTIES.get(s["name"]).factory.needs})
 
 
 def info_from_config(cfg: Config) -> DataInfo:
