@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import optuna
@@ -71,6 +72,40 @@ def test_the_password_comes_from_the_environment_and_is_never_shown(tmp_path, mo
     message = str(info.value)
     assert message.startswith("cannot open the study at postgresql+psycopg://tuner:***@127.0.0.1:1/studies")
     assert "s3cr" not in message and "%3A" not in message and "\n" not in message
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_loads_them(tmp_path, monkeypatch):
+    # Two workers starting at once: SQLite tells the loser "table alembic_version already exists"
+    # (seen in CI). It must wait and load the winner's tables, not fail the worker.
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+
+    class Racing(optuna.storages.RDBStorage):  # a subclass: Optuna checks storages by type
+        def __init__(self, url, **kwargs):
+            calls.append(url)
+            super().__init__(url, **kwargs)
+            if len(calls) == 1:  # the other worker created the schema first
+                raise OperationalError("CREATE TABLE alembic_version", {},
+                                       Exception("table alembic_version already exists"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    study = open_study(storage_url(tmp_path, None), "race", SearchSettings("Metric/fid", False, 4, "random", "none"))
+    assert len(calls) == 2 and study.study_name == "race"
+    # Any other database error is still one line, not a retry.
+    calls.clear()
+
+    class Broken(optuna.storages.RDBStorage):
+        def __init__(self, url, **kwargs):
+            calls.append(url)
+            raise OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Broken)
+    with pytest.raises(ConfigError, match="disk I/O error"):
+        open_study(storage_url(tmp_path, None), "race", SearchSettings("Metric/fid", False, 4, "random", "none"))
+    assert len(calls) == 1
 
 
 def test_two_tunes_in_one_database_get_their_own_study_and_a_resumed_one_its_old(tmp_path):

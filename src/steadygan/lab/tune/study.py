@@ -92,6 +92,16 @@ def storage_url(out_dir: Path, url: str | None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _lost_schema_race(exc: Exception) -> bool:
+    """Whether ``exc`` is what a worker gets when another creates the study's tables at the same
+    moment: a duplicate row (IntegrityError) or, as SQLite says it, "table ... already exists"."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, (OperationalError, ProgrammingError)) and "already exists" in str(exc)
+
+
 def _cannot_open(url: str, exc: Exception) -> ConfigError:
     """A database error in one line, the password nowhere."""
     return ConfigError(f"cannot open the study at {display_url(url)}: {mask(str(exc)).splitlines()[0]}")
@@ -125,21 +135,19 @@ def open_study(url: str, name: str, settings: SearchSettings, grid: list[str] | 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Heartbeats, grouped TPE: marked experimental by Optuna, used here on purpose.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    from sqlalchemy.exc import IntegrityError
-
-    for attempt in range(3):
+    for attempt in range(4):
         try:
             storage = optuna.storages.RDBStorage(
                 url, heartbeat_interval=heartbeat, grace_period=4 * heartbeat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
             break
-        except IntegrityError:  # two workers creating the schema at once: the other one won; load it
-            if attempt == 2:
+        except Exception as exc:  # noqa: BLE001 - a database error: one line, the URL masked
+            if not _lost_schema_race(exc):
+                raise _cannot_open(url, exc) from None
+            if attempt == 3:
                 raise ConfigError(f"cannot open the study at {display_url(url)}: its tables are being created by "
                                   f"another worker and are still not readable; run tune again") from None
-            time.sleep(1.0 + attempt)
-        except Exception as exc:  # noqa: BLE001 - a database error: one line, the URL masked
-            raise _cannot_open(url, exc) from None
+            time.sleep(1.0 + attempt)  # the other worker is creating the schema: load it once it is there
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True,
                                                           n_startup_trials=tpe_startup_trials(settings.trials)),
                 # Each cell once, also with several workers (Optuna's grid sampler skips running points).
