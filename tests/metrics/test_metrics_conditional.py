@@ -172,3 +172,38 @@ def test_a_conditional_generator_that_ignores_z_is_flagged(data_root):
                                   "its real images (mean over classes 0.00): the generator draws the classes but "
                                   "ignores its noise"]
     assert format_table(collapsed).splitlines()[-1] == f"flag: {collapsed['flags'][0]}"
+
+
+class ReplayOneClassStuck(Replay):
+    """Replay, except that class ``stuck`` always returns the same image."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, stuck: int) -> None:
+        super().__init__(images, labels)
+        self.stuck = stuck
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = torch.where((y == self.stuck)[:, None], torch.zeros_like(z), z)
+        return super().forward(z, y)
+
+
+def test_eval_names_the_class_whose_recall_is_gone(striped_idx):
+    from steadygan.metrics.evaluate import format_table
+
+    data_root = striped_idx(400, 200)  # 20 test images a class: a floor each
+    data = load_dataset("idx", str(data_root))
+    cfg = Config()
+    cfg.data.name, cfg.data.root, cfg.model.z_dim, cfg.model.conditional = "idx", str(data_root), 4, True
+    info = DataInfo("idx", "image", (1, 28, 28), data.num_classes, "image")
+    loaded = LoadedGenerator(ReplayOneClassStuck(data.samples, data.labels, stuck=3), 4, data.num_classes, "idx",
+                             cfg, 1, Path("x.pt"), False, info)
+    result = build_evaluator(cfg, metrics=("fid",), n=200, extractor=OracleClassifier()).evaluate(loaded)
+    recall, floor = result["by_class"]["recall"], result["by_class"]["floor_recall"]
+    assert len(recall) == len(floor) == data.num_classes
+    # The per-class lists are what the summary figures summarise.
+    assert sum(recall) / len(recall) == pytest.approx(result["metrics"]["class_recall"])
+    assert min(recall) == result["metrics"]["class_recall_min"] == recall[3]
+    assert sum(floor) / len(floor) == pytest.approx(result["floor"]["class_recall"])
+    # One image k times over: its k-NN balls have radius 0, and no real image of class 3 is inside.
+    assert recall[3] == 0.0 and min(r for k, r in enumerate(recall) if k != 3) > 0.5
+    line = next(x for x in format_table(result).splitlines() if x.startswith("class recall (GAN / real vs real): "))
+    assert f"3: {recall[3]:.4g} / {floor[3]:.4g}" in line and line.count(", ") == data.num_classes - 1

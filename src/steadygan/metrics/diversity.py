@@ -12,7 +12,7 @@ These pure functions of features measure what is left of the variety:
 * :func:`class_diversity`: the ratio within each class (generated class-k samples against
   real class-k samples), and their mean and minimum: what a conditional generator that
   ignores z within a class loses.
-* :func:`per_class_recall_coverage`: recall (Kynkäänniemi et al. 2019, k = 3) and coverage
+* :func:`per_class_prdc` and :func:`per_class_recall_coverage`: recall (Kynkäänniemi et al. 2019, k = 3) and coverage
   (Naeem et al. 2020, k = 5) between each class's generated and real features.
 
 They are cheap enough to run on a small probe during training (the health monitor's
@@ -66,21 +66,35 @@ def class_diversity(generated: torch.Tensor, generated_labels: torch.Tensor, rea
     return {"class_diversity": sum(ratios) / len(ratios), "class_diversity_min": min(ratios)}
 
 
+def per_class_prdc(real: torch.Tensor, real_labels: torch.Tensor, other: torch.Tensor,
+                   other_labels: torch.Tensor, num_classes: int) -> list[dict[str, float]] | None:
+    """Precision, recall, density and coverage of ``other`` against ``real`` within each class,
+    in class order; None when a class has too few samples for coverage's k-NN balls (6)."""
+    scores = []
+    for k in range(num_classes):
+        a, b = real[real_labels == k], other[other_labels == k]
+        if min(len(a), len(b)) < 6:  # coverage's balls reach the 5th neighbour
+            return None
+        scores.append(prdc(a, b))
+    return scores
+
+
+def summarise_per_class(scores: list[dict[str, float]] | None) -> dict[str, float]:
+    """The mean over classes of recall (``class_recall``) and coverage (``class_coverage``),
+    and the lowest class's recall (``class_recall_min``); NaN without per-class scores."""
+    if not scores:
+        return {"class_recall": math.nan, "class_recall_min": math.nan, "class_coverage": math.nan}
+    recalls = [s["recall"] for s in scores]
+    return {"class_recall": sum(recalls) / len(recalls), "class_recall_min": min(recalls),
+            "class_coverage": sum(s["coverage"] for s in scores) / len(scores)}
+
+
 def per_class_recall_coverage(real: torch.Tensor, real_labels: torch.Tensor, other: torch.Tensor,
                               other_labels: torch.Tensor, num_classes: int) -> dict[str, float]:
     """Recall and coverage of ``other`` against ``real`` within each class: their means over
     classes (``class_recall``, ``class_coverage``) and the lowest class's recall
     (``class_recall_min``). NaN when a class has too few samples for its k-NN balls (6)."""
-    recalls, coverages = [], []
-    for k in range(num_classes):
-        a, b = real[real_labels == k], other[other_labels == k]
-        if min(len(a), len(b)) < 6:  # coverage's balls reach the 5th neighbour
-            return {"class_recall": math.nan, "class_recall_min": math.nan, "class_coverage": math.nan}
-        scores = prdc(a, b)
-        recalls.append(scores["recall"])
-        coverages.append(scores["coverage"])
-    return {"class_recall": sum(recalls) / num_classes, "class_recall_min": min(recalls),
-            "class_coverage": sum(coverages) / num_classes}
+    return summarise_per_class(per_class_prdc(real, real_labels, other, other_labels, num_classes))
 
 
 def collapse_flags(metrics: dict[str, float]) -> list[str]:

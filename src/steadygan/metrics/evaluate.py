@@ -38,7 +38,7 @@ from ..core.pair import balanced_labels
 from ..data import InMemoryData, dataset_protocol, load_dataset, mixture, sample_mixture, to_uint8_images
 from ..errors import ConfigError
 from .conditional import class_agreement, class_coverage, class_histogram, intra_class_fid
-from .diversity import class_diversity, collapse_flags, per_class_recall_coverage
+from .diversity import class_diversity, collapse_flags, per_class_prdc, summarise_per_class
 from .features import ClassifierExtractor, FeatureExtractor, StackedExtractor, build_extractor_for
 from .fid import fid, frechet_distance, gaussian_stats
 from .kid import kid
@@ -265,24 +265,31 @@ class Evaluator:
         ref["num_classes"] = num_classes  # the dataset's, not the subsets': a class missing there is NaN
         ref["floor"]["intra_fid"] = intra_class_fid(ref["real"], ref["real_labels"], other_features,
                                                     other_labels.cpu(), ref["num_classes"])
-        ref["floor"].update(per_class_recall_coverage(ref["real"], ref["real_labels"], other_features,
-                                                      other_labels.cpu(), num_classes))
+        per_class = per_class_prdc(ref["real"], ref["real_labels"], other_features, other_labels.cpu(), num_classes)
+        ref["floor"].update(summarise_per_class(per_class))
+        ref["floor_class_recall"] = [s["recall"] for s in per_class] if per_class else None
         ref["floor"].update(class_diversity(other_features, other_labels.cpu(), ref["real"], ref["real_labels"],
                                             num_classes))
         if isinstance(self.extractor, ClassifierExtractor):
             ref["floor"]["class_agreement"] = class_agreement(self.extractor.predict(other_x), other_labels.cpu())
 
     def _conditional_metrics(self, model: Generative, images: torch.Tensor,
-                             features: torch.Tensor) -> dict[str, float]:
+                             features: torch.Tensor) -> tuple[dict[str, float], dict[str, list] | None]:
+        """The conditional metrics, and each class's recall beside its floor (None when a class
+        has too few samples): which classes a low ``class_recall_min`` is about."""
         ref = self.reference()
         requested = balanced_labels(len(images), model.num_classes)
+        per_class = per_class_prdc(ref["real"], ref["real_labels"], features, requested, ref["num_classes"])
         out = {"intra_fid": intra_class_fid(ref["real"], ref["real_labels"], features, requested,
                                             ref["num_classes"]),
-               **per_class_recall_coverage(ref["real"], ref["real_labels"], features, requested, ref["num_classes"]),
+               **summarise_per_class(per_class),
                **class_diversity(features, requested, ref["real"], ref["real_labels"], ref["num_classes"])}
         if isinstance(self.extractor, ClassifierExtractor):
             out["class_agreement"] = class_agreement(self.extractor.predict(images), requested)
-        return out
+        by_class = None
+        if per_class and ref.get("floor_class_recall"):
+            by_class = {"recall": [s["recall"] for s in per_class], "floor_recall": ref["floor_class_recall"]}
+        return out, by_class
 
     def _stacked_modes(self, images: torch.Tensor) -> dict[str, float]:
         extractor = self.extractor
@@ -337,15 +344,18 @@ class Evaluator:
             metrics.update(self._stacked_modes(images))
         if "class_hist" in ref:
             metrics.update(class_coverage(self.extractor.predict(images), ref["class_hist"]))
+        by_class = None
         if self.conditional and model.num_classes:
-            metrics.update(self._conditional_metrics(model, images, generated))
+            conditional, by_class = self._conditional_metrics(model, images, generated)
+            metrics.update(conditional)
         caveats = sample_caveats(ref["n_real"], len(generated), generated.shape[1], self.metrics,
                                  self.kid_subset_size)
         flags = collapse_flags(metrics)
         return {"kind": "image",
                 "samples": {"generated": len(generated), "real": ref["n_real"], "real_test": ref["n_test"]},
                 "extractor": self.extractor.record(), "metrics": metrics, "floor": ref["floor"],
-                "floor_note": ref["note"], **({"caveats": caveats} if caveats else {}),
+                "floor_note": ref["note"], **({"by_class": by_class} if by_class else {}),
+                **({"caveats": caveats} if caveats else {}),
                 **({"flags": flags} if flags else {})}
 
 
@@ -413,6 +423,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"baseline {name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in scores.items()))
     if "baselines_note" in result:
         lines.append(f"baselines: {result['baselines_note']}")
+    if "by_class" in result:  # which classes a low class_recall_min is about
+        pairs = zip(result["by_class"]["recall"], result["by_class"]["floor_recall"])
+        lines.append("class recall (GAN / real vs real): "
+                     + ", ".join(f"{k}: {_fmt(r)} / {_fmt(f)}" for k, (r, f) in enumerate(pairs)))
     lines += [f"caveat: {caveat}" for caveat in result.get("caveats", [])]
     lines += [f"flag: {flag}" for flag in result.get("flags", [])]
     return "\n".join(lines)
