@@ -268,6 +268,7 @@ class Evaluator:
         per_class = per_class_prdc(ref["real"], ref["real_labels"], other_features, other_labels.cpu(), num_classes)
         ref["floor"].update(summarise_per_class(per_class))
         ref["floor_class_recall"] = [s["recall"] for s in per_class] if per_class else None
+        ref["floor_set"] = (other_features, other_labels.cpu())  # the held-out side, for per-class studies
         ref["floor"].update(class_diversity(other_features, other_labels.cpu(), ref["real"], ref["real_labels"],
                                             num_classes))
         if isinstance(self.extractor, ClassifierExtractor):
