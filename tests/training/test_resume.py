@@ -213,3 +213,32 @@ def test_resume_and_init_from_together_are_refused(tmp_path, capsys, toy_cfg):
     assert main(["train", "--resume", str(run), "--init-from", str(run), "--no-progress"]) == 2
     assert capsys.readouterr().err == ("steadygan train: error: --resume continues a run with its own weights; "
                                        "--init-from starts a new one from another run's: give one of them\n")
+
+
+@pytest.mark.parametrize("source_head", [True, False])
+def test_fine_tuning_keeps_this_runs_choice_of_class_head(tmp_path, capsys, idx_dir, source_head):
+    # D's class head exists only where a penalty classifies (aux-classifier): fine-tuning a run
+    # that had one into a config that has none leaves it out, and the other way starts it fresh;
+    # every other tensor is the source's.
+    from steadygan.training.checkpoint import load_checkpoint as load
+
+    head = ["--set", "d.penalties=[aux-classifier:weight=0.1]"]
+    common = ["--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "model.conditional=true",
+              "--set", "model.width=8", "--set", "data.batch_size=8", "--no-progress", "--set", "train.time=null"]
+    assert main(["train", "--steps", "2", "--out", str(tmp_path / "source"), *common,
+                 *(head if source_head else [])]) == 0
+    (source,) = (tmp_path / "source").iterdir()
+    assert main(["train", "--steps", "1", "--out", str(tmp_path / "tuned"), "--init-from", str(source), *common,
+                 *([] if source_head else head), "--set", "d.lr=1e-10", "--set", "g.lr=1e-10"]) == 0
+    err = capsys.readouterr().err
+    assert ("class head of" in err and "is left out" in err) if source_head else ("starts fresh" in err)
+    (tuned,) = (tmp_path / "tuned").iterdir()
+    before = load(latest_checkpoint(source))["discriminator"]
+    after = load(latest_checkpoint(tuned))["discriminator"]
+    assert any(k.startswith("class_head.") for k in (before if source_head else after))
+    assert not any(k.startswith("class_head.") for k in (after if source_head else before))
+    shared = [k for k in before if not k.startswith("class_head.")]
+    assert shared and sorted(shared) == sorted(k for k in after if not k.startswith("class_head."))
+    for k in shared:  # one Adam step moves a weight by about lr (1e-10): D's weights are the source's
+        if "running_" not in k and "num_batches" not in k:  # (BatchNorm's statistics aside)
+            assert (before[k] - after[k]).abs().max() < 1e-8, k

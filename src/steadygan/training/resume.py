@@ -176,8 +176,9 @@ def init_from(source: str | Path, generator: nn.Module, discriminator: nn.Module
     keeps its fresh optimisers and starts at step 0); returns the checkpoint read.
 
     ``source`` is a run directory (its newest usable checkpoint) or a checkpoint file. Every
-    tensor must match these networks in name and shape; a mismatch is an error that names the
-    layer. Without a stored EMA the new EMA starts from the source's generator."""
+    tensor must match these networks in name and shape (D's auxiliary class head aside: see
+    :func:`with_own_class_head`); a mismatch is an error that names the layer. Without a stored
+    EMA the new EMA starts from the source's generator."""
     source = Path(source)
     if source.is_file():
         ckpt, state = source, load_checkpoint(source)
@@ -186,11 +187,34 @@ def init_from(source: str | Path, generator: nn.Module, discriminator: nn.Module
     else:
         raise ConfigError(f"train.init_from: {source} is neither a checkpoint file nor a run directory "
                           "with checkpoints")
-    for key, net in (("generator", generator), ("discriminator", discriminator)):
-        load_matching(net, state.get(key), f"{key} of {ckpt}")
+    load_matching(generator, state.get("generator"), f"generator of {ckpt}")
+    load_matching(discriminator, with_own_class_head(state.get("discriminator"), discriminator, ckpt),
+                  f"discriminator of {ckpt}")
     if ema is not None:
         ema.load_state_dict(state["ema"] if state.get("ema") is not None else generator.state_dict())
     return ckpt
+
+
+CLASS_HEAD = "class_head."  # D's auxiliary classifier (models/conditional.py): built only when a penalty needs it
+
+
+def with_own_class_head(state: dict[str, Any] | None, discriminator: nn.Module, ckpt: Path) -> dict[str, Any] | None:
+    """The source D's weights with this run's choice of class head: the head is an auxiliary
+    built when a config names a penalty that classifies (``aux-classifier``), so a run
+    fine-tuned without one leaves the source's head out, and one that adds a head starts it
+    fresh. Either way D's own score is the source's."""
+    if state is None:
+        return None
+    own = {k: v for k, v in discriminator.state_dict().items() if k.startswith(CLASS_HEAD)}
+    theirs = [k for k in state if k.startswith(CLASS_HEAD)]
+    if theirs and not own:
+        print(f"fine-tuning: the class head of {ckpt}'s discriminator is left out (this run names no penalty "
+              "that classifies)", file=sys.stderr)
+    elif own and not theirs:
+        print(f"fine-tuning: the discriminator's class head starts fresh ({ckpt} has none)", file=sys.stderr)
+    else:
+        return state
+    return {**{k: v for k, v in state.items() if not k.startswith(CLASS_HEAD)}, **own}
 
 
 def source_config(source: str | Path) -> tuple[Path, dict[str, Any]]:
