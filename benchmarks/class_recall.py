@@ -46,9 +46,15 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=400, help="samples scored in each class")
     parser.add_argument("--n", type=int, default=10000, help="samples drawn from each run (seed 0)")
     args = parser.parse_args()
-    rows, floor = [], None
+    if args.per_class < 6:  # coverage's k-NN balls reach the 5th neighbour
+        parser.error("--per-class must be at least 6")
+    rows, floor, data = [], None, None
     for run in args.runs:
         generator = load_generator(run)
+        run_data = (generator.config.data.name, generator.config.data.root)
+        if data is not None and run_data != data:  # one floor row: every run must score against it
+            raise SystemExit(f"{run} trained on {run_data}, the runs before it on {data}: give runs of one dataset")
+        data = run_data
         evaluator = build_evaluator(generator.config, metrics=("fid",), n=args.n)
         evaluator.conditional = True  # the per-class reference (real labels, floors) for either kind of run
         ref = evaluator.reference()

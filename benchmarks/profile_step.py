@@ -3,8 +3,8 @@
 For each pair of `hand_loop.py` (the same networks, data and contenders), profiles ``--iters``
 iterations of each contender after a warm-up and groups the operators' self CPU time into
 kinds: convolution and matmul (the arithmetic the FLOP counts are about), BatchNorm,
-activations, dropout, the optimiser's multi-tensor updates, layout copies, reductions (the
-losses and logged statistics), random draws, and the rest. Prints a markdown table of
+activations, upsampling, dropout, the optimiser's and the EMA's multi-tensor updates, layout
+copies, reductions (the losses and logged statistics), random draws, and the rest. Prints a markdown table of
 milliseconds per iteration for each kind, and the largest single operators outside the
 arithmetic: what is left to take once the convolutions run as fast as they can.
 
@@ -29,12 +29,12 @@ KINDS = [
     ("arithmetic", ("convolution", "conv2d", "mkldnn_conv", "addmm", "aten::mm", "aten::bmm", "matmul", "linear")),
     ("BatchNorm", ("batch_norm",)),
     ("activations", ("leaky_relu", "tanh", "sigmoid", "relu", "threshold")),
+    ("upsampling", ("upsample",)),
     ("dropout", ("dropout", "bernoulli", "feature_dropout")),
-    ("optimiser", ("_foreach", "adam", "lerp")),
-    ("layout copies", ("copy_", "contiguous", "clone", "to_copy", "aten::to", "empty_strided", "as_strided",
-                       "upsample")),
-    ("reductions", ("sum", "mean", "norm", "binary_cross_entropy", "softplus", "log_sigmoid", "max", "min")),
-    ("random draws", ("randn", "randint", "normal_", "uniform_", "random_", "index")),
+    ("optimiser and EMA", ("_foreach", "adam", "lerp")),
+    ("layout copies", ("copy_", "contiguous", "clone", "to_copy", "aten::to", "empty_strided", "as_strided")),
+    ("reductions", ("aten::sum", "aten::mean", "norm", "binary_cross_entropy", "softplus", "log_sigmoid")),
+    ("random draws", ("randn", "randint", "normal_", "uniform_", "random_")),
 ]
 
 

@@ -163,7 +163,8 @@ def test_image_folder(tmp_path):
             Image.new("RGB", (40, 30), (i * 80, 10, 200)).save(tmp_path / cls / f"{i}.png")
     images, labels = load_image_folder(tmp_path, 16, 3)
     assert images.shape == (6, 3, 16, 16) and labels.tolist() == [0, 0, 0, 1, 1, 1]
-    gray, _ = load_image_folder(tmp_path, 16, 1)
+    with pytest.warns(UserWarning, match="reads them as grey"):
+        gray, _ = load_image_folder(tmp_path, 16, 1)
     assert gray.shape == (6, 1, 16, 16)
 
 
@@ -593,3 +594,26 @@ def test_images_beside_class_folders_make_an_unlabelled_set_with_one_warning(tmp
         f"{tmp_path}: some images lie beside the class sub-folders; the folder is read as unlabelled (put every "
         "image in a class sub-folder to use the classes)"]
     assert record[0].filename == __file__  # pointed at the caller of the loader, not at the library
+
+
+def test_colour_images_read_as_grey_are_warned_about_once(tmp_path):
+    import warnings
+
+    grey = np.tile(np.arange(16, dtype=np.uint8).reshape(4, 4, 1), (1, 1, 3))  # RGB, three equal channels
+    Image.fromarray(grey).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "b.png")  # mode L
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # grey in any mode: no warning
+        load_image_folder(tmp_path, 4, 1)
+    colour = grey.copy()
+    colour[1, 2, 0] = 200  # one pixel's red differs
+    Image.fromarray(colour).save(tmp_path / "c.png")
+    Image.fromarray(colour).save(tmp_path / "d.png")
+    with pytest.warns(UserWarning) as record:
+        load_image_folder(tmp_path, 4, 1)
+    assert [str(w.message) for w in record] == [
+        f"{tmp_path} holds colour images (c.png, ...); data.channels=1 reads them as grey "
+        "(--set data.channels=3 keeps the colour)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # read in colour: nothing to say
+        load_image_folder(tmp_path, 4, 3)

@@ -18,7 +18,7 @@ def write_striped_idx(root: Path, n: int = 120, n_test: int = 40) -> Path:
     images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
     for i, label in enumerate(labels):
         images[i, 2 + 2 * int(label):4 + 2 * int(label), 4:24] = 200
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     write_idx(root / "train-images-idx3-ubyte", images)
     write_idx(root / "train-labels-idx1-ubyte", labels)
     write_idx(root / "t10k-images-idx3-ubyte", images[:n_test])

@@ -242,3 +242,21 @@ def test_fine_tuning_keeps_this_runs_choice_of_class_head(tmp_path, capsys, idx_
     for k in shared:  # one Adam step moves a weight by about lr (1e-10): D's weights are the source's
         if "running_" not in k and "num_batches" not in k:  # (BatchNorm's statistics aside)
             assert (before[k] - after[k]).abs().max() < 1e-8, k
+
+
+@pytest.mark.parametrize("first_has_head", [True, False])
+def test_a_resume_that_adds_or_drops_the_class_head_says_so(tmp_path, capsys, idx_dir, first_has_head):
+    head = ["--set", "d.penalties=[aux-classifier:weight=0.1]"]
+    common = ["--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "model.conditional=true",
+              "--set", "model.width=8", "--set", "data.batch_size=8", "--no-progress", "--set", "train.time=null"]
+    assert main(["train", "--steps", "2", "--out", str(tmp_path / "runs"), *common,
+                 *(head if first_has_head else [])]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "3", "--allow-config-change",
+                 *(["--set", "d.penalties=[]"] if first_has_head else head)]) == 2
+    err = capsys.readouterr().err
+    if first_has_head:
+        assert "has a class head, which this run's D lacks" in err and "keep that penalty in the config" in err
+    else:
+        assert "has no class head: this run's D has one" in err and "leave that penalty out" in err

@@ -69,11 +69,33 @@ def read_square_image(path: Path, resolution: int, channels: int) -> np.ndarray:
         raise DataError(f"{path}: unreadable image ({exc}); remove or replace it") from exc
 
 
+GREY_MODES = ("1", "L", "LA", "I", "F", *SIXTEEN_BIT_MODES)  # PIL modes with one grey channel (alpha aside)
+
+
+def has_colour(path: Path) -> bool:
+    """Whether the image at ``path`` has colour: a colour mode whose channels differ somewhere
+    (an RGB file with three equal channels is grey, as evaluation counts it). The mode is read
+    from the header; only colour-mode files are decoded."""
+    try:
+        with Image.open(path) as img:
+            if img.mode in GREY_MODES:
+                return False
+            rgb = np.asarray(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return False  # reading it for the data says what is wrong with it
+    return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+
+
 def load_image_folder(root: str | Path, resolution: int, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; set data.root to a folder of images")
     files = list_images(root)
+    if channels == 1:  # data.channels defaults to 1: say so before colour photographs turn grey
+        colour = next((path for path in files if has_colour(path)), None)
+        if colour is not None:
+            warnings.warn(f"{root} holds colour images ({colour.name}, ...); data.channels=1 reads them as grey "
+                          "(--set data.channels=3 keeps the colour)", stacklevel=2)
     images = np.empty((len(files), resolution, resolution, channels), dtype=np.uint8)
     for i, path in enumerate(files):
         images[i] = read_square_image(path, resolution, channels)

@@ -257,7 +257,9 @@ class Evaluator:
                                other_features: torch.Tensor, other_labels: torch.Tensor | None,
                                num_classes: int) -> None:
         """Real-vs-real values of the conditional metrics: the classifier's accuracy on the
-        floor set, and the intra-class FID between the two real sets."""
+        floor set, the intra-class FID between the two real sets, and each class's recall
+        (``floor_class_recall``); the floor set's features and labels are kept (``floor_set``)
+        for per-class studies such as benchmarks/class_recall.py."""
         if real_labels is None or other_labels is None:
             raise ConfigError(f"dataset '{self.dataset}' has no labels: the conditional metrics need them")
         ref = self._reference

@@ -162,6 +162,9 @@ def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+CLASS_HEAD = "class_head."  # D's auxiliary classifier (models/conditional.py): built only when a penalty needs it
+
+
 def load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor] | None, what: str) -> None:
     """``net.load_state_dict(state)`` with a one-line error naming the first mismatched layer."""
     if state is None:
@@ -169,11 +172,18 @@ def load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor] | None, w
     own = net.state_dict()
     for name, tensor in own.items():
         if name not in state:
+            if name.startswith(CLASS_HEAD):
+                raise CheckpointError(f"{what} has no class head: this run's D has one for a penalty that "
+                                      "classifies (aux-classifier), which the checkpoint's run did not use; "
+                                      "leave that penalty out")
             raise CheckpointError(f"{what} has no '{name}': the networks differ (architecture, conditioning or size)")
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise CheckpointError(f"{what}: layer '{name}' has shape {tuple(state[name].shape)} there but "
                               f"{tuple(tensor.shape)} here; use the same model settings (or data size)")
     extra = sorted(set(state) - set(own))
+    if any(name.startswith(CLASS_HEAD) for name in extra):
+        raise CheckpointError(f"{what} has a class head, which this run's D lacks: its run used a penalty that "
+                              "classifies (aux-classifier); keep that penalty in the config")
     if extra:
         raise CheckpointError(f"{what} has '{extra[0]}', which this run's network lacks: the networks differ")
     net.load_state_dict(state)

@@ -34,6 +34,7 @@ from ..errors import CheckpointError, ConfigError
 from .build import config_from_dict, load_config
 from .checkpoint import (
     ADDED_SINCE_V2,
+    CLASS_HEAD,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -193,9 +194,6 @@ def init_from(source: str | Path, generator: nn.Module, discriminator: nn.Module
     if ema is not None:
         ema.load_state_dict(state["ema"] if state.get("ema") is not None else generator.state_dict())
     return ckpt
-
-
-CLASS_HEAD = "class_head."  # D's auxiliary classifier (models/conditional.py): built only when a penalty needs it
 
 
 def with_own_class_head(state: dict[str, Any] | None, discriminator: nn.Module, ckpt: Path) -> dict[str, Any] | None:

@@ -99,7 +99,8 @@ def _lost_schema_race(exc: Exception) -> bool:
 
     if isinstance(exc, IntegrityError):
         return True
-    return isinstance(exc, (OperationalError, ProgrammingError)) and "already exists" in str(exc)
+    # The driver's own message, not SQLAlchemy's, which also quotes the statement.
+    return isinstance(exc, (OperationalError, ProgrammingError)) and "already exists" in str(getattr(exc, "orig", exc))
 
 
 def _cannot_open(url: str, exc: Exception) -> ConfigError:
@@ -145,8 +146,9 @@ def open_study(url: str, name: str, settings: SearchSettings, grid: list[str] | 
             if not _lost_schema_race(exc):
                 raise _cannot_open(url, exc) from None
             if attempt == 3:
-                raise ConfigError(f"cannot open the study at {display_url(url)}: its tables are being created by "
-                                  f"another worker and are still not readable; run tune again") from None
+                raise ConfigError(f"cannot open the study at {display_url(url)}: its tables are still incomplete "
+                                  "(another worker creating them, or one stopped halfway); run tune again, or "
+                                  "give a new database") from None
             time.sleep(1.0 + attempt)  # the other worker is creating the schema: load it once it is there
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True,
                                                           n_startup_trials=tpe_startup_trials(settings.trials)),
