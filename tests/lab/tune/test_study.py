@@ -74,9 +74,11 @@ def test_the_password_comes_from_the_environment_and_is_never_shown(tmp_path, mo
     assert "s3cr" not in message and "%3A" not in message and "\n" not in message
 
 
-def test_a_worker_that_loses_the_race_to_create_the_tables_loads_them(tmp_path, monkeypatch):
+@pytest.mark.parametrize("message", ["table alembic_version already exists", "database is locked"])
+def test_a_worker_that_loses_the_race_to_create_the_tables_loads_them(tmp_path, monkeypatch, message):
     # Two workers starting at once: SQLite tells the loser "table alembic_version already exists"
-    # (seen in CI). It must wait and load the winner's tables, not fail the worker.
+    # (seen in CI) or, while the winner's transaction holds the file, "database is locked". It
+    # must wait and load the winner's tables, not fail the worker.
     import optuna
     from sqlalchemy.exc import OperationalError
 
@@ -87,8 +89,7 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_loads_them(tmp_path, 
             calls.append(url)
             super().__init__(url, **kwargs)
             if len(calls) == 1:  # the other worker created the schema first
-                raise OperationalError("CREATE TABLE alembic_version", {},
-                                       Exception("table alembic_version already exists"))
+                raise OperationalError("CREATE TABLE alembic_version", {}, Exception(message))
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", Racing)
     monkeypatch.setattr(time, "sleep", lambda s: None)

@@ -94,13 +94,16 @@ def storage_url(out_dir: Path, url: str | None) -> str:
 
 def _lost_schema_race(exc: Exception) -> bool:
     """Whether ``exc`` is what a worker gets when another creates the study's tables at the same
-    moment: a duplicate row (IntegrityError) or, as SQLite says it, "table ... already exists"."""
+    moment: a duplicate row (IntegrityError), "table ... already exists", or SQLite's "database
+    is locked" while the other's transaction holds the file."""
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     if isinstance(exc, IntegrityError):
         return True
     # The driver's own message, not SQLAlchemy's, which also quotes the statement.
-    return isinstance(exc, (OperationalError, ProgrammingError)) and "already exists" in str(getattr(exc, "orig", exc))
+    message = str(getattr(exc, "orig", exc))
+    return isinstance(exc, (OperationalError, ProgrammingError)) and (
+        "already exists" in message or "database is locked" in message)
 
 
 def _cannot_open(url: str, exc: Exception) -> ConfigError:
