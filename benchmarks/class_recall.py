@@ -48,17 +48,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.per_class < 6:  # coverage's k-NN balls reach the 5th neighbour
         parser.error("--per-class must be at least 6")
-    rows, floor, data = [], None, None
+    rows, data, evaluator = [], None, None
     for run in args.runs:
         generator = load_generator(run)
         run_data = (generator.config.data.name, generator.config.data.root)
-        if data is not None and run_data != data:  # one floor row: every run must score against it
+        if data is not None and run_data != data:  # one reference and floor row: every run must share them
             raise SystemExit(f"{run} trained on {run_data}, the runs before it on {data}: give runs of one dataset")
-        data = run_data
-        evaluator = build_evaluator(generator.config, metrics=("fid",), n=args.n)
-        evaluator.conditional = True  # the per-class reference (real labels, floors) for either kind of run
-        ref = evaluator.reference()
-        num_classes = ref["num_classes"]
+        if evaluator is None:  # the real features, computed once for all runs
+            data = run_data
+            evaluator = build_evaluator(generator.config, metrics=("fid",), n=args.n)
+            evaluator.conditional = True  # the per-class reference (real labels, floors) for either kind of run
+            ref = evaluator.reference()
+            num_classes = ref["num_classes"]
         images = to_uint8_images(generator.sample(args.n, 0, 500).cpu())
         features = evaluator.features(images)
         labels = (balanced_labels(args.n, num_classes) if generator.num_classes
@@ -66,11 +67,11 @@ def main() -> None:
         keep = first_of_each_class(labels, num_classes, args.per_class)
         scores = per_class_prdc(ref["real"], ref["real_labels"], features[keep], labels[keep], num_classes)
         rows.append((run.name, [s["recall"] for s in scores]))
-        if floor is None:  # the test split's images of each class, the same count as the samples
-            test = ref["floor_set"]
-            keep = first_of_each_class(test[1], num_classes, args.per_class)
-            scores = per_class_prdc(ref["real"], ref["real_labels"], test[0][keep], test[1][keep], num_classes)
-            floor = [s["recall"] for s in scores]
+    # The floor: the test split's images of each class, the same count as the samples.
+    test_features, test_labels = ref["floor_set"]
+    keep = first_of_each_class(test_labels, num_classes, args.per_class)
+    scores = per_class_prdc(ref["real"], ref["real_labels"], test_features[keep], test_labels[keep], num_classes)
+    floor = [s["recall"] for s in scores]
     classes = range(len(floor))
     print("| run | " + " | ".join(f"class {k}" for k in classes) + " | mean | min |")
     print("|---|" + "---|" * (len(floor) + 2))

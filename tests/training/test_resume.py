@@ -215,6 +215,18 @@ def test_resume_and_init_from_together_are_refused(tmp_path, capsys, toy_cfg):
                                        "--init-from starts a new one from another run's: give one of them\n")
 
 
+CLASS_TERM = ["--set", "d.penalties=[aux-classifier:weight=0.1]"]  # builds D's class head
+
+
+def train_conditional(out: Path, idx_dir: Path, steps: int, *extra: str) -> Path:
+    """A tiny conditional run on ``idx_dir`` through the CLI (``extra``: more arguments); its folder."""
+    assert main(["train", "--steps", str(steps), "--out", str(out), "--set", "data.name=idx", "--data-dir",
+                 str(idx_dir), "--set", "model.conditional=true", "--set", "model.width=8", "--set",
+                 "data.batch_size=8", "--no-progress", "--set", "train.time=null", *extra]) == 0
+    (run,) = out.iterdir()
+    return run
+
+
 @pytest.mark.parametrize("source_head", [True, False])
 def test_fine_tuning_keeps_this_runs_choice_of_class_head(tmp_path, capsys, idx_dir, source_head):
     # D's class head exists only where a penalty classifies (aux-classifier): fine-tuning a run
@@ -222,17 +234,11 @@ def test_fine_tuning_keeps_this_runs_choice_of_class_head(tmp_path, capsys, idx_
     # every other tensor is the source's.
     from steadygan.training.checkpoint import load_checkpoint as load
 
-    head = ["--set", "d.penalties=[aux-classifier:weight=0.1]"]
-    common = ["--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "model.conditional=true",
-              "--set", "model.width=8", "--set", "data.batch_size=8", "--no-progress", "--set", "train.time=null"]
-    assert main(["train", "--steps", "2", "--out", str(tmp_path / "source"), *common,
-                 *(head if source_head else [])]) == 0
-    (source,) = (tmp_path / "source").iterdir()
-    assert main(["train", "--steps", "1", "--out", str(tmp_path / "tuned"), "--init-from", str(source), *common,
-                 *([] if source_head else head), "--set", "d.lr=1e-10", "--set", "g.lr=1e-10"]) == 0
+    source = train_conditional(tmp_path / "source", idx_dir, 2, *(CLASS_TERM if source_head else []))
+    tuned = train_conditional(tmp_path / "tuned", idx_dir, 1, "--init-from", str(source),
+                              *([] if source_head else CLASS_TERM), "--set", "d.lr=1e-10", "--set", "g.lr=1e-10")
     err = capsys.readouterr().err
     assert ("class head of" in err and "is left out" in err) if source_head else ("starts fresh" in err)
-    (tuned,) = (tmp_path / "tuned").iterdir()
     before = load(latest_checkpoint(source))["discriminator"]
     after = load(latest_checkpoint(tuned))["discriminator"]
     assert any(k.startswith("class_head.") for k in (before if source_head else after))
@@ -246,15 +252,10 @@ def test_fine_tuning_keeps_this_runs_choice_of_class_head(tmp_path, capsys, idx_
 
 @pytest.mark.parametrize("first_has_head", [True, False])
 def test_a_resume_that_adds_or_drops_the_class_head_says_so(tmp_path, capsys, idx_dir, first_has_head):
-    head = ["--set", "d.penalties=[aux-classifier:weight=0.1]"]
-    common = ["--set", "data.name=idx", "--data-dir", str(idx_dir), "--set", "model.conditional=true",
-              "--set", "model.width=8", "--set", "data.batch_size=8", "--no-progress", "--set", "train.time=null"]
-    assert main(["train", "--steps", "2", "--out", str(tmp_path / "runs"), *common,
-                 *(head if first_has_head else [])]) == 0
-    (run,) = (tmp_path / "runs").iterdir()
+    run = train_conditional(tmp_path / "runs", idx_dir, 2, *(CLASS_TERM if first_has_head else []))
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--steps", "3", "--allow-config-change",
-                 *(["--set", "d.penalties=[]"] if first_has_head else head)]) == 2
+                 *(["--set", "d.penalties=[]"] if first_has_head else CLASS_TERM)]) == 2
     err = capsys.readouterr().err
     if first_has_head:
         assert "has a class head, which this run's D lacks" in err and "keep that penalty in the config" in err

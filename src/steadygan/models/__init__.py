@@ -7,6 +7,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .conditional import (
     CLASS_EMBED_DIM,
+    CLASS_HEAD,
     G_CONDITIONINGS,
     CbnGenerator,
     ClassBatchNorm,
@@ -185,5 +186,5 @@ def build_models(arch: str, sample_shape: tuple[int, ...], z_dim: int = 100, *, 
 
 __all__ = ["GanPair", "MODELS", "build_models", "check_model_options", "has_batch_coupling", "is_convolutional",
            "CycleDiscriminator", "CycleGenerator", "DIRECTIONS", "domain_slots", "swap_domains", "translate_one_way",
-           "revert_sync_batchnorm", "NORMS", "call", "bind",
+           "revert_sync_batchnorm", "NORMS", "call", "bind", "CLASS_HEAD",
            "CbnGenerator", "ClassBatchNorm", "ConditionalGenerator", "ProjectionDiscriminator", "is_import_path"]

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 
 CLASS_EMBED_DIM = 32  # size of the class embedding joined to z
+CLASS_HEAD = "class_head."  # the state-dict prefix of ProjectionDiscriminator's optional class head
 G_CONDITIONINGS = ("embed", "cbn")
 
 

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import CheckpointError, CollectiveError
 from ..files import safe_write
+from ..models import CLASS_HEAD
 from .distributed import ProcessContext
 
 FORMAT_VERSION = 3  # 2: data description stored; config options an architecture or optimiser ignores are None
@@ -160,9 +161,6 @@ def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
                 if key not in takes:
                     pc[key] = None
     return config
-
-
-CLASS_HEAD = "class_head."  # D's auxiliary classifier (models/conditional.py): built only when a penalty needs it
 
 
 def load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor] | None, what: str) -> None:

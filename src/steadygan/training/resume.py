@@ -31,10 +31,10 @@ from torch import nn
 from ..config import RESUMABLE_CHANGES, Config, apply_override, diff_configs, read_config_file
 from ..core.ema import Ema
 from ..errors import CheckpointError, ConfigError
+from ..models import CLASS_HEAD
 from .build import config_from_dict, load_config
 from .checkpoint import (
     ADDED_SINCE_V2,
-    CLASS_HEAD,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
