@@ -163,6 +163,73 @@ def test_a_conditional_discriminator_behind_the_augmentation_gets_the_labels():
     torch.testing.assert_close(out, expected.flatten(1).sum(1) + y)
 
 
+@pytest.mark.parametrize("policy, p", [("translation+cutout", 1.0), ("color+translation+cutout", 1.0),
+                                       ("translation+cutout", 0.5)])
+def test_a_pair_s_input_moves_with_its_output_and_keeps_its_colours(policy, p):
+    """pix2pix: the geometric operations move an output and its input image together, with
+    one draw per pair (an input equal to its output stays equal to it, whatever the draws);
+    colour changes the output alone."""
+    x = images(n=16, c=1)
+    aug = Augment(policy, p)
+    torch.manual_seed(6)
+    out, condition = aug.apply(x, x.clone())
+    torch.manual_seed(6)
+    alone = aug(x)  # the same draws on the output alone: the output is augmented as before
+    assert torch.equal(out, alone)
+    if "color" not in policy:
+        assert torch.equal(condition, out)
+    else:
+        torch.manual_seed(6)
+        moved = Augment("translation+cutout", p).apply(x, x.clone())[1]
+        torch.manual_seed(6)
+        color(x)  # the colour draws come first, then the geometric ones, as in the policy
+        assert torch.equal(condition, Augment("translation+cutout", p)(x))
+        assert not torch.equal(condition, moved) and not torch.equal(condition, out)
+    if p < 1:
+        changed = (condition != x).flatten(1).any(1)
+        assert 0 < changed.sum() < 16  # some pairs kept whole: the same keep draw for both images
+
+
+def test_a_cycle_sample_s_two_domains_are_colour_jittered_apart():
+    """CycleGAN's joint samples: each domain's image gets its own colour draws, so slot B's
+    augmented image does not depend on slot A's pixels (colour over both would mix them)."""
+    a, b = images(n=4, c=1), images(n=4, c=1) * 2 + 1
+    torch.manual_seed(8)
+    out = Augment("color").apply(torch.cat([a, b], 1), slots=2)[0]
+    torch.manual_seed(8)
+    expected = torch.cat([color(a), color(b)], 1)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    torch.manual_seed(8)
+    other_a = Augment("color").apply(torch.cat([-a, b], 1), slots=2)[0]
+    assert torch.equal(other_a[:, 1:], out[:, 1:]) and not torch.equal(other_a[:, :1], out[:, :1])
+    torch.manual_seed(8)
+    mixed = Augment("color")(torch.cat([-a, b], 1))  # one image of two channels: B's colour depends on A
+    assert not torch.equal(mixed[:, 1:], out[:, 1:])
+
+
+def test_a_paired_discriminator_gets_its_input_moved_and_differentiates_through_the_move():
+    seen = []
+
+    class PairD(nn.Module):
+        def forward(self, b, a):
+            seen.append(a)
+            return (b * a).flatten(1).sum(1)
+
+    x, a = images(n=3, c=1).requires_grad_(True), images(n=3, c=1) + 3
+    wrapped = AugmentedDiscriminator(PairD(), Augment("translation+cutout"), paired=True)
+    torch.manual_seed(9)
+    logits = wrapped(x, a)
+    torch.manual_seed(9)
+    xt, at = Augment("translation+cutout").apply(x.detach(), a)
+    assert torch.equal(seen[0], at) and torch.equal(logits.detach(), (xt * at).flatten(1).sum(1))
+    # D(b) = <T(b), T(a)> is linear in b: its gradient is T's transpose applied to T(a).
+    (grad,) = torch.autograd.grad(logits.sum(), x)
+    torch.manual_seed(9)
+    probe = x.detach().clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad((Augment("translation+cutout").apply(probe, a)[0] * at).sum(), probe)
+    assert torch.equal(grad, expected)
+
+
 @pytest.mark.parametrize("spec, message", [
     ("diffaugment:policy=colour", "unknown: colour"), ("diffaugment:policy=", "give operations from"),
     ("diffaugment:p=2", r"p must be in \[0, 1\]"), ("ada:target=abc", "target must be a number"),

@@ -44,9 +44,18 @@ def test_what_does_not_fit_a_cycle_run_is_refused_before_data_is_read(tmp_path, 
 
 
 @pytest.mark.slow
-def test_resume_is_bit_exact_with_the_history_and_the_cycle_terms(tmp_path, idx_dir, resume_matches_straight):
-    sets = ["d.penalties=[r1:gamma=1]", "train.ema=0.5", "train.health_every=2"]
+@pytest.mark.parametrize("augment", [[], ["train.augment=diffaugment:p=0.5"]])
+def test_resume_is_bit_exact_with_the_history_and_the_cycle_terms(tmp_path, idx_dir, resume_matches_straight, augment):
+    sets = ["d.penalties=[r1:gamma=1]", "train.ema=0.5", "train.health_every=2", *augment]
     resume_matches_straight(_cfg(tmp_path, idx_dir, *sets), _cfg(tmp_path, idx_dir, *sets, "train.steps=3"))
+
+
+def test_an_augmented_cycle_d_jitters_the_two_domains_apart(tmp_path, idx_dir):
+    from steadygan.core.augment import AugmentedDiscriminator
+    from steadygan.training.trainer import Trainer
+
+    d = Trainer(_cfg(tmp_path, idx_dir, "train.augment=diffaugment"), None).d.net
+    assert isinstance(d, AugmentedDiscriminator) and (d.paired, d.slots) == (False, 2)
 
 
 @pytest.mark.slow

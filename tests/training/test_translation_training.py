@@ -38,7 +38,6 @@ def test_paired_data_with_a_model_that_ignores_the_inputs_warns(tmp_path):
     (["data.name=idx"], "model 'pix2pix' translates input images: it needs paired data (data.name: edges2fashion, "
                         "pairs)"),
     (["model.arch=dcgan", "g.penalties=[l1-target]"], "l1-target pulls each output towards its input's own target"),
-    (["train.augment=diffaugment"], "train.augment transforms the images D sees but not their input images"),
     (["model.conditional=true"], "conditioned on its input image; set model.conditional=false"),
 ])
 def test_what_does_not_fit_a_translation_run_is_refused_before_data_is_read(tmp_path, sets, message):
@@ -47,9 +46,22 @@ def test_what_does_not_fit_a_translation_run_is_refused_before_data_is_read(tmp_
 
 
 @pytest.mark.slow
-def test_resume_is_bit_exact_for_a_translation_run(tmp_path, idx_dir, resume_matches_straight):
-    sets = ["d.penalties=[r1:gamma=1]", "g.penalties=[l1-target]", "train.ema=0.5", "train.health_every=2"]
+@pytest.mark.parametrize("augment", [[], ["train.augment=diffaugment:p=0.5"]])
+def test_resume_is_bit_exact_for_a_translation_run(tmp_path, idx_dir, resume_matches_straight, augment):
+    sets = ["d.penalties=[r1:gamma=1]", "g.penalties=[l1-target]", "train.ema=0.5", "train.health_every=2", *augment]
     resume_matches_straight(_cfg(tmp_path, idx_dir, *sets), _cfg(tmp_path, idx_dir, *sets, "train.steps=3"))
+
+
+@pytest.mark.parametrize("compile_mode", ["none", "default"])
+def test_an_augmented_pix2pix_d_moves_each_input_with_its_output(tmp_path, idx_dir, compile_mode):
+    """Also under torch.compile, which compiles D inside its augmentation (training/fast_paths.py)."""
+    from steadygan.core.augment import AugmentedDiscriminator
+    from steadygan.training.trainer import Trainer
+
+    trainer = Trainer(_cfg(tmp_path, idx_dir, "train.augment=diffaugment", f"train.compile={compile_mode}"), None)
+    d = trainer.d.net
+    assert isinstance(d, AugmentedDiscriminator) and (d.paired, d.slots) == (True, 1)
+    assert (d.discriminator is trainer.pair.discriminator) == (compile_mode == "none")
 
 
 @pytest.mark.slow

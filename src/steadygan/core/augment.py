@@ -21,6 +21,13 @@ the augmented input), so R1, R2, WGAN-GP, ... differentiate with respect to the
 un-augmented images, through the transformation: D is regularised where the data is (as
 StyleGAN2-ADA does), and R1 reuses the logits of the loss's own forward.
 
+Translation pairs: pix2pix's D judges an output beside its input image, so the geometric
+operations move the two together (a shifted garment beside unshifted edges would be a pair
+no G can make, and D would learn to tell pairs by their alignment); colour changes the output
+alone. CycleGAN's joint samples hold one image of each domain: each gets its own colour draws.
+Augmenting the pair jointly is pix2pix's own practice for its data (the same random crop and
+flip of input and target), carried to D's inputs here.
+
 Random draws are made for the global batch and sliced per process (``shard_of``), like all
 of the step's randomness, so distributed ranks keep equal RNG states.
 """
@@ -118,15 +125,32 @@ class Augment:
         self._signs: list[Tensor] = []
 
     def __call__(self, x: Tensor) -> Tensor:
+        return self.apply(x)[0]
+
+    def apply(self, x: Tensor, condition: Tensor | None = None, slots: int = 1) -> tuple[Tensor, Tensor | None]:
+        """``x`` augmented, and with it ``condition``, an image ``x`` is paired with (pix2pix's
+        input): the geometric operations (translation, cutout) move both alike, so each pair
+        stays aligned; colour changes ``x`` alone, since the condition is what G was given, not
+        what D judges. ``slots``: independent images stacked by channel in ``x`` (CycleGAN's
+        joint samples), each colour-jittered by its own draws, as its own domain's D sees it."""
         if self.p == 0 or x.ndim != 4:
-            return x
+            return x, condition
         for name in self.ops:
-            augmented = _OPS[name](x)
+            if name == "color":
+                step = x.shape[1] // slots
+                augmented = torch.cat([color(x[:, i * step:(i + 1) * step]) for i in range(slots)], 1)
+                moved = condition
+            elif condition is None:
+                augmented, moved = _OPS[name](x), None
+            else:
+                joint = _OPS[name](torch.cat([x, condition], 1))
+                augmented, moved = joint[:, :x.shape[1]], joint[:, x.shape[1]:]
             if self.p < 1:
-                keep = _uniform(len(x), x) >= self.p  # per image: this operation or not
+                keep = _uniform(len(x), x) >= self.p  # per sample: this operation or not
                 augmented = torch.where(keep, x, augmented)
-            x = augmented
-        return x
+                moved = None if moved is None else torch.where(keep, condition, moved)
+            x, condition = augmented, moved
+        return x, condition
 
     def observe(self, real_sign: Tensor, batch_size: int) -> None:
         """ADA: fold in one D update's E[sign D(real)]; every ``interval`` updates move p."""
@@ -153,14 +177,22 @@ class Augment:
 
 class AugmentedDiscriminator(nn.Module):
     """D behind an augmentation: ``D(augment(x))`` (with labels: ``D(augment(x), y)``).
-    The step's scoring and the penalties see D through it; its parameters are D's."""
+    The step's scoring and the penalties see D through it; its parameters are D's.
 
-    def __init__(self, discriminator: nn.Module, augment: Augment) -> None:
+    ``paired``: ``y`` is an input image ``x`` was translated from (pix2pix), moved with ``x`` by
+    the geometric operations (:meth:`Augment.apply`). ``slots``: images of independent domains
+    stacked by channel in ``x`` (CycleGAN, 2), colour-jittered apart."""
+
+    def __init__(self, discriminator: nn.Module, augment: Augment, paired: bool = False, slots: int = 1) -> None:
         super().__init__()
         self.discriminator, self.augment = discriminator, augment
+        self.paired, self.slots = paired, slots
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        x = self.augment(x)
+        if self.paired:
+            x, y = self.augment.apply(x, y, self.slots)
+        else:
+            x = self.augment.apply(x, slots=self.slots)[0]
         return self.discriminator(x) if y is None else self.discriminator(x, y)
 
     @property

@@ -108,7 +108,7 @@ def _check_translation(cfg: Config) -> None:
     over to translation yet is refused here, before any data is loaded."""
     info = DATASETS.get(cfg.data.name).info
     paired, domains = bool(info.get("paired")), bool(info.get("domains"))
-    arch, t = cfg.model.arch, cfg.train
+    arch = cfg.model.arch
     cycle = not is_import_path(arch) and bool(MODELS.get(arch).info.get("cycle"))
     paired_sets = ", ".join(e.name for e in DATASETS.entries() if e.info.get("paired"))
     domain_sets = ", ".join(e.name for e in DATASETS.entries() if e.info.get("domains"))
@@ -140,9 +140,6 @@ def _check_translation(cfg: Config) -> None:
                           f"dataset '{cfg.data.name}' has {has}")
     if cfg.model.conditional:
         raise ConfigError(f"model '{arch}' is conditioned on its input image; set model.conditional=false")
-    if t.augment is not None:
-        raise ConfigError("train.augment transforms the images D sees but not their input images, which would "
-                          "break each pair: it does not apply to translation runs")
 
 
 def recovery_ladder(cfg: Config, notes: list[str] | None = None) -> list[Remedy]:
@@ -371,10 +368,13 @@ def build_game(cfg: Config, pair: GanPair, data: InMemoryData, fused_forward: bo
     if augment is not None and not data.is_image:
         raise ConfigError(f"train.augment transforms images; '{data.name}' holds {data.info.kind}: leave it unset")
     D = pair.discriminator
-    d = build_player("D", D if augment is None else AugmentedDiscriminator(D, augment), cfg.d, "d")
+    if augment is not None:  # a pix2pix pair's input moves with its output; CycleGAN's two domains jitter apart
+        paired = translates(cfg.model.arch) and not pair.two_domains
+        D = AugmentedDiscriminator(D, augment, paired=paired, slots=2 if pair.two_domains else 1)
+    d = build_player("D", D, cfg.d, "d")
     g = build_player("G", pair.generator, cfg.g, "g")
     d.fused_forward = fused_forward
-    _warn_batch_coupling(d, D)
+    _warn_batch_coupling(d, pair.discriminator)
     if t.compile != "none":
         compile_players(d, g, t.compile)
     if t.amp == "fp16":  # a gradient scaler per player: their losses and gradients differ by orders of magnitude

@@ -101,6 +101,6 @@ def compile_players(d: Player, g: Player, mode: str) -> None:
 
     g.net = compiled(g.net)
     if isinstance(d.net, AugmentedDiscriminator):
-        d.net = AugmentedDiscriminator(compiled(d.net.discriminator), d.net.augment)
+        d.net = AugmentedDiscriminator(compiled(d.net.discriminator), d.net.augment, d.net.paired, d.net.slots)
     else:
         d.net = compiled(d.net)
