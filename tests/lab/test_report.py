@@ -386,6 +386,31 @@ def test_report_tabulates_class_metrics_of_conditional_runs(tmp_path):
     assert "Class-conditional" not in write_report(plain).read_text()
 
 
+@pytest.mark.slow
+def test_report_tabulates_each_translation_metric_beside_the_identity_map(tmp_path):
+    paired = tmp_path / "paired"
+    for seed, (l1, psnr) in enumerate(((0.06, 19.0), (0.08, 17.0))):
+        write_run(paired, "baseline", seed, [step_row(i, 0.1 * i) for i in range(1, 4)]
+                  + [eval_row(2, 0.2, fid=30.0, l1=0.5, psnr=5.0, ssim=0.1, l1_identity=0.66),
+                     eval_row(3, 0.3, fid=20.0, l1=l1, psnr=psnr, ssim=0.8, l1_identity=0.66)], data="edges2fashion")
+    text = write_report(paired).read_text()
+    assert "| baseline | 0.07 ± 0.014 | 18 ± 1.4 | 0.8 ± 0 |" in text  # the final scores, not step 2's
+    assert "against its own target" in text and "`Metric/l1_identity` 0.66." in text
+    assert "Per direction" not in text
+    unpaired = tmp_path / "unpaired"
+    scores = {"target_share_AtoB": 0.8, "fid_AtoB": 19.0, "cycle_l1_AtoB": 0.03, "silhouette_iou_AtoB": 0.6,
+              "target_share_BtoA": 0.4, "fid_BtoA": 27.0, "cycle_l1_BtoA": 0.04, "silhouette_iou_BtoA": 0.75,
+              "identity_target_share_AtoB": 0.02, "identity_target_share_BtoA": 0.03}
+    write_run(unpaired, "baseline", 0, [step_row(1, 0.1), eval_row(1, 0.1, fid=23.0, **scores)], data="sneakers2boots")
+    text = write_report(unpaired).read_text()
+    assert "| baseline | 0.8 | 19 | 0.03 | 0.6 | 0.4 | 27 | 0.04 | 0.75 |" in text
+    assert ("`Metric/identity_target_share_AtoB` 0.02, `Metric/identity_target_share_BtoA` 0.03." in text
+            and "against its own target" not in text)
+    plain = tmp_path / "plain"
+    write_run(plain, "baseline", 0, [step_row(1, 0.1), eval_row(1, 0.1, fid=20.0)], data="idx")
+    assert "Translation metrics" not in write_report(plain).read_text()
+
+
 @pytest.mark.parametrize("toy", [True, False])
 def test_the_samples_figure_keeps_its_whole_title_with_one_run(tmp_path, monkeypatch, toy):
     lab = tmp_path / "lab"

@@ -98,23 +98,63 @@ CLASS_METRICS = ("Metric/class_agreement", "Metric/intra_fid", "Metric/class_rec
                  "Metric/class_diversity")
 
 
-def _class_section(doc: Document, runs: list[Run]) -> None:
-    """Conditional runs: class agreement and intra-class FID per variant (final, over seeds)."""
-    recorded = [m for m in CLASS_METRICS if any(m in row for r in runs for row in r.eval_rows)]
+def _final_metrics_table(doc: Document, runs: list[Run], metrics: tuple[str, ...], heading: str) -> bool:
+    """A table of each variant's final ``metrics`` (those any run recorded), mean ± sample std
+    over seeds; False, and nothing written, when no run recorded any."""
+    recorded = [m for m in metrics if any(m in row for r in runs for row in r.eval_rows)]
     if not recorded:
-        return
-    doc.heading("Class-conditional metrics")
+        return False
+    doc.heading(heading)
     rows = []
     for variant in variants_in_order(runs):
         group = [r for r in runs if r.variant == variant]
         rows.append([variant] + [fmt_pm(*mean_std(final_value(r, m) for r in group)[:2]) for m in recorded])
     doc.table(["variant"] + [f"final {m}" for m in recorded], rows)
+    return True
+
+
+def _class_section(doc: Document, runs: list[Run]) -> None:
+    """Conditional runs: class agreement and intra-class FID per variant (final, over seeds)."""
+    if not _final_metrics_table(doc, runs, CLASS_METRICS, "Class-conditional metrics"):
+        return
     doc.para("Class agreement: share of samples of class k that the feature classifier puts in class k "
              "(higher is better; a perfect generator scores the classifier's accuracy). Intra-class FID: FID "
              "per class, averaged (lower is better). Class recall: recall between each class's generated and "
              "real features, averaged (and its lowest class). Class diversity: the mean distance between two "
              "samples of a class over the same for its real images, averaged over classes (1: as varied as the "
              "data; 0: one image per class). Mean ± sample standard deviation over seeds.")
+
+
+PAIRED_METRICS = ("Metric/l1", "Metric/psnr", "Metric/ssim")
+UNPAIRED_METRICS = tuple(f"Metric/{name}_{direction}" for direction in ("AtoB", "BtoA")
+                         for name in ("target_share", "fid", "cycle_l1", "silhouette_iou"))
+# The baselines a translation run is judged against, the same for every run of a lab (they
+# depend on the test split alone): shown once, from the first run that recorded them.
+TRANSLATION_BASELINES = ("Metric/l1_identity", "Metric/identity_target_share_AtoB", "Metric/identity_target_share_BtoA")
+
+
+def _translation_section(doc: Document, runs: list[Run]) -> None:
+    """Translation runs: the paired scores against each input's target, or each direction's
+    scores of an unpaired run, per variant (final, over seeds), with the identity map's."""
+    if not _final_metrics_table(doc, runs, PAIRED_METRICS + UNPAIRED_METRICS, "Translation metrics"):
+        return
+    baselines = []
+    for m in TRANSLATION_BASELINES:
+        value = next((v for v in (final_value(r, m) for r in runs) if v is not None), None)
+        if value is not None:
+            baselines.append(f"`{m}` {fmt(value)}")
+    recorded = {m for r in runs for row in r.eval_rows for m in row}
+    said = []
+    if recorded & set(PAIRED_METRICS):
+        said.append("L1 (0..1, lower is better), PSNR (dB) and SSIM of each test input's translation against its "
+                    "own target.")
+    if recorded & set(UNPAIRED_METRICS):
+        said.append("Per direction: the share of outputs the feature classifier puts in the target class, FID "
+                    "against the target domain's test images, the L1 of the cycle back to the input, and the "
+                    "silhouette IoU of output and input (how much of the input's outline survives).")
+    said.append("Mean ± sample standard deviation over seeds. The identity map (output = input), which a run "
+                "must beat: " + (", ".join(baselines) or "not recorded") + ".")
+    doc.para(" ".join(said))
 
 
 def _runs_section(doc: Document, runs: list[Run], metric: str | None, higher: bool | None) -> None:
@@ -221,6 +261,7 @@ def write_report(out_dir: Path, main_metric: str | None = None, threshold: float
     _setup_section(doc, plan, runs)
     _summary_section(doc, summaries, metric, higher, threshold, baseline)
     _class_section(doc, runs)
+    _translation_section(doc, runs)
 
     _plots_section(doc, runs, metric, threshold, report_dir)
     _runs_section(doc, runs, metric, higher)
