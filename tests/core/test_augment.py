@@ -9,6 +9,8 @@ from torch import nn
 
 from steadygan.config import parse_spec
 from steadygan.core.augment import Augment, AugmentedDiscriminator, build_augment, color, cutout, translation
+from steadygan.core.batch import Batch
+from steadygan.core.clipping import build_clipper
 from steadygan.core.penalties import r1_penalty
 from steadygan.errors import ConfigError
 
@@ -228,6 +230,62 @@ def test_a_paired_discriminator_gets_its_input_moved_and_differentiates_through_
     probe = x.detach().clone().requires_grad_(True)
     (expected,) = torch.autograd.grad((Augment("translation+cutout").apply(probe, a)[0] * at).sum(), probe)
     assert torch.equal(grad, expected)
+
+
+@pytest.mark.parametrize("p", [1.0, 0.5])
+def test_an_image_alone_is_augmented_by_the_policy_s_operations_in_turn_with_one_keep_draw_after_each(p):
+    """The order of the draws, which a saved run's resume depends on: each operation's own
+    draws, then (p < 1) one keep draw per image, operation after operation."""
+    x = images(n=16)
+    torch.manual_seed(11)
+    out = Augment("color+translation+cutout", p)(x)
+    torch.manual_seed(11)
+    expected = x
+    for op in (color, translation, cutout):
+        augmented = op(expected)
+        if p < 1:
+            augmented = torch.where(torch.rand(16, dtype=x.dtype).view(16, 1, 1, 1) >= p, expected, augmented)
+        expected = augmented
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_every_pair_the_step_shows_d_stays_aligned(fused):
+    """Through d_step, fused (real and generated pairs in one batch of 2N) or not: with each
+    target equal to its input and G copying its input, every (output, input) pair D sees is
+    one image twice, however it was shifted and cut."""
+    from steadygan.core.losses import build_loss
+    from steadygan.core.step import Player, d_step
+
+    seen = []
+
+    class PairD(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(()))
+
+        def forward(self, b, a):
+            seen.append((b.detach(), a))
+            return self.w * (b - a).flatten(1).sum(1)
+
+    class CopyG(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(()))
+
+        def forward(self, z, a):
+            return self.w * a
+
+    a = images(n=8, c=1, dtype=torch.float32)
+    d_net = AugmentedDiscriminator(PairD(), Augment("translation+cutout", p=0.5), paired=True)
+    d = Player("D", d_net, torch.optim.SGD(d_net.parameters(), lr=0.1), [], build_clipper(None), fused_forward=fused)
+    g_net = CopyG()
+    g = Player("G", g_net, torch.optim.SGD(g_net.parameters(), lr=0.1), [], build_clipper(None))
+    torch.manual_seed(10)
+    d_step(d, g, build_loss("non-saturating"), Batch(a.clone(), a), torch.randn(8, 4), step=0)
+    assert len(seen) == (1 if fused else 2) and all(len(b) == (16 if fused else 8) for b, _ in seen)
+    assert all(torch.equal(b, moved) for b, moved in seen)
+    assert any(not torch.equal(moved, torch.cat([a] * (len(moved) // 8))) for _, moved in seen)  # they did move
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -397,6 +397,10 @@ def test_report_tabulates_each_translation_metric_beside_the_identity_map(tmp_pa
     assert "| baseline | 0.07 ± 0.014 | 18 ± 1.4 | 0.8 ± 0 |" in text  # the final scores, not step 2's
     assert "against its own target" in text and "`Metric/l1_identity` 0.66." in text
     assert "Per direction" not in text
+    write_run(paired, "r1", 0, [eval_row(2, 0.2, l1=0.07, psnr=None, ssim=0.7)], data="edges2fashion")
+    write_run(paired, "r1", 1, [step_row(1, 0.1)], data="edges2fashion")  # not scored yet
+    text = write_report(paired).read_text()
+    assert "| r1 | 0.07 (1 of 2 runs) | – (0 of 2 runs) | 0.7 (1 of 2 runs) |" in text
     unpaired = tmp_path / "unpaired"
     scores = {"target_share_AtoB": 0.8, "fid_AtoB": 19.0, "cycle_l1_AtoB": 0.03, "silhouette_iou_AtoB": 0.6,
               "target_share_BtoA": 0.4, "fid_BtoA": 27.0, "cycle_l1_BtoA": 0.04, "silhouette_iou_BtoA": 0.75,

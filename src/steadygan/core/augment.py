@@ -132,13 +132,15 @@ class Augment:
         input): the geometric operations (translation, cutout) move both alike, so each pair
         stays aligned; colour changes ``x`` alone, since the condition is what G was given, not
         what D judges. ``slots``: independent images stacked by channel in ``x`` (CycleGAN's
-        joint samples), each colour-jittered by its own draws, as its own domain's D sees it."""
+        joint samples), each colour-jittered by its own draws, as its own domain's D sees it;
+        the geometric draws, and with p < 1 whether an operation applies, are one per sample."""
         if self.p == 0 or x.ndim != 4:
             return x, condition
         for name in self.ops:
             if name == "color":
                 step = x.shape[1] // slots
-                augmented = torch.cat([color(x[:, i * step:(i + 1) * step]) for i in range(slots)], 1)
+                augmented = color(x) if slots == 1 else torch.cat(
+                    [color(x[:, i * step:(i + 1) * step]) for i in range(slots)], 1)
                 moved = condition
             elif condition is None:
                 augmented, moved = _OPS[name](x), None

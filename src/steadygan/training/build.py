@@ -369,7 +369,7 @@ def build_game(cfg: Config, pair: GanPair, data: InMemoryData, fused_forward: bo
         raise ConfigError(f"train.augment transforms images; '{data.name}' holds {data.info.kind}: leave it unset")
     D = pair.discriminator
     if augment is not None:  # a pix2pix pair's input moves with its output; CycleGAN's two domains jitter apart
-        paired = translates(cfg.model.arch) and not pair.two_domains
+        paired = pair.translates and not pair.two_domains  # a user's own translation pair too
         D = AugmentedDiscriminator(D, augment, paired=paired, slots=2 if pair.two_domains else 1)
     d = build_player("D", D, cfg.d, "d")
     g = build_player("G", pair.generator, cfg.g, "g")

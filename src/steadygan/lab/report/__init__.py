@@ -101,14 +101,18 @@ CLASS_METRICS = ("Metric/class_agreement", "Metric/intra_fid", "Metric/class_rec
 def _final_metrics_table(doc: Document, runs: list[Run], metrics: tuple[str, ...], heading: str) -> bool:
     """A table of each variant's final ``metrics`` (those any run recorded), mean ± sample std
     over seeds; False, and nothing written, when no run recorded any."""
-    recorded = [m for m in metrics if any(m in row for r in runs for row in r.eval_rows)]
+    recorded = [m for m in metrics if any(final_value(r, m) is not None for r in runs)]
     if not recorded:
         return False
     doc.heading(heading)
     rows = []
     for variant in variants_in_order(runs):
         group = [r for r in runs if r.variant == variant]
-        rows.append([variant] + [fmt_pm(*mean_std(final_value(r, m) for r in group)[:2]) for m in recorded])
+        cells = [variant]
+        for m in recorded:
+            mean, std, n = mean_std(final_value(r, m) for r in group)
+            cells.append(fmt_pm(mean, std) + (f" ({n} of {len(group)} runs)" if n < len(group) else ""))
+        rows.append(cells)
     doc.table(["variant"] + [f"final {m}" for m in recorded], rows)
     return True
 
