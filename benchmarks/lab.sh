@@ -11,7 +11,7 @@
 #                     failing-2-table | failing-2-wgan-gp | grid25-pacgan | stacked | stacked-long |
 #                     conditional-diversity | conditional-aux | conditional-aux-0.1 | conditional-aux-screen |
 #                     heal-table | health-corpus |
-#                     tune | translation | translation-unpaired | photos | all
+#                     tune | translation | translation-unpaired | photos | share-fake-study | all
 #   (from the repository root, after `make venv`; `all` leaves out grid25-pacgan, 15 minutes a run,
 #   and failing-2-wgan-gp, about an hour a run)
 #
@@ -28,7 +28,7 @@ JOBS=${JOBS:-2}   # the 2-D runs are tiny MLPs: one thread each, two at a time, 
 TOY_VARIANTS=(baseline "r1:gamma=0.1" "wgan-gp:lambda=0.1" "seed-param:lambda=0.1" "clip-value:eps=0.01"
               "clip-norm:max=1" "agc:clipping=0.01" "weight-clip:c=0.01")
 
-PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity conditional-aux conditional-aux-0.1 conditional-aux-screen heal-table health-corpus tune translation translation-unpaired photos all"
+PARTS="ring8 grid25 ring8-wgan grid25-long fmnist fmnist-long share-fake failure-search failure-search-2 failure-confirm failure-search-3 failure-confirm-2 stabiliser-sweep stabiliser-table failure-search-4 failure-search-5 failure-search-6 failure-confirm-3 failing-2-table failing-2-wgan-gp grid25-pacgan stacked stacked-long conditional-diversity conditional-aux conditional-aux-0.1 conditional-aux-screen heal-table health-corpus tune translation translation-unpaired photos share-fake-study all"
 part=${1:-all}
 if [[ " $PARTS " != *" $part "* ]]; then
   echo "unknown part '$part'; choose one of: $PARTS" >&2
@@ -350,6 +350,30 @@ if [[ $part == translation-unpaired || $part == all ]]; then
       "seed-param:lambda=0.1+cycle+identity" spectral-norm --seeds 3 --steps 1500 \
       --set train.eval_every=500 train.eval_n=1000 train.checkpoint_every=500 \
       -j 1 --no-progress -o lab/translation-unpaired --metric fid_AtoB
+fi
+if [[ $part == share-fake-study || $part == all ]]; then
+  # Should one generator forward per iteration (train.share_fake=true) be the default? Two
+  # forwards against one, 5 seeds each, 2,000 generator steps, FID/PR on 2,000 samples every
+  # 250 steps, on five settings: the default Fashion-MNIST setting, both failing settings of
+  # section 6 (does sharing change how often a run fails?), R1 at gamma 10 on the default
+  # setting, and the conditional setup (its own evaluation, every 500 steps). The reports'
+  # seconds columns and FID-against-seconds plots are the user's view: one run at a time,
+  # nothing else on the machine.
+  for kind in "default:train.log_every=10" "beta1-0.9-lr-5e-3:${FAILING[*]}" "lr-5e-2:d.lr=0.05 g.lr=0.05" \
+              "r1:d.penalties=[r1:gamma=10]"; do
+    name=${kind%%:*}
+    read -r -a sets <<< "${kind#*:}"
+    for share in false true; do
+      $SG compare -c configs/baseline.yaml -v baseline --seeds 5 --steps 2000 \
+          --set "${sets[@]}" train.share_fake=$share train.eval_every=250 "${EVAL_SET[@]}" train.checkpoint_every=500 \
+          -j 1 --no-progress -o "lab/share-fake-study/$name-share-$share" --metric fid --threshold 40
+    done
+  done
+  for share in false true; do
+    $SG compare -c configs/conditional.yaml -v baseline --seeds 5 --steps 2000 \
+        --set train.time=null train.share_fake=$share train.eval_every=500 "train.eval_metrics=[fid,pr]" \
+        -j 1 --no-progress -o "lab/share-fake-study/conditional-share-$share" --metric fid --threshold 40
+  done
 fi
 if [[ $part == photos || $part == all ]]; then
   # The GC-GAN document's own setting, 64x64x3, on real photographs: random 64-px crops of
