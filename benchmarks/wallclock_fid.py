@@ -77,7 +77,8 @@ def main() -> None:
         for seed in range(args.seeds):
             torch.manual_seed(seed)
             initial, _ = make_pair(arch)
-            order = CONTENDERS[seed % 3:] + CONTENDERS[:seed % 3]  # rotated: no contender always runs first
+            first = seed % len(CONTENDERS)  # rotated: no contender always runs first
+            order = CONTENDERS[first:] + CONTENDERS[:first]
             for name in order:
                 pair = GanPair(copy.deepcopy(initial.generator), copy.deepcopy(initial.discriminator))
                 torch.manual_seed(1000 + seed)

@@ -138,9 +138,7 @@ class Augment:
             return x, condition
         for name in self.ops:
             if name == "color":
-                step = x.shape[1] // slots
-                augmented = color(x) if slots == 1 else torch.cat(
-                    [color(x[:, i * step:(i + 1) * step]) for i in range(slots)], 1)
+                augmented = color(x) if slots == 1 else torch.cat([color(part) for part in x.chunk(slots, 1)], 1)
                 moved = condition
             elif condition is None:
                 augmented, moved = _OPS[name](x), None

@@ -98,12 +98,12 @@ CLASS_METRICS = ("Metric/class_agreement", "Metric/intra_fid", "Metric/class_rec
                  "Metric/class_diversity")
 
 
-def _final_metrics_table(doc: Document, runs: list[Run], metrics: tuple[str, ...], heading: str) -> bool:
+def _final_metrics_table(doc: Document, runs: list[Run], metrics: tuple[str, ...], heading: str) -> list[str]:
     """A table of each variant's final ``metrics`` (those any run recorded), mean ± sample std
-    over seeds; False, and nothing written, when no run recorded any."""
+    over seeds; returns the metrics tabled (none, and nothing written, when no run recorded any)."""
     recorded = [m for m in metrics if any(final_value(r, m) is not None for r in runs)]
     if not recorded:
-        return False
+        return recorded
     doc.heading(heading)
     rows = []
     for variant in variants_in_order(runs):
@@ -114,7 +114,7 @@ def _final_metrics_table(doc: Document, runs: list[Run], metrics: tuple[str, ...
             cells.append(fmt_pm(mean, std) + (f" ({n} of {len(group)} runs)" if n < len(group) else ""))
         rows.append(cells)
     doc.table(["variant"] + [f"final {m}" for m in recorded], rows)
-    return True
+    return recorded
 
 
 def _class_section(doc: Document, runs: list[Run]) -> None:
@@ -140,14 +140,14 @@ TRANSLATION_BASELINES = ("Metric/l1_identity", "Metric/identity_target_share_Ato
 def _translation_section(doc: Document, runs: list[Run]) -> None:
     """Translation runs: the paired scores against each input's target, or each direction's
     scores of an unpaired run, per variant (final, over seeds), with the identity map's."""
-    if not _final_metrics_table(doc, runs, PAIRED_METRICS + UNPAIRED_METRICS, "Translation metrics"):
+    recorded = set(_final_metrics_table(doc, runs, PAIRED_METRICS + UNPAIRED_METRICS, "Translation metrics"))
+    if not recorded:
         return
     baselines = []
     for m in TRANSLATION_BASELINES:
         value = next((v for v in (final_value(r, m) for r in runs) if v is not None), None)
         if value is not None:
             baselines.append(f"`{m}` {fmt(value)}")
-    recorded = {m for r in runs for row in r.eval_rows for m in row}
     said = []
     if recorded & set(PAIRED_METRICS):
         said.append("L1 (0..1, lower is better), PSNR (dB) and SSIM of each test input's translation against its "
