@@ -14,8 +14,9 @@ repeat the smaller domain's; at most ``n``, a seeded subset) translated by G_AB:
 - ``silhouette_iou_AtoB``: how much of A's shape the translation keeps (metrics/unpaired.py;
   the identity map's is 1).
 
-A run fails the lab report's rule when, at its end, its target share in either direction is no
-better than the identity map's (periodic evaluation logs that as ``Metric/identity_target_share_*``).
+A run fails the lab report's rule when, at its end, its target share in either direction is not
+clearly above the identity map's (by ``lab.report.aggregate.COLLAPSE_SHARE_MARGIN``; periodic
+evaluation logs the identity's as ``Metric/identity_target_share_*``).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from .aggregate import (  # noqa: F401 - re-exported: the aggregation API is ste
     COLLAPSE_MODES,
     COLLAPSE_RECALL,
     COLLAPSE_RULE_VERSION,
+    COLLAPSE_SHARE_MARGIN,
     LOSS_KEYS,
     MARKER,
     METRIC_DIRECTIONS,
@@ -214,8 +215,9 @@ def _definitions_section(doc: Document) -> None:
         "with the sample grids. A paired translation run, first: final `Metric/l1` at least the identity "
         "map's (`Metric/l1_identity`): its outputs are no closer to their targets than its inputs are. An "
         "unpaired (CycleGAN) run, first: in either direction, final `Metric/target_share_*` (the share of "
-        "outputs the classifier puts in the target domain's class) no higher than the identity map's "
-        "(`Metric/identity_target_share_*`).",
+        "outputs the classifier puts in the target domain's class) less than "
+        f"{COLLAPSE_SHARE_MARGIN:g} above the identity map's (`Metric/identity_target_share_*`): hardly more "
+        "of its outputs in the target class than of its inputs.",
         "first warning: the step and signal at which the health status (the one `train` shows, "
         "`steadygan health RUN` for one run) first left healthy; none if it never did.",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "
