@@ -127,6 +127,7 @@ def test_periodic_evaluation_and_eval_score_each_direction_as_recomputed_by_hand
 
     from steadygan.data import load_dataset
     from steadygan.metrics.features import build_extractor_for
+    from steadygan.metrics.unpaired import silhouette_iou
     from steadygan.models import domain_slots, translate_one_way
     from steadygan.training.evaluation import evaluate_run
     from steadygan.training.sampling import load_generator
@@ -156,6 +157,26 @@ def test_periodic_evaluation_and_eval_score_each_direction_as_recomputed_by_hand
     for key in ("fid_AtoB", "target_share_BtoA", "cycle_l1_BtoA", "silhouette_iou_AtoB"):
         assert result["metrics"][key] == pytest.approx(row[f"Metric/{key}"], rel=1e-6), key
     assert result["baselines"]["identity"]["target_share_AtoB"] == row["Metric/identity_target_share_AtoB"]
+    # The nearest-neighbour baseline: each test image's nearest training image of the other domain
+    # (pixels, searched one by one here), and that image's nearest of the first domain on the way back.
+    train_set = load_dataset("sneakers2boots", str(idx_dir), "train", 28, 1)
+    pools = [torch.unique(side, dim=0).double() for side in domain_slots(train_set.samples)]
+    tests = [torch.unique(side, dim=0) for side in domain_slots(test.samples)]
+
+    def nearest(image, pool):
+        return pool[min(range(len(pool)), key=lambda i: (pool[i] - image).pow(2).sum().item())]
+
+    baseline = result["baselines"]["nearest"]
+    for direction, src, tgt, target_class in (("AtoB", 0, 1, 9), ("BtoA", 1, 0, 7)):
+        source = tests[src].double()
+        lookups = torch.stack([nearest(x, pools[tgt]) for x in source])
+        backs = torch.stack([nearest(y, pools[src]) for y in lookups])
+        assert baseline[f"target_share_{direction}"] == pytest.approx(
+            (classifier.predict(lookups.to(torch.uint8)) == target_class).double().mean().item())
+        assert baseline[f"cycle_l1_{direction}"] == pytest.approx((backs - source).abs().mean().item() / 255)
+        assert baseline[f"silhouette_iou_{direction}"] == pytest.approx(
+            silhouette_iou(source / 127.5 - 1, lookups / 127.5 - 1))
+    assert 0 < baseline["silhouette_iou_AtoB"] < 1 and baseline["cycle_l1_AtoB"] > 0  # not the identity's 1 and 0
 
 
 @pytest.mark.slow

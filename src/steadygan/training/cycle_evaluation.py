@@ -14,6 +14,10 @@ repeat the smaller domain's; at most ``n``, a seeded subset) translated by G_AB:
 - ``silhouette_iou_AtoB``: how much of A's shape the translation keeps (metrics/unpaired.py;
   the identity map's is 1).
 
+Two baselines are scored the same way: the identity map (output = input) and the
+nearest-neighbour lookup (output = the target domain's training image nearest to the input in
+pixels, and back the same way: what a generator that memorised the target domain would give).
+
 A run fails the lab report's rule when, at its end, its target share in either direction is not
 clearly above the identity map's (by ``lab.report.aggregate.COLLAPSE_SHARE_MARGIN``; periodic
 evaluation logs the identity's as ``Metric/identity_target_share_*``).
@@ -32,10 +36,11 @@ from ..data import DATASETS, InMemoryData, to_float_images, to_uint8_images
 from ..errors import ConfigError
 from ..metrics.features import build_extractor_for
 from ..metrics.fid import fid
-from ..metrics.translation import paired_scores
+from ..metrics.translation import nearest_targets, paired_scores
 from ..metrics.unpaired import silhouette_iou, target_share
 from ..models import domain_slots, translate_one_way
 
+BASELINE_PAIRS = 10_000  # training images of each domain the nearest-neighbour lookup looks among
 DIRECTION_SLOTS = {"AtoB": (0, 1), "BtoA": (1, 0)}  # (source slot, target slot) of a joint sample
 
 
@@ -78,24 +83,32 @@ class CycleScores:
         tests = [distinct(s, self.n, "test", side) for s, side in zip(domain_slots(test.samples), "AB")]
         trains = [distinct(s, len(t), "training", side)
                   for s, t, side in zip(domain_slots(train.samples), tests, "AB")]
+        pools = [distinct(s, BASELINE_PAIRS, "training", side) for s, side in zip(domain_slots(train.samples), "AB")]
         with torch.random.fork_rng(devices=[]):  # building a network must not move a training run's RNG
             ext = build_extractor_for(self.extractor_spec, dataset=None if self.classes is None else
                                       self.classes["dataset"], root=cfg.data.root, resolution=cfg.data.resolution,
                                       channels=cfg.data.channels, **self.extractor_options)
-        floor, identity, real = {}, {}, {}
+        floor, identity, nearest, real = {}, {}, {}, {}
         for direction, (src, tgt) in DIRECTION_SLOTS.items():
             real[direction] = ext(tests[tgt], self.batch_size)
+            lookup = nearest_targets(tests[src], pools[tgt], pools[tgt])
+            back = nearest_targets(lookup, pools[src], pools[src])
             floor[f"fid_{direction}"] = fid(ext(trains[tgt], self.batch_size), real[direction])
             identity[f"fid_{direction}"] = fid(ext(tests[src], self.batch_size), real[direction])
+            nearest[f"fid_{direction}"] = fid(ext(lookup, self.batch_size), real[direction])
             if self.classifies:
                 target_class = self.classes["AB"[tgt]]
                 floor[f"target_share_{direction}"] = target_share(ext.predict(tests[tgt]), target_class)
                 identity[f"target_share_{direction}"] = target_share(ext.predict(tests[src]), target_class)
+                nearest[f"target_share_{direction}"] = target_share(ext.predict(lookup), target_class)
             identity[f"cycle_l1_{direction}"], identity[f"silhouette_iou_{direction}"] = 0.0, 1.0
-        for scores in (floor, identity):  # the two directions' FIDs together: the run's main metric
+            source = to_float_images(tests[src])
+            nearest[f"cycle_l1_{direction}"] = paired_scores(to_float_images(back), source)["l1"]
+            nearest[f"silhouette_iou_{direction}"] = silhouette_iou(source, to_float_images(lookup))
+        for scores in (floor, identity, nearest):  # the two directions' FIDs together: the run's main metric
             scores["fid"] = (scores["fid_AtoB"] + scores["fid_BtoA"]) / 2
         self._ready = {"tests": [to_float_images(t) for t in tests], "extractor": ext, "real": real, "floor": floor,
-                       "identity": identity}
+                       "identity": identity, "nearest": nearest, "pool": [len(p) for p in pools]}
         return self._ready
 
     def __call__(self, generator: nn.Module, z_dim: int, origin: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -121,6 +134,8 @@ class CycleScores:
         return {"dataset": self.cfg.data.name, **(origin or {}), "seed": self.seed, "kind": "image",
                 "samples": counts, "extractor": ext.record(), "metrics": metrics, "floor": ready["floor"],
                 "floor_note": "the target domain's distinct training images against its distinct test images",
-                "baselines": {"identity": ready["identity"]},
-                "baselines_note": "identity: output = input (each test image left in its own domain)",
+                "baselines": {"identity": ready["identity"], "nearest": ready["nearest"]},
+                "baselines_note": "identity: output = input (each test image left in its own domain); nearest: the "
+                                  "target domain's training image nearest to the input (pixels; among "
+                                  f"{ready['pool'][0]} of A, {ready['pool'][1]} of B), and back the same way",
                 "seconds": round(time.perf_counter() - start, 2)}
