@@ -16,6 +16,7 @@ from steadygan.lab.report import (
     Run,
     collapse_reason,
     divergence_reason,
+    final_value,
     load_runs,
     mean_std,
     parse_metric,
@@ -133,6 +134,21 @@ def test_divergence_definitions():
     assert divergence_reason(marked) == "stopped on a non-finite value at step 9"
 
 
+def test_a_metric_stored_as_null_is_the_run_s_final_value_not_skipped(tmp_path):
+    from steadygan.lab.report.aggregate import best_value
+    from steadygan.training.tracking import Tracker
+
+    tracker = Tracker(tmp_path, 0, 2, progress=False, tensorboard=False)  # as training writes them
+    tracker.log_values(1, {"Metric/fid": 40.0, "Metric/recall": 0.3})
+    tracker.log_values(2, {"Metric/fid": NAN, "Metric/recall": 0.2})  # stored as null
+    tracker.close()
+    steps, evals, _ = read_stats(tmp_path / "stats.jsonl")
+    run = Run("v", 0, tmp_path, step_rows=steps, eval_rows=evals)
+    assert math.isnan(final_value(run, "Metric/fid")) and final_value(run, "Metric/recall") == 0.2
+    assert best_value(run, "Metric/fid", higher=False) == 40.0
+    assert divergence_reason(run, "Metric/fid", False) == "final Metric/fid = nan"
+
+
 def test_collapse_definitions():
     assert collapse_reason(Run("v", 0, None, eval_rows=[eval_row(1, 1.0, modes=1)])) == "final Metric/modes = 1"
     assert collapse_reason(Run("v", 0, None, eval_rows=[eval_row(1, 1.0, modes=0), eval_row(2, 2, modes=2)])) is None
@@ -198,6 +214,9 @@ def test_collapse_rule_5_fails_an_unpaired_translation_that_moves_hardly_more_in
     # Just over the margin passes; just under it fails (the margin, not a strict comparison).
     assert collapse_reason(cycle(0.9, 0.0601)) is None
     assert collapse_reason(cycle(0.9, 0.0599)) is not None
+    # Domains the classifier cannot tell apart (the identity's share within the margin of 1):
+    # no share could clear the margin, so the clause does not judge.
+    assert collapse_reason(cycle(0.97, 0.9, identity=(0.96, 0.01))) is None
     assert COLLAPSE_RULE_VERSION == 5
 
 

@@ -253,6 +253,9 @@ def test_the_ladder_a_run_started_with_is_kept_by_a_resume_unless_it_was_changed
                        [Remedy(("loss=hinge",))])
     changed.load_state_dict(saved)  # another ladder on resume: the rung applied, then theirs
     assert changed.ladder == [started.ladder[0], Remedy(("loss=hinge",))] and not changed.restored
+    # A rollback to a state saved before that resume loads the same saved ladder again: the same result.
+    changed.load_state_dict(saved)
+    assert changed.ladder == [started.ladder[0], Remedy(("loss=hinge",))]
     # A run that only warned, resumed to heal: the ladder its recovery settings make now.
     warned = Recovery(toy_cfg(tmp_path, "train.on_failure=warn").train, []).state_dict(applied=0)
     heal_cfg = toy_cfg(tmp_path, "train.on_failure=heal")

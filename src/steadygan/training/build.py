@@ -446,7 +446,8 @@ def _periodic_evaluator(cfg: Config, device: torch.device, n: int | None = None)
 
 
 def _cycle_scores(cfg: Config, device: torch.device) -> CycleScores:
-    """A CycleGAN run's periodic scores, on its first test samples (train.eval_n, else TRANSLATION_EVAL_PAIRS)."""
+    """A CycleGAN run's periodic scores, on a seeded subset of each domain's distinct test images
+    (train.eval_n of them, else TRANSLATION_EVAL_PAIRS)."""
     t = cfg.train
     options = {"weights": t.eval_weights, "device": str(device)} if t.eval_extractor == "inception" else {}
     return CycleScores(cfg, lambda split: build_data(cfg, split=split), t.eval_n or TRANSLATION_EVAL_PAIRS, t.seed,

@@ -123,6 +123,7 @@ class Recovery:
         self.on_divergence = self.heals or t.on_nan == "rollback"
         self.every = t.heal_every
         self.ladder = ladder
+        self.configured = list(ladder)  # the ladder these settings make: what a changed one continues on
         # Every setting the ladder is made from: a resume with another one builds a new ladder.
         self.spec = {"on_failure": t.on_failure, "heal_ladder": t.heal_ladder, "on_nan": t.on_nan,
                      "max_rollbacks": t.max_rollbacks, "rollback_lr_factor": t.rollback_lr_factor}
@@ -143,8 +144,9 @@ class Recovery:
         saved = [Remedy(tuple(r["overrides"]), float(r["lr_factor"])) for r in state["ladder"]]
         if state.get("spec") == self.spec:
             self.ladder, self.restored = saved, True
-        else:
-            self.ladder = saved[:int(state.get("applied", 0))] + self.ladder
+        else:  # from the configured ladder, not the current one: loading twice (a resume, then a
+            # rollback to a state saved before it) must not put the applied rungs in front twice
+            self.ladder = saved[:int(state.get("applied", 0))] + self.configured
 
     def snapshot_due(self, step: int) -> bool:
         return self.heals and (self.snapshot is None or step % self.every == 0)

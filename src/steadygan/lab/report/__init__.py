@@ -217,7 +217,8 @@ def _definitions_section(doc: Document) -> None:
         "unpaired (CycleGAN) run, first: in either direction, final `Metric/target_share_*` (the share of "
         "outputs the classifier puts in the target domain's class) less than "
         f"{COLLAPSE_SHARE_MARGIN:g} above the identity map's (`Metric/identity_target_share_*`): hardly more "
-        "of its outputs in the target class than of its inputs.",
+        "of its outputs in the target class than of its inputs (not applied where the identity map's share is "
+        "within that margin of 1: the classifier cannot tell the domains apart).",
         "first warning: the step and signal at which the health status (the one `train` shows, "
         "`steadygan health RUN` for one run) first left healthy; none if it never did.",
         "s/step: per run the median elapsed seconds between consecutive logged steps (leaving out the "

@@ -22,9 +22,10 @@ Definitions (also printed in every report):
   the output no closer to its target than the input is); an unpaired (CycleGAN) run, first: in
   either direction, final ``Metric/target_share_*`` less than ``COLLAPSE_SHARE_MARGIN`` above the
   identity map's (``Metric/identity_target_share_*``: hardly more of its outputs in the target
-  class than of its inputs). Version 1 had no diversity clause, version 2 no paired identity
-  clause, version 3 no unpaired one, version 4 no margin (a share 0.001 above the identity's,
-  one output in 1,000, passed); each can change only the runs it names.
+  class than of its inputs; not applied where the identity's share is within the margin of 1).
+  Version 1 had no diversity clause, version 2 no paired identity clause, version 3 no unpaired
+  one, version 4 no margin (a share 0.001 above the identity's, one output in 1,000, passed);
+  each can change only the runs it names.
 * *step time*: per run the median of the ``elapsed_s`` differences between consecutive per-step
   rows (the median leaves out the spikes of sample grids, checkpoints and evaluation); per
   variant the mean over seeds, and its ratio to the baseline variant's.
@@ -215,11 +216,16 @@ def _finite(x: Any) -> bool:
 def metric_points(run: Run, metric: str) -> list[tuple[int, float | None, float]]:
     """(step, seconds, value) of every evaluation of ``metric``; values may be non-finite.
 
-    Seconds come from the row's ``elapsed_s`` or, when missing, the per-step row of that step.
+    A null value is NaN: stats.jsonl stores a non-finite metric as null, and skipping it would
+    make the evaluation before it the run's final one (a diverged run would report its last
+    good FID). Seconds come from the row's ``elapsed_s`` or, when missing, the per-step row of
+    that step.
     """
     by_step = {r["step"]: r.get("elapsed_s") for r in run.step_rows}
-    return [(row["step"], row.get("elapsed_s", by_step.get(row["step"])), float(row[metric]))
-            for row in run.eval_rows if metric in row and isinstance(row[metric], (int, float))]
+    return [(row["step"], row.get("elapsed_s", by_step.get(row["step"])),
+             math.nan if row[metric] is None else float(row[metric]))
+            for row in run.eval_rows
+            if metric in row and (row[metric] is None or isinstance(row[metric], (int, float)))]
 
 
 def final_value(run: Run, metric: str) -> float | None:
@@ -272,7 +278,9 @@ def collapse_reason(run: Run) -> str | None:
     for direction in ("AtoB", "BtoA"):
         share = final_value(run, f"Metric/target_share_{direction}")
         identity = final_value(run, f"Metric/identity_target_share_{direction}")
-        if share is not None and identity is not None and share < identity + COLLAPSE_SHARE_MARGIN:
+        # Where the classifier already puts nearly every input in the target class (identity
+        # within the margin of 1), no share can clear the margin: the clause cannot judge there.
+        if share is not None and identity is not None and share < identity + COLLAPSE_SHARE_MARGIN <= 1.0:
             return (f"final Metric/target_share_{direction} = {share:.3g}, less than {COLLAPSE_SHARE_MARGIN:g} "
                     f"above the identity map's {identity:.3g}")
     modes = final_value(run, "Metric/modes")
