@@ -203,6 +203,26 @@ def test_d_winning_for_a_while_warns_and_a_recovery_clears_it():
     assert cleared.level == HEALTHY and cleared.step > 450
 
 
+def test_each_signal_keeps_its_finding_until_it_is_measured_again():
+    # A bad FID is not cleared by a healthy probe, only by the next evaluation; meanwhile no
+    # state is clean enough to go back to.
+    judge = judge_rows(_steps(1, 451) + [{"step": 300, "Metric/fid": 10.0}, {"step": 400, "Metric/fid": 16.0},
+                                         _probe(450, 0.8)])
+    assert (judge.status.level, judge.status.signal) == (WARNING, "Metric/fid") and not judge.clean(450)
+    judge.observe({"step": 500, "Metric/fid": 11.0})
+    assert judge.status.level == HEALTHY and judge.clean(500)
+    # A warning of another signal does not hide a failure: D winning, then FID blows up, then a step.
+    rows = _steps(1, 300) + _steps(300, 402, real_sign=1.0, fake_sign=-1.0)
+    rows += [{"step": 300, "Metric/fid": 10.0}, {"step": 400, "Metric/fid": 25.0}]
+    judge = judge_rows(rows)
+    assert (judge.status.level, judge.status.signal) == (FAILING, "Metric/fid")
+    assert [(h.level, h.signal) for h in judge.history] == [(WARNING, "Health/d_acc"), (FAILING, "Metric/fid")]
+    # One evaluation row with an FID warning and a class-KL failure: failing, on the class KL.
+    judge = judge_rows([{"step": 250, "Metric/fid": 10.0},
+                        {"step": 300, "Metric/fid": 16.0, "Metric/class_kl": 1.5}])
+    assert (judge.status.level, judge.status.signal) == (FAILING, "Metric/class_kl")
+
+
 def test_nothing_is_judged_in_the_warm_up():
     judge = judge_rows([_probe(50, 0.0), _probe(100, 0.0), _probe(150, 0.0)])
     assert judge.status.level == HEALTHY

@@ -143,9 +143,9 @@ def step_signals(row: dict[str, float]) -> dict[str, float]:
 class HealthRule:
     """Thresholds of the status (benchmarks/health_eval.py scores any rule on a corpus of runs)."""
 
-    collapse_diversity: float = 0.15   # failing: pixel variety under this share of the data's ...
-    low_diversity: float = 0.35        # ... warning: under this one
-    collapse_probes: int = 2           # ... for this many probes in a row
+    collapse_diversity: float = 0.15   # failing: a run of low probes ending under this share of the data's variety
+    low_diversity: float = 0.35        # warning: pixel variety under this share ...
+    collapse_probes: int = 2           # ... for this many probes in a row (the last one decides which level)
     d_wins: float = 0.98               # D right on this share of both real and generated samples ...
     d_wins_steps: int = 100            # ... on average over this many steps: G gets no useful signal
     fid_blowup: float = 2.0            # failing: FID above this multiple of the run's best
@@ -160,12 +160,18 @@ class HealthRule:
 
 
 class HealthJudge:
-    """Reads a run's rows in order and keeps its status (the newest, and the worst so far)."""
+    """Reads a run's rows in order and keeps its status: the worst of the signals' current findings.
+
+    Each signal keeps its own finding until a row that measures it again says otherwise: a probe
+    row speaks for the probe's variety, a step row (once the window is full) for D winning, an
+    evaluation row for each metric it holds. So a healthy probe does not clear a bad FID, a later
+    warning does not hide a failure, and one evaluation row can raise several findings.
+    """
 
     def __init__(self, rule: HealthRule | None = None) -> None:
         self.rule = rule or HealthRule()
         self.status = HealthStatus(HEALTHY)
-        self.history: list[HealthStatus] = []  # every change of level
+        self.history: list[HealthStatus] = []  # every change of level or signal
         self._start(0)
 
     def _start(self, step: int) -> None:
@@ -174,6 +180,7 @@ class HealthJudge:
         self._low_probes = 0
         self._best_fid = math.inf
         self._since = step  # the warm-up counts from here
+        self._findings: dict[str, HealthStatus] = {}  # signal -> its current finding (healthy ones absent)
 
     def observe(self, row: dict[str, Any]) -> HealthStatus:
         """Take one row (a step's stats, a probe's, an evaluation's); returns the status after it."""
@@ -184,85 +191,102 @@ class HealthJudge:
                 self.status = HealthStatus(HEALTHY, step=step, reason="rolled back")
                 self.history.append(self.status)
             return self.status
-        found = [s for s in (self._probe(row, step), self._d_wins(row, step), self._evaluation(row, step))
-                 if s is not None]
-        if step - self._since < self.rule.warm_up:
-            found = []
-        level = max((s.level for s in found), key=LEVELS.index, default=None)
-        new = next(s for s in found if s.level == level) if level else None
-        if new is None and self.status.level != HEALTHY and self._recovered(row):
-            new = HealthStatus(HEALTHY, step=step)
-        if new is not None and (new.level != self.status.level or new.signal != self.status.signal):
+        said = {**self._probe(row, step), **self._d_wins(row, step), **self._evaluation(row, step)}
+        watching = step - self._since >= self.rule.warm_up
+        for signal, finding in said.items():
+            if finding is None or not watching:
+                self._findings.pop(signal, None)
+            else:
+                self._findings[signal] = finding
+        new = self._worst(step)
+        if new.level != self.status.level or new.signal != self.status.signal:
             self.status = new
             self.history.append(new)
         return self.status
 
+    def _worst(self, step: int) -> HealthStatus:
+        """The worst current finding; of equals, the one already shown (no flicker), else the oldest."""
+        if not self._findings:
+            return self.status if self.status.level == HEALTHY else HealthStatus(HEALTHY, step=step)
+        level = max((f.level for f in self._findings.values()), key=LEVELS.index)
+        worst = [f for f in self._findings.values() if f.level == level]
+        return next((f for f in worst if f.signal == self.status.signal), worst[0])
+
     def clean(self, step: int) -> bool:
         """Whether a state of this step is one to go back to: past the warm-up (so the rule is
-        watching), healthy, and no signal on its way to a warning (a low probe, D winning)."""
-        return (self.status.level == HEALTHY and step - self._since >= self.rule.warm_up and self._low_probes == 0
-                and not (len(self._acc) == self._acc.maxlen and self._winning()))
+        watching), no finding, and no signal on its way to one (a low probe, D winning)."""
+        return (self.status.level == HEALTHY and not self._findings and step - self._since >= self.rule.warm_up
+                and self._low_probes == 0 and not (len(self._acc) == self._acc.maxlen and self._winning()))
 
-    def _recovered(self, row: dict[str, Any]) -> bool:
-        """A probe row with variety back, or a step row with D no longer winning, clears the status."""
-        return ("Health/diversity" in row and self._low_probes == 0) or \
-            (self.status.signal == "Health/d_acc" and len(self._acc) == self._acc.maxlen and not self._winning())
+    # Each signal below returns {signal: finding, or None for healthy} for what the row measures.
 
-    def _probe(self, row: dict[str, Any], step: int) -> HealthStatus | None:
+    def _probe(self, row: dict[str, Any], step: int) -> dict[str, HealthStatus | None]:
         value = row.get("Health/diversity")
         if value is None:
-            return None
+            return {}
         r = self.rule
         self._low_probes = self._low_probes + 1 if value < r.low_diversity else 0
         if self._low_probes < r.collapse_probes:
-            return None
+            return {"Health/diversity": None}
         level = FAILING if value < r.collapse_diversity else WARNING
-        return HealthStatus(level, "Health/diversity", f"the generator's samples are {value:.2f} as varied as the "
-                                                       f"data's for {self._low_probes} probes: mode collapse", step)
+        return {"Health/diversity": HealthStatus(level, "Health/diversity", f"the generator's samples are {value:.2f} "
+                                                 f"as varied as the data's for {self._low_probes} probes: mode "
+                                                 "collapse", step)}
 
     def _winning(self) -> bool:
         real = sum(a for a, _ in self._acc) / len(self._acc)
         fake = sum(b for _, b in self._acc) / len(self._acc)
         return real > self.rule.d_wins and fake > self.rule.d_wins
 
-    def _d_wins(self, row: dict[str, Any], step: int) -> HealthStatus | None:
+    def _d_wins(self, row: dict[str, Any], step: int) -> dict[str, HealthStatus | None]:
         signals = step_signals(row)
         if "Health/d_real_acc" not in signals or "Health/d_fake_acc" not in signals:
-            return None
+            return {}
         self._acc.append((signals["Health/d_real_acc"], signals["Health/d_fake_acc"]))
-        if len(self._acc) < self._acc.maxlen or not self._winning():
-            return None
-        return HealthStatus(WARNING, "Health/d_acc", f"D tells real from generated on more than "
-                                                     f"{self.rule.d_wins:.0%} of both for {len(self._acc)} "
-                                                     "steps: the generator gets little to learn from", step)
+        if len(self._acc) < self._acc.maxlen:
+            return {}  # not measured yet: a window not full says nothing either way
+        if not self._winning():
+            return {"Health/d_acc": None}
+        return {"Health/d_acc": HealthStatus(WARNING, "Health/d_acc", f"D tells real from generated on more than "
+                                             f"{self.rule.d_wins:.0%} of both for {len(self._acc)} steps: the "
+                                             "generator gets little to learn from", step)}
 
-    def _evaluation(self, row: dict[str, Any], step: int) -> HealthStatus | None:
+    def _evaluation(self, row: dict[str, Any], step: int) -> dict[str, HealthStatus | None]:
         r = self.rule
+        out: dict[str, HealthStatus | None] = {}
+        # A metric not measured is NaN live and null (None) in stats.jsonl: both are "not measured",
+        # so a replay judges as the run did.
+        row = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
         fid = row.get("Metric/fid")
         if fid is not None and math.isfinite(fid):
             best, self._best_fid = self._best_fid, min(self._best_fid, fid)
+            out["Metric/fid"] = None
             if fid > r.fid_blowup * best:
-                return HealthStatus(FAILING, "Metric/fid", f"FID {fid:.3g} is more than {r.fid_blowup:g}x the "
-                                                           f"run's best {best:.3g}", step)
-            if fid > r.fid_rise * best:
-                return HealthStatus(WARNING, "Metric/fid", f"FID {fid:.3g} rose above {r.fid_rise:g}x the run's "
-                                                           f"best {best:.3g}", step)
+                out["Metric/fid"] = HealthStatus(FAILING, "Metric/fid", f"FID {fid:.3g} is more than "
+                                                 f"{r.fid_blowup:g}x the run's best {best:.3g}", step)
+            elif fid > r.fid_rise * best:
+                out["Metric/fid"] = HealthStatus(WARNING, "Metric/fid", f"FID {fid:.3g} rose above {r.fid_rise:g}x "
+                                                 f"the run's best {best:.3g}", step)
         class_kl = row.get("Metric/class_kl")
-        if class_kl is not None and class_kl > r.class_kl:
-            return HealthStatus(FAILING, "Metric/class_kl", f"the classes drawn are as concentrated as half of "
-                                                            f"them (class KL {class_kl:.3g} > ln 2)", step)
+        if class_kl is not None:
+            out["Metric/class_kl"] = None if not class_kl > r.class_kl else HealthStatus(
+                FAILING, "Metric/class_kl", f"the classes drawn are as concentrated as half of them (class KL "
+                f"{class_kl:.3g} > ln 2)", step)
         modes = row.get("Metric/modes")
-        if modes is not None and modes <= r.support_modes:
-            return HealthStatus(FAILING, "Metric/modes", f"the samples cover {modes:g} of the data's modes", step)
+        if modes is not None:
+            out["Metric/modes"] = None if not modes <= r.support_modes else HealthStatus(
+                FAILING, "Metric/modes", f"the samples cover {modes:g} of the data's modes", step)
         recall = row.get("Metric/recall")
-        if recall is not None and class_kl is None and recall < r.support_recall:
-            return HealthStatus(FAILING, "Metric/recall", f"recall {recall:.3g}: the samples cover almost none of the "
-                                                          "data (varied or not)", step)
+        if recall is not None and class_kl is None:
+            out["Metric/recall"] = None if not recall < r.support_recall else HealthStatus(
+                FAILING, "Metric/recall", f"recall {recall:.3g}: the samples cover almost none of the data (varied "
+                "or not)", step)
         within = row.get("Metric/class_diversity_min", row.get("Health/class_diversity_min"))
-        if within is not None and within < r.class_diversity:
-            return HealthStatus(FAILING, "class_diversity", f"a class's samples are {within:.2f} as varied as its "
-                                                            "real images: the classes are drawn, z is ignored", step)
-        return None
+        if within is not None:
+            out["class_diversity"] = None if not within < r.class_diversity else HealthStatus(
+                FAILING, "class_diversity", f"a class's samples are {within:.2f} as varied as its real images: the "
+                "classes are drawn, z is ignored", step)
+        return out
 
 
 def judge_rows(rows: list[dict[str, Any]], rule: HealthRule | None = None) -> HealthJudge:
