@@ -36,6 +36,17 @@ def test_a_space_file_with_learning_rates_and_beta1_makes_their_product(tmp_path
     assert space.cell_of(cell.params()) == cell  # Optuna's parameters name the cell back
 
 
+def test_strengths_are_written_exactly_and_large_ones_parse():
+    space = parse_space({"methods": {"r1": {"gamma": [1e6, 12.345678, 12.345679, 10]}}}, "s")
+    specs = [c.spec for c in space.cells()]
+    # :g where exact (old labels unchanged), every digit where not, and no "e+" (the spec's combinator).
+    assert specs == ["r1:gamma=1e06", "r1:gamma=12.345678", "r1:gamma=12.345679", "r1:gamma=10"]
+    assert [c.overrides(0.999, 0.999)[0] for c in space.cells()[:2]] == [
+        "d.penalties=[{name: r1, gamma: 1e06}]", "d.penalties=[{name: r1, gamma: 12.345678}]"]
+    assert len({c.slug for c in space.cells()}) == 4  # one run folder each
+    assert Cell("baseline", 1.00000001e-4).label == "baseline (lr=0.000100000001)"
+
+
 @pytest.mark.parametrize("data, message", [
     ([1, 2], "s: a space is a mapping with 'methods:'"),
     ({"methods": {}}, "s: a space is a mapping with 'methods:'"),

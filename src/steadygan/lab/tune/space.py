@@ -64,6 +64,16 @@ def named_spaces() -> dict[str, dict[str, Any]]:
     }
 
 
+def value_text(v: float) -> str:
+    """A number as a spec or label writes it: ``:g`` where that is exact (so the labels and run
+    folders of existing studies stay theirs), else every digit; never ``e+``, which a spec would
+    read as its ``+`` combinator (1e6 is ``1e06``)."""
+    text = f"{v:g}"
+    if float(text) != float(v):
+        text = repr(float(v))
+    return text.replace("e+", "e")
+
+
 @dataclass(frozen=True)
 class Cell:
     """One point of a space: a variant spec, with a learning rate and beta1 when searched."""
@@ -74,8 +84,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        extra = [f"lr={self.lr:g}"] if self.lr is not None else []
-        extra += [f"beta1={self.beta1:g}"] if self.beta1 is not None else []
+        extra = [f"lr={value_text(self.lr)}"] if self.lr is not None else []
+        extra += [f"beta1={value_text(self.beta1)}"] if self.beta1 is not None else []
         return self.spec + (f" ({', '.join(extra)})" if extra else "")
 
     @property
@@ -121,7 +131,7 @@ class Space:
             if not options:
                 specs.append(method)
             for key, values in options.items():
-                specs += [f"{method}:{key}={v:g}" for v in values]
+                specs += [f"{method}:{key}={value_text(v)}" for v in values]
         grid = itertools.product(specs, self.lr or (None,), self.beta1 or (None,))
         return [Cell(spec, lr, b1) for spec, lr, b1 in grid]
 
@@ -134,7 +144,8 @@ class Space:
                 if method not in specs:
                     methods[method] = {}
                 continue
-            kept = {k: [v for v in values if f"{method}:{k}={v:g}" not in specs] for k, values in options.items()}
+            kept = {k: [v for v in values if f"{method}:{k}={value_text(v)}" not in specs]
+                    for k, values in options.items()}
             if all(kept.values()):
                 methods[method] = kept
         return Space(methods, tuple(v for v in self.lr if v not in lr), tuple(v for v in self.beta1 if v not in beta1),
@@ -146,7 +157,7 @@ class Space:
         options = self.methods[method]
         spec = method
         for key in options:
-            spec = f"{method}:{key}={params[f'{method}.{key}']:g}"
+            spec = f"{method}:{key}={value_text(params[f'{method}.{key}'])}"
         return Cell(spec, params.get("lr"), params.get("beta1"))
 
     def suggest(self, trial: Any) -> Cell:
