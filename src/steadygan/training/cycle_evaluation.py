@@ -88,6 +88,7 @@ class CycleScores:
             ext = build_extractor_for(self.extractor_spec, dataset=None if self.classes is None else
                                       self.classes["dataset"], root=cfg.data.root, resolution=cfg.data.resolution,
                                       channels=cfg.data.channels, **self.extractor_options)
+        floats = [to_float_images(t) for t in tests]
         floor, identity, nearest, real = {}, {}, {}, {}
         for direction, (src, tgt) in DIRECTION_SLOTS.items():
             real[direction] = ext(tests[tgt], self.batch_size)
@@ -102,12 +103,11 @@ class CycleScores:
                 identity[f"target_share_{direction}"] = target_share(ext.predict(tests[src]), target_class)
                 nearest[f"target_share_{direction}"] = target_share(ext.predict(lookup), target_class)
             identity[f"cycle_l1_{direction}"], identity[f"silhouette_iou_{direction}"] = 0.0, 1.0
-            source = to_float_images(tests[src])
-            nearest[f"cycle_l1_{direction}"] = paired_scores(to_float_images(back), source)["l1"]
-            nearest[f"silhouette_iou_{direction}"] = silhouette_iou(source, to_float_images(lookup))
+            nearest[f"cycle_l1_{direction}"] = paired_scores(to_float_images(back), floats[src])["l1"]
+            nearest[f"silhouette_iou_{direction}"] = silhouette_iou(floats[src], to_float_images(lookup))
         for scores in (floor, identity, nearest):  # the two directions' FIDs together: the run's main metric
             scores["fid"] = (scores["fid_AtoB"] + scores["fid_BtoA"]) / 2
-        self._ready = {"tests": [to_float_images(t) for t in tests], "extractor": ext, "real": real, "floor": floor,
+        self._ready = {"tests": floats, "extractor": ext, "real": real, "floor": floor,
                        "identity": identity, "nearest": nearest, "pool": [len(p) for p in pools]}
         return self._ready
 

@@ -215,7 +215,7 @@ class HealthJudge:
     def clean(self, step: int) -> bool:
         """Whether a state of this step is one to go back to: past the warm-up (so the rule is
         watching), no finding, and no signal on its way to one (a low probe, D winning)."""
-        return (self.status.level == HEALTHY and not self._findings and step - self._since >= self.rule.warm_up
+        return (not self._findings and step - self._since >= self.rule.warm_up  # no finding: the status is healthy
                 and self._low_probes == 0 and not (len(self._acc) == self._acc.maxlen and self._winning()))
 
     # Each signal below returns {signal: finding, or None for healthy} for what the row measures.
@@ -254,10 +254,7 @@ class HealthJudge:
     def _evaluation(self, row: dict[str, Any], step: int) -> dict[str, HealthStatus | None]:
         r = self.rule
         out: dict[str, HealthStatus | None] = {}
-        # A metric not measured is NaN live and null (None) in stats.jsonl: both are "not measured",
-        # so a replay judges as the run did.
-        row = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
-        fid = row.get("Metric/fid")
+        fid = _measured(row, "Metric/fid")
         if fid is not None and math.isfinite(fid):
             best, self._best_fid = self._best_fid, min(self._best_fid, fid)
             out["Metric/fid"] = None
@@ -267,26 +264,34 @@ class HealthJudge:
             elif fid > r.fid_rise * best:
                 out["Metric/fid"] = HealthStatus(WARNING, "Metric/fid", f"FID {fid:.3g} rose above {r.fid_rise:g}x "
                                                  f"the run's best {best:.3g}", step)
-        class_kl = row.get("Metric/class_kl")
+        class_kl = _measured(row, "Metric/class_kl")
         if class_kl is not None:
             out["Metric/class_kl"] = None if not class_kl > r.class_kl else HealthStatus(
                 FAILING, "Metric/class_kl", f"the classes drawn are as concentrated as half of them (class KL "
                 f"{class_kl:.3g} > ln 2)", step)
-        modes = row.get("Metric/modes")
+        modes = _measured(row, "Metric/modes")
         if modes is not None:
             out["Metric/modes"] = None if not modes <= r.support_modes else HealthStatus(
                 FAILING, "Metric/modes", f"the samples cover {modes:g} of the data's modes", step)
-        recall = row.get("Metric/recall")
+        recall = _measured(row, "Metric/recall")
         if recall is not None and class_kl is None:
             out["Metric/recall"] = None if not recall < r.support_recall else HealthStatus(
                 FAILING, "Metric/recall", f"recall {recall:.3g}: the samples cover almost none of the data (varied "
                 "or not)", step)
-        within = row.get("Metric/class_diversity_min", row.get("Health/class_diversity_min"))
+        within = _measured(row, "Metric/class_diversity_min")
+        within = _measured(row, "Health/class_diversity_min") if within is None else within
         if within is not None:
             out["class_diversity"] = None if not within < r.class_diversity else HealthStatus(
                 FAILING, "class_diversity", f"a class's samples are {within:.2f} as varied as its real images: the "
                 "classes are drawn, z is ignored", step)
         return out
+
+
+def _measured(row: dict[str, Any], key: str) -> float | None:
+    """A row's value of ``key``, None when not measured: a metric not measured is NaN live and
+    null in stats.jsonl, and both must read alike so that a replay judges as the run did."""
+    value = row.get(key)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def judge_rows(rows: list[dict[str, Any]], rule: HealthRule | None = None) -> HealthJudge:
