@@ -6,7 +6,7 @@ often it flags a healthy one (steadygan.lab.health_eval).
                                                                  #   setting, scored on the other
 
 The report's rule is applied at each evaluation every 250 steps and, separately, every 100
-(the corpus evaluates every 100); the ratio is the rule's flag step over the report's.
+(the corpus evaluates every 50, which serves both); the ratio is the rule's flag step over the report's.
 """
 
 from __future__ import annotations

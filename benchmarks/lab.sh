@@ -16,7 +16,9 @@
 #   and failing-2-wgan-gp, about an hour a run)
 #
 # Each part is an ordinary `steadygan compare`: re-running it skips finished runs and resumes
-# interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots).
+# interrupted ones; the report is lab/<part>/report/report.md (+ report.html, plots). A part
+# longer than one machine's lease goes on on the next one from its records in the repository:
+# `python benchmarks/lab_records.py save lab/<part>` here, `... restore <part>` there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SG=${SG:-.venv/bin/steadygan}
