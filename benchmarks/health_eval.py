@@ -39,8 +39,8 @@ HEADER = ("| rule | failed runs flagged (95% CI) | median step / report's step |
 
 
 def describe(rule: HealthRule) -> str:
-    return (f"low_diversity={rule.low_diversity}, collapse_probes={rule.collapse_probes}, d_wins={rule.d_wins}, "
-            f"warm_up={rule.warm_up}")
+    return (f"low_diversity={rule.low_diversity}, collapse_probes={rule.collapse_probes}, "
+            f"class_kl_probes={rule.class_kl_probes}, d_wins={rule.d_wins}, warm_up={rule.warm_up}")
 
 
 def main() -> int:

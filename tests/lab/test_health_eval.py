@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import math
 
 import pytest
 import yaml
 
-from steadygan.lab.health_eval import fit_rule, load_corpus, report_step, score, signal_rules, wilson
+from steadygan.lab.health_eval import (
+    GRID,
+    OFF,
+    PARAMS,
+    fit_rule,
+    flag_step,
+    load_corpus,
+    report_step,
+    rule_flag_step,
+    score,
+    signal_rules,
+    wilson,
+)
 from steadygan.training.health import HealthRule
 
 
@@ -61,8 +75,8 @@ def test_a_rule_is_scored_on_the_share_it_flags_how_early_and_its_false_alarms(c
     assert (strict.flagged_healthy, strict.ratios) == (1, [300 / 750])  # the dip at 250 is flagged now
     alone = {name: score(runs, rule, 250).flagged_failed for name, rule in signal_rules().items()}
     # The support candidates read Metric/modes and Metric/recall, which this corpus (labelled) does not use.
-    assert alone == {"combined": 1, "variety probe": 1, "D wins": 0, "evaluation": 1,  # class KL at 750
-                     "combined + support": 1, "support alone": 0}
+    assert alone == {"combined": 1, "variety probe": 1, "class probe": 0, "D wins": 0,  # no Health/class_kl here
+                     "evaluation": 1, "combined + support": 1, "support alone": 0}  # evaluation: class KL at 750
 
 
 def test_the_fitted_rule_flags_the_most_within_the_false_alarm_budget(corpus):
@@ -76,6 +90,25 @@ def test_the_fitted_rule_flags_the_most_within_the_false_alarm_budget(corpus):
     assert fit_rule(healthy_only_dips, every=250, max_false_alarms=-1) is None  # no rule within the budget
     with pytest.raises(ValueError, match="healthy runs"):
         fit_rule([r for r in runs if r.failed], every=250)
+
+
+def test_a_rule_flags_where_the_first_of_its_signals_alone_would(corpus):
+    # The fit replays each signal alone and takes the earliest: the same as the whole rule
+    # replayed, for every rule of the grid (and a class probe that flags the collapse at 500).
+    run_dir = corpus / "setting-a" / "runs" / "baseline-s0"
+    rows = run_dir.joinpath("stats.jsonl").read_text() + "".join(
+        json.dumps({"step": s, "Health/class_kl": 1.0 if s >= 450 else 0.1}) + "\n" for s in range(50, 1001, 50))
+    run_dir.joinpath("stats.jsonl").write_text(rows)
+    runs = load_corpus(corpus, every=250)
+    cache: dict = {}
+    rules = [HealthRule(**dict(zip(GRID, values))) for values in itertools.product(*GRID.values())]
+    for rule in rules[::7] + [HealthRule(low_diversity=-1.0, class_kl_probes=2)]:
+        for r in runs:
+            assert flag_step(r.run, rule, 250, cache) == rule_flag_step(r.run, rule, 250), rule
+    assert flag_step(runs[0].run, HealthRule(low_diversity=-1.0, collapse_diversity=-1.0), 250) == 500
+    # Every setting of the rule belongs to one signal (a new one would otherwise be left at its default).
+    owned = {"warm_up", *itertools.chain(*PARAMS.values()), *itertools.chain(*OFF.values())}
+    assert {f.name for f in dataclasses.fields(HealthRule)} == owned
 
 
 def test_wilson_intervals_match_their_closed_form():

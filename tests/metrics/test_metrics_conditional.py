@@ -152,6 +152,22 @@ def test_evaluator_reports_class_coverage_of_any_generator_on_labelled_data(data
         assert result["metrics"]["class_kl"] < 0.2
 
 
+def test_the_evaluator_gives_the_health_probe_the_class_kl_of_its_images(data_root):  # noqa: F811
+    data = load_dataset("idx", str(data_root))
+    cfg = Config()
+    cfg.data.name, cfg.data.root = "idx", str(data_root)
+    evaluator = build_evaluator(cfg, metrics=("fid",), n=60, extractor=OracleClassifier())
+    hist = class_histogram(data.labels, data.num_classes)
+    images = to_float_images(data.samples[data.labels == data.labels[0]])  # one class only
+    assert evaluator.class_kl(images) == pytest.approx(class_coverage(data.labels[data.labels == data.labels[0]],
+                                                                      hist)["class_kl"])
+    assert evaluator.class_kl(images) > math.log(2)
+    assert evaluator.class_kl(to_float_images(data.samples)) == pytest.approx(0.0, abs=1e-12)  # the data itself
+    toy = Config()
+    toy.data.name = "ring8"
+    assert build_evaluator(toy).class_kl(torch.randn(10, 2)) is None  # no classes: no signal
+
+
 def test_a_conditional_generator_that_ignores_z_is_flagged(data_root):
     from steadygan.metrics.evaluate import format_table
 

@@ -145,6 +145,32 @@ def test_the_probe_fails_a_conditional_generator_that_draws_the_class_and_ignore
     assert (status.level, status.signal) == (FAILING, "class_diversity") and "z is ignored" in status.reason
 
 
+def test_the_probe_classifies_a_fixed_batch_of_its_own_for_an_unconditional_generator():
+    seen = []
+
+    def class_kl(images):
+        seen.append(images)
+        return float(images[:, 0].mean())  # any function of the images: the probe logs what it returns
+
+    plain = Probe(_points(), z_dim=2, num_classes=0, device=torch.device("cpu"), n=32)
+    probe = Probe(_points(), z_dim=2, num_classes=0, device=torch.device("cpu"), n=32, class_kl=class_kl)
+    assert torch.equal(probe.z, plain.z) and torch.equal(probe.real, plain.real)  # the other batches unchanged
+    out = probe.measure(Points(), Critic())
+    (images,) = seen
+    # 256 draws of the probe's own stream after its other draws: not the variety batch, the same every time
+    g = torch.Generator().manual_seed(12_345)
+    torch.randn(32, 2, generator=g), torch.randperm(200, generator=g)
+    assert torch.equal(images, Points()(torch.randn(256, 2, generator=g)))
+    assert out["Health/class_kl"] == float(images[:, 0].mean())
+    assert {k: v for k, v in out.items() if k != "Health/class_kl"} == plain.measure(Points(), Critic())
+    assert "Health/class_kl" not in Probe(_points(), 2, 0, torch.device("cpu"), n=32,
+                                          class_kl=lambda images: None).measure(Points(), Critic())
+    y = torch.arange(200) % 4  # a conditional generator draws the classes it is asked for: not its signal
+    labelled = InMemoryData(_points().samples, y, "points", "mixture")
+    conditional = Probe(labelled, 2, 4, torch.device("cpu"), n=32, class_kl=class_kl)
+    assert "Health/class_kl" not in conditional.measure(ClassCentres(ignore_z=False), Critic())
+
+
 def test_d_features_are_the_penultimate_layer_or_the_samples():
     x = torch.randn(3, 2)
     assert torch.equal(d_features(Critic(), x, None), 3 * x)
@@ -192,6 +218,30 @@ def test_a_sudden_divergence_of_the_evaluation_fails_at_once():
     judge = judge_rows(rows)
     assert judge.status.level == FAILING and judge.status.signal == "Metric/fid" and judge.status.step == 750
     assert judge.status.reason == "FID 60 is more than 2x the run's best 25"
+
+
+def test_concentrated_classes_in_the_probe_fail_after_two_probes_in_a_row():
+    def classes(step, kl):
+        return {"step": step, "Health/class_kl": kl}
+
+    # One high probe (an early jump) is forgiven; two in a row fail, naming the signal.
+    rows = _steps(1, 501) + [classes(250, 1.5), classes(300, 0.2), classes(350, 0.9), classes(400, 1.2),
+                             classes(450, 0.1)]
+    judge = HealthJudge()
+    levels = {}
+    for row in sorted(rows, key=lambda r: r["step"]):
+        judge.observe(row)
+        if "Health/class_kl" in row:
+            levels[row["step"]] = (judge.status.level, judge.clean(row["step"]))
+    assert levels[250] == (HEALTHY, False)  # a high probe on its way to a finding: not a state to go back to
+    assert levels[300] == (HEALTHY, True)
+    assert levels[400][0] == FAILING and judge.history[0].signal == "Health/class_kl"
+    assert judge.history[0].reason == "the classes drawn are as concentrated as half of them for 2 probes (class " \
+                                      "KL 1.2 > 0.693)"
+    assert levels[450] == (HEALTHY, True)  # measured again, fine again
+    assert judge_rows(rows, HealthRule(class_kl_probes=1)).history[0].step == 250
+    assert judge_rows(rows, HealthRule(probe_class_kl=math.inf)).history == []  # the signal off
+    assert judge_rows([classes(50, 2.0), classes(100, 2.0)], HealthRule(warm_up=100)).history[0].step == 100
 
 
 def test_d_winning_for_a_while_warns_and_a_recovery_clears_it():
@@ -321,3 +371,20 @@ def test_only_data_with_a_test_split_of_its_own_is_probed_for_memorisation(tmp_p
     assert build_run(cfg, ProcessContext.current()).health.probe.heldout is not None
     handed_in = load_dataset("idx", str(idx_dir), "train", 28, 1)  # data given by the caller: no split to name
     assert build_run(cfg, ProcessContext.current(), data=handed_in).health.probe.heldout is None
+
+
+def test_the_probe_reads_classes_only_where_the_run_evaluates_images_anyway(tmp_path, idx_dir, image_cfg, toy_cfg):
+    from steadygan.training.build import build_run
+    from steadygan.training.distributed import ProcessContext
+
+    def probe_of(cfg, ctx=None):
+        return build_run(cfg, ctx or ProcessContext.current()).health.probe
+
+    evaluating = build_run(image_cfg(tmp_path, idx_dir, "train.health_every=3", "train.eval_every=3"),
+                           ProcessContext.current())
+    assert evaluating.health.probe.class_kl == evaluating.periodic_eval.evaluator.class_kl  # built lazily: no training
+    assert probe_of(image_cfg(tmp_path, idx_dir, "train.health_every=3")).class_kl is None  # no classifier to use
+    assert probe_of(toy_cfg(tmp_path, "train.health_every=3", "train.eval_every=3")).class_kl is None  # 2-D points
+    conditional = image_cfg(tmp_path, idx_dir, "train.health_every=3", "train.eval_every=3", "model.conditional=true")
+    assert probe_of(conditional).class_kl is None
+

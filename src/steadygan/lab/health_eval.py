@@ -29,22 +29,40 @@ from .report.aggregate import COLLAPSE_MODES, COLLAPSE_RECALL, Run, collapse_rea
 NEVER = math.inf
 
 
+# Each signal switched off (HealthRule's fields), and the rows it reads.
+OFF = {
+    "variety": {"collapse_diversity": -1.0, "low_diversity": -1.0, "class_diversity": -1.0},  # class: probe or eval
+    "classes": {"probe_class_kl": NEVER},
+    "D wins": {"d_wins": 2.0},
+    "evaluation": {"fid_blowup": NEVER, "fid_rise": NEVER, "class_kl": NEVER, "support_modes": -1.0,
+                   "support_recall": -1.0},
+}
+READS = {"variety": ("probe", "eval"), "classes": ("probe",), "D wins": ("step",), "evaluation": ("eval",)}
+PARAMS = {"variety": ("collapse_probes",), "classes": ("class_kl_probes",), "D wins": ("d_wins_steps",),
+          "evaluation": ()}  # the settings of each signal besides its thresholds in OFF
+
+
+def alone(rule: HealthRule, signal: str) -> HealthRule:
+    """``rule`` with every signal but ``signal`` (a key of OFF) switched off; the others'
+    settings are the defaults, so that rules differing only in those are equal."""
+    keep = ("warm_up", *OFF[signal], *PARAMS[signal])
+    off = {k: v for name, values in OFF.items() if name != signal for k, v in values.items()}
+    return HealthRule(**{k: getattr(rule, k) for k in keep}, **off)
+
+
 def signal_rules(base: HealthRule | None = None) -> dict[str, HealthRule]:
     """The combined rule and each of its signals alone (the others set never to fire)."""
     base = base or HealthRule()
-    off_probe = {"collapse_diversity": -1.0, "low_diversity": -1.0, "class_diversity": -1.0}  # class: probe or eval
-    off_d = {"d_wins": 2.0}
-    off_eval = {"fid_blowup": NEVER, "fid_rise": NEVER, "class_kl": NEVER, "support_modes": -1.0,
-                "support_recall": -1.0}
     # The candidate support signal: the report's own thresholds, read at every evaluation.
     support = {"support_modes": float(COLLAPSE_MODES), "support_recall": COLLAPSE_RECALL}
     return {
         "combined": base,
-        "variety probe": dataclasses.replace(base, **off_d, **off_eval),
-        "D wins": dataclasses.replace(base, **off_probe, **off_eval),
-        "evaluation": dataclasses.replace(base, **off_probe, **off_d),
+        "variety probe": alone(base, "variety"),
+        "class probe": alone(base, "classes"),
+        "D wins": alone(base, "D wins"),
+        "evaluation": alone(base, "evaluation"),
         "combined + support": dataclasses.replace(base, **support),
-        "support alone": dataclasses.replace(base, **off_probe, **off_d, **{**off_eval, **support}),
+        "support alone": dataclasses.replace(alone(base, "evaluation"), **{**OFF["evaluation"], **support}),
     }
 
 
@@ -96,11 +114,35 @@ def load_corpus(root: Path, every: int = 250) -> list[CorpusRun]:
     return out
 
 
-def rule_flag_step(run: Run, rule: HealthRule, every: int) -> int | None:
-    """The first step at which the rule's status leaves healthy (evaluations every ``every`` steps)."""
-    evals = [r for r in run.eval_rows if r["step"] % every == 0]
-    judge = judge_rows(run.step_rows + evals + run.probe_rows, rule)
+def rule_flag_step(run: Run, rule: HealthRule, every: int, reads: Iterable[str] = ("step", "eval", "probe")
+                   ) -> int | None:
+    """The first step at which the rule's status leaves healthy (evaluations every ``every``
+    steps), replayed on the rows of the kinds in ``reads``."""
+    rows = {"step": run.step_rows, "eval": [r for r in run.eval_rows if r["step"] % every == 0],
+            "probe": run.probe_rows}
+    judge = judge_rows([row for kind in reads for row in rows[kind]], rule)
     return next((s.step for s in judge.history if s.level != HEALTHY), None)
+
+
+def flag_step(run: Run, rule: HealthRule, every: int, cache: dict | None = None) -> int | None:
+    """:func:`rule_flag_step`, by parts: each signal keeps its own finding (HealthJudge), so on a
+    run that never rolled back a rule first flags where the first of its signals alone would.
+    A fit then replays each signal's few settings once (``cache``), not every combination of
+    them, and a probe's signals without the thousand step rows."""
+    if any("Rollback/count" in r for r in run.probe_rows):
+        return rule_flag_step(run, rule, every)  # a rollback restarts every signal at once
+    steps = []
+    for signal, reads in READS.items():
+        key = (id(run), alone(rule, signal), every)
+        if cache is None or key not in cache:
+            found = rule_flag_step(run, key[1], every, reads)
+            if cache is None:
+                steps.append(found)
+                continue
+            cache[key] = found
+        steps.append(cache[key])
+    flagged = [s for s in steps if s is not None]
+    return min(flagged) if flagged else None
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -134,27 +176,28 @@ class Score:
         return statistics.median(self.ratios) if self.ratios else math.nan
 
 
-def score(runs: Iterable[CorpusRun], rule: HealthRule, every: int) -> Score:
+def score(runs: Iterable[CorpusRun], rule: HealthRule, every: int, cache: dict | None = None) -> Score:
+    """``cache``: a dict kept across calls on the same runs (a fit's), for :func:`flag_step`."""
     runs = list(runs)
     failed = [r for r in runs if r.failed]
     healthy = [r for r in runs if not r.failed]
     ratios, flagged = [], 0
     for r in failed:
-        step = rule_flag_step(r.run, rule, every)
+        step = flag_step(r.run, rule, every, cache)
         if step is None:
             continue
         flagged += 1
         report = report_step(r.run, every)
         if report:
             ratios.append(step / report)
-    false_alarms = sum(rule_flag_step(r.run, rule, every) is not None for r in healthy)
+    false_alarms = sum(flag_step(r.run, rule, every, cache) is not None for r in healthy)
     return Score(flagged, len(failed), false_alarms, len(healthy), ratios)
 
 
 # The first failing setting's runs are past the report's class-KL limit at its first evaluation
 # (step 50 of the corpus), so a rule can only be early there with a short warm-up: 50 is in the grid.
-GRID = {"low_diversity": (0.25, 0.35, 0.5, 0.6), "collapse_probes": (1, 2, 3), "d_wins": (0.95, 0.98, 0.995),
-        "warm_up": (50, 100, 200, 300)}
+GRID = {"low_diversity": (0.25, 0.35, 0.5, 0.6), "collapse_probes": (1, 2, 3), "class_kl_probes": (1, 2, 3),
+        "d_wins": (0.95, 0.98, 0.995), "warm_up": (50, 100, 200, 300)}
 
 
 def fit_rule(runs: list[CorpusRun], every: int, max_false_alarms: float = 0.05) -> HealthRule | None:
@@ -163,10 +206,10 @@ def fit_rule(runs: list[CorpusRun], every: int, max_false_alarms: float = 0.05) 
     within that budget."""
     if not any(not r.failed for r in runs):
         raise ValueError("fitting needs healthy runs: without them the most eager rule would win")
-    best, best_key = None, None
+    best, best_key, cache = None, None, {}
     for values in itertools.product(*GRID.values()):
         rule = HealthRule(**dict(zip(GRID, values)))
-        s = score(runs, rule, every)
+        s = score(runs, rule, every, cache)
         if not s.false_alarms <= max_false_alarms:
             continue
         key = (s.detection, -s.median_ratio if s.ratios else -math.inf)

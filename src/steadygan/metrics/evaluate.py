@@ -253,6 +253,15 @@ class Evaluator:
                                                 train.num_classes)
         return self._reference
 
+    def class_kl(self, images: torch.Tensor) -> float | None:
+        """The class KL of ``images`` (the classifier's classes against the data's histogram, as
+        in :meth:`evaluate`), or None where the evaluator has no class histogram (unlabelled
+        data, or an extractor that does not classify): the health probe's class signal."""
+        ref = self.reference()
+        if "class_hist" not in ref:
+            return None
+        return class_coverage(self.extractor.predict(images), ref["class_hist"])["class_kl"]
+
     def _conditional_reference(self, real_labels: torch.Tensor | None, other_x: torch.Tensor,
                                other_features: torch.Tensor, other_labels: torch.Tensor | None,
                                num_classes: int) -> None:

@@ -335,11 +335,22 @@ def build_run(cfg: Config, ctx: ProcessContext, data: InMemoryData | None = None
                               else None)
     # Data handed in (not built from data.*) has no test split the config could name.
     probe = Probe(data, cfg.model.z_dim, pair.num_classes, device, translates=pair.translates,
-                  heldout=_heldout_data(cfg, data) if given_data is None else None) if t.health_every else None
+                  heldout=_heldout_data(cfg, data) if given_data is None else None,
+                  class_kl=_probe_class_kl(evaluation, ctx)) if t.health_every else None
     return RunParts(cfg, ctx, device, data, sampler, pair, loss, augment, d, g, ema, evaluation,
                     build_autocast(t.amp, device), channels_last, HealthMonitor(probe, t.health_every),
                     recovery_ladder(cfg, notes := []), notes,
                     FakeHistory(t.fake_history, t.seed + HISTORY_SEED) if t.fake_history else None)
+
+
+def _probe_class_kl(evaluation: PeriodicEval, ctx: ProcessContext) -> Callable[[torch.Tensor], float | None] | None:
+    """The probe's class signal: only where the run evaluates images anyway, so that the
+    classifier and the data's class histogram exist (the probe adds no training of its own),
+    and on rank 0 alone, whose rows the status is decided on."""
+    scores_images = evaluation.cycle is None and evaluation.pairs is None
+    if not (evaluation.enabled and scores_images and ctx.is_main and evaluation.evaluator.protocol != "mixture"):
+        return None
+    return evaluation.evaluator.class_kl
 
 
 HISTORY_SEED = 7_919  # the history's stream is the run's seed + this: apart from the sampler's (seeded by the seed)

@@ -13,7 +13,10 @@ Signals, all logged as ``Health/*`` rows of stats.jsonl (and TensorBoard):
   statistic, so a run trains the same parameters with or without it; where the data has a
   test split, also whether D tells the real images it trains on from real images it never
   saw (``Health/memorisation``, :func:`memorisation`: 0.5 when it cannot, 1 when it has
-  memorised its training set: the limited-data failure, Karras et al. 2020);
+  memorised its training set: the limited-data failure, Karras et al. 2020); and where the
+  run evaluates on labelled data anyway (so the feature classifier exists), the classes an
+  unconditional generator draws against the data's (``Health/class_kl``, the report's class
+  KL on a fixed batch of 256);
 * the periodic evaluation's rows where there are any (FID, recall, class KL, class diversity).
 
 The status (:class:`HealthJudge`) is a pure function of those rows, read in order: the
@@ -27,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -81,10 +84,15 @@ class Probe:
     """A fixed noise batch and a fixed real batch, and what they say of the generator's variety."""
 
     def __init__(self, data: InMemoryData, z_dim: int, num_classes: int, device: torch.device, n: int = 64,
-                 seed: int = 12_345, translates: bool = False, heldout: InMemoryData | None = None) -> None:
+                 seed: int = 12_345, translates: bool = False, heldout: InMemoryData | None = None,
+                 class_kl: Callable[[torch.Tensor], float | None] | None = None, class_n: int = 256) -> None:
         """``translates``: the generator translates input images; it is probed on the real
         batch's own inputs, its output's variety measured against their targets'. ``heldout``:
-        real samples training never sees (the test split), for ``Health/memorisation``."""
+        real samples training never sees (the test split), for ``Health/memorisation``.
+        ``class_kl``: the class KL of generated images against the data's classes (the
+        evaluator's :meth:`~steadygan.metrics.Evaluator.class_kl`, where the run evaluates on
+        labelled data anyway), measured for an unconditional generator on ``class_n`` samples of
+        a fixed noise batch of their own: ``Health/class_kl``."""
         g = torch.Generator().manual_seed(seed)  # its own stream: the training RNG never moves
         self.z = torch.randn(n, z_dim, generator=g).to(device)
         self.labels = None if not num_classes else balanced_labels(n, num_classes).to(device)
@@ -100,6 +108,10 @@ class Probe:
             self.labels = real.y  # the condition G and D are called with: the inputs
             self.z = self.z[:len(real.y)]  # a set smaller than the probe: one translation per input
         self.num_classes = num_classes
+        # Drawn after everything above, so the other probes' batches are those of runs without it.
+        # 256 samples: the plug-in KL's bias on a uniform 10-class generator is about 9/512 nats.
+        self.class_kl = class_kl if not num_classes and not translates else None
+        self.class_z = torch.randn(class_n, z_dim, generator=g).to(device) if self.class_kl else None
 
     @torch.no_grad()
     def measure(self, G: nn.Module, D: nn.Module) -> dict[str, float]:
@@ -116,6 +128,10 @@ class Probe:
                 within = class_diversity(fake.float().flatten(1), self.labels, self.real.float().flatten(1),
                                          self.real_labels, self.num_classes)
                 out["Health/class_diversity_min"] = within["class_diversity_min"]
+            if self.class_kl is not None:
+                class_kl = self.class_kl(call(G, self.class_z, None).float())
+                if class_kl is not None:
+                    out["Health/class_kl"] = class_kl
             if self.heldout is not None:
                 out["Health/memorisation"] = memorisation(sample_scores(D, self.real, self.real_labels),
                                                             sample_scores(D, *self.heldout))
@@ -150,7 +166,9 @@ class HealthRule:
     d_wins_steps: int = 100            # ... on average over this many steps: G gets no useful signal
     fid_blowup: float = 2.0            # failing: FID above this multiple of the run's best
     fid_rise: float = 1.5              # warning: above this one
-    class_kl: float = math.log(2)      # failing: the classes drawn as concentrated as half of them
+    class_kl: float = math.log(2)      # failing: the classes drawn as concentrated as half of them (evaluation)
+    probe_class_kl: float = math.log(2)  # failing: the same from the probe's classes (labelled data) ...
+    class_kl_probes: int = 2           # ... for this many probes in a row (early training jumps for one)
     class_diversity: float = 0.25      # failing: a class under a quarter of its data's variety
     warm_up: int = 200                 # steps before any status but healthy (early training looks like failure)
     # Support, from the evaluation (off by default: the probe measures variety, and a generator
@@ -178,6 +196,7 @@ class HealthJudge:
         """Judge afresh from ``step``: the run's start, or the state a rollback went back to."""
         self._acc: deque[tuple[float, float]] = deque(maxlen=self.rule.d_wins_steps)
         self._low_probes = 0
+        self._high_class_probes = 0
         self._best_fid = math.inf
         self._since = step  # the warm-up counts from here
         self._findings: dict[str, HealthStatus] = {}  # signal -> its current finding (healthy ones absent)
@@ -191,7 +210,8 @@ class HealthJudge:
                 self.status = HealthStatus(HEALTHY, step=step, reason="rolled back")
                 self.history.append(self.status)
             return self.status
-        said = {**self._probe(row, step), **self._d_wins(row, step), **self._evaluation(row, step)}
+        said = {**self._probe(row, step), **self._class_probe(row, step), **self._d_wins(row, step),
+                **self._evaluation(row, step)}
         watching = step - self._since >= self.rule.warm_up
         for signal, finding in said.items():
             if finding is None or not watching:
@@ -214,9 +234,10 @@ class HealthJudge:
 
     def clean(self, step: int) -> bool:
         """Whether a state of this step is one to go back to: past the warm-up (so the rule is
-        watching), no finding, and no signal on its way to one (a low probe, D winning)."""
+        watching), no finding, and no signal on its way to one (a low probe, a concentrated one, D winning)."""
         return (not self._findings and step - self._since >= self.rule.warm_up  # no finding: the status is healthy
-                and self._low_probes == 0 and not (len(self._acc) == self._acc.maxlen and self._winning()))
+                and self._low_probes == 0 and self._high_class_probes == 0
+                and not (len(self._acc) == self._acc.maxlen and self._winning()))
 
     # Each signal below returns {signal: finding, or None for healthy} for what the row measures.
 
@@ -232,6 +253,18 @@ class HealthJudge:
         return {"Health/diversity": HealthStatus(level, "Health/diversity", f"the generator's samples are {value:.2f} "
                                                  f"as varied as the data's for {self._low_probes} probes: mode "
                                                  "collapse", step)}
+
+    def _class_probe(self, row: dict[str, Any], step: int) -> dict[str, HealthStatus | None]:
+        value = _measured(row, "Health/class_kl")
+        if value is None:
+            return {}
+        r = self.rule
+        self._high_class_probes = self._high_class_probes + 1 if value > r.probe_class_kl else 0
+        if self._high_class_probes < r.class_kl_probes:
+            return {"Health/class_kl": None}
+        return {"Health/class_kl": HealthStatus(FAILING, "Health/class_kl", f"the classes drawn are as concentrated "
+                                                f"as half of them for {self._high_class_probes} probes (class KL "
+                                                f"{value:.3g} > {r.probe_class_kl:.3g})", step)}
 
     def _winning(self) -> bool:
         real = sum(a for a, _ in self._acc) / len(self._acc)
