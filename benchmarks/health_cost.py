@@ -8,6 +8,9 @@ alike. Sample grids, checkpoints and evaluation are pushed past the end.
 
     python benchmarks/health_cost.py                      # DCGAN-28, batch 64, probe every 50, CPU
     python benchmarks/health_cost.py --rounds 9 --every 50 100
+    python benchmarks/health_cost.py --class-kl /usr/share/datasets/fashion-mnist
+                                          # + the class signal, as in a run evaluating Fashion-MNIST
+                                          #   (its cached classifier; trained once if not cached)
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from pathlib import Path
 import torch
 
 from steadygan.data import InMemoryData
+from steadygan.metrics import Evaluator
 from steadygan.training.build import load_config
 from steadygan.training.guards import StopFlag
+from steadygan.training.health import Probe
 from steadygan.training.tracking import Tracker
 from steadygan.training.trainer import Trainer
 
@@ -35,6 +40,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="steps per variant per round (a multiple of each)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--class-kl", metavar="FMNIST_ROOT", help="probe the classes too, with this data's "
+                        "classifier (what a run that evaluates Fashion-MNIST has anyway)")
     args = parser.parse_args()
     # Random 28x28 images: the cost of a step and of the probe do not depend on the pixels.
     data = InMemoryData(torch.randint(0, 256, (4096, 1, 28, 28), dtype=torch.uint8),
@@ -49,6 +56,8 @@ def main() -> None:
                                  "train.progress=false", f"train.health_every={every}", "train.sample_every=1000000",
                                  "train.checkpoint_every=1000000", "train.steps=1000000"])
         trainer = Trainer(cfg, run_dir=run_dir, data=data)
+        if args.class_kl and every:
+            trainer.health.probe = Probe(data, cfg.model.z_dim, 0, trainer.device, class_kl=class_kl(args.class_kl))
         trainer._last_samples, trainer._stop_signal, trainer._failing = None, None, None
         tracker = Tracker(run_dir, 0, 10**6, progress=False, tensorboard=False)
         loops[name] = (trainer, tracker)
@@ -72,7 +81,8 @@ def main() -> None:
         probe_s.append(time.perf_counter() - t0)
     probe = statistics.median(probe_s)
     base = statistics.median(times["off"])
-    print(f"# health monitor cost, dcgan 28x28x1, batch {args.batch}, cpu, torch {torch.__version__}, "
+    classes = ", with the class signal (256 samples classified)" if args.class_kl else ""
+    print(f"# health monitor cost{classes}, dcgan 28x28x1, batch {args.batch}, cpu, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, {date.today()}")
     print(f"# {args.rounds} interleaved rounds x {args.steps} steps of the training loop; ratio = median / off's")
     print("| probe | ms/step (median) | spread (min-max) | ratio |")
@@ -83,6 +93,13 @@ def main() -> None:
               f"{med / base:.3f} |")
     print(f"\nthe probe alone: {probe * 1e3:.1f} ms (median of 21), that is "
           + ", ".join(f"{probe / (k * base):.2%} of {k} steps" for k in args.every))
+
+
+def class_kl(root: str):
+    """The evaluator's class KL for Fashion-MNIST at ``root``, its reference built off the clock."""
+    evaluator = Evaluator("fashion-mnist", root, metrics=("fid",), n=2000)
+    evaluator.reference()
+    return evaluator.class_kl
 
 
 def run_to(trainer: Trainer, tracker: Tracker, step: int) -> None:
