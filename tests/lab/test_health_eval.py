@@ -86,6 +86,8 @@ def test_the_fitted_rule_flags_the_most_within_the_false_alarm_budget(corpus):
     # One low probe is enough here (no healthy run dips below the grid's 0.25): flagged at 300.
     assert s.flagged_healthy == 0 and s.flagged_failed == 1 and s.ratios == [300 / 750]
     assert rule.collapse_probes == 1
+    # What this corpus cannot tell apart stays at the default (it has no class probe rows).
+    assert (rule.class_kl_probes, rule.d_wins) == (HealthRule().class_kl_probes, HealthRule().d_wins)
     healthy_only_dips = [r for r in runs if not r.failed] + [r for r in runs if r.failed]
     assert fit_rule(healthy_only_dips, every=250, max_false_alarms=-1) is None  # no rule within the budget
     with pytest.raises(ValueError, match="healthy runs"):
@@ -99,12 +101,29 @@ def test_a_rule_flags_where_the_first_of_its_signals_alone_would(corpus):
     rows = run_dir.joinpath("stats.jsonl").read_text() + "".join(
         json.dumps({"step": s, "Health/class_kl": 1.0 if s >= 450 else 0.1}) + "\n" for s in range(50, 1001, 50))
     run_dir.joinpath("stats.jsonl").write_text(rows)
-    runs = load_corpus(corpus, every=250)
+    # A run whose D wins from step 400 (in the step rows) and whose class variety is low in the
+    # probe from 700 and in the evaluation at 500 (two row kinds feeding one signal).
+    _write(corpus / "setting-c", "baseline", 0, [1.0] * 20, HEALTHY_EVALS)
+    winning = corpus / "setting-c" / "runs" / "baseline-s0" / "stats.jsonl"
+    rows = [json.loads(line) for line in winning.read_text().splitlines()]
+    for row in rows:
+        if "Logits/real_sign" in row and row["step"] >= 400:
+            row["Logits/real_sign"], row["Logits/fake_sign"] = 1.0, -1.0
+        if "Health/diversity" in row and row["step"] >= 700:
+            row["Health/class_diversity_min"] = 0.1
+        if "Metric/fid" in row and row["step"] == 500:
+            row["Metric/class_diversity_min"] = 0.1
+    winning.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cache: dict = {}
     rules = [HealthRule(**dict(zip(GRID, values))) for values in itertools.product(*GRID.values())]
-    for rule in rules[::7] + [HealthRule(low_diversity=-1.0, class_kl_probes=2)]:
-        for r in runs:
-            assert flag_step(r.run, rule, 250, cache) == rule_flag_step(r.run, rule, 250), rule
+    runs = load_corpus(corpus, every=250)
+    for every in (250, 100):  # the same runs and cache: a cached flag is one of this cadence's
+        for rule in rules[::7] + [HealthRule(low_diversity=-1.0, class_kl_probes=2), HealthRule(d_wins=2.0),
+                                  HealthRule(d_wins=2.0, class_diversity=-1.0),
+                                  HealthRule(low_diversity=-1.0, probe_class_kl=math.inf, d_wins=2.0)]:
+            for r in runs:
+                assert flag_step(r.run, rule, every, cache) == rule_flag_step(r.run, rule, every), (rule, every)
+    runs = load_corpus(corpus, every=250)
     assert flag_step(runs[0].run, HealthRule(low_diversity=-1.0, collapse_diversity=-1.0), 250) == 500
     # Every setting of the rule belongs to one signal (a new one would otherwise be left at its default).
     owned = {"warm_up", *itertools.chain(*PARAMS.values()), *itertools.chain(*OFF.values())}

@@ -163,8 +163,17 @@ def test_the_probe_classifies_a_fixed_batch_of_its_own_for_an_unconditional_gene
     assert torch.equal(images, Points()(torch.randn(256, 2, generator=g)))
     assert out["Health/class_kl"] == float(images[:, 0].mean())
     assert {k: v for k, v in out.items() if k != "Health/class_kl"} == plain.measure(Points(), Critic())
-    assert "Health/class_kl" not in Probe(_points(), 2, 0, torch.device("cpu"), n=32,
-                                          class_kl=lambda images: None).measure(Points(), Critic())
+    no_classes = Probe(_points(), 2, 0, torch.device("cpu"), n=32, class_kl=lambda images: None)
+    assert "Health/class_kl" not in no_classes.measure(Points(), Critic())
+    assert no_classes.class_kl is None  # asked once: no further forward for a signal that cannot be measured
+    # A generator with BatchNorm in training mode: the class batch leaves its statistics, its mode
+    # and the training RNG as they were, and is generated in chunks of the probe's size.
+    G, D = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).train(), Critic()
+    before, rng, sizes = {k: v.clone() for k, v in G.state_dict().items()}, torch.get_rng_state(), []
+    G.register_forward_hook(lambda module, args, output: sizes.append(len(args[0])))
+    probe.measure(G, D)
+    assert G.training and torch.equal(torch.get_rng_state(), rng) and sizes == [32] * 9  # 32 variety + 8 x 32
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items())
     y = torch.arange(200) % 4  # a conditional generator draws the classes it is asked for: not its signal
     labelled = InMemoryData(_points().samples, y, "points", "mixture")
     conditional = Probe(labelled, 2, 4, torch.device("cpu"), n=32, class_kl=class_kl)
@@ -387,4 +396,7 @@ def test_the_probe_reads_classes_only_where_the_run_evaluates_images_anyway(tmp_
     assert probe_of(toy_cfg(tmp_path, "train.health_every=3", "train.eval_every=3")).class_kl is None  # 2-D points
     conditional = image_cfg(tmp_path, idx_dir, "train.health_every=3", "train.eval_every=3", "model.conditional=true")
     assert probe_of(conditional).class_kl is None
+    # Only rank 0's status is acted on: the other ranks do not classify.
+    cfg = image_cfg(tmp_path, idx_dir, "train.health_every=3", "train.eval_every=3", "train.device=cpu")
+    assert probe_of(cfg, ProcessContext(rank=1, world_size=2, local_rank=1)).class_kl is None
 

@@ -133,9 +133,9 @@ def flag_step(run: Run, rule: HealthRule, every: int, cache: dict | None = None)
         return rule_flag_step(run, rule, every)  # a rollback restarts every signal at once
     steps = []
     for signal, reads in READS.items():
-        key = (id(run), alone(rule, signal), every)
+        key = (id(run), signal, alone(rule, signal), every)  # the runs outlive the cache (a fit's)
         if cache is None or key not in cache:
-            found = rule_flag_step(run, key[1], every, reads)
+            found = rule_flag_step(run, key[2], every, reads)
             if cache is None:
                 steps.append(found)
                 continue
@@ -200,10 +200,13 @@ GRID = {"low_diversity": (0.25, 0.35, 0.5, 0.6), "collapse_probes": (1, 2, 3), "
         "d_wins": (0.95, 0.98, 0.995), "warm_up": (50, 100, 200, 300)}
 
 
+DEFAULT_RULE = HealthRule()
+
+
 def fit_rule(runs: list[CorpusRun], every: int, max_false_alarms: float = 0.05) -> HealthRule | None:
     """The grid's rule that flags most failed runs of ``runs`` with at most ``max_false_alarms``
-    of its healthy ones flagged (ties: the earlier median flag); None when no rule stays
-    within that budget."""
+    of its healthy ones flagged (ties: the earlier median flag, then fewer false alarms, then
+    the most default settings); None when no rule stays within that budget."""
     if not any(not r.failed for r in runs):
         raise ValueError("fitting needs healthy runs: without them the most eager rule would win")
     best, best_key, cache = None, None, {}
@@ -212,7 +215,10 @@ def fit_rule(runs: list[CorpusRun], every: int, max_false_alarms: float = 0.05) 
         s = score(runs, rule, every, cache)
         if not s.false_alarms <= max_false_alarms:
             continue
-        key = (s.detection, -s.median_ratio if s.ratios else -math.inf)
+        # Ties: fewer false alarms, then more of the default settings (on a corpus that cannot
+        # tell two settings apart, the fit keeps the default rather than the grid's first).
+        as_default = sum(getattr(rule, k) == getattr(DEFAULT_RULE, k) for k in GRID)
+        key = (s.detection, -s.median_ratio if s.ratios else -math.inf, -s.flagged_healthy, as_default)
         if best_key is None or key > best_key:
             best, best_key = rule, key
     return best

@@ -260,7 +260,8 @@ class Evaluator:
         ref = self.reference()
         if "class_hist" not in ref:
             return None
-        return class_coverage(self.extractor.predict(images), ref["class_hist"])["class_kl"]
+        # Rounded to 8 bits first, as evaluate() does with every sample it scores.
+        return class_coverage(self.extractor.predict(to_uint8_images(images)), ref["class_hist"])["class_kl"]
 
     def _conditional_reference(self, real_labels: torch.Tensor | None, other_x: torch.Tensor,
                                other_features: torch.Tensor, other_labels: torch.Tensor | None,

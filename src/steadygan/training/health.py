@@ -129,8 +129,12 @@ class Probe:
                                          self.real_labels, self.num_classes)
                 out["Health/class_diversity_min"] = within["class_diversity_min"]
             if self.class_kl is not None:
-                class_kl = self.class_kl(call(G, self.class_z, None).float())
-                if class_kl is not None:
+                # In chunks of the variety batch's size: no larger a forward than the probe's own.
+                images = torch.cat([call(G, z, None).float() for z in self.class_z.split(len(self.z))])
+                class_kl = self.class_kl(images)
+                if class_kl is None:
+                    self.class_kl = None  # the data has no classes to compare with: never generate for it again
+                else:
                     out["Health/class_kl"] = class_kl
             if self.heldout is not None:
                 out["Health/memorisation"] = memorisation(sample_scores(D, self.real, self.real_labels),
