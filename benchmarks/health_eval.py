@@ -12,13 +12,23 @@ The report's rule is applied at each evaluation every 250 steps and, separately,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from steadygan.lab.health_eval import CorpusRun, Score, fit_rule, load_corpus, score, signal_rules, wilson  # noqa: E402
+from steadygan.lab.health_eval import (  # noqa: E402
+    GRID,
+    CorpusRun,
+    Score,
+    fit_rule,
+    load_corpus,
+    score,
+    signal_rules,
+    wilson,
+)
 from steadygan.training.health import HealthRule  # noqa: E402
 
 
@@ -58,6 +68,9 @@ def main() -> int:
         print("\n" + HEADER)
         for name, rule in signal_rules().items():
             print(row(name, score(runs, rule, every)))
+        print("\nthe trade-off: the default rule at each warm-up of the grid\n\n" + HEADER)
+        for warm_up in GRID["warm_up"]:
+            print(row(f"warm-up {warm_up}", score(runs, dataclasses.replace(HealthRule(), warm_up=warm_up), every)))
         if args.fit:
             fitted_both_ways(runs, every)
     return 0

@@ -277,7 +277,7 @@ def test_each_signal_keeps_its_finding_until_it_is_measured_again():
     assert (judge.status.level, judge.status.signal) == (FAILING, "Metric/fid")
     assert [(h.level, h.signal) for h in judge.history] == [(WARNING, "Health/d_acc"), (FAILING, "Metric/fid")]
     # One evaluation row with an FID warning and a class-KL failure: failing, on the class KL.
-    judge = judge_rows([{"step": 250, "Metric/fid": 10.0},
+    judge = judge_rows([{"step": 250, "Metric/fid": 10.0, "Metric/class_kl": 1.5},
                         {"step": 300, "Metric/fid": 16.0, "Metric/class_kl": 1.5}])
     assert (judge.status.level, judge.status.signal) == (FAILING, "Metric/class_kl")
 
@@ -307,7 +307,14 @@ def test_class_metrics_fail_a_conditional_run_that_ignores_z():
     assert judge.status.level == FAILING and "z is ignored" in judge.status.reason
     judge = HealthJudge()
     judge.observe({"step": 300, "Metric/class_kl": math.log(5)})
+    assert judge.status.level == HEALTHY  # once: healthy runs' classes jump early on (the health corpus)
+    judge.observe({"step": 350, "Metric/class_kl": 0.1})
+    judge.observe({"step": 400, "Metric/class_kl": math.log(5)})
+    assert judge.status.level == HEALTHY  # not in a row
+    judge.observe({"step": 450, "Metric/class_kl": math.log(5)})
     assert judge.status.level == FAILING and judge.status.signal == "Metric/class_kl"
+    assert judge.status.reason == "the classes drawn are as concentrated as half of them at 2 evaluations " \
+                                  "(class KL 1.61 > 0.693)"
 
 
 def test_the_support_signal_is_off_by_default_and_fails_a_run_off_the_data_when_on():

@@ -39,7 +39,7 @@ OFF = {
 }
 READS = {"variety": ("probe", "eval"), "classes": ("probe",), "D wins": ("step",), "evaluation": ("eval",)}
 PARAMS = {"variety": ("collapse_probes",), "classes": ("class_kl_probes",), "D wins": ("d_wins_steps",),
-          "evaluation": ()}  # the settings of each signal besides its thresholds in OFF
+          "evaluation": ("class_kl_evals",)}  # the settings of each signal besides its thresholds in OFF
 
 
 def alone(rule: HealthRule, signal: str) -> HealthRule:
@@ -197,7 +197,7 @@ def score(runs: Iterable[CorpusRun], rule: HealthRule, every: int, cache: dict |
 # The first failing setting's runs are past the report's class-KL limit at its first evaluation
 # (step 50 of the corpus), so a rule can only be early there with a short warm-up: 50 is in the grid.
 GRID = {"low_diversity": (0.25, 0.35, 0.5, 0.6), "collapse_probes": (1, 2, 3), "class_kl_probes": (1, 2, 3),
-        "d_wins": (0.95, 0.98, 0.995), "warm_up": (50, 100, 200, 300)}
+        "d_wins": (0.95, 0.98, 0.995), "warm_up": (50, 100, 150, 200, 300)}
 
 
 DEFAULT_RULE = HealthRule()

@@ -170,7 +170,8 @@ class HealthRule:
     d_wins_steps: int = 100            # ... on average over this many steps: G gets no useful signal
     fid_blowup: float = 2.0            # failing: FID above this multiple of the run's best
     fid_rise: float = 1.5              # warning: above this one
-    class_kl: float = math.log(2)      # failing: the classes drawn as concentrated as half of them (evaluation)
+    class_kl: float = math.log(2)      # failing: the classes drawn as concentrated as half of them ...
+    class_kl_evals: int = 2            # ... at this many evaluations in a row (healthy runs cross it once)
     probe_class_kl: float = math.log(2)  # failing: the same from the probe's classes (labelled data) ...
     class_kl_probes: int = 2           # ... for this many probes in a row (early training jumps for one)
     class_diversity: float = 0.25      # failing: a class under a quarter of its data's variety
@@ -201,6 +202,7 @@ class HealthJudge:
         self._acc: deque[tuple[float, float]] = deque(maxlen=self.rule.d_wins_steps)
         self._low_probes = 0
         self._high_class_probes = 0
+        self._high_class_evals = 0
         self._best_fid = math.inf
         self._since = step  # the warm-up counts from here
         self._findings: dict[str, HealthStatus] = {}  # signal -> its current finding (healthy ones absent)
@@ -303,9 +305,10 @@ class HealthJudge:
                                                  f"the run's best {best:.3g}", step)
         class_kl = _measured(row, "Metric/class_kl")
         if class_kl is not None:
-            out["Metric/class_kl"] = None if not class_kl > r.class_kl else HealthStatus(
-                FAILING, "Metric/class_kl", f"the classes drawn are as concentrated as half of them (class KL "
-                f"{class_kl:.3g} > ln 2)", step)
+            self._high_class_evals = self._high_class_evals + 1 if class_kl > r.class_kl else 0
+            out["Metric/class_kl"] = None if self._high_class_evals < r.class_kl_evals else HealthStatus(
+                FAILING, "Metric/class_kl", f"the classes drawn are as concentrated as half of them at "
+                f"{self._high_class_evals} evaluations (class KL {class_kl:.3g} > {r.class_kl:.3g})", step)
         modes = _measured(row, "Metric/modes")
         if modes is not None:
             out["Metric/modes"] = None if not modes <= r.support_modes else HealthStatus(
