@@ -24,6 +24,7 @@ from .plots import _pyplot, _save
 PANELS = (  # (title, keys, log scale)
     ("variety of the samples (1: the data's)", ("Health/diversity", "Health/diversity_d",
                                                 "Health/class_diversity_min"), False),
+    ("classes drawn (class KL; ln 2 = 0.69: as few as half)", ("Health/class_kl", "Metric/class_kl"), False),
     ("D's accuracy (mean of 50 steps)", ("Health/d_real_acc", "Health/d_fake_acc"), False),
     ("losses", ("Loss/D", "Loss/G"), False),
     ("gradient norms before clipping", ("Grad/D/norm", "Grad/G/norm"), True),
@@ -145,7 +146,9 @@ def plot_health(health: RunHealth, out: Path) -> Path:
         for key in keys:
             x, y = _series(health.rows, key)
             if len(x):
-                ax.plot(x, y, lw=1, label=key.split("/", 1)[1])
+                name = key.split("/", 1)[1]
+                ax.plot(x, y, lw=1, label=f"{name} (evaluation)" if key.startswith("Metric/") and len(keys) > 1
+                        else name)
         for status in marks:
             ax.axvline(status.step, color={"warning": "orange", "failing": "red"}.get(status.level, "green"),
                        lw=1, ls="--")
