@@ -29,7 +29,7 @@ from steadygan.lab.health_eval import (  # noqa: E402
     signal_rules,
     wilson,
 )
-from steadygan.training.health import HealthRule  # noqa: E402
+from steadygan.training.health import HealthMonitor, HealthRule  # noqa: E402
 
 
 def share(k: int, n: int) -> str:
@@ -57,9 +57,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--fit", action="store_true", help="also fit on one failing setting, test on another")
+    parser.add_argument("--max-false-alarms", type=float, default=0.05, metavar="SHARE",
+                        help="the fit's budget of healthy runs flagged, on its half of them (default 0.05)")
     args = parser.parse_args()
     for every in (250, 100):
-        runs = load_corpus(args.corpus, every)
+        # The corpus probed the classes at every probe (50 steps); the monitor reads them at
+        # every other one: scored as it would have been logged.
+        runs = load_corpus(args.corpus, every, class_every=50 * HealthMonitor.CLASS_PROBES)
         kinds = sorted({r.kind for r in runs})
         print(f"\n## evaluations every {every} steps: {len(runs)} runs, {sum(r.failed for r in runs)} failed")
         for kind in kinds:
@@ -72,11 +76,11 @@ def main() -> int:
         for warm_up in GRID["warm_up"]:
             print(row(f"warm-up {warm_up}", score(runs, dataclasses.replace(HealthRule(), warm_up=warm_up), every)))
         if args.fit:
-            fitted_both_ways(runs, every)
+            fitted_both_ways(runs, every, args.max_false_alarms)
     return 0
 
 
-def fitted_both_ways(runs: list[CorpusRun], every: int) -> None:
+def fitted_both_ways(runs: list[CorpusRun], every: int, max_false_alarms: float) -> None:
     """Fit on the failed runs of one kind (and the even-seeded healthy runs), score on the failed
     runs of the other kinds (and the odd-seeded healthy runs)."""
     failing_kinds = sorted({r.kind for r in runs if r.failed})
@@ -85,9 +89,10 @@ def fitted_both_ways(runs: list[CorpusRun], every: int) -> None:
     for kind in failing_kinds:
         fit_on = [r for r in runs if r.failed and r.kind == kind] + [r for r in healthy if r.run.seed % 2 == 0]
         test_on = [r for r in runs if r.failed and r.kind != kind] + [r for r in healthy if r.run.seed % 2 == 1]
-        rule = fit_rule(fit_on, every)
+        rule = fit_rule(fit_on, every, max_false_alarms)
         if rule is None:
-            print(f"| fitted on {kind}: no rule of the grid flags at most 5% of the healthy runs | | | | |")
+            print(f"| fitted on {kind}: no rule of the grid flags at most {max_false_alarms:.0%} of the healthy runs "
+                  "| | | | |")
             continue
         print(row(f"fitted on {kind} ({describe(rule)})", score(test_on, rule, every)))
 

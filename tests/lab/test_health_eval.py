@@ -125,6 +125,9 @@ def test_a_rule_flags_where_the_first_of_its_signals_alone_would(corpus):
                 assert flag_step(r.run, rule, every, cache) == rule_flag_step(r.run, rule, every), (rule, every)
     runs = load_corpus(corpus, every=250)
     assert flag_step(runs[0].run, HealthRule(low_diversity=-1.0, collapse_diversity=-1.0), 250) == 500
+    # Read at every other probe, as the monitor does: high at 500 and 600, not 550.
+    thinned = load_corpus(corpus, every=250, class_every=100)
+    assert flag_step(thinned[0].run, HealthRule(low_diversity=-1.0, collapse_diversity=-1.0), 250) == 600
     # Every setting of the rule belongs to one signal (a new one would otherwise be left at its default).
     owned = {"warm_up", *itertools.chain(*PARAMS.values()), *itertools.chain(*OFF.values())}
     assert {f.name for f in dataclasses.fields(HealthRule)} == owned

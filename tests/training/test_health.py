@@ -180,6 +180,15 @@ def test_the_probe_classifies_a_fixed_batch_of_its_own_for_an_unconditional_gene
     assert "Health/class_kl" not in conditional.measure(ClassCentres(ignore_z=False), Critic())
 
 
+def test_the_monitor_reads_the_classes_at_every_other_probe_by_the_step():
+    from steadygan.training.health import HealthMonitor
+
+    probe = Probe(_points(), z_dim=2, num_classes=0, device=torch.device("cpu"), n=32, class_kl=lambda im: 0.5)
+    monitor = HealthMonitor(probe, every=50)
+    classified = [step for step in range(50, 401, 50) if "Health/class_kl" in monitor.measure(Points(), Critic(), step)]
+    assert classified == [100, 200, 300, 400]  # the step decides: a run resumed at 250 classifies at 300 as well
+
+
 def test_d_features_are_the_penultimate_layer_or_the_samples():
     x = torch.randn(3, 2)
     assert torch.equal(d_features(Critic(), x, None), 3 * x)

@@ -102,13 +102,21 @@ def _eval_steps(run: Run, every: int) -> list[int]:
     return [r["step"] for r in run.eval_rows if r["step"] % every == 0]
 
 
-def load_corpus(root: Path, every: int = 250) -> list[CorpusRun]:
-    """Every run of every lab folder under ``root`` (a folder with a runs/ directory), labelled."""
+def load_corpus(root: Path, every: int = 250, class_every: int | None = None) -> list[CorpusRun]:
+    """Every run of every lab folder under ``root`` (a folder with a runs/ directory), labelled.
+
+    ``class_every``: keep the probe's class signal only at multiples of this step, as a monitor
+    that reads the classes at every other probe would have logged it (the same fixed noise and
+    weights: the values kept are the ones it would have measured)."""
     out = []
     for folder in sorted({p.parent for p in Path(root).rglob("runs") if p.is_dir()}):
         for run in load_runs(folder):
             if run.marker is None:
                 continue  # unfinished: no label yet
+            if class_every:
+                run.probe_rows = [r if r["step"] % class_every == 0 else {k: v for k, v in r.items()
+                                                                          if k != "Health/class_kl"}
+                                  for r in run.probe_rows]
             failed = _flagged_by_report(run)
             out.append(CorpusRun(run, folder.name, failed, report_step(run, every) if failed else None))
     return out

@@ -114,9 +114,10 @@ class Probe:
         self.class_z = torch.randn(class_n, z_dim, generator=g).to(device) if self.class_kl else None
 
     @torch.no_grad()
-    def measure(self, G: nn.Module, D: nn.Module) -> dict[str, float]:
+    def measure(self, G: nn.Module, D: nn.Module, classes: bool = True) -> dict[str, float]:
         """``Health/diversity`` (pixels), ``Health/diversity_d`` (D's features) and, for a
-        conditional generator, ``Health/class_diversity_min``; the networks' modes are restored."""
+        conditional generator, ``Health/class_diversity_min``; with ``classes``, also
+        ``Health/class_kl`` where the probe has a classifier. The networks' modes are restored."""
         modes = G.training, D.training
         G.eval(), D.eval()
         try:
@@ -128,7 +129,7 @@ class Probe:
                 within = class_diversity(fake.float().flatten(1), self.labels, self.real.float().flatten(1),
                                          self.real_labels, self.num_classes)
                 out["Health/class_diversity_min"] = within["class_diversity_min"]
-            if self.class_kl is not None:
+            if classes and self.class_kl is not None:
                 # In chunks of the variety batch's size: no larger a forward than the probe's own.
                 images = torch.cat([call(G, z, None).float() for z in self.class_z.split(len(self.z))])
                 class_kl = self.class_kl(images)
@@ -350,6 +351,11 @@ class HealthMonitor:
     of the rows so far: a resumed run replays its stats.jsonl (cut back to the checkpoint's
     step) and is where an uninterrupted one would be."""
 
+    # The classes are read at every other probe: classifying 256 samples costs about as much
+    # as the rest of the probe, and every 100 steps keeps the monitor under 3% of DCGAN-28's
+    # step time (BENCHMARKS.md, "The monitor's cost").
+    CLASS_PROBES = 2
+
     def __init__(self, probe: Probe | None, every: int, rule: HealthRule | None = None) -> None:
         self.probe, self.every = probe, every
         self.judge = HealthJudge(rule)
@@ -357,9 +363,11 @@ class HealthMonitor:
     def due(self, step: int) -> bool:
         return self.probe is not None and self.every > 0 and step % self.every == 0
 
-    def measure(self, G: nn.Module, D: nn.Module) -> dict[str, float]:
+    def measure(self, G: nn.Module, D: nn.Module, step: int) -> dict[str, float]:
+        """The probe's signals at ``step`` (a due one); by the step, so a resumed run probes the
+        classes where an uninterrupted one would."""
         assert self.probe is not None
-        return self.probe.measure(G, D)
+        return self.probe.measure(G, D, classes=step % (self.CLASS_PROBES * self.every) == 0)
 
     def observe(self, rows: list[dict[str, Any]]) -> HealthStatus | None:
         """Take new rows; returns the status when it changed, else None."""

@@ -354,7 +354,7 @@ class Trainer:
             if self.step % t.log_every == 0:
                 self._flush(tracker)
             if self.health.due(self.step):
-                probe = self.health.measure(self.G, self.D)
+                probe = self.health.measure(self.G, self.D, self.step)
                 tracker.log_values(self.step, probe)
                 self._watch([{"step": self.step, **probe}], tracker)
             if self.step % t.sample_every == 0:
