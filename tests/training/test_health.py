@@ -254,8 +254,8 @@ def test_concentrated_classes_in_the_probe_fail_after_two_probes_in_a_row():
     assert levels[250] == (HEALTHY, False)  # a high probe on its way to a finding: not a state to go back to
     assert levels[300] == (HEALTHY, True)
     assert levels[400][0] == FAILING and judge.history[0].signal == "Health/class_kl"
-    assert judge.history[0].reason == "the classes drawn are as concentrated as half of them for 2 probes (class " \
-                                      "KL 1.2 > 0.693)"
+    assert judge.history[0].reason == "the classes drawn are as concentrated as half of them at 2 readings in a " \
+                                      "row (class KL 1.2 > 0.693)"
     assert levels[450] == (HEALTHY, True)  # measured again, fine again
     assert judge_rows(rows, HealthRule(class_kl_probes=1)).history[0].step == 250
     assert judge_rows(rows, HealthRule(probe_class_kl=math.inf)).history == []  # the signal off

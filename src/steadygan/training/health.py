@@ -270,7 +270,7 @@ class HealthJudge:
         if self._high_class_probes < r.class_kl_probes:
             return {"Health/class_kl": None}
         return {"Health/class_kl": HealthStatus(FAILING, "Health/class_kl", f"the classes drawn are as concentrated "
-                                                f"as half of them for {self._high_class_probes} probes (class KL "
+                                                f"as half of them at {self._high_class_probes} readings in a row (class KL "
                                                 f"{value:.3g} > {r.probe_class_kl:.3g})", step)}
 
     def _winning(self) -> bool:
