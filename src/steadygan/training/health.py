@@ -269,9 +269,9 @@ class HealthJudge:
         self._high_class_probes = self._high_class_probes + 1 if value > r.probe_class_kl else 0
         if self._high_class_probes < r.class_kl_probes:
             return {"Health/class_kl": None}
-        return {"Health/class_kl": HealthStatus(FAILING, "Health/class_kl", f"the classes drawn are as concentrated "
-                                                f"as half of them at {self._high_class_probes} readings in a row (class KL "
-                                                f"{value:.3g} > {r.probe_class_kl:.3g})", step)}
+        reason = (f"the classes drawn are as concentrated as half of them at {self._high_class_probes} readings "
+                  f"in a row (class KL {value:.3g} > {r.probe_class_kl:.3g})")
+        return {"Health/class_kl": HealthStatus(FAILING, "Health/class_kl", reason, step)}
 
     def _winning(self) -> bool:
         real = sum(a for a, _ in self._acc) / len(self._acc)
