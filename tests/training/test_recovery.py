@@ -91,7 +91,7 @@ def collapses_twice(monkeypatch):
         init(self, *args, **kwargs)
         self.health.trainer = self
 
-    def measure(self, G, D):
+    def measure(self, G, D, step):
         start = COLLAPSES_FROM.get(self.trainer.rollbacks, 10**9)
         return {"Health/diversity": 0.05 if self.trainer.step >= start else 1.0}
 
