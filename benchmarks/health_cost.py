@@ -97,8 +97,8 @@ def main() -> None:
               f"{med / base:.3f} |")
     if args.class_kl:
         print(f"\nthe probe alone: {with_classes * 1e3:.1f} ms with the classes, {without * 1e3:.1f} ms without "
-              f"(medians of 21); the classes at every {monitor.CLASS_PROBES}nd probe:")
-    print(f"\nthe probe alone: {probe * 1e3:.1f} ms per probe on average, that is "
+              f"(medians of 21); the classes are read at one probe in {monitor.CLASS_PROBES}")
+    print(f"\nthe probe alone, on average: {probe * 1e3:.1f} ms per probe, that is "
           + ", ".join(f"{probe / (k * base):.2%} of {k} steps" for k in args.every))
 
 

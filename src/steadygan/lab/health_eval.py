@@ -139,18 +139,16 @@ def flag_step(run: Run, rule: HealthRule, every: int, cache: dict | None = None)
     them, and a probe's signals without the thousand step rows."""
     if any("Rollback/count" in r for r in run.probe_rows):
         return rule_flag_step(run, rule, every)  # a rollback restarts every signal at once
-    steps = []
+    cache = {} if cache is None else cache
+    flagged = []
     for signal, reads in READS.items():
-        key = (id(run), signal, alone(rule, signal), every)  # the runs outlive the cache (a fit's)
-        if cache is None or key not in cache:
-            found = rule_flag_step(run, key[2], every, reads)
-            if cache is None:
-                steps.append(found)
-                continue
-            cache[key] = found
-        steps.append(cache[key])
-    flagged = [s for s in steps if s is not None]
-    return min(flagged) if flagged else None
+        one = alone(rule, signal)
+        key = (id(run), signal, one, every)  # the runs outlive the cache (a fit's)
+        if key not in cache:
+            cache[key] = rule_flag_step(run, one, every, reads)
+        if cache[key] is not None:
+            flagged.append(cache[key])
+    return min(flagged, default=None)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

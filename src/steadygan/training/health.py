@@ -174,7 +174,7 @@ class HealthRule:
     class_kl: float = math.log(2)      # failing: the classes drawn as concentrated as half of them ...
     class_kl_evals: int = 2            # ... at this many evaluations in a row (healthy runs cross it once)
     probe_class_kl: float = math.log(2)  # failing: the same from the probe's classes (labelled data) ...
-    class_kl_probes: int = 2           # ... for this many probes in a row (early training jumps for one)
+    class_kl_probes: int = 2           # ... at this many readings in a row (early training jumps for one)
     class_diversity: float = 0.25      # failing: a class under a quarter of its data's variety
     warm_up: int = 200                 # steps before any status but healthy (early training looks like failure)
     # Support, from the evaluation (off by default: the probe measures variety, and a generator
